@@ -1,0 +1,1 @@
+"""What every Bookinfo service shares: the process runner, request logging, header propagation."""

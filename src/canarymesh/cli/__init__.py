@@ -1,0 +1,1 @@
+"""The `canarymesh` command line (shell): thin commands over the pure packages."""
