@@ -1,0 +1,44 @@
+"""The headers productpage sends on each backend call (spec §4.1 "Header propagation"). Pure.
+
+Unlike details and reviews (``bookinfo.common.propagation``), productpage does not copy the
+``x-b3-*`` headers verbatim: it re-encodes them by the rules in :mod:`.b3`. It never forwards an
+incoming ``end-user``: only the signed session decides who the user is, so a client cannot pick
+the ``end-user: jason`` routes by sending the header itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bookinfo.productpage.b3 import outgoing_b3
+
+# Copied unchanged when present, in this order (spec §4.1 item 3).
+VERBATIM_HEADERS: tuple[str, ...] = (
+    "x-request-id",
+    "x-ot-span-context",
+    "x-datadog-trace-id",
+    "x-datadog-parent-id",
+    "x-datadog-sampling-priority",
+    "traceparent",
+    "tracestate",
+    "x-cloud-trace-context",
+    "grpc-trace-bin",
+    "sw8",
+    "user-agent",
+    "cookie",
+    "authorization",
+    "jwt",
+)
+
+
+def outgoing_headers(incoming: Mapping[str, str], user: str | None) -> dict[str, str]:
+    """Headers for a backend call made while serving a request with ``incoming`` headers.
+
+    ``incoming`` must be case-insensitive (aiohttp's ``CIMultiDictProxy`` is); ``user`` is the
+    session's user name, or None when nobody is signed in.
+    """
+    headers = {name: incoming[name] for name in VERBATIM_HEADERS if name in incoming}
+    headers.update(outgoing_b3(incoming))
+    if user:
+        headers["end-user"] = user
+    return headers
