@@ -49,7 +49,9 @@ def _pixel(px: int, py: int, size: int) -> tuple[int, int, int, int]:
     if disc == 0:
         return (0, 0, 0, 0)
     # Colour from the samples inside the disc; alpha from the disc's coverage of the pixel.
-    rgb = tuple(round((c * (disc - white) + w * white) / disc) for c, w in zip(DISC, WHITE))
+    rgb = tuple(
+        round((c * (disc - white) + w * white) / disc) for c, w in zip(DISC, WHITE, strict=True)
+    )
     return (rgb[0], rgb[1], rgb[2], round(255 * disc / SUPERSAMPLE**2))
 
 
