@@ -1,0 +1,125 @@
+"""Turns Envoy resources kept as proto3-JSON dicts into protobuf ``Any`` messages for xDS.
+
+The ADS server (:mod:`canarymesh.runtime.local.ads`) calls :func:`pack` when a snapshot is set, so a
+dict Envoy's schema does not accept fails in the caller, not later inside a gRPC stream.
+
+``xds-protos`` registers a message type only when its ``_pb2`` module is imported, and ``ParseDict``
+needs every ``@type`` nested in an ``Any`` (HTTP filters, transport sockets, ...) to be registered.
+:func:`load_all_protos` imports every module of the distribution once (about 0.4 s); importing a
+curated list instead would break the first time the translation uses a new filter.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import importlib.metadata
+import json
+from collections.abc import Mapping, Sequence
+
+from google.protobuf import any_pb2, descriptor_pool, json_format, message_factory
+
+from canarymesh.errors import ConfigError
+
+__all__ = [
+    "CLUSTER",
+    "ENDPOINT",
+    "LISTENER",
+    "PUSH_ORDER",
+    "ROUTE",
+    "SECRET",
+    "WILDCARD_TYPES",
+    "load_all_protos",
+    "pack",
+    "resource_name",
+    "version_of",
+]
+
+_PREFIX = "type.googleapis.com/"
+CLUSTER = _PREFIX + "envoy.config.cluster.v3.Cluster"
+ENDPOINT = _PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
+LISTENER = _PREFIX + "envoy.config.listener.v3.Listener"
+ROUTE = _PREFIX + "envoy.config.route.v3.RouteConfiguration"
+SECRET = _PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
+
+# The xDS protocol's make-before-break order: clusters (and their endpoints) exist before a
+# listener or route can point at them. Secrets are requested by Envoy while a cluster or listener
+# that names them warms, so they come last.
+# https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol#eventual-consistency-considerations
+PUSH_ORDER: tuple[str, ...] = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
+
+# Envoy subscribes to these by wildcard (every resource); the others by name.
+WILDCARD_TYPES = frozenset({CLUSTER, LISTENER})
+
+# The field that names a resource; ClusterLoadAssignment is the odd one out.
+_NAME_FIELD = {ENDPOINT: "cluster_name"}
+
+_PACKAGES = ("envoy", "xds", "udpa", "validate", "google", "cel", "opencensus", "opentelemetry")
+
+
+@functools.cache
+def load_all_protos() -> int:
+    """Import every ``_pb2`` module of ``xds-protos`` once; returns how many were imported."""
+    count = 0
+    for file in importlib.metadata.files("xds-protos") or ():
+        path = str(file)
+        if not path.endswith("_pb2.py") or path.split("/", 1)[0] not in _PACKAGES:
+            continue
+        importlib.import_module(path[: -len(".py")].replace("/", "."))
+        count += 1
+    return count
+
+
+def resource_name(type_url: str, resource: Mapping[str, object]) -> str:
+    """The name Envoy subscribes to for ``resource`` (``name``, or ``cluster_name`` for EDS)."""
+    field = _NAME_FIELD.get(type_url, "name")
+    value = resource.get(field)
+    if value is None:
+        # proto3 JSON also allows the lowerCamelCase spelling.
+        camel = field.split("_")[0] + "".join(p.title() for p in field.split("_")[1:])
+        value = resource.get(camel)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{short_type(type_url)} resource has no {field!r}: {_excerpt(resource)}")
+    return value
+
+
+def pack(type_url: str, resource: Mapping[str, object]) -> any_pb2.Any:
+    """Parse one proto3-JSON dict as ``type_url`` and wrap it in an ``Any``."""
+    load_all_protos()
+    full_name = type_url.removeprefix(_PREFIX)
+    try:
+        descriptor = descriptor_pool.Default().FindMessageTypeByName(full_name)
+    except KeyError:
+        raise ConfigError(f"unknown xDS resource type {type_url!r}") from None
+    message = message_factory.GetMessageClass(descriptor)()
+    try:
+        json_format.ParseDict(dict(resource), message)
+    except json_format.ParseError as err:
+        # The first line names the field; the rest lists every field of the message.
+        reason = str(err).splitlines()[0]
+        name = resource.get("name") or resource.get("cluster_name") or "?"
+        raise ConfigError(f"{short_type(type_url)} {name!r} is not valid: {reason}") from None
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def version_of(resources: Sequence[Mapping[str, object]]) -> str:
+    """A content hash of one type's resources: equal content, equal version, no resend."""
+    canonical = json.dumps(resources, sort_keys=True, separators=(",", ":"), default=_plain)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _plain(value: object) -> object:
+    return dict(value) if isinstance(value, Mapping) else str(value)
+
+
+def short_type(type_url: str) -> str:
+    """``Cluster`` for ``type.googleapis.com/envoy.config.cluster.v3.Cluster``."""
+    return type_url.rsplit(".", 1)[-1]
+
+
+def _excerpt(resource: Mapping[str, object]) -> str:
+    text = json.dumps(resource, sort_keys=True, default=str)
+    return text if len(text) <= 120 else text[:117] + "..."

