@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from canarymesh import __version__
+from canarymesh.cli.validate import analyze_command, validate_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,6 +17,10 @@ def cli() -> None:
 def version() -> None:
     """Print the version of canarymesh."""
     click.echo(f"canarymesh {__version__}")
+
+
+cli.add_command(validate_command)
+cli.add_command(analyze_command)
 
 
 def main() -> None:

@@ -1,0 +1,682 @@
+"""Diagnostics: what validation and analysis report, and the catalog of their stable codes.
+
+Pure. Produced by :mod:`~canarymesh.api.loader`, :mod:`~canarymesh.api.validate` and
+:mod:`~canarymesh.api.analyze`; rendered by ``canarymesh validate``/``analyze`` and checked by
+``apply`` (which applies nothing when :attr:`Diagnostics.has_errors`).
+
+Every message has a code that never changes meaning (like Istio's ``IST0101``), listed in
+:data:`CATALOG` in code order and documented in ``docs/diagnostics.md``. A retired code stays in
+the catalog with ``retired=True`` so that it is never reused. Ranges:
+
+* ``CM00xx`` reading input: YAML, apiVersion/kind, names, unsupported kinds
+* ``CM01xx`` field values any kind can get wrong: unknown fields, types, ranges, names, durations
+* ``CM02xx`` VirtualService, ``CM03xx`` DestinationRule, ``CM04xx`` Gateway and ServiceEntry,
+  ``CM05xx`` security policies, ``CM06xx`` Gateway API, Kubernetes objects and Canary
+* ``CM1xxx`` cross-resource analysis (``canarymesh analyze``)
+
+One line per diagnostic, as the CLI prints it::
+
+    CM0201 error reviews.yaml:14 VirtualService default/reviews spec.http[0].route[1].weight: -5:
+        must not be negative  (printed on one line)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "CATALOG",
+    "Diagnostic",
+    "Diagnostics",
+    "Level",
+    "Message",
+    "message",
+    "render_value",
+]
+
+Level = Literal["error", "warning", "info"]
+LEVELS: tuple[Level, ...] = ("error", "warning", "info")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One entry of the catalog: ``template`` is formatted with the diagnostic's arguments."""
+
+    code: str
+    level: Level
+    title: str
+    template: str
+    description: str
+    retired: bool = False
+
+
+def _m(code: str, level: Level, title: str, template: str, description: str) -> Message:
+    return Message(code, level, title, template, description)
+
+
+CATALOG: tuple[Message, ...] = (
+    # --- CM00xx: reading input --------------------------------------------------------------
+    _m(
+        "CM0001",
+        "error",
+        "YAML syntax error",
+        "{problem}",
+        "The document is not valid YAML. The line is where the parser gave up; the mistake is "
+        "often on the line before (a bad indent or an unclosed quote).",
+    ),
+    _m(
+        "CM0002",
+        "error",
+        "Duplicate key",
+        "key {key} is written twice in this mapping (first on line {first})",
+        "YAML parsers keep the last value silently; the Kubernetes API server refuses the "
+        "document. Remove one of the two keys.",
+    ),
+    _m(
+        "CM0003",
+        "error",
+        "Not a manifest",
+        "a manifest must be a mapping, not {got}",
+        "Each YAML document must be a mapping with apiVersion, kind and metadata.",
+    ),
+    _m(
+        "CM0004",
+        "error",
+        "Missing apiVersion or kind",
+        "is required",
+        "Every manifest needs apiVersion and kind, so that we know which schema applies.",
+    ),
+    _m(
+        "CM0005",
+        "error",
+        "Missing name",
+        "is required",
+        "Every manifest needs metadata.name (generateName is not supported: apply must know the "
+        "identity of each object).",
+    ),
+    _m(
+        "CM0006",
+        "error",
+        "Unknown kind",
+        "unknown kind {kind} in API group {group}",
+        "The API group is one we know (Kubernetes core/apps, Istio, Gateway API, canarymesh.io) "
+        "but it has no such kind; this is usually a typo (VirtualServce).",
+    ),
+    _m(
+        "CM0007",
+        "error",
+        "API version not served",
+        "{kind} is not served as {api_version}; use one of {versions}",
+        "The kind exists but not at this version, e.g. networking.istio.io/v2. Istio serves "
+        "networking kinds as v1alpha3, v1beta1 and v1, and security kinds as v1beta1 and v1.",
+    ),
+    _m(
+        "CM0008",
+        "warning",
+        "Unsupported kind",
+        "{kind} ({api_version}) is not used by canarymesh; it is skipped",
+        "The document is well-formed but belongs to a kind the local mesh does not implement "
+        "(EnvoyFilter, Ingress, cert-manager's Certificate...). It is valid for a real cluster and"
+        " ignored locally.",
+    ),
+    _m(
+        "CM0009",
+        "info",
+        "Defined twice",
+        "defined again; this definition replaces the one at {first}",
+        "Two documents in the input have the same kind, namespace and name; like kubectl apply, "
+        "the later one wins. Reported as info: applying a file that replaces an object (fault-"
+        "injection-details-v1.yaml over destination-rule-all.yaml) is normal.",
+    ),
+    _m(
+        "CM0010",
+        "error",
+        "Unreadable input",
+        "{problem}",
+        "A path given with -f does not exist, is not UTF-8 text, or is a directory without any "
+        ".yaml/.yml file.",
+    ),
+    _m(
+        "CM0011",
+        "error",
+        "Bad List",
+        "items of a List must be a list of manifests",
+        "kind: List wraps manifests in items; items must be a sequence.",
+    ),
+    # --- CM01xx: field values ---------------------------------------------------------------
+    _m(
+        "CM0101",
+        "error",
+        "Unknown field",
+        "unknown field",
+        "The field is not part of the schema of this kind (Istio's CRD schemas refuse unknown "
+        "fields). Check spelling and indentation: a field at the wrong level is unknown there.",
+    ),
+    _m(
+        "CM0102",
+        "error",
+        "Wrong type",
+        "must be {expected}",
+        'The value has the wrong type, e.g. a quoted number ("50") where an integer is expected, '
+        "or a single string where a list is expected.",
+    ),
+    _m(
+        "CM0103",
+        "error",
+        "Out of range",
+        "must be {expected}",
+        "A number outside its allowed range: negative weights, HTTP statuses outside 200-599, "
+        "percentages outside 0-100, ports outside 1-65535, negative counts.",
+    ),
+    _m(
+        "CM0104",
+        "error",
+        "Missing field",
+        "is required",
+        "A field the kind needs is absent or empty (a destination without host, a subset without "
+        "name, a DestinationRule without host).",
+    ),
+    _m(
+        "CM0105",
+        "error",
+        "Not an allowed value",
+        "must be one of {choices}",
+        "An enumerated field (tls.mode, mtls.mode, action, loadBalancer.simple...) has a value "
+        "outside its list. Values are case-sensitive.",
+    ),
+    _m(
+        "CM0106",
+        "error",
+        "Invalid name",
+        "{what} must be {form}",
+        "Kubernetes names are DNS-1123 subdomains (lower-case letters, digits, '-' and '.', at "
+        "most 253 characters); Service names, subset and Gateway names are DNS-1123 labels (no "
+        "'.', at most 63 characters).",
+    ),
+    _m(
+        "CM0107",
+        "error",
+        "Invalid duration",
+        "must be a duration of at least 1ms, such as 7s, 0.5s, 100ms or 1m",
+        "Durations are a number with a unit (h, m, s, ms, us, ns), as Istio's schema requires; a "
+        "bare number (7) or a negative duration is refused.",
+    ),
+    _m(
+        "CM0108",
+        "error",
+        "Invalid regex",
+        "{problem}; Istio uses RE2 syntax (https://github.com/google/re2/wiki/Syntax)",
+        "Envoy compiles regular expressions with RE2, which has no lookaround and no "
+        "backreferences; Istio also limits a regex to 1024 characters.",
+    ),
+    _m(
+        "CM0109",
+        "error",
+        "Ambiguous string match",
+        "must set exactly one of exact, prefix, regex ({found})",
+        "A StringMatch (uri, headers, authority...) is a oneof: exactly one kind of match.",
+    ),
+    _m(
+        "CM0110",
+        "error",
+        "Invalid label",
+        "{problem}",
+        "Label keys are an optional DNS prefix and a name of at most 63 characters; label values "
+        "are at most 63 characters of letters, digits, '-', '_' and '.'.",
+    ),
+    _m(
+        "CM0111",
+        "error",
+        "Invalid host",
+        "{problem}",
+        "Hosts are DNS names, optionally with a leading '*.' wildcard ('*' alone only on "
+        "gateways), or a namespace/host pair where Istio allows one.",
+    ),
+    _m(
+        "CM0112",
+        "error",
+        "Empty value",
+        "must not be empty",
+        "A string that Istio refuses when empty: a prefix or regex match, a header name.",
+    ),
+    # --- CM02xx: VirtualService -------------------------------------------------------------
+    _m(
+        "CM0201",
+        "error",
+        "Negative weight",
+        "must not be negative",
+        'A destination weight below 0 (Istio: "weight < 0").',
+    ),
+    _m(
+        "CM0202",
+        "error",
+        "All weights zero",
+        "the weights of {count} destinations add up to 0, so no destination gets traffic",
+        'With more than one destination, at least one weight must be positive (Istio: "total '
+        'destination weight = 0").',
+    ),
+    _m(
+        "CM0203",
+        "warning",
+        "Weights do not add up to 100",
+        "the weights add up to {total}, not 100; they are read as proportions of {total}",
+        "Istio treats weights as relative (each destination gets weight/sum), so this is accepted;"
+        " but canary steps and the docs assume percentages that add up to 100.",
+    ),
+    _m(
+        "CM0204",
+        "error",
+        "VirtualService without hosts",
+        "a VirtualService needs at least one host",
+        "Only a delegate VirtualService (one referenced by another's delegate) may omit hosts.",
+    ),
+    _m(
+        "CM0205",
+        "error",
+        "VirtualService without routes",
+        "needs at least one of http, tcp or tls",
+        "A VirtualService with no rules routes nothing.",
+    ),
+    _m(
+        "CM0206",
+        "error",
+        "HTTP rule without action",
+        "an HTTP rule needs one of route, redirect, directResponse or delegate",
+        "Each HTTP rule must say where matching requests go.",
+    ),
+    _m(
+        "CM0207",
+        "error",
+        "Conflicting HTTP actions",
+        "{problem}",
+        "route, redirect, directResponse and delegate exclude each other in ways Istio checks: a "
+        "redirect or a direct response cannot be combined with a route.",
+    ),
+    _m(
+        "CM0208",
+        "error",
+        "Empty fault",
+        "fault injection needs an abort and/or a delay",
+        "A fault block that injects nothing.",
+    ),
+    _m(
+        "CM0209",
+        "warning",
+        "Abort without error",
+        "abort configured, but no httpStatus or grpcStatus set",
+        "The abort has no error to return, so it does nothing (Istio warns the same).",
+    ),
+    _m(
+        "CM0210",
+        "error",
+        "Invalid redirect",
+        "{problem}",
+        "A redirect must change something (uri, authority, scheme or port); the code is 3xx.",
+    ),
+    _m(
+        "CM0211",
+        "error",
+        "Invalid retry policy",
+        "{problem}",
+        "attempts must not be negative; perTryTimeout/retryOn need attempts > 0; retryOn is a "
+        "comma-separated list of Envoy retry conditions or HTTP status codes.",
+    ),
+    _m(
+        "CM0212",
+        "error",
+        "Invalid rewrite",
+        "{problem}",
+        "A rewrite sets uri or uriRegexRewrite (not both), or authority.",
+    ),
+    _m(
+        "CM0213",
+        "info",
+        "Unreachable rule",
+        "rule {rule} is never used ({reason})",
+        "Rules are tried in order; a rule after one without match (or with the same matches) can "
+        "never be selected. Istio reports this as a warning; it is info here because Istio's own "
+        "fault-injection-details-v1.yaml keeps such a rule on purpose.",
+    ),
+    _m(
+        "CM0214",
+        "error",
+        "Wildcard mesh host",
+        "the host * is not allowed for a VirtualService bound to the mesh",
+        "Only gateway-bound VirtualServices may use the bare wildcard host.",
+    ),
+    _m(
+        "CM0215",
+        "error",
+        "Invalid L4 route",
+        "{problem}",
+        "tcp rules need a route; tls rules need a match with sniHosts and a route.",
+    ),
+    # --- CM03xx: DestinationRule ------------------------------------------------------------
+    _m(
+        "CM0301",
+        "error",
+        "Duplicate subset",
+        "subset {name} is already defined at spec.subsets[{first}]",
+        "Subset names must be unique within a DestinationRule.",
+    ),
+    _m(
+        "CM0302",
+        "error",
+        "Conflicting load balancer",
+        "{problem}",
+        "loadBalancer sets either simple or consistentHash, and consistentHash names exactly one "
+        "hash key (httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName).",
+    ),
+    _m(
+        "CM0303",
+        "error",
+        "Incomplete client TLS",
+        "{problem}",
+        "tls.mode MUTUAL needs clientCertificate and privateKey, or credentialName.",
+    ),
+    # --- CM04xx: Gateway and ServiceEntry ---------------------------------------------------
+    _m(
+        "CM0401",
+        "error",
+        "Gateway without servers",
+        "a Gateway needs at least one server",
+        "A Gateway with no servers opens no port.",
+    ),
+    _m(
+        "CM0402",
+        "error",
+        "Server without TLS",
+        "a {protocol} server needs tls settings",
+        "HTTPS and TLS servers terminate or pass through TLS and must say how.",
+    ),
+    _m(
+        "CM0403",
+        "error",
+        "Duplicate server port name",
+        "port name {name} is already used by another server",
+        "Port names of one Gateway's servers must be unique (Istio refuses duplicates).",
+    ),
+    _m(
+        "CM0404",
+        "error",
+        "Invalid protocol",
+        "must be one of {choices}",
+        "Istio protocols: HTTP, HTTPS, GRPC, GRPC-WEB, HTTP2, MONGO, REDIS, MYSQL, TCP, TLS, UDP.",
+    ),
+    # --- CM05xx: security -------------------------------------------------------------------
+    _m(
+        "CM0501",
+        "warning",
+        "DENY policy without rules",
+        "a {action} policy without rules matches no request and has no effect",
+        "An ALLOW policy without rules denies everything; a DENY (or AUDIT) policy without rules "
+        "matches nothing. This is almost always a mistake.",
+    ),
+    _m(
+        "CM0502",
+        "error",
+        "Port-level mTLS without selector",
+        "portLevelMtls requires a workload selector",
+        "Istio applies port-level mTLS only to selected workloads.",
+    ),
+    _m(
+        "CM0503",
+        "error",
+        "CUSTOM policy without provider",
+        "a CUSTOM policy needs provider.name",
+        "action: CUSTOM delegates to an extension provider, which must be named.",
+    ),
+    _m(
+        "CM0504",
+        "error",
+        "Empty rule part",
+        "{problem}",
+        "An empty source, operation or condition in an AuthorizationPolicy rule is refused by "
+        "Istio (it would match everything by accident).",
+    ),
+    # --- CM06xx: Gateway API, Kubernetes, Canary --------------------------------------------
+    _m(
+        "CM0601",
+        "error",
+        "Selector does not match template",
+        "spec.selector does not match the pod template labels",
+        "Kubernetes refuses a Deployment whose selector would not select its own pods.",
+    ),
+    _m(
+        "CM0602",
+        "error",
+        "Duplicate port",
+        "port {port} is already defined at {first}",
+        "A Service's ports (and their names) must be unique.",
+    ),
+    _m(
+        "CM0603",
+        "error",
+        "Invalid canary steps",
+        "{problem}",
+        "Canary step weights are percentages between 0 and 100 and must increase.",
+    ),
+    # --- CM1xxx: analysis -------------------------------------------------------------------
+    _m(
+        "CM1001",
+        "error",
+        "Unknown subset",
+        "subset {subset} of host {host} is not defined by any DestinationRule",
+        "The route sends traffic to a subset that no DestinationRule in the input defines; Envoy "
+        "would answer 503 (Istio's IST0101).",
+    ),
+    _m(
+        "CM1002",
+        "warning",
+        "Route to a subset without workloads",
+        "subset {subset} of {host} selects no Deployment in the input",
+        "A VirtualService sends traffic to a subset whose labels (with the Service's selector) "
+        "match the pods of no Deployment in the input: requests would get 503 no healthy upstream."
+        " Checked only when the input holds Deployments; subsets that no route uses are not "
+        "reported (destination-rule-all.yaml defines subsets for optional versions).",
+    ),
+    _m(
+        "CM1003",
+        "error",
+        "Unknown destination host",
+        "host {host} is not a Service or ServiceEntry of the input",
+        "The route sends traffic to a host nothing defines. Checked only when the input holds "
+        "Services.",
+    ),
+    _m(
+        "CM1004",
+        "warning",
+        "Gateway selects no workload",
+        "selector {selector} matches no Deployment and no built-in gateway",
+        "The Gateway's selector must match the labels of a gateway workload; the local mesh "
+        "provides istio: ingressgateway. Checked only when the input holds Deployments.",
+    ),
+    _m(
+        "CM1005",
+        "error",
+        "Unknown gateway",
+        "gateway {gateway} is not defined in the input",
+        "The VirtualService binds to a Gateway that the input does not define (mesh is the "
+        "reserved name of the sidecars). Checked only when the input holds Gateways.",
+    ),
+    _m(
+        "CM1006",
+        "error",
+        "Conflicting VirtualServices",
+        "host {host} is also routed by VirtualService {other}",
+        "Two VirtualServices for the same host on the mesh are not merged; only one wins (Istio's "
+        "IST0109).",
+    ),
+    _m(
+        "CM1007",
+        "info",
+        "Port name without protocol",
+        "port name {name} does not name a protocol; traffic is treated as TCP",
+        "Istio selects the protocol from appProtocol or the port name prefix (http, http2, https, "
+        "grpc, grpc-web, tcp, tls, mongo, mysql, redis, udp, followed by - or nothing).",
+    ),
+    _m(
+        "CM1008",
+        "error",
+        "mTLS conflict",
+        "host {host} requires mTLS (PeerAuthentication {policy} is STRICT) but the DestinationRule"
+        " disables TLS",
+        "The clients' sidecars would send plain text to a server that accepts only mTLS (Istio's "
+        "IST0113).",
+    ),
+    _m(
+        "CM1009",
+        "error",
+        "Unknown backend Service",
+        "Service {name} is not defined in the input",
+        "An HTTPRoute backendRef names a Service that the input does not define. Checked only when"
+        " the input holds Services.",
+    ),
+    _m(
+        "CM1010",
+        "warning",
+        "DestinationRule for unknown host",
+        "host {host} is not a Service or ServiceEntry of the input",
+        "The DestinationRule applies to no known service. Checked only when the input holds "
+        "Services.",
+    ),
+    _m(
+        "CM1011",
+        "warning",
+        "Unknown ServiceAccount",
+        "serviceAccountName {name} is not defined in the input",
+        "Kubernetes will not start pods whose ServiceAccount does not exist. Checked only when the"
+        " input holds ServiceAccounts.",
+    ),
+    _m(
+        "CM1012",
+        "warning",
+        "Canary references missing config",
+        "{problem}",
+        "A Canary names a VirtualService or subsets that the input does not define.",
+    ),
+    _m(
+        "CM1013",
+        "warning",
+        "VirtualService host without service",
+        "host {host} is not a Service or ServiceEntry of the input",
+        "A VirtualService bound to the mesh routes a host that nothing defines, so no sidecar will"
+        " ever send it traffic. Checked only when the input holds Services.",
+    ),
+)
+
+_BY_CODE: Mapping[str, Message] = {m.code: m for m in CATALOG}
+
+
+def message(code: str) -> Message:
+    return _BY_CODE[code]
+
+
+def render_value(value: object) -> str:
+    """A value as the user would write it in JSON/YAML: ``-5``, ``"7"``, ``["a"]``, shortened."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem: where (file, line, resource, field path), what (value) and why (reason)."""
+
+    code: str
+    level: Level
+    file: str
+    line: int
+    resource: str | None
+    field: str | None
+    value: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        text = f"{self.code} {self.level} {self.file}:{self.line}"
+        subject = [part for part in (self.resource, self.field) if part]
+        if subject:
+            text += " " + " ".join(subject)
+        if self.value is not None:
+            text += f": {self.value}"
+        return f"{text}: {self.reason}"
+
+    def to_json(self) -> dict[str, str | int | None]:
+        return {
+            "code": self.code,
+            "level": self.level,
+            "file": self.file,
+            "line": self.line,
+            "resource": self.resource,
+            "field": self.field,
+            "value": self.value,
+            "reason": self.reason,
+        }
+
+
+def make(
+    code: str,
+    *,
+    file: str,
+    line: int,
+    resource: str | None = None,
+    field: str | None = None,
+    value: str | None = None,
+    **args: object,
+) -> Diagnostic:
+    """A diagnostic whose level and reason come from the catalog entry of ``code``."""
+    entry = _BY_CODE[code]
+    return Diagnostic(
+        code=code,
+        level=entry.level,
+        file=file,
+        line=line,
+        resource=resource,
+        field=field,
+        value=value,
+        reason=entry.template.format(**args),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostics:
+    """An ordered, immutable collection of diagnostics (file, then line, then code)."""
+
+    items: tuple[Diagnostic, ...] = ()
+
+    @staticmethod
+    def of(items: Iterable[Diagnostic]) -> Diagnostics:
+        ordered = sorted(set(items), key=lambda d: (d.file, d.line, d.code, str(d)))
+        return Diagnostics(tuple(ordered))
+
+    def __add__(self, other: Diagnostics) -> Diagnostics:
+        return Diagnostics.of((*self.items, *other.items))
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def at_level(self, level: Level) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.items if d.level == level)
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return self.at_level("error")
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        return self.at_level("warning")
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.level == "error" for d in self.items)
+
+    def lines(self) -> list[str]:
+        return [str(d) for d in self.items]

@@ -1,0 +1,298 @@
+"""Load manifests: files or directories of YAML -> typed :class:`Resource` objects plus every
+diagnostic, at once. Pure apart from reading the files it is given; called by the CLI
+(``validate``, ``analyze``, ``apply``) and by tests.
+
+The result is all-or-nothing for the caller: ``LoadResult.diagnostics`` holds the YAML, schema
+and validation problems of the whole input, and ``apply`` refuses to change anything when
+``diagnostics.has_errors``. Documents that cannot be typed (bad YAML, unknown kind, schema
+errors) are left out of ``resources``; documents that are typed but break a rule (a negative
+weight) are kept, so that analysis can still look at them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from canarymesh.api import validate
+from canarymesh.api.diagnostics import Diagnostic, Diagnostics, make, render_value
+from canarymesh.api.fieldpaths import format_path
+from canarymesh.api.kinds import KNOWN_UNSUPPORTED, KindInfo, lookup, split_api_version
+from canarymesh.api.objects import FieldPath, ObjectMeta, Resource
+from canarymesh.api.schema_errors import schema_diagnostics
+from canarymesh.api.source import Source
+from canarymesh.api.yamldocs import YamlDocument, parse_documents
+
+__all__ = ["LoadResult", "expand_paths", "load_paths", "load_text"]
+
+_ISTIO_TOP_LEVEL = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    resources: tuple[Resource[BaseModel], ...]
+    diagnostics: Diagnostics
+
+    def __add__(self, other: LoadResult) -> LoadResult:
+        return LoadResult(self.resources + other.resources, self.diagnostics + other.diagnostics)
+
+
+def expand_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
+    """Files as given, directories as their ``*.yaml``/``*.yml`` files (recursive, sorted)."""
+    files: list[Path] = []
+    problems: list[Diagnostic] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml")
+            )
+            if not found:
+                problem = "directory has no .yaml or .yml file"
+                problems.append(make("CM0010", file=str(path), line=0, problem=problem))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            problem = "no such file or directory"
+            problems.append(make("CM0010", file=str(path), line=0, problem=problem))
+    return files, problems
+
+
+def load_paths(paths: Sequence[Path]) -> LoadResult:
+    """Load, type and validate every manifest under ``paths``; never raises on bad input."""
+    files, problems = expand_paths(paths)
+    texts: list[tuple[str, str]] = []
+    for file in files:
+        try:
+            texts.append((file.read_text(encoding="utf-8"), str(file)))
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = f"cannot read: {exc}"
+            problems.append(make("CM0010", file=str(file), line=0, problem=problem))
+    result = _load_many(texts)
+    return LoadResult(result.resources, result.diagnostics + Diagnostics.of(problems))
+
+
+def load_text(text: str, filename: str = "<stdin>") -> LoadResult:
+    """Load, type and validate the manifests of one YAML text named ``filename``."""
+    return _load_many([(text, filename)])
+
+
+def _load_many(texts: Sequence[tuple[str, str]]) -> LoadResult:
+    resources: list[Resource[BaseModel]] = []
+    diagnostics: list[Diagnostic] = []
+    for text, filename in texts:
+        documents, problems = parse_documents(text)
+        diagnostics.extend(make(p.code, file=filename, line=p.line, **p.args) for p in problems)
+        for document in documents:
+            _load_document(document, filename, resources, diagnostics)
+    diagnostics.extend(_duplicates(resources))
+    for resource in resources:
+        diagnostics.extend(validate.validate_resource(resource))
+    return LoadResult(tuple(resources), Diagnostics.of(diagnostics))
+
+
+def _load_document(
+    document: YamlDocument,
+    filename: str,
+    resources: list[Resource[BaseModel]],
+    diagnostics: list[Diagnostic],
+) -> None:
+    source = Source(filename, document.index, document.line)
+    data = document.data
+    if not isinstance(data, dict):
+        got = "a list" if isinstance(data, list) else f"the scalar {render_value(data)}"
+        diagnostics.append(make("CM0003", file=filename, line=document.line, got=got))
+        return
+    if data.get("kind") == "List" and data.get("apiVersion") == "v1":
+        _load_list(data, document, filename, resources, diagnostics)
+        return
+    decoded = _decode(data, document.field_lines, source, diagnostics)
+    if decoded is not None:
+        resources.append(decoded)
+
+
+def _load_list(
+    data: dict[str, object],
+    document: YamlDocument,
+    filename: str,
+    resources: list[Resource[BaseModel]],
+    diagnostics: list[Diagnostic],
+) -> None:
+    items = data.get("items", [])
+    if not isinstance(items, list):
+        line = document.field_lines.get(("items",), document.line)
+        diagnostics.append(make("CM0011", file=filename, line=line, field="items"))
+        return
+    for index, item in enumerate(items):
+        prefix: FieldPath = ("items", index)
+        lines = {
+            path[2:]: line
+            for path, line in document.field_lines.items()
+            if path[:2] == prefix and len(path) > 2
+        }
+        line = document.field_lines.get(prefix, document.line)
+        sub = YamlDocument(document.index, line, item, lines)
+        _load_document(sub, filename, resources, diagnostics)
+
+
+def _decode(
+    data: dict[str, object],
+    lines: dict[FieldPath, int],
+    source: Source,
+    diagnostics: list[Diagnostic],
+) -> Resource[BaseModel] | None:
+    """Type one manifest, or report why it cannot be typed and return None."""
+    api_version, kind = data.get("apiVersion"), data.get("kind")
+    name = _raw_name(data)
+    label = _label(kind, data, name)
+    info: KindInfo | None = None
+    file = source.file
+    ok = True
+    for key, value in (("apiVersion", api_version), ("kind", kind)):
+        if not isinstance(value, str) or not value:
+            line = lines.get((key,), source.line)
+            shown = None if value is None else render_value(value)
+            diagnostics.append(
+                make("CM0004", file=file, line=line, field=key, value=shown, resource=label)
+            )
+            ok = False
+    if not ok:
+        return None
+    assert isinstance(api_version, str) and isinstance(kind, str)
+    group, version = split_api_version(api_version)
+    info = lookup(group, kind)
+    kind_line = lines.get(("kind",), source.line)
+    if info is None:
+        if group in KNOWN_UNSUPPORTED and kind not in KNOWN_UNSUPPORTED[group]:
+            shown_group = group or "core"
+            diagnostics.append(
+                make(
+                    "CM0006",
+                    file=file,
+                    line=kind_line,
+                    field="kind",
+                    kind=kind,
+                    group=shown_group,
+                    resource=label,
+                )
+            )
+        else:
+            diagnostics.append(
+                make(
+                    "CM0008",
+                    file=file,
+                    line=kind_line,
+                    kind=kind,
+                    api_version=api_version,
+                    resource=label,
+                )
+            )
+        return None
+    if version not in info.versions:
+        line = lines.get(("apiVersion",), source.line)
+        versions = ", ".join(info.api_versions())
+        diagnostics.append(
+            make("CM0007", file=file, line=line, resource=label, field="apiVersion",
+                 value=render_value(api_version), kind=kind, api_version=api_version,
+                 versions=versions)
+        )  # fmt: skip
+        return None
+    metadata = _metadata(data, lines, source, label, diagnostics)
+    spec = _spec(info, data, lines, source, label, diagnostics)
+    if metadata is None or spec is None:
+        return None
+    return Resource(api_version, kind, metadata, spec, source, lines)
+
+
+def _raw_name(data: dict[str, object]) -> str | None:
+    metadata = data.get("metadata")
+    if isinstance(metadata, dict):
+        name = metadata.get("name")
+        if isinstance(name, str):
+            return name
+    return None
+
+
+def _label(kind: object, data: dict[str, object], name: str | None) -> str | None:
+    """``VirtualService default/reviews`` as diagnostics show it, when kind and name are known."""
+    if not isinstance(kind, str) or name is None:
+        return None
+    if kind == "Namespace":
+        return f"{kind} {name}"
+    metadata = data.get("metadata")
+    namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+    return f"{kind} {namespace if isinstance(namespace, str) else 'default'}/{name}"
+
+
+def _metadata(
+    data: dict[str, object],
+    lines: dict[FieldPath, int],
+    source: Source,
+    label: str | None,
+    diagnostics: list[Diagnostic],
+) -> ObjectMeta | None:
+    raw = data.get("metadata")
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
+        field: FieldPath = ("metadata", "name") if isinstance(raw, dict) else ("metadata",)
+        line = lines.get(field, lines.get(("metadata",), source.line))
+        diagnostics.append(
+            make("CM0005", file=source.file, line=line, resource=label, field=format_path(field))
+        )
+        return None
+    try:
+        return ObjectMeta.model_validate(raw)
+    except ValidationError as exc:
+        diagnostics.extend(schema_diagnostics(exc, raw, ("metadata",), lines, source, label))
+        return None
+
+
+def _spec(
+    info: KindInfo,
+    data: dict[str, object],
+    lines: dict[FieldPath, int],
+    source: Source,
+    label: str | None,
+    diagnostics: list[Diagnostic],
+) -> BaseModel | None:
+    if info.strict_top_level:
+        for key in data:
+            if key not in _ISTIO_TOP_LEVEL:
+                line = lines.get((key,), source.line)
+                diagnostics.append(
+                    make("CM0101", file=source.file, line=line, resource=label, field=key)
+                )
+    prefix: FieldPath
+    if info.body == "top":
+        raw: object = {k: v for k, v in data.items() if k not in ("apiVersion", "kind", "metadata")}
+        prefix = ()
+    else:
+        raw = data.get("spec", {})
+        prefix = ("spec",)
+        if raw is None:
+            raw = {}
+    try:
+        return info.model.model_validate(raw)
+    except ValidationError as exc:
+        diagnostics.extend(schema_diagnostics(exc, raw, prefix, lines, source, label))
+        return None
+
+
+def _duplicates(resources: Sequence[Resource[BaseModel]]) -> list[Diagnostic]:
+    # The API group is part of the identity: Istio's Gateway and the Gateway API's Gateway
+    # can share a name (Bookinfo's two bookinfo-gateway files do).
+    seen: dict[tuple[str, str, str, str], Resource[BaseModel]] = {}
+    found: list[Diagnostic] = []
+    for resource in resources:
+        identity = (split_api_version(resource.api_version)[0], *resource.key)
+        first = seen.get(identity)
+        if first is not None:
+            label = f"{resource.kind} {resource.display_name}"
+            found.append(
+                make("CM0009", file=resource.source.file, line=resource.source.line,
+                     resource=label, first=str(first.source))
+            )  # fmt: skip
+        seen[identity] = resource
+    return found

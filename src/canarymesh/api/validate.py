@@ -1,0 +1,218 @@
+"""Validation of one typed resource at a time: every rule Istio (or Kubernetes) would enforce
+on that object alone. Pure; called by the loader for every resource it types, so every
+:class:`~canarymesh.api.loader.LoadResult` already carries these diagnostics.
+
+Never raises and never stops at the first problem (Istio's ``AppendValidation``): each check
+reports and carries on. Cross-resource checks (does the subset exist?) are in
+:mod:`canarymesh.api.analyze`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from canarymesh.api import canary, gateway_api, istio_networking, istio_security, kube
+from canarymesh.api.checks import is_dns1123_label, is_dns1123_subdomain
+from canarymesh.api.diagnostics import Diagnostic
+from canarymesh.api.objects import FieldPath, Resource
+from canarymesh.api.reporter import Reporter
+from canarymesh.api.validate_common import check_duration, check_labels, check_port
+from canarymesh.api.validate_networking import (
+    validate_destination_rule,
+    validate_gateway,
+    validate_service_entry,
+    validate_virtual_service,
+)
+
+__all__ = ["validate_resource", "validate_resources"]
+
+SPEC: FieldPath = ("spec",)
+_DNS_LABEL_NAMED_KINDS = frozenset({"Namespace", "Service"})
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validate_resources(resources: list[Resource[BaseModel]]) -> list[Diagnostic]:
+    return [d for resource in resources for d in validate_resource(resource)]
+
+
+def validate_resource(resource: Resource[BaseModel]) -> list[Diagnostic]:
+    """Every problem of ``resource`` on its own, as diagnostics."""
+    report = Reporter(resource)
+    _validate_metadata(report, resource)
+    for spec_type, check in _CHECKS:
+        if isinstance(resource.spec, spec_type):
+            check(report, resource.spec)
+    return report.found
+
+
+def _validate_metadata(report: Reporter, resource: Resource[BaseModel]) -> None:
+    name = resource.metadata.name
+    path: FieldPath = ("metadata", "name")
+    if resource.kind in _DNS_LABEL_NAMED_KINDS:
+        if not is_dns1123_label(name):
+            report("CM0106", path, name, what=f"a {resource.kind} name", form="a DNS-1123 label")
+    elif not is_dns1123_subdomain(name):
+        report("CM0106", path, name, what="a name", form="a DNS-1123 subdomain")
+    namespace = resource.metadata.namespace
+    if namespace is not None and not is_dns1123_label(namespace):
+        report("CM0106", ("metadata", "namespace"), namespace, what="a namespace",
+               form="a DNS-1123 label")  # fmt: skip
+    check_labels(report, ("metadata", "labels"), resource.metadata.labels)
+
+
+# --- security ---------------------------------------------------------------------------------
+
+
+def _validate_peer_authentication(
+    report: Reporter, policy: istio_security.PeerAuthentication
+) -> None:
+    if policy.port_level_mtls and policy.selector is None:
+        report("CM0502", (*SPEC, "portLevelMtls"))
+    for port in policy.port_level_mtls:
+        path = (*SPEC, "portLevelMtls", port)
+        if not port.isdigit():
+            report("CM0102", path, port, expected="a port number")
+        else:
+            check_port(report, path, int(port))
+    if policy.selector is not None:
+        check_labels(report, (*SPEC, "selector", "matchLabels"), policy.selector.match_labels)
+
+
+def _validate_authorization_policy(
+    report: Reporter, policy: istio_security.AuthorizationPolicy
+) -> None:
+    action = policy.action or "ALLOW"
+    if action in ("DENY", "AUDIT") and not policy.rules:
+        report("CM0501", (*SPEC, "action"), action, action=action)
+    if action == "CUSTOM" and (policy.provider is None or not policy.provider.name):
+        report("CM0503", (*SPEC, "provider"))
+    if policy.selector is not None:
+        check_labels(report, (*SPEC, "selector", "matchLabels"), policy.selector.match_labels)
+    for index, rule in enumerate(policy.rules):
+        path = (*SPEC, "rules", index)
+        for f_index, source in enumerate(rule.from_):
+            if source.source is None or not source.source.model_dump(exclude_defaults=True):
+                report("CM0504", (*path, "from", f_index),
+                       problem="a from entry needs a non-empty source")  # fmt: skip
+        for t_index, target in enumerate(rule.to):
+            operation = target.operation
+            if operation is None or not operation.model_dump(exclude_defaults=True):
+                report("CM0504", (*path, "to", t_index),
+                       problem="a to entry needs a non-empty operation")  # fmt: skip
+                continue
+            for p_index, port in enumerate((*operation.ports, *operation.not_ports)):
+                if not port.isdigit() or not 1 <= int(port) <= 65535:
+                    report("CM0103", (*path, "to", t_index, "operation", "ports", p_index), port,
+                           expected="a port between 1 and 65535")  # fmt: skip
+        for w_index, condition in enumerate(rule.when):
+            if not condition.values and not condition.not_values:
+                report("CM0504", (*path, "when", w_index),
+                       problem="a condition needs values or notValues")  # fmt: skip
+
+
+def _validate_request_authentication(
+    report: Reporter, policy: istio_security.RequestAuthentication
+) -> None:
+    for index, rule in enumerate(policy.jwt_rules):
+        if not rule.issuer:
+            report("CM0104", (*SPEC, "jwtRules", index, "issuer"))
+        check_duration(report, (*SPEC, "jwtRules", index, "timeout"), rule.timeout)
+
+
+# --- Gateway API, Kubernetes, Canary ----------------------------------------------------------
+
+
+def _validate_http_route(report: Reporter, route: gateway_api.HTTPRoute) -> None:
+    for index, rule in enumerate(route.rules):
+        path = (*SPEC, "rules", index)
+        for b_index, backend in enumerate(rule.backend_refs):
+            b_path = (*path, "backendRefs", b_index)
+            if backend.weight is not None and not 0 <= backend.weight <= 1_000_000:
+                report("CM0103", (*b_path, "weight"), backend.weight,
+                       expected="between 0 and 1000000")  # fmt: skip
+            check_port(report, (*b_path, "port"), backend.port)
+        if rule.timeouts is not None:
+            check_duration(report, (*path, "timeouts", "request"), rule.timeouts.request)
+            check_duration(report, (*path, "timeouts", "backendRequest"),
+                           rule.timeouts.backend_request)  # fmt: skip
+
+
+def _validate_gateway_api_gateway(report: Reporter, gateway: gateway_api.Gateway) -> None:
+    for index, listener in enumerate(gateway.listeners):
+        check_port(report, (*SPEC, "listeners", index, "port"), listener.port)
+
+
+def _validate_service(report: Reporter, service: kube.Service) -> None:
+    first: dict[str, str] = {}
+    for index, port in enumerate(service.ports):
+        path = (*SPEC, "ports", index)
+        check_port(report, (*path, "port"), port.port)
+        for key in (f"port {port.port}/{port.protocol or 'TCP'}", f"name {port.name}"):
+            if key.startswith("name ") and port.name is None:
+                continue
+            if key in first:
+                report("CM0602", path, port=key, first=first[key])
+            first.setdefault(key, f"spec.ports[{index}]")
+        if isinstance(port.target_port, int):
+            check_port(report, (*path, "targetPort"), port.target_port)
+    check_labels(report, (*SPEC, "selector"), service.selector)
+
+
+def _validate_deployment(report: Reporter, deployment: kube.Deployment) -> None:
+    if deployment.replicas is not None and deployment.replicas < 0:
+        report("CM0103", (*SPEC, "replicas"), deployment.replicas, expected="0 or more")
+    template_labels = deployment.template.metadata.labels
+    check_labels(report, (*SPEC, "template", "metadata", "labels"), template_labels)
+    if deployment.selector is None:
+        report("CM0104", (*SPEC, "selector"))
+    elif any(template_labels.get(k) != v for k, v in deployment.selector.match_labels.items()):
+        report("CM0601", (*SPEC, "selector"))
+    if not deployment.template.spec.containers:
+        report("CM0104", (*SPEC, "template", "spec", "containers"))
+    for index, container in enumerate(deployment.template.spec.containers):
+        for p_index, port in enumerate(container.ports):
+            path = (*SPEC, "template", "spec", "containers", index, "ports", p_index)
+            check_port(report, (*path, "containerPort"), port.container_port)
+
+
+def _validate_canary(report: Reporter, spec: canary.Canary) -> None:
+    previous = -1
+    for index, step in enumerate(spec.steps):
+        path = (*SPEC, "steps", index)
+        if not 0 <= step.weight <= 100:
+            report("CM0103", (*path, "weight"), step.weight, expected="between 0 and 100")
+        elif step.weight <= previous:
+            report("CM0603", (*path, "weight"), step.weight,
+                   problem=f"weights must increase; the previous step has {previous}")  # fmt: skip
+        previous = max(previous, step.weight)
+        check_duration(report, (*path, "pause"), step.pause)
+
+
+def _typed(
+    spec_type: type[ModelT], check: Callable[[Reporter, ModelT], None]
+) -> tuple[type[BaseModel], Callable[[Reporter, BaseModel], None]]:
+    def run(report: Reporter, spec: BaseModel) -> None:
+        assert isinstance(spec, spec_type)
+        check(report, spec)
+
+    return spec_type, run
+
+
+_CHECKS = (
+    _typed(istio_networking.VirtualService, validate_virtual_service),
+    _typed(istio_networking.DestinationRule, validate_destination_rule),
+    _typed(istio_networking.Gateway, validate_gateway),
+    _typed(istio_networking.ServiceEntry, validate_service_entry),
+    _typed(istio_security.PeerAuthentication, _validate_peer_authentication),
+    _typed(istio_security.AuthorizationPolicy, _validate_authorization_policy),
+    _typed(istio_security.RequestAuthentication, _validate_request_authentication),
+    _typed(gateway_api.HTTPRoute, _validate_http_route),
+    _typed(gateway_api.Gateway, _validate_gateway_api_gateway),
+    _typed(kube.Service, _validate_service),
+    _typed(kube.Deployment, _validate_deployment),
+    _typed(canary.Canary, _validate_canary),
+)

@@ -1,0 +1,106 @@
+"""``canarymesh validate`` and ``canarymesh analyze``: check manifests before applying them.
+
+Shell: reads the files named with ``-f``, calls :func:`canarymesh.api.loader.load_paths` (YAML,
+schema and per-object validation) and, for ``analyze``, :func:`canarymesh.api.analyze.analyze`
+(cross-object references), then prints one line per diagnostic (or JSON with ``-o json``).
+
+Exit codes: 0 when clean (warnings and info are printed but do not fail), 1 when
+``--fail-on warning`` and there are warnings, 2 when there is any error (the same code as a
+:class:`canarymesh.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from canarymesh.api.analyze import analyze
+from canarymesh.api.diagnostics import Diagnostics
+from canarymesh.api.loader import load_paths
+
+__all__ = ["EXIT_ERRORS", "EXIT_WARNINGS", "analyze_command", "validate_command"]
+
+EXIT_ERRORS = 2
+EXIT_WARNINGS = 1
+
+_files = click.option(
+    "-f",
+    "--filename",
+    "paths",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A YAML file or a directory of them (recursive); repeat for more.",
+)
+_output = click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one line per diagnostic; json: for machines.",
+)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def render(diagnostics: Diagnostics, resources: int, output: str) -> str:
+    """The command's output for ``diagnostics`` found in ``resources`` objects."""
+    counts = {level: len(diagnostics.at_level(level)) for level in ("error", "warning", "info")}
+    if output == "json":
+        document = {
+            "diagnostics": [d.to_json() for d in diagnostics],
+            "summary": {"resources": resources, **counts},
+        }
+        return json.dumps(document, indent=2) + "\n"
+    lines = diagnostics.lines()
+    lines.append(
+        f"checked {_plural(resources, 'resource')}: {_plural(counts['error'], 'error')}, "
+        f"{_plural(counts['warning'], 'warning')}, {counts['info']} info"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _exit_code(diagnostics: Diagnostics, fail_on: str) -> int:
+    if diagnostics.has_errors:
+        return EXIT_ERRORS
+    if fail_on == "warning" and diagnostics.warnings:
+        return EXIT_WARNINGS
+    return 0
+
+
+def _unique(paths: Sequence[Path]) -> list[Path]:
+    return list(dict.fromkeys(paths))
+
+
+@click.command("validate")
+@_files
+@_output
+def validate_command(paths: tuple[Path, ...], output: str) -> None:
+    """Check manifests one by one: YAML, schema, and the rules Istio enforces."""
+    result = load_paths(_unique(paths))
+    click.echo(render(result.diagnostics, len(result.resources), output), nl=False)
+    raise SystemExit(_exit_code(result.diagnostics, "error"))
+
+
+@click.command("analyze")
+@_files
+@_output
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning"]),
+    default="error",
+    show_default=True,
+    help="Exit non-zero on errors only, or on warnings too (exit 1).",
+)
+def analyze_command(paths: tuple[Path, ...], output: str, fail_on: str) -> None:
+    """Validate, then check references between manifests (subsets, hosts, gateways, mTLS)."""
+    result = load_paths(_unique(paths))
+    diagnostics = result.diagnostics + analyze(result.resources)
+    click.echo(render(diagnostics, len(result.resources), output), nl=False)
+    raise SystemExit(_exit_code(diagnostics, fail_on))
