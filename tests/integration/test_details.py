@@ -77,8 +77,9 @@ def v1(logs: Path) -> Iterator[Service]:
     service.stop()
 
 
-def test_health(v1: Service) -> None:
-    answer = call(v1, "/health")
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_health(v1: Service, method: str) -> None:
+    answer = call(v1, "/health", method)
     assert (answer.status, answer.body) == (200, b'{"status":"Details is healthy"}')
     assert answer.headers["content-type"] == "application/json"
 

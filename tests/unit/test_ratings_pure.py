@@ -61,6 +61,10 @@ def test_parse_js_int_reads_any_decimal_integer(value: int) -> None:
         ("PUT", "/ratings/1", Match(Route.METHOD_NOT_ALLOWED)),
         ("DELETE", "/nowhere", Match(Route.METHOD_NOT_ALLOWED)),
         ("HEAD", "/health", Match(Route.METHOD_NOT_ALLOWED)),
+        ("GET", "http://ratings:9080/ratings/4?a=b", Match(Route.RATINGS, 4)),
+        ("GET", "http://ratings:9080/health", Match(Route.HEALTH)),
+        ("GET", "http://ratings:9080", Match(Route.NOT_FOUND)),
+        ("GET", "/ratings/http://x/5", Match(Route.RATINGS, 5)),
     ],
 )
 def test_match_request(method: str, url: str, expected: Match) -> None:

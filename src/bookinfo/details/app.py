@@ -29,7 +29,9 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     if settings.enable_external_book_service:
         app.cleanup_ctx.append(client_session_ctx)
+    # WEBrick's mount_proc serves GET and POST alike, for /health as for /details.
     app.router.add_get("/health", health)
+    app.router.add_post("/health", health)
     for path in ("/details", "/details/{tail:.*}"):
         app.router.add_get(path, details)
         app.router.add_post(path, details)

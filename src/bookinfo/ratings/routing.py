@@ -53,9 +53,19 @@ def match_request(method: str, raw_url: str) -> Match:
     """Route ``method raw_url`` (the request target as sent, query string included)."""
     if method not in ("GET", "POST"):
         return Match(Route.METHOD_NOT_ALLOWED)
+    raw_url = _origin_form(raw_url)
     pathname = raw_url.split("?", 1)[0].split("#", 1)[0]
     if method == "GET" and pathname == "/health":
         return Match(Route.HEALTH)
     if pathname.startswith("/ratings/"):
         return Match(Route.RATINGS, parse_js_int(raw_url.split("/")[-1]))
     return Match(Route.NOT_FOUND)
+
+
+def _origin_form(target: str) -> str:
+    """``/path?query`` of a request target that a proxy may send as ``http://host/path?query``."""
+    scheme, sep, rest = target.partition("://")
+    if not sep or "/" in scheme:
+        return target
+    slash = rest.find("/")
+    return rest[slash:] if slash >= 0 else "/"
