@@ -279,6 +279,33 @@ def test_each_ratings_failure_shape(
     assert len(recording_ratings.requests) == 1, "reviews must not retry ratings"
 
 
+def test_ratings_is_reached_through_http_proxy_like_a_sidecar(
+    logs: Path, recording_ratings: FakeApi
+) -> None:
+    # On the local mesh the sidecar Envoy is the app's HTTP_PROXY: it must get an absolute-form
+    # request naming the ratings service, so that it can route by host as Istio does.
+    target = "http://ratings.default.svc.cluster.local:9080/ratings/6"
+    recording_ratings.reply(target, Reply.json({"ratings": {"Reviewer1": 2, "Reviewer2": 1}}))
+    recording_ratings.requests.clear()
+    env = reviews_env(
+        "v2",
+        9080,
+        RATINGS_HOSTNAME="ratings",
+        SERVICES_DOMAIN="default.svc.cluster.local",
+        HTTP_PROXY=recording_ratings.url,
+    )
+    service = start_service("bookinfo.reviews", logs, env)
+    try:
+        answer = call(service, "/reviews/6", headers={"end-user": "jason"})
+    finally:
+        service.stop()
+    assert answer.ratings() == [{"stars": 2, "color": "black"}, {"stars": 1, "color": "black"}]
+    [request] = recording_ratings.requests
+    assert request.path == target
+    assert request.headers["host"] == "ratings.default.svc.cluster.local:9080"
+    assert request.headers["end-user"] == "jason"
+
+
 def test_v3_against_ratings_v2_on_mariadb(mariadb: MariaDB, logs: Path) -> None:
     env = {
         "SERVICE_VERSION": "v2",
