@@ -1,0 +1,171 @@
+"""The image catalog: which local program stands for a container image on the local mesh.
+
+Pure data and pure functions. ``canarymesh apply`` looks up every container image of a Deployment
+with :func:`resolve_image` and gets a recipe: a Bookinfo service run as ``python -m
+bookinfo.<service>`` with the environment the image would have set (the build args of Istio's
+``docker-bake.hcl``), a local MariaDB for ``mysqldb``, or ``mongod`` for ``mongodb``. The
+Deployment's own ``env`` is applied on top by the caller, as Kubernetes does over an image's ENV.
+
+Our images (``ghcr.io/canary-mesh/examples-bookinfo-<service>-<version>``) and Istio's
+(``docker.io/istio/...``, ``istio/...``, ``registry.istio.io/release/...``) resolve alike, with
+any tag or digest, so Istio's own sample manifests apply unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from canarymesh.errors import ConfigError
+
+__all__ = [
+    "IMAGES",
+    "REGISTRIES",
+    "MariaDbRecipe",
+    "MongoRecipe",
+    "PythonService",
+    "Recipe",
+    "resolve_image",
+]
+
+REGISTRIES = (
+    "ghcr.io/canary-mesh/",
+    "docker.io/istio/",
+    "registry.istio.io/release/",
+    "istio/",  # Docker Hub's short form
+)
+_PREFIX = "examples-bookinfo-"
+
+
+@dataclass(frozen=True, slots=True)
+class PythonService:
+    """A Bookinfo service: ``python -m <module> <port> --host 127.0.0.1`` with ``env``."""
+
+    module: str
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def argv(self, python: str, port: int) -> list[str]:
+        return [python, "-m", self.module, str(port), "--host", "127.0.0.1"]
+
+
+@dataclass(frozen=True, slots=True)
+class MariaDbRecipe:
+    """Bookinfo's ``mysqldb`` image, played by Debian's MariaDB, seeded like the image."""
+
+    binary: str = "/usr/sbin/mariadbd"
+    install_db: str = "/usr/bin/mariadb-install-db"
+    # Seed data shipped with ratings (the image runs the same file at its first start).
+    init_sql: str = "bookinfo/ratings/mysqldb-init.sql"
+    # Small buffers: the defaults allocate ~250 MB for a database of two rows.
+    tuning: tuple[str, ...] = (
+        "--innodb-log-file-size=4M",
+        "--innodb-buffer-pool-size=16M",
+        "--skip-name-resolve",
+        "--skip-log-bin",
+    )
+
+    def install_argv(self, datadir: Path) -> list[str]:
+        return [
+            self.install_db,
+            "--no-defaults",
+            f"--datadir={datadir}",
+            "--skip-test-db",
+            "--auth-root-authentication-method=normal",
+            *self.tuning[:2],
+        ]
+
+    def argv(self, datadir: Path, port: int, socket: Path, init_file: Path) -> list[str]:
+        """``init_file`` sets the root password (MYSQL_ROOT_PASSWORD) and loads the seed."""
+        return [
+            self.binary,
+            "--no-defaults",
+            f"--datadir={datadir}",
+            f"--socket={socket}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--init-file={init_file}",
+            *self.tuning,
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class MongoRecipe:
+    """Bookinfo's ``mongodb`` image, played by a local ``mongod`` if one is installed."""
+
+    binary: str = "mongod"
+    seed: str = "bookinfo/ratings/mongodb-seed.json"
+
+    def argv(self, dbpath: Path, port: int) -> list[str]:
+        return [self.binary, "--dbpath", str(dbpath), "--port", str(port), "--bind_ip", "127.0.0.1"]
+
+
+Recipe = PythonService | MariaDbRecipe | MongoRecipe
+
+
+def _reviews(version: str, ratings: bool, color: str) -> PythonService:
+    env = {"SERVICE_VERSION": version, "ENABLE_RATINGS": str(ratings).lower(), "STAR_COLOR": color}
+    return PythonService("bookinfo.reviews", env)
+
+
+def _ratings(version: str) -> PythonService:
+    return PythonService("bookinfo.ratings", {"SERVICE_VERSION": version})
+
+
+def _details(version: str, external: bool) -> PythonService:
+    env = {"SERVICE_VERSION": version, "ENABLE_EXTERNAL_BOOK_SERVICE": str(external).lower()}
+    return PythonService("bookinfo.details", env)
+
+
+# Image name after ``examples-bookinfo-`` -> recipe; the env mirrors each image's build args.
+IMAGES: Mapping[str, Recipe] = {
+    "productpage-v1": PythonService("bookinfo.productpage", {"FLOOD_FACTOR": "0"}),
+    "productpage-v-flooding": PythonService("bookinfo.productpage", {"FLOOD_FACTOR": "100"}),
+    "details-v1": _details("v1", external=False),
+    "details-v2": _details("v2", external=True),
+    "reviews-v1": _reviews("v1", ratings=False, color="black"),
+    "reviews-v2": _reviews("v2", ratings=True, color="black"),
+    "reviews-v3": _reviews("v3", ratings=True, color="red"),
+    "ratings-v1": _ratings("v1"),
+    "ratings-v2": _ratings("v2"),
+    "ratings-v-faulty": _ratings("v-faulty"),
+    "ratings-v-delayed": _ratings("v-delayed"),
+    "ratings-v-unavailable": _ratings("v-unavailable"),
+    "ratings-v-unhealthy": _ratings("v-unhealthy"),
+    "mysqldb": MariaDbRecipe(),
+    "mongodb": MongoRecipe(),
+}
+
+
+def resolve_image(image: str, extra: Mapping[str, Recipe] | None = None) -> Recipe:
+    """The recipe for ``image``; ``extra`` maps further images (full name without tag).
+
+    Raises :class:`ConfigError` naming the image and how to map it when it is unknown.
+    """
+    repository = _repository(image)
+    if extra and repository in extra:
+        return extra[repository]
+    for registry in REGISTRIES:
+        name = repository.removeprefix(registry)
+        if name != repository and name.startswith(_PREFIX):
+            recipe = IMAGES.get(name.removeprefix(_PREFIX))
+            if recipe is not None:
+                return recipe
+    known = ", ".join(sorted(IMAGES))
+    raise ConfigError(
+        f"image {image!r} has no local equivalent: the local mesh runs images named"
+        f" <registry>/{_PREFIX}<name>:<tag> from {', '.join(r.rstrip('/') for r in REGISTRIES)}"
+        f" with <name> one of: {known}. Use one of those images, or map {repository!r} to a"
+        " local command in the catalog's extra mappings (a python module and its env)"
+    )
+
+
+def _repository(image: str) -> str:
+    """``docker.io/istio/examples-bookinfo-reviews-v2`` from ``...reviews-v2:1.20@sha256:...``."""
+    name = image.strip().split("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:
+        name = name[: name.rfind(":")]
+    if not name:
+        raise ConfigError(f"image {image!r} is empty")
+    return name
