@@ -1,0 +1,144 @@
+"""Envoy bootstrap configs: the ADS bootstrap a live proxy starts with, and a complete STATIC
+config (every resource of a snapshot inlined) for ``canarymesh render --bootstrap`` and
+``envoy --mode validate``.
+
+Called by the runtime (``build_ads_bootstrap``) and by ``canarymesh render``. Stats tags give
+per-subset and per-service labels from Istio-style cluster names (envoy-notes, stats section).
+"""
+
+from __future__ import annotations
+
+import copy
+
+from canarymesh.mesh.model import MeshSettings, ProxyNode
+from canarymesh.xds import names, telemetry
+from canarymesh.xds.endpoints import socket_address
+from canarymesh.xds.snapshot import XdsSnapshot, walk
+from canarymesh.xds.types import EnvoyJson, JsonValue, typed
+
+# Cluster stat names are ``outbound|9080|v1|reviews_default_svc_cluster_local`` (alt_stat_name);
+# an empty first group keeps the stat name whole and the second becomes the tag value.
+STATS_TAGS: list[JsonValue] = [
+    {"tag_name": "mesh_subset", "regex": r"^cluster\.outbound\|\d+\|()([^|]*)\|"},
+    {"tag_name": "mesh_service", "regex": r"^cluster\.outbound\|\d+\|[^|]*\|()([^_|]+)_"},
+]
+HISTOGRAM_BUCKETS: list[JsonValue] = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
+
+
+def stats_config() -> EnvoyJson:
+    return {
+        "use_all_default_tags": True,
+        "stats_tags": copy.deepcopy(STATS_TAGS),
+        "histogram_bucket_settings": [
+            {"match": {"prefix": "cluster."}, "buckets": list(HISTOGRAM_BUCKETS)}
+        ],
+    }
+
+
+def node(proxy: ProxyNode, settings: MeshSettings) -> EnvoyJson:
+    peer = telemetry.peer_info(proxy, settings)
+    return {
+        "id": proxy.id,
+        "cluster": proxy.workload,
+        "metadata": {
+            "WORKLOAD_NAME": proxy.workload,
+            "NAMESPACE": proxy.namespace,
+            "SERVICE_ACCOUNT": proxy.service_account,
+            "LABELS": {k: v for k, v in proxy.labels},
+            "PROXY_KIND": proxy.kind,
+            "PEER": peer.encode(),
+        },
+    }
+
+
+def admin(proxy: ProxyNode) -> EnvoyJson:
+    return {"address": socket_address("127.0.0.1", proxy.ports.admin)}
+
+
+def build_ads_bootstrap(proxy: ProxyNode, settings: MeshSettings, xds_port: int) -> EnvoyJson:
+    """What a live proxy starts with: its node, admin, and one gRPC ADS cluster."""
+    http2 = typed(
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        {"explicit_http_config": {"http2_protocol_options": {}}},
+    )
+    xds_cluster: EnvoyJson = {
+        "name": names.XDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": names.XDS_CLUSTER,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": socket_address("127.0.0.1", xds_port)}}]}
+            ],
+        },
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": http2
+        },
+    }
+    ads: EnvoyJson = {"ads": {}, "resource_api_version": "V3"}
+    return {
+        "node": node(proxy, settings),
+        "admin": admin(proxy),
+        "stats_config": stats_config(),
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": True,
+                "grpc_services": [{"envoy_grpc": {"cluster_name": names.XDS_CLUSTER}}],
+            },
+            "cds_config": dict(ads),
+            "lds_config": copy.deepcopy(ads),
+        },
+        "static_resources": {"clusters": [xds_cluster]},
+    }
+
+
+def inline_routes(listener: EnvoyJson, routes: dict[str, EnvoyJson]) -> EnvoyJson:
+    """A copy of ``listener`` whose HCMs carry their route configs instead of RDS names."""
+    copied = copy.deepcopy(listener)
+    for node_ in walk(copied):
+        rds = node_.get("rds")
+        if isinstance(rds, dict) and isinstance(node_, dict):
+            name = str(rds.get("route_config_name"))
+            del node_["rds"]
+            node_["route_config"] = copy.deepcopy(routes[name])
+    return strip_sds_sources(copied)
+
+
+def strip_sds_sources(resource: EnvoyJson) -> EnvoyJson:
+    """Static secrets are referenced by name alone (no ``sds_config``)."""
+    for node_ in walk(resource):
+        if "sds_config" in node_ and "name" in node_ and isinstance(node_, dict):
+            del node_["sds_config"]
+    return resource
+
+
+def static_cluster(cluster: EnvoyJson, loads: dict[str, EnvoyJson]) -> EnvoyJson:
+    copied = strip_sds_sources(copy.deepcopy(cluster))
+    if copied.get("type") == "EDS":
+        name = str(copied["name"])
+        del copied["eds_cluster_config"]
+        copied["type"] = "STATIC"
+        copied["load_assignment"] = copy.deepcopy(loads.get(name, {"cluster_name": name}))
+    return copied
+
+
+def build_static_bootstrap(
+    snapshot: XdsSnapshot, proxy: ProxyNode, settings: MeshSettings
+) -> EnvoyJson:
+    """A self-contained config: ``envoy --mode validate -c`` accepts it without a server."""
+    routes = snapshot.named(names.ROUTE)
+    loads = snapshot.named(names.ENDPOINT)
+    static: EnvoyJson = {
+        "listeners": [inline_routes(item, routes) for item in snapshot.listeners],
+        "clusters": [static_cluster(item, loads) for item in snapshot.clusters],
+    }
+    if snapshot.secrets:
+        static["secrets"] = [copy.deepcopy(item) for item in snapshot.secrets]
+    return {
+        "node": node(proxy, settings),
+        "admin": admin(proxy),
+        "stats_config": stats_config(),
+        "static_resources": static,
+    }
