@@ -624,3 +624,30 @@ def test_unreachable_backends_answer_fast_and_sigterm_exits_0(log_dir: Path) -> 
         "GET /health",
     ]
     assert '"GET /productpage" 200' in log
+
+
+def test_backends_are_reached_through_http_proxy(fakes: list[Service], log_dir: Path) -> None:
+    """On the local mesh HTTP_PROXY is the sidecar; here a fake plays the proxy for every host."""
+    proxy = FakeBackend(fakes[0].url)
+    proxy.reset()
+    env = {
+        "HTTP_PROXY": fakes[0].url,
+        "NO_PROXY": "127.0.0.1",
+        "RATINGS_HOSTNAME": "127.0.0.1",
+        "RATINGS_SERVICE_PORT": str(free_port()),
+    }
+    page = start_service("bookinfo.productpage", log_dir, env=env)
+    try:
+        html = call(page, "/productpage").text
+        assert "Book Details" in html and "Book Reviews" in html
+        received = proxy.requests()
+        assert [r["path"] for r in received] == [
+            "http://details:9080/details/0",
+            "http://reviews:9080/reviews/0",
+        ]
+        assert dict(received[1]["headers"])["host"] == "reviews:9080"
+        # ratings' host is in NO_PROXY: the direct connection is refused (nothing listens).
+        assert call(page, "/api/v1/products/0/ratings").status == 500
+        assert len(proxy.requests()) == 2
+    finally:
+        assert page.stop() == 0

@@ -10,6 +10,7 @@ from multidict import CIMultiDict
 
 from bookinfo.productpage.avatar import AVATAR_PATH, render_avatar
 from bookinfo.productpage.headers import VERBATIM_HEADERS, outgoing_headers
+from bookinfo.productpage.proxy import proxy_for
 from bookinfo.productpage.session import SessionCodec
 from bookinfo.productpage.settings import DEFAULT_SECRET_KEY, Settings, SettingsError
 
@@ -120,3 +121,34 @@ def test_importing_the_package_reads_no_environment() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "host", "expected"),
+    [
+        ({}, "reviews", None),
+        ({"HTTP_PROXY": "http://127.0.0.1:15001"}, "reviews", "http://127.0.0.1:15001"),
+        ({"http_proxy": "127.0.0.1:15001"}, "reviews", "http://127.0.0.1:15001"),
+        ({"http_proxy": "http://a:1", "HTTP_PROXY": "http://b:2"}, "reviews", "http://a:1"),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "*"}, "reviews", None),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "details, reviews"}, "reviews", None),
+        (
+            {"HTTP_PROXY": "http://p:1", "no_proxy": ".svc.cluster.local"},
+            "a.svc.cluster.local",
+            None,
+        ),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "cluster.local:80"}, "a.cluster.local", None),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "view"}, "reviews", "http://p:1"),
+        ({"HTTPS_PROXY": "http://p:1"}, "reviews", None),
+    ],
+)
+def test_proxy_rules(env: dict[str, str], host: str, expected: str | None) -> None:
+    assert proxy_for(host, env) == expected
+
+
+def test_settings_resolve_each_backends_proxy_once() -> None:
+    env = {"HTTP_PROXY": "http://127.0.0.1:15001", "NO_PROXY": "ratings", "REVIEWS_HOSTNAME": "r"}
+    settings = Settings.from_env(env)
+    assert settings.proxy("http://details:9080") == "http://127.0.0.1:15001"
+    assert settings.proxy("http://r:9080") == "http://127.0.0.1:15001"
+    assert settings.proxy("http://ratings:9080") is None

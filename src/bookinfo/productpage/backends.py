@@ -47,6 +47,7 @@ class Backends:
         self._settings = settings
         self._metrics = metrics
         self._timeout = aiohttp.ClientTimeout(total=settings.backend_timeout)
+        self._proxies = dict(settings.proxies)
 
     async def details(self, product_id: str, headers: dict[str, str]) -> CallResult:
         result = await self._get(self._settings.details_url, "details", product_id, headers)
@@ -87,8 +88,11 @@ class Backends:
     ) -> CallResult:
         # The id comes from the client's URL: quoting it keeps it one path segment upstream.
         url = URL(f"{base_url}/{endpoint}/{quote(product_id, safe='')}", encoded=True)
+        proxy = self._proxies.get(base_url)
         try:
-            async with self._client.get(url, headers=headers, timeout=self._timeout) as resp:
+            async with self._client.get(
+                url, headers=headers, timeout=self._timeout, proxy=proxy
+            ) as resp:
                 if resp.status != 200:
                     return CallResult(resp.status)
                 return CallResult(200, await resp.json(content_type=None))

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bookinfo.productpage.proxy import proxy_for
+
 # Flask signs the original's cookie with a hard-coded key; a fixed default keeps the same property
 # that matters here: every replica (and every worker) accepts every other replica's cookie.
 DEFAULT_SECRET_KEY = "bookinfo-productpage-default-secret"
@@ -29,6 +31,12 @@ class Settings:
     secret_key: str = DEFAULT_SECRET_KEY
     # Per-attempt timeout of every backend call, 3 s as in the original (spec §4.0).
     backend_timeout: float = 3.0
+    # Backend base URL → the HTTP proxy to reach it through (from HTTP_PROXY/NO_PROXY); a URL
+    # that is not listed is reached directly.
+    proxies: tuple[tuple[str, str], ...] = ()
+
+    def proxy(self, base_url: str) -> str | None:
+        return dict(self.proxies).get(base_url)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -36,15 +44,25 @@ class Settings:
         domain = env.get("SERVICES_DOMAIN", "")
         suffix = f".{domain}" if domain else ""
 
-        def url(service: str) -> str:
-            host = env.get(f"{service.upper()}_HOSTNAME", service)
-            port = _int(env, f"{service.upper()}_SERVICE_PORT", 9080, minimum=1, maximum=65535)
-            return f"http://{host}{suffix}:{port}"
-
+        hosts = {
+            service: env.get(f"{service.upper()}_HOSTNAME", service) + suffix
+            for service in ("details", "reviews", "ratings")
+        }
+        urls = {
+            service: f"http://{host}:"
+            + str(_int(env, f"{service.upper()}_SERVICE_PORT", 9080, minimum=1, maximum=65535))
+            for service, host in hosts.items()
+        }
+        proxies = tuple(
+            (urls[service], proxy)
+            for service, host in hosts.items()
+            if (proxy := proxy_for(host, env)) is not None
+        )
         return cls(
-            details_url=url("details"),
-            reviews_url=url("reviews"),
-            ratings_url=url("ratings"),
+            details_url=urls["details"],
+            reviews_url=urls["reviews"],
+            ratings_url=urls["ratings"],
+            proxies=proxies,
             flood_factor=_int(env, "FLOOD_FACTOR", 0, minimum=0),
             secret_key=env.get("PRODUCTPAGE_SECRET_KEY") or DEFAULT_SECRET_KEY,
         )
