@@ -81,6 +81,19 @@ def reviews_env(version: str, ratings_port: int, **extra: str) -> dict[str, str]
     )
 
 
+Spec = tuple[str, dict[str, str]] | tuple[str, dict[str, str], int]
+
+
+def start_many(logs: Path, *specs: Spec) -> list[Service]:
+    """Start several services at once (module, env[, port]): overlap their start-up waits."""
+
+    def start(spec: Spec) -> Service:
+        return start_service(spec[0], logs, spec[1], port=spec[2] if len(spec) > 2 else None)
+
+    with ThreadPoolExecutor(len(specs)) as pool:
+        return list(pool.map(start, specs))
+
+
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("reviews-logs")
@@ -95,10 +108,9 @@ def ratings(logs: Path) -> Iterator[Service]:
 
 @pytest.fixture(scope="module")
 def reviews(logs: Path, ratings: Service) -> Iterator[dict[str, Service]]:
-    started = {
-        version: start_service("bookinfo.reviews", logs, reviews_env(version, ratings.port))
-        for version in ("v1", "v2", "v3")
-    }
+    versions = ("v1", "v2", "v3")
+    specs = [("bookinfo.reviews", reviews_env(version, ratings.port)) for version in versions]
+    started = dict(zip(versions, start_many(logs, *specs), strict=True))
     yield started
     for service in started.values():
         service.stop()
@@ -194,9 +206,13 @@ def test_slow_ratings_time_out_after_2_5_s_when_red_but_not_when_black(logs: Pat
         "RATINGS_FAULT_PROBABILITY": "1",
         "RATINGS_DELAY_SECONDS": "3.5",
     }
-    slow = start_service("bookinfo.ratings", logs, ratings_env)
-    red = start_service("bookinfo.reviews", logs, reviews_env("v3", slow.port))
-    black = start_service("bookinfo.reviews", logs, reviews_env("v2", slow.port))
+    port = free_port()
+    slow, red, black = start_many(
+        logs,
+        ("bookinfo.ratings", ratings_env, port),
+        ("bookinfo.reviews", reviews_env("v3", port)),
+        ("bookinfo.reviews", reviews_env("v2", port)),
+    )
     try:
         with ThreadPoolExecutor(2) as pool:
             red_reply, black_reply = pool.map(lambda s: call(s, "/reviews/0"), (red, black))
@@ -313,10 +329,14 @@ def test_v3_against_ratings_v2_on_mariadb(mariadb: MariaDB, logs: Path) -> None:
         "MYSQL_DB_HOST": "127.0.0.1",
         "MYSQL_DB_PORT": str(mariadb.port),
     }
-    db_ratings = start_service("bookinfo.ratings", logs, env)
-    denied = start_service("bookinfo.ratings", logs, env | {"MYSQL_DB_PASSWORD": "nope"})
-    good = start_service("bookinfo.reviews", logs, reviews_env("v3", db_ratings.port))
-    bad = start_service("bookinfo.reviews", logs, reviews_env("v3", denied.port))
+    good_port, denied_port = free_port(), free_port()
+    db_ratings, denied, good, bad = start_many(
+        logs,
+        ("bookinfo.ratings", env, good_port),
+        ("bookinfo.ratings", env | {"MYSQL_DB_PASSWORD": "nope"}, denied_port),
+        ("bookinfo.reviews", reviews_env("v3", good_port)),
+        ("bookinfo.reviews", reviews_env("v3", denied_port)),
+    )
     try:
         assert call(good, "/reviews/0").ratings() == [
             {"stars": 5, "color": "red"},
