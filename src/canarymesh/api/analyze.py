@@ -144,6 +144,8 @@ def _check_virtual_service(
             report("CM1003", (*path, "host"), destination.host, host=destination.host)
         if destination.subset is None:
             continue
+        if not index.rules:
+            continue
         subsets = index.subsets_of(host)
         subset_path = (*path, "subset")
         if subsets is None or destination.subset not in subsets:

@@ -15,11 +15,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "Bool",
+    "Duration",
     "Int",
     "IntOrStr",
     "IstioModel",
@@ -40,6 +51,17 @@ Strs = tuple[StrictStr, ...]
 Labels = dict[StrictStr, StrictStr]
 # Kubernetes IntOrString (``targetPort: 9080`` or ``targetPort: http``).
 IntOrStr = Annotated[StrictInt | StrictStr, Field(union_mode="left_to_right")]
+
+
+def _duration_text(value: object) -> object:
+    # ``timeout: 7`` is a YAML number: say "not a duration" rather than "not a string".
+    if not isinstance(value, str):
+        raise PydanticCustomError("duration_type", "a duration must be text such as 7s")
+    return value
+
+
+# A duration as written (``7s``, ``100ms``); its syntax is checked by validation.
+Duration = Annotated[StrictStr, BeforeValidator(_duration_text)]
 # Parts of Istio's API we accept and pass through but do not interpret (see each use).
 JsonObject = dict[StrictStr, object]
 

@@ -8,7 +8,7 @@ vocabulary (stable/canary subsets of one host).
 
 from __future__ import annotations
 
-from canarymesh.api.base import Int, IstioModel, Str
+from canarymesh.api.base import Duration, Int, IstioModel, Str
 
 __all__ = ["API_GROUP", "API_VERSION", "Canary", "CanaryStep"]
 
@@ -20,7 +20,7 @@ class CanaryStep(IstioModel):
     """Send ``weight`` percent to the canary, then wait ``pause`` (a duration such as ``30s``)."""
 
     weight: Int
-    pause: Str | None = None
+    pause: Duration | None = None
 
 
 class Canary(IstioModel):

@@ -389,7 +389,7 @@ CATALOG: tuple[Message, ...] = (
         "CM0402",
         "error",
         "Server without TLS",
-        "a {protocol} server needs tls settings",
+        "{protocol} servers need tls settings",
         "HTTPS and TLS servers terminate or pass through TLS and must say how.",
     ),
     _m(
@@ -466,7 +466,8 @@ CATALOG: tuple[Message, ...] = (
         "Unknown subset",
         "subset {subset} of host {host} is not defined by any DestinationRule",
         "The route sends traffic to a subset that no DestinationRule in the input defines; Envoy "
-        "would answer 503 (Istio's IST0101).",
+        "would answer 503 (Istio's IST0101). Checked only when the input holds "
+        "DestinationRules.",
     ),
     _m(
         "CM1002",

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from canarymesh.api.base import Int, IstioModel, JsonObject, Str, Strs
+from canarymesh.api.base import Duration, Int, IstioModel, JsonObject, Str, Strs
 
 __all__ = [
     "AllowedRoutes",
@@ -119,8 +119,8 @@ class HTTPBackendRef(IstioModel):
 
 
 class HTTPRouteTimeouts(IstioModel):
-    request: Str | None = None
-    backend_request: Str | None = None
+    request: Duration | None = None
+    backend_request: Duration | None = None
 
 
 class HTTPRouteRule(IstioModel):

@@ -18,7 +18,17 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from canarymesh.api.base import Bool, Int, IstioModel, JsonObject, Labels, Number, Str, Strs
+from canarymesh.api.base import (
+    Bool,
+    Duration,
+    Int,
+    IstioModel,
+    JsonObject,
+    Labels,
+    Number,
+    Str,
+    Strs,
+)
 
 __all__ = [
     "ClientTLSSettings",
@@ -180,11 +190,11 @@ class HTTPRewrite(IstioModel):
 
 class HTTPRetry(IstioModel):
     attempts: Int | None = None
-    per_try_timeout: Str | None = None
+    per_try_timeout: Duration | None = None
     retry_on: Str | None = None
     retry_remote_localities: Bool | None = None
     retry_ignore_previous_hosts: Bool | None = None
-    backoff: Str | None = None
+    backoff: Duration | None = None
 
 
 class HTTPFaultInjectionDelay(IstioModel):
@@ -193,8 +203,8 @@ class HTTPFaultInjectionDelay(IstioModel):
     ``percent`` (an integer) is Istio's deprecated spelling of ``percentage``.
     """
 
-    fixed_delay: Str | None = None
-    exponential_delay: Str | None = None
+    fixed_delay: Duration | None = None
+    exponential_delay: Duration | None = None
     percentage: Percent | None = None
     percent: Int | None = None
 
@@ -229,7 +239,7 @@ class CorsPolicy(IstioModel):
     allow_methods: Strs = ()
     allow_headers: Strs = ()
     expose_headers: Strs = ()
-    max_age: Str | None = None
+    max_age: Duration | None = None
     allow_credentials: Bool | None = None
     unmatched_preflights: Literal["UNSPECIFIED", "FORWARD", "IGNORE"] | None = None
 
@@ -249,7 +259,7 @@ class HTTPRoute(IstioModel):
     direct_response: HTTPDirectResponse | None = None
     delegate: Delegate | None = None
     rewrite: HTTPRewrite | None = None
-    timeout: Str | None = None
+    timeout: Duration | None = None
     retries: HTTPRetry | None = None
     fault: HTTPFaultInjection | None = None
     mirror: Destination | None = None
@@ -308,7 +318,7 @@ class HTTPCookie(IstioModel):
 
     name: Str
     path: Str | None = None
-    ttl: Str | None = None
+    ttl: Duration | None = None
     attributes: tuple[JsonObject, ...] = ()
 
 
@@ -346,10 +356,10 @@ class LoadBalancerSettings(IstioModel):
 
 class TCPSettings(IstioModel):
     max_connections: Int | None = None
-    connect_timeout: Str | None = None
+    connect_timeout: Duration | None = None
     tcp_keepalive: JsonObject | None = None
-    max_connection_duration: Str | None = None
-    idle_timeout: Str | None = None
+    max_connection_duration: Duration | None = None
+    idle_timeout: Duration | None = None
 
 
 class HTTPSettings(IstioModel):
@@ -357,7 +367,7 @@ class HTTPSettings(IstioModel):
     http2_max_requests: Int | None = None
     max_requests_per_connection: Int | None = None
     max_retries: Int | None = None
-    idle_timeout: Str | None = None
+    idle_timeout: Duration | None = None
     h2_upgrade_policy: Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"] | None = None
     use_client_protocol: Bool | None = None
     max_concurrent_streams: Int | None = None
@@ -375,8 +385,8 @@ class OutlierDetection(IstioModel):
     consecutive_gateway_errors: Int | None = None
     consecutive_5xx_errors: Int | None = Field(default=None, alias="consecutive5xxErrors")
     consecutive_errors: Int | None = None
-    interval: Str | None = None
-    base_ejection_time: Str | None = None
+    interval: Duration | None = None
+    base_ejection_time: Duration | None = None
     max_ejection_percent: Int | None = None
     min_health_percent: Int | None = None
     outlier_detection_http_error_codes: tuple[Int, ...] = ()

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from canarymesh.api.base import Bool, IstioModel, JsonObject, Labels, Str, Strs
+from canarymesh.api.base import Bool, Duration, IstioModel, JsonObject, Labels, Str, Strs
 
 __all__ = [
     "AuthorizationPolicy",
@@ -144,7 +144,7 @@ class JWTRule(IstioModel):
     forward_original_token: Bool | None = None
     output_claim_to_headers: tuple[JsonObject, ...] = ()
     space_delimited_claims: Strs = ()
-    timeout: Str | None = None
+    timeout: Duration | None = None
     presence: Literal["OPTIONAL", "REQUIRED"] | None = None
 
 

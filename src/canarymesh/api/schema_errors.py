@@ -61,6 +61,8 @@ def schema_diagnostics(
             emit("CM0101", path)
         elif kind == "missing":
             emit("CM0104", path)
+        elif kind == "duration_type":
+            emit("CM0107", path, render_value(item["input"]))
         elif kind == "literal_error":
             choices = str(item.get("ctx", {}).get("expected", "")).replace("'", "")
             choices = choices.replace(" or ", ", ")

@@ -151,8 +151,8 @@ def _validate_service(report: Reporter, service: kube.Service) -> None:
     for index, port in enumerate(service.ports):
         path = (*SPEC, "ports", index)
         check_port(report, (*path, "port"), port.port)
-        for key in (f"port {port.port}/{port.protocol or 'TCP'}", f"name {port.name}"):
-            if key.startswith("name ") and port.name is None:
+        for key in (f"{port.port}/{port.protocol or 'TCP'}", f"named {port.name}"):
+            if key.startswith("named ") and port.name is None:
                 continue
             if key in first:
                 report("CM0602", path, port=key, first=first[key])
