@@ -157,7 +157,10 @@ def build_gateway_resources(
 
 def gateway_hcm(index: MeshIndex, proxy: ProxyNode, route_name: str) -> EnvoyJson:
     settings = index.mesh.settings
-    filters = [*rbac.build_rbac_filters(index.mesh, proxy, tcp=False), *client_http_filters(False)]
+    filters = [
+        *rbac.build_rbac_filters(index.mesh, proxy, False, dict(proxy.ports.gateway)),
+        *client_http_filters(False),
+    ]
     return build_hcm(
         route_name,
         rds(route_name),

@@ -145,13 +145,16 @@ def build_inbound_route_config(container_port: int, proxy: ProxyNode, peer: str)
 def inbound_filters(index: MeshIndex, proxy: ProxyNode, container_port: int) -> list[JsonValue]:
     mesh = index.mesh
     if not inbound_is_http(index, proxy, container_port):
-        tcp_rbac = rbac.build_rbac_filters(mesh, proxy, tcp=True)
+        tcp_rbac = rbac.build_rbac_filters(mesh, proxy, True, dict(proxy.ports.inbound))
         return [
             *tcp_rbac,
             tcp.tcp_proxy(f"inbound_{container_port}", names.inbound_cluster(container_port)),
         ]
     peer = telemetry.peer_info(proxy, mesh.settings).encode()
-    http_filters = [*rbac.build_rbac_filters(mesh, proxy, tcp=False), router_filter()]
+    http_filters = [
+        *rbac.build_rbac_filters(mesh, proxy, False, dict(proxy.ports.inbound)),
+        router_filter(),
+    ]
     hcm = build_hcm(
         f"inbound_{container_port}",
         {"route_config": build_inbound_route_config(container_port, proxy, peer)},

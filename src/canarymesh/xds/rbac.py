@@ -11,7 +11,7 @@ erring toward denial).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from canarymesh.api.istio_security import AuthorizationPolicy, Condition, Operation, Rule, Source
 from canarymesh.mesh.model import Config, MeshSnapshot, ProxyNode, labels_match
@@ -22,6 +22,10 @@ HTTP_RBAC = "envoy.filters.http.rbac"
 NETWORK_RBAC = "envoy.filters.network.rbac"
 ACTIONS = (("AUDIT", "LOG"), ("DENY", "DENY"), ("ALLOW", "ALLOW"))
 Maker = Callable[[str], EnvoyJson]
+# Workload port -> the local port Envoy really listens on: on the local mesh the inbound
+# listener of container port 9080 is some other loopback port, and Envoy's destination_port
+# is the port it accepted the connection on.
+PortMap = Mapping[int, int]
 NEVER: EnvoyJson = {"not_id": {"any": True}}
 NEVER_RULE: EnvoyJson = {"not_rule": {"any": True}}
 
@@ -151,11 +155,11 @@ def host_rule(value: str) -> EnvoyJson:
     return header_rule(":authority", matcher)
 
 
-def translate_operation(operation: Operation | None, tcp: bool) -> EnvoyJson:
+def translate_operation(operation: Operation | None, tcp: bool, ports: PortMap) -> EnvoyJson:
     if operation is None:
         return {"any": True}
     rules = field_matchers(
-        operation.ports, operation.not_ports, lambda p: {"destination_port": int(p)}, "rule"
+        operation.ports, operation.not_ports, lambda p: destination_port(p, ports), "rule"
     )
     if not tcp:
         rules += field_matchers(
@@ -178,6 +182,10 @@ def and_all(items: Sequence[EnvoyJson], kind: str) -> EnvoyJson:
     return {key: {inner: list(items)}}
 
 
+def destination_port(value: str, ports: PortMap) -> EnvoyJson:
+    return {"destination_port": ports.get(int(value), int(value))}
+
+
 def header_maker(header: str) -> Maker:
     def make(value: str) -> EnvoyJson:
         return header_rule(header, string_pattern(value))
@@ -185,7 +193,9 @@ def header_maker(header: str) -> Maker:
     return make
 
 
-def translate_condition(condition: Condition, namespace: str) -> tuple[str, EnvoyJson]:
+def translate_condition(
+    condition: Condition, namespace: str, ports: PortMap
+) -> tuple[str, EnvoyJson]:
     """A ``when`` condition as ("id", principal) or ("rule", permission)."""
     key = condition.key
     makers: dict[str, tuple[str, Maker]] = {
@@ -194,7 +204,7 @@ def translate_condition(condition: Condition, namespace: str) -> tuple[str, Envo
         "source.namespace": ("id", namespace_id),
         "source.principal": ("id", principal_id),
         "request.auth.principal": ("id", request_principal_id),
-        "destination.port": ("rule", lambda v: {"destination_port": int(v)}),
+        "destination.port": ("rule", lambda v: destination_port(v, ports)),
         "destination.ip": ("rule", lambda v: ip_id(v, "destination_ip")),
         "connection.sni": ("rule", lambda v: {"requested_server_name": string_pattern(v)}),
     }
@@ -225,21 +235,21 @@ def uses_http_fields(rule: Rule) -> bool:
     return any(c.key.startswith("request.") for c in rule.when)
 
 
-def translate_rule(rule: Rule, namespace: str, tcp: bool) -> EnvoyJson:
+def translate_rule(rule: Rule, namespace: str, tcp: bool, ports: PortMap) -> EnvoyJson:
     sources = [translate_source(f.source, namespace, tcp) for f in rule.from_]
-    operations = [translate_operation(t.operation, tcp) for t in rule.to]
+    operations = [translate_operation(t.operation, tcp, ports) for t in rule.to]
     ids: list[EnvoyJson] = [any_of(sources, "id")] if sources else []
     perms: list[EnvoyJson] = [any_of(operations, "rule")] if operations else []
     for condition in rule.when:
         if tcp and condition.key.startswith("request."):
             continue
-        kind, matcher = translate_condition(condition, namespace)
+        kind, matcher = translate_condition(condition, namespace, ports)
         (ids if kind == "id" else perms).append(matcher)
     return {"permissions": [and_all(perms, "rule")], "principals": [and_all(ids, "id")]}
 
 
 def build_rbac_rules(
-    policies: Sequence[Config[AuthorizationPolicy]], action: str, tcp: bool
+    policies: Sequence[Config[AuthorizationPolicy]], action: str, tcp: bool, ports: PortMap
 ) -> EnvoyJson | None:
     """One RBAC ``rules`` block for an Istio action, or None when no policy has that action."""
     chosen = [p for p in policies if (p.spec.action or "ALLOW") == action]
@@ -251,16 +261,18 @@ def build_rbac_rules(
             if tcp and uses_http_fields(rule) and action == "ALLOW":
                 continue
             name = names.rbac_policy(policy.namespace, policy.name, index)
-            envoy_policies[name] = translate_rule(rule, policy.namespace, tcp)
+            envoy_policies[name] = translate_rule(rule, policy.namespace, tcp, ports)
     return {"action": dict(ACTIONS)[action], "policies": envoy_policies}
 
 
-def build_rbac_filters(mesh: MeshSnapshot, proxy: ProxyNode, tcp: bool) -> list[JsonValue]:
+def build_rbac_filters(
+    mesh: MeshSnapshot, proxy: ProxyNode, tcp: bool, ports: PortMap
+) -> list[JsonValue]:
     """The RBAC filters of an inbound chain, AUDIT then DENY then ALLOW (Istio's order)."""
     policies = applicable_policies(mesh, proxy)
     filters: list[JsonValue] = []
     for action, _ in ACTIONS:
-        rules = build_rbac_rules(policies, action, tcp)
+        rules = build_rbac_rules(policies, action, tcp, ports)
         if rules is None:
             continue
         if tcp:

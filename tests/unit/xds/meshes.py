@@ -1,0 +1,63 @@
+"""Test helpers: Bookinfo meshes built from Istio's sample YAML (plus inline YAML), snapshots,
+and the golden-case loader shared by the unit goldens and the Envoy validation tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from canarymesh.api.loader import load_text
+from canarymesh.mesh.build import build_mesh
+from canarymesh.mesh.model import MeshSettings, MeshSnapshot
+from canarymesh.xds.generate import generate
+from canarymesh.xds.snapshot import XdsSnapshot
+
+ROOT = Path(__file__).resolve().parents[3]
+SAMPLES = ROOT / "tests" / "data" / "istio" / "samples" / "bookinfo"
+GOLDEN = ROOT / "tests" / "golden" / "xds"
+BOOKINFO = "platform/kube/bookinfo.yaml"
+
+
+def sample(relative: str) -> str:
+    return (SAMPLES / relative).read_text(encoding="utf-8")
+
+
+def mesh_from_text(text: str, settings: MeshSettings | None = None) -> MeshSnapshot:
+    result = load_text(text, "test.yaml")
+    errors = [d for d in result.diagnostics if d.level == "error"]
+    assert not errors, "\n".join(str(d) for d in errors)
+    return build_mesh(result.resources, settings=settings)
+
+
+def bookinfo(*files: str, extra: str = "", settings: MeshSettings | None = None) -> MeshSnapshot:
+    """Bookinfo's platform manifest plus the named sample files and inline YAML."""
+    texts = [sample(BOOKINFO), *(sample(f) for f in files)]
+    if extra:
+        texts.append(extra)
+    return mesh_from_text("\n---\n".join(texts), settings)
+
+
+def snapshot(mesh: MeshSnapshot, proxy_id: str) -> XdsSnapshot:
+    snap = generate(mesh, mesh.proxy(proxy_id))
+    snap.check_consistent()
+    return snap
+
+
+def inbound_port(mesh: MeshSnapshot, proxy_id: str, container_port: int = 9080) -> int:
+    port = mesh.proxy(proxy_id).ports.inbound_port(container_port)
+    assert port is not None
+    return port
+
+
+def golden_cases() -> list[Path]:
+    return sorted(p for p in GOLDEN.iterdir() if (p / "in.yaml").is_file())
+
+
+def case_proxies(case: Path) -> list[str]:
+    """The proxies a case renders, from its first line: ``# proxies: a b``."""
+    first = (case / "in.yaml").read_text(encoding="utf-8").splitlines()[0]
+    assert first.startswith("# proxies:"), f"{case}/in.yaml must start with '# proxies: ...'"
+    return first.removeprefix("# proxies:").split()
+
+
+def case_mesh(case: Path, settings: MeshSettings | None = None) -> MeshSnapshot:
+    return mesh_from_text((case / "in.yaml").read_text(encoding="utf-8"), settings)
