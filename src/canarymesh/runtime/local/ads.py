@@ -105,6 +105,7 @@ class AdsServer:
         codec.load_all_protos()
         self._nodes: dict[str, _Node] = {}
         self._nonces = itertools.count(1)
+        self._cache = codec.PackCache()
         self._changed = asyncio.Event()
         self._server: grpc.aio.Server | None = None
         self.port = 0
@@ -128,12 +129,12 @@ class AdsServer:
     def set_snapshot(self, node_id: str, snapshot: SnapshotLike) -> None:
         """Replace ``node_id``'s config and push what changed; raises ConfigError on a bad dict."""
         config = {
-            type_url: _encode(type_url, resources)
+            type_url: _encode(type_url, resources, self._cache)
             for type_url, resources in snapshot.resources.items()
         }
         # An absent type is an empty one: Envoy must hear that its clusters or listeners are gone.
         for type_url in codec.PUSH_ORDER:
-            config.setdefault(type_url, _encode(type_url, ()))
+            config.setdefault(type_url, _encode(type_url, (), self._cache))
         node = self._nodes.setdefault(node_id, _Node())
         node.snapshot_version = snapshot.version
         node.config = config
@@ -142,7 +143,7 @@ class AdsServer:
     def set_secrets(self, node_id: str, secrets: Sequence[Mapping[str, object]]) -> None:
         """Serve these SDS ``Secret`` dicts to ``node_id`` (they replace a snapshot's secrets)."""
         node = self._nodes.setdefault(node_id, _Node())
-        node.secrets = _encode(codec.SECRET, secrets)
+        node.secrets = _encode(codec.SECRET, secrets, self._cache)
         self._wake(node)
 
     def remove_node(self, node_id: str) -> None:
@@ -294,15 +295,19 @@ def _needs_send(type_url: str, track: _Track, wanted: _Encoded) -> bool:
     return wanted.version not in (track.sent, track.nacked)
 
 
-def _encode(type_url: str, resources: Iterable[Mapping[str, object]]) -> _Encoded:
-    listed = list(resources)
+def _encode(
+    type_url: str, resources: Iterable[Mapping[str, object]], cache: codec.PackCache
+) -> _Encoded:
     by_name: dict[str, any_pb2.Any] = {}
-    for resource in listed:
+    keys: list[str] = []
+    for resource in resources:
         name = codec.resource_name(type_url, resource)
         if name in by_name:
             raise ConfigError(f"two {codec.short_type(type_url)} resources are named {name!r}")
-        by_name[name] = codec.pack(type_url, resource)
-    return _Encoded(codec.version_of(listed), dict(sorted(by_name.items())))
+        key = codec.canonical(resource)
+        keys.append(key)
+        by_name[name] = cache.pack(type_url, resource, key)
+    return _Encoded(codec.version_of(keys), dict(sorted(by_name.items())))
 
 
 async def _read(

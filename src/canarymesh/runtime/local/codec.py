@@ -16,7 +16,8 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 
 from google.protobuf import any_pb2, descriptor_pool, json_format, message_factory
 
@@ -30,6 +31,8 @@ __all__ = [
     "ROUTE",
     "SECRET",
     "WILDCARD_TYPES",
+    "PackCache",
+    "canonical",
     "load_all_protos",
     "pack",
     "resource_name",
@@ -105,10 +108,38 @@ def pack(type_url: str, resource: Mapping[str, object]) -> any_pb2.Any:
     return packed
 
 
-def version_of(resources: Sequence[Mapping[str, object]]) -> str:
-    """A content hash of one type's resources: equal content, equal version, no resend."""
-    canonical = json.dumps(resources, sort_keys=True, separators=(",", ":"), default=_plain)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+def canonical(resource: object) -> str:
+    """One JSON spelling per content (sorted keys, no spaces): the key of caches and versions."""
+    return json.dumps(resource, sort_keys=True, separators=(",", ":"), default=_plain)
+
+
+def version_of(canonical_resources: Iterable[str]) -> str:
+    """A content hash of one type's resources (their :func:`canonical` forms, in any order):
+    equal content, equal version, no resend."""
+    return hashlib.sha256("\n".join(sorted(canonical_resources)).encode()).hexdigest()[:16]
+
+
+class PackCache:
+    """Packed resources by content, so an unchanged resource is parsed once, not on every push.
+
+    Parsing dominates a push (about 0.3-0.8 ms per resource); most pushes change one route among
+    many unchanged clusters and listeners, and many proxies share identical resources.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._packed: OrderedDict[tuple[str, str], any_pb2.Any] = OrderedDict()
+
+    def pack(self, type_url: str, resource: Mapping[str, object], key: str) -> any_pb2.Any:
+        found = self._packed.get((type_url, key))
+        if found is not None:
+            self._packed.move_to_end((type_url, key))
+            return found
+        packed = pack(type_url, resource)
+        self._packed[(type_url, key)] = packed
+        if len(self._packed) > self._size:
+            self._packed.popitem(last=False)
+        return packed
 
 
 def _plain(value: object) -> object:
