@@ -625,6 +625,7 @@ def test_gateway_api_gateway_and_routes() -> None:
 
 INGRESS = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
 GATEWAY_API_INGRESS = "cluster.local/ns/default/sa/bookinfo-gateway-istio"
+GATEWAY_API_POD = (("gateway.networking.k8s.io/gateway-name", "bookinfo-gateway"),)
 
 
 @dataclass(frozen=True)
@@ -634,6 +635,11 @@ class Call:
     port: int
     method: str | None = None  # None for TCP
     path: str | None = None
+    # The destination pod's labels, when they are more than app=<app>.
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def pod_labels(self) -> dict[str, str]:
+        return dict(self.labels) if self.labels else {"app": self.app}
 
 
 def principal_of(deployment: str) -> str:
@@ -688,7 +694,7 @@ def allowed(call: Call) -> bool:
     applicable = []
     for policy in policies():
         selector = policy["spec"].get("selector", {}).get("matchLabels", {})
-        if all({"app": call.app}.get(k) == v for k, v in selector.items()):
+        if all(call.pod_labels().get(k) == v for k, v in selector.items()):
             applicable.append(policy)
     assert all(p["spec"].get("action", "ALLOW") == "ALLOW" for p in applicable)
     if not applicable:
@@ -705,6 +711,9 @@ def _allowed_calls() -> list[Call]:
         Call(INGRESS, "productpage", 9080, "GET", "/logout"),
         Call(INGRESS, "productpage", 9080, "GET", "/api/v1/products/0/reviews"),
         Call(GATEWAY_API_INGRESS, "productpage", 9080, "POST", "/login"),
+        # A browser reaching the Gateway API's gateway, which runs in the namespace.
+        Call(None, "bookinfo-gateway-istio", 80, "GET", "/productpage", GATEWAY_API_POD),
+        Call(GATEWAY_API_INGRESS, "productpage", 9080, "GET", "/productpage"),
         Call(productpage, "details", 9080, "GET", "/details/0"),
         Call(productpage, "reviews", 9080, "GET", "/reviews/0"),
         Call(principal_of("reviews-v2"), "ratings", 9080, "GET", "/ratings/0"),
@@ -727,6 +736,7 @@ def _denied_calls() -> list[Call]:
         Call(principal_of("productpage-v1"), "mongodb", 27017),
         Call(principal_of("ratings-v1"), "mysqldb", 3306),
         Call(INGRESS, "unknown-app", 9080, "GET", "/"),
+        Call(None, "bookinfo-gateway-istio", 8443, "GET", "/productpage", GATEWAY_API_POD),
     ]
 
 
