@@ -225,3 +225,11 @@ def test_sigterm_exits_0_and_every_request_was_logged(logs: Path) -> None:
     log = service.log()
     assert '"GET /ratings/8" 200' in log
     assert '"GET /nope" 404' in log
+
+
+def test_a_bad_setting_stops_start_up_with_the_reason(logs: Path) -> None:
+    with pytest.raises(RuntimeError) as caught:
+        start_service(MODULE, logs, {"RATINGS_FAULT_PROBABILITY": "2"})
+    assert "RATINGS_FAULT_PROBABILITY='2': must be a finite number between 0 and 1" in str(
+        caught.value
+    )
