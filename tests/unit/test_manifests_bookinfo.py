@@ -193,7 +193,7 @@ def test_canary_virtual_service_is_the_seed_snippet() -> None:
 
 
 def test_canary_manifests_apply_together_in_webapps() -> None:
-    (namespace,) = docs_in("canary-manifests/namespace.yaml")
+    (namespace,) = docs_in("canary-manifests/00-namespace.yaml")
     assert namespace["kind"] == "Namespace" and namespace["metadata"]["name"] == "webapps"
     assert namespace["metadata"]["labels"]["istio-injection"] == "enabled"
     (rule,) = docs_in("canary-manifests/destination-rule.yaml")
