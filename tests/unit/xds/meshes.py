@@ -35,10 +35,7 @@ def bookinfo(*files: str, extra: str = "", settings: MeshSettings | None = None)
     texts = [sample(BOOKINFO), *(sample(f) for f in files)]
     if extra:
         texts.append(extra)
-    # ``# tolerate: CM0204`` lets a case keep documents our validator refuses but Istio
-    # accepts (a delegate VirtualService has no hosts).
-    tolerate = frozenset(case_header(case, "tolerate"))
-    return mesh_from_text("\n---\n".join(texts), settings, tolerate)
+    return mesh_from_text("\n---\n".join(texts), settings)
 
 
 def snapshot(mesh: MeshSnapshot, proxy_id: str) -> XdsSnapshot:
