@@ -163,6 +163,7 @@ class RouteDestination(IstioModel):
 
 class HTTPRedirect(IstioModel):
     uri: Str | None = None
+    prefix_rewrite: Str | None = None
     authority: Str | None = None
     port: Int | None = None
     derive_port: Literal["FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT"] | None = None

@@ -209,8 +209,8 @@ def _validate_redirect(
 ) -> None:
     if redirect is None:
         return
-    if not (redirect.uri or redirect.authority or redirect.scheme or redirect.port
-            or redirect.derive_port):  # fmt: skip
+    if not (redirect.uri or redirect.prefix_rewrite or redirect.authority or redirect.scheme
+            or redirect.port or redirect.derive_port):  # fmt: skip
         report("CM0210", path, problem="redirect must specify uri, authority, scheme or port")
     code = redirect.redirect_code
     if code is not None and code != 0 and not 300 <= code <= 399:
