@@ -26,13 +26,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from canarymesh.runtime.local import codec
 from canarymesh.runtime.local.ads import AdsServer
 from canarymesh.runtime.local.envoy import EnvoyNode, bootstrap, envoy_spec, write_bootstrap
 from canarymesh.runtime.local.supervisor import Supervisor
+from canarymesh.xds.snapshot import XdsSnapshot, build_snapshot
 
-Resource = dict[str, object]
+Resource = dict[str, Any]
 _ADS = {"ads": {}, "resource_api_version": "V3"}
 _T = "type.googleapis.com/envoy.extensions."
 
@@ -86,27 +88,21 @@ def _cluster(name: str, port: int) -> Resource:
     }
 
 
-class Snap:
-    def __init__(self, version: str, resources: dict[str, list[Resource]]) -> None:
-        self.version = version
-        self.resources = resources
-
-
-def upstream_snapshot(ports: dict[str, int]) -> Snap:
+def upstream_snapshot(ports: dict[str, int]) -> XdsSnapshot:
     listeners = [_listener(v, p, v) for v, p in ports.items()]
     routes = [
         _routes(v, {"direct_response": {"status": 200, "body": {"inline_string": v}}})
         for v in ports
     ]
-    return Snap("u", {codec.LISTENER: listeners, codec.ROUTE: routes})
+    return build_snapshot("upstream", {codec.LISTENER: listeners, codec.ROUTE: routes})
 
 
-def proxy_snapshot(version: int, ports: dict[str, int], listen: int, to: str) -> Snap:
+def proxy_snapshot(ports: dict[str, int], listen: int, to: str) -> XdsSnapshot:
     weights = [{"name": f"c-{v}", "weight": 100 if v == to else 0} for v in sorted(ports)]
     # A zero weight is allowed as long as the total is positive; it keeps both clusters listed.
     route = _routes("main", {"route": {"weighted_clusters": {"clusters": weights}}})
-    return Snap(
-        str(version),
+    return build_snapshot(
+        "proxy",
         {
             codec.CLUSTER: [_cluster(f"c-{v}", p) for v, p in ports.items()],
             codec.LISTENER: [_listener("front", listen, "main")],
@@ -161,7 +157,7 @@ async def run(flips: int, tmp: Path) -> None:
     ports = {"v1": free_port(), "v2": free_port()}
     listen = free_port()
     ads.set_snapshot("upstream", upstream_snapshot(ports))
-    ads.set_snapshot("proxy", proxy_snapshot(0, ports, listen, "v1"))
+    ads.set_snapshot("proxy", proxy_snapshot(ports, listen, "v1"))
     async with Supervisor() as supervisor:
         for node in ("upstream", "proxy"):
             admin = free_port()
@@ -176,7 +172,7 @@ async def run(flips: int, tmp: Path) -> None:
         for flip in range(1, flips + 1):
             target = "v2" if flip % 2 else "v1"
             started = time.perf_counter()
-            ads.set_snapshot("proxy", proxy_snapshot(flip, ports, listen, target))
+            ads.set_snapshot("proxy", proxy_snapshot(ports, listen, target))
             seen = loop.run_in_executor(None, probe.wait_for, target, started)
             status = await ads.wait_settled("proxy", timeout=5)
             acked.append(time.perf_counter() - started)

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -26,20 +27,13 @@ from canarymesh.runtime.local.envoy import (
     write_bootstrap,
 )
 from canarymesh.runtime.local.supervisor import Supervisor
+from canarymesh.xds.snapshot import XdsSnapshot, build_snapshot
 from tests.support.processes import free_port
 
-Resource = dict[str, object]
+Resource = dict[str, Any]
 _ADS = {"ads": {}, "resource_api_version": "V3"}
 _HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 _ROUTER = "envoy.extensions.filters.http.router.v3.Router"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Satisfies ``SnapshotLike`` the way the xds package's frozen snapshot does."""
-
-    version: str
-    resources: Mapping[str, Sequence[Mapping[str, object]]]
 
 
 def socket_address(port: int) -> Resource:
@@ -92,15 +86,14 @@ def weighted_routes(
 
 
 def snapshot(
-    version: str,
+    node_id: str,
     clusters: Sequence[Resource],
     listeners: Sequence[Resource],
     routes: Sequence[Resource],
-) -> Snapshot:
-    return Snapshot(
-        version,
-        {codec.CLUSTER: list(clusters), codec.LISTENER: list(listeners), codec.ROUTE: list(routes)},
-    )
+) -> XdsSnapshot:
+    """The xds package's own snapshot type, so the server is tested with what it will serve."""
+    by_type = {codec.CLUSTER: clusters, codec.LISTENER: listeners, codec.ROUTE: routes}
+    return build_snapshot(node_id, by_type)
 
 
 def _type(name: str) -> str:

@@ -12,9 +12,9 @@ import pytest
 
 from canarymesh.runtime.local import codec
 from canarymesh.runtime.local.xds_status import SyncState
+from canarymesh.xds.snapshot import XdsSnapshot
 from tests.integration.runtime.harness import (
     Mesh,
-    Snapshot,
     cluster,
     eventually,
     http_listener,
@@ -32,11 +32,11 @@ V1, V2 = "outbound|9080|v1|reviews", "outbound|9080|v2|reviews"
 
 
 def _config(
-    version: str, ports: dict[str, int], listen: int, weights: dict[str, int], bad: bool = False
-) -> Snapshot:
+    ports: dict[str, int], listen: int, weights: dict[str, int], bad: bool = False
+) -> XdsSnapshot:
     extra = [{"match": {"safe_regex": {"regex": "a("}}, "route": {"cluster": V1}}] if bad else []
     return snapshot(
-        version,
+        NODE,
         [cluster(V1, ports["v1"]), cluster(V2, ports["v2"])],
         [http_listener("front", listen, "9080")],
         [weighted_routes("9080", weights, extra)],
@@ -54,7 +54,7 @@ def test_snapshot_routes_and_weight_flip_is_live_within_100ms(tmp_path: Path) ->
     async def scenario() -> None:
         listen = free_port()
         async with upstreams("v1", "v2") as ports, running_mesh(tmp_path) as mesh:
-            mesh.ads.set_snapshot(NODE, _config("1", ports, listen, {V1: 100}))
+            mesh.ads.set_snapshot(NODE, _config(ports, listen, {V1: 100}))
             await mesh.start_envoy(NODE)
             assert await mesh.get(listen) == (200, "v1")
             status = await mesh.ads.wait_settled(NODE)
@@ -65,13 +65,13 @@ def test_snapshot_routes_and_weight_flip_is_live_within_100ms(tmp_path: Path) ->
                 "RouteConfiguration",
             ]
 
-            mesh.ads.set_snapshot(NODE, _config("2", ports, listen, {V1: 90, V2: 10}))
+            mesh.ads.set_snapshot(NODE, _config(ports, listen, {V1: 90, V2: 10}))
             await mesh.ads.wait_settled(NODE)
             split = await mesh.bodies(listen, 100)
             assert split.get("v1", 0) >= 70, split
 
             started = time.perf_counter()
-            mesh.ads.set_snapshot(NODE, _config("3", ports, listen, {V1: 10, V2: 90}))
+            mesh.ads.set_snapshot(NODE, _config(ports, listen, {V1: 10, V2: 90}))
             status = await mesh.ads.wait_settled(NODE, timeout=1.0)
             elapsed = time.perf_counter() - started
             assert status.synced and elapsed < 0.1, (elapsed, status)
@@ -91,11 +91,11 @@ def test_bad_regex_is_nacked_with_envoys_reason_and_old_config_keeps_serving(
     async def scenario() -> None:
         listen = free_port()
         async with upstreams("v1", "v2") as ports, running_mesh(tmp_path) as mesh:
-            mesh.ads.set_snapshot(NODE, _config("1", ports, listen, {V1: 100}))
+            mesh.ads.set_snapshot(NODE, _config(ports, listen, {V1: 100}))
             proxy = await mesh.start_envoy(NODE)
             await mesh.ads.wait_settled(NODE)
 
-            mesh.ads.set_snapshot(NODE, _config("2", ports, listen, {V2: 100}, bad=True))
+            mesh.ads.set_snapshot(NODE, _config(ports, listen, {V2: 100}, bad=True))
             status = await mesh.ads.wait_settled(NODE)
             routes = status.type(codec.ROUTE)
             assert routes.state is SyncState.NACKED
@@ -109,7 +109,7 @@ def test_bad_regex_is_nacked_with_envoys_reason_and_old_config_keeps_serving(
             stats = await proxy.admin.stats(r"rds\.9080\.")
             assert stats["http.front.rds.9080.update_rejected"] == 1, stats
 
-            mesh.ads.set_snapshot(NODE, _config("3", ports, listen, {V2: 100}))
+            mesh.ads.set_snapshot(NODE, _config(ports, listen, {V2: 100}))
             status = await mesh.ads.wait_settled(NODE)
             assert status.synced and status.errors == {}, status
             assert await mesh.bodies(listen, 5) == {"v2": 5}
@@ -121,7 +121,7 @@ def test_killed_envoy_is_restarted_and_resyncs_to_the_current_snapshot(tmp_path:
     async def scenario() -> None:
         listen = free_port()
         async with upstreams("v1", "v2") as ports, running_mesh(tmp_path) as mesh:
-            mesh.ads.set_snapshot(NODE, _config("1", ports, listen, {V1: 100}))
+            mesh.ads.set_snapshot(NODE, _config(ports, listen, {V1: 100}))
             await mesh.start_envoy(NODE)
             assert await mesh.get(listen) == (200, "v1")
             before = mesh.supervisor.child_status(NODE)
@@ -129,12 +129,13 @@ def test_killed_envoy_is_restarted_and_resyncs_to_the_current_snapshot(tmp_path:
 
             os.kill(before.pid, signal.SIGKILL)
             # Changed while the proxy is down: the new Envoy must come up with this.
-            mesh.ads.set_snapshot(NODE, _config("2", ports, listen, {V2: 100}))
+            current = _config(ports, listen, {V2: 100})
+            mesh.ads.set_snapshot(NODE, current)
             await eventually(lambda: _route_to(mesh, listen, "v2"), timeout=10)
 
             after = mesh.supervisor.child_status(NODE)
             assert after.restarts == 1 and after.pid not in (None, before.pid), after
             status = await mesh.ads.wait_settled(NODE)
-            assert status.synced and status.snapshot_version == "2", status
+            assert status.synced and status.snapshot_version == current.version, status
 
     asyncio.run(scenario())

@@ -12,9 +12,9 @@ import pytest
 from canarymesh.runtime.local import codec
 from canarymesh.runtime.local.ca import LocalCA, sds_secrets, spiffe_id
 from canarymesh.runtime.local.xds_status import SyncState
+from canarymesh.xds.snapshot import build_snapshot
 from tests.integration.runtime.harness import (
     Resource,
-    Snapshot,
     cluster,
     http_listener,
     running_mesh,
@@ -81,8 +81,8 @@ def test_envoys_talk_mtls_with_ca_certs_and_a_wrong_san_fails(tmp_path: Path) ->
             good, wrong = "outbound|9080||reviews", "outbound|9080|wrong|reviews"
             mesh.ads.set_snapshot(
                 "reviews-v1",
-                Snapshot(
-                    "1",
+                build_snapshot(
+                    "reviews-v1",
                     {
                         codec.CLUSTER: [cluster("inbound|9080||", ports["reviews-app"])],
                         codec.LISTENER: [
@@ -90,12 +90,13 @@ def test_envoys_talk_mtls_with_ca_certs_and_a_wrong_san_fails(tmp_path: Path) ->
                         ],
                         codec.ROUTE: [_routes("in", {"/": "inbound|9080||"})],
                     },
+                    external_secrets=True,  # the CA's secrets come through set_secrets
                 ),
             )
             mesh.ads.set_snapshot(
                 "productpage-v1",
-                Snapshot(
-                    "1",
+                build_snapshot(
+                    "productpage-v1",
                     {
                         codec.CLUSTER: [
                             cluster(good, inbound, upstream_tls(REVIEWS)),
@@ -104,6 +105,7 @@ def test_envoys_talk_mtls_with_ca_certs_and_a_wrong_san_fails(tmp_path: Path) ->
                         codec.LISTENER: [http_listener("outbound", outbound, "9080")],
                         codec.ROUTE: [_routes("9080", {"/wrong": wrong, "/": good})],
                     },
+                    external_secrets=True,
                 ),
             )
             for node, identity in (("reviews-v1", REVIEWS), ("productpage-v1", PRODUCTPAGE)):

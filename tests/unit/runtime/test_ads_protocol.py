@@ -17,34 +17,41 @@ from canarymesh.errors import ConfigError
 from canarymesh.runtime.local import codec
 from canarymesh.runtime.local.ads import AdsServer
 from canarymesh.runtime.local.xds_status import SyncState
+from canarymesh.xds.snapshot import InconsistentSnapshot, XdsSnapshot, build_snapshot
+from canarymesh.xds.types import EnvoyJson
 
 NODE = "productpage-v1"
 
 
 @dataclass(frozen=True)
 class Snap:
+    """A bare snapshot for inputs the xds package would never build (unknown types)."""
+
     version: str
     resources: Mapping[str, Sequence[Mapping[str, object]]]
 
+    def check_consistent(self) -> None:
+        pass
 
-def _cluster(name: str, timeout: str = "1s") -> dict[str, object]:
+
+def _cluster(name: str, timeout: str = "1s") -> EnvoyJson:
     return {"name": name, "connect_timeout": timeout}
 
 
-def _route(name: str, prefix: str = "/") -> dict[str, object]:
+def _route(name: str, prefix: str = "/") -> EnvoyJson:
     return {"name": name, "virtual_hosts": [{"name": "vh", "domains": [prefix]}]}
 
 
 def snap(
     version: str, clusters: Sequence[str] = ("a",), timeout: str = "1s", **routes: str
-) -> Snap:
-    return Snap(
-        version,
-        {
-            codec.CLUSTER: [_cluster(c, timeout) for c in clusters],
-            codec.ROUTE: [_route(n, p) for n, p in routes.items()],
-        },
-    )
+) -> XdsSnapshot:
+    """``version`` only labels the call site: the real version is the content hash."""
+    del version
+    by_type: dict[str, list[EnvoyJson]] = {
+        codec.CLUSTER: [_cluster(c, timeout) for c in clusters],
+        codec.ROUTE: [_route(n, p) for n, p in routes.items()],
+    }
+    return build_snapshot(NODE, by_type)
 
 
 class Client:
@@ -141,7 +148,7 @@ def test_ack_makes_a_type_synced_and_unchanged_types_are_not_resent() -> None:
         rds = await client.read()
         await client.ack(rds, ["r80"])
         status = await server.wait_settled(NODE)
-        assert status.synced and status.snapshot_version == "1"
+        assert status.synced and status.snapshot_version == snap("1", r80="/").version
 
         # Only the route changes: only RDS goes out again.
         server.set_snapshot(NODE, snap("2", r80="/other"))
@@ -246,5 +253,32 @@ def test_bad_resources_are_refused_when_set_not_inside_the_stream() -> None:
             server.set_snapshot(NODE, Snap("1", {"type.googleapis.com/no.Such": [{"name": "a"}]}))
         with pytest.raises(KeyError):
             server.node_status(NODE)
+
+    run(scenario)
+
+
+def test_an_inconsistent_snapshot_is_never_published() -> None:
+    async def scenario(server: AdsServer, client: Client) -> None:
+        server.set_snapshot(NODE, snap("1"))
+        await client.request(codec.CLUSTER)
+        await client.ack(await client.read())
+        dangling: dict[str, list[EnvoyJson]] = {
+            codec.ROUTE: [
+                {
+                    "name": "r80",
+                    "virtual_hosts": [
+                        {
+                            "name": "vh",
+                            "domains": ["*"],
+                            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "gone"}}],
+                        }
+                    ],
+                }
+            ]
+        }
+        with pytest.raises(InconsistentSnapshot, match="cluster 'gone' is missing"):
+            server.set_snapshot(NODE, build_snapshot(NODE, dangling))
+        assert await client.nothing()
+        assert (await server.wait_settled(NODE)).synced
 
     run(scenario)

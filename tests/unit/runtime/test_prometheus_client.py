@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,7 @@ BAD = {"status": "error", "errorType": "bad_data", "error": "parse error at char
 
 
 def with_api(
-    answers: dict[str, tuple[int, object]],
+    answers: Mapping[str, tuple[int, object]],
     body: Callable[[PrometheusClient, list[str]], Awaitable[None]],
 ) -> list[str]:
     """Serve ``answers`` (query -> status, JSON) on loopback; returns the queries received."""

@@ -36,14 +36,21 @@ from canarymesh.runtime.local.xds_status import NodeStatus, TypeStatus, order_ke
 __all__ = ["AdsServer", "SnapshotLike"]
 
 
+Resources = Sequence[Mapping[str, object]]
+
+
 class SnapshotLike(Protocol):
-    """What the server needs from a snapshot: a version and resource dicts keyed by type URL."""
+    """What the server needs from a snapshot (``canarymesh.xds.snapshot.XdsSnapshot`` is one):
+    a version, resource dicts by type URL (a mapping or ``(type_url, resources)`` pairs), and a
+    consistency check that raises when a listener or route names something the snapshot lacks."""
 
     @property
     def version(self) -> str: ...
 
     @property
-    def resources(self) -> Mapping[str, Sequence[Mapping[str, object]]]: ...
+    def resources(self) -> Mapping[str, Resources] | Sequence[tuple[str, Resources]]: ...
+
+    def check_consistent(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +134,16 @@ class AdsServer:
             self._server = None
 
     def set_snapshot(self, node_id: str, snapshot: SnapshotLike) -> None:
-        """Replace ``node_id``'s config and push what changed; raises ConfigError on a bad dict."""
+        """Replace ``node_id``'s config and push what changed.
+
+        Nothing is published when the snapshot is inconsistent (its own error) or a resource does
+        not parse as its Envoy type (ConfigError): the proxy keeps what it has.
+        """
+        snapshot.check_consistent()
+        by_type = snapshot.resources
+        pairs = by_type.items() if isinstance(by_type, Mapping) else by_type
         config = {
-            type_url: _encode(type_url, resources, self._cache)
-            for type_url, resources in snapshot.resources.items()
+            type_url: _encode(type_url, resources, self._cache) for type_url, resources in pairs
         }
         # An absent type is an empty one: Envoy must hear that its clusters or listeners are gone.
         for type_url in codec.PUSH_ORDER:
@@ -140,7 +153,7 @@ class AdsServer:
         node.config = config
         self._wake(node)
 
-    def set_secrets(self, node_id: str, secrets: Sequence[Mapping[str, object]]) -> None:
+    def set_secrets(self, node_id: str, secrets: Resources) -> None:
         """Serve these SDS ``Secret`` dicts to ``node_id`` (they replace a snapshot's secrets)."""
         node = self._nodes.setdefault(node_id, _Node())
         node.secrets = _encode(codec.SECRET, secrets, self._cache)
