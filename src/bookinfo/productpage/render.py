@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import jinja2
@@ -9,6 +10,10 @@ import jinja2
 from bookinfo.productpage.view import PageView, ServiceNode
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
+# Distinct pages remembered: a page is a pure function of its (hashable, frozen) view, and the
+# backends' answers rarely change, so most renders are repeats. Bounded, because user names are
+# part of the view.
+RENDER_CACHE_SIZE = 1024
 
 
 class Renderer:
@@ -27,8 +32,9 @@ class Renderer:
         )
         self._product_page = self._env.get_template("productpage.html")
         self._index = self._env.get_template("index.html")
+        self.product_page = lru_cache(maxsize=RENDER_CACHE_SIZE)(self._render_product_page)
 
-    def product_page(self, view: PageView) -> str:
+    def _render_product_page(self, view: PageView) -> str:
         return self._product_page.render(page=view)
 
     def index(self, services: ServiceNode) -> str:
