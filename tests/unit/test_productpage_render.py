@@ -178,3 +178,16 @@ def test_stylesheet_has_every_class_the_templates_use() -> None:
             used.update(classes.split())
     assert used - defined - {"star-outline"} == set()
     assert {"text-black-500", "text-red-500"} <= defined
+
+
+def test_memoised_pages_never_mix_users_or_backend_answers() -> None:
+    renderer = Renderer()
+
+    def render(user: str | None, reviews: dict[str, object]) -> str:
+        return renderer.product_page(build_page_view(PAGE_PRODUCT, user, dict(DETAILS), reviews))
+
+    assert ">jason</p>" in render("jason", reviews_json())
+    assert ">jason</p>" not in render(None, reviews_json())
+    assert ">alice</p>" in render("alice", reviews_json())
+    assert render("jason", rated("red")).count(FILLED) == 9
+    assert FILLED not in render("jason", reviews_json())
