@@ -158,7 +158,7 @@ async def running_mesh(tmp: Path) -> AsyncIterator[Mesh]:
             for proxy in mesh.proxies.values():
                 await proxy.admin.close()
             await supervisor.stop_all()
-            await ads.stop(0)
+            await mesh.ads.stop(0)
 
 
 @contextlib.asynccontextmanager

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from canarymesh.runtime.local import codec
+from canarymesh.runtime.local.ads import AdsServer
 from canarymesh.runtime.local.xds_status import SyncState
 from canarymesh.xds.snapshot import XdsSnapshot
 from tests.integration.runtime.harness import (
@@ -137,5 +138,29 @@ def test_killed_envoy_is_restarted_and_resyncs_to_the_current_snapshot(tmp_path:
             assert after.restarts == 1 and after.pid not in (None, before.pid), after
             status = await mesh.ads.wait_settled(NODE)
             assert status.synced and status.snapshot_version == current.version, status
+
+    asyncio.run(scenario())
+
+
+def test_envoy_keeps_serving_without_the_control_plane_and_resyncs_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        listen = free_port()
+        async with upstreams("v1", "v2") as ports, running_mesh(tmp_path) as mesh:
+            mesh.ads.set_snapshot(NODE, _config(ports, listen, {V1: 100}))
+            await mesh.start_envoy(NODE)
+            port = mesh.ads.port
+            await mesh.ads.stop(0)
+            await asyncio.sleep(0.3)
+            assert await mesh.bodies(listen, 5) == {"v1": 5}
+
+            # A restarted control plane knows nothing of the proxy until it reconnects.
+            mesh.ads = AdsServer()
+            await mesh.ads.start(port=port)
+            mesh.ads.set_snapshot(NODE, _config(ports, listen, {V2: 100}))
+            await eventually(lambda: _route_to(mesh, listen, "v2"), timeout=5)
+            assert (await mesh.ads.wait_settled(NODE)).synced
+            assert mesh.supervisor.child_status(NODE).restarts == 0
 
     asyncio.run(scenario())

@@ -106,7 +106,10 @@ class _Node:
 
 
 class AdsServer:
-    """A grpc.aio ADS server on 127.0.0.1; start it inside the control plane's event loop."""
+    """A grpc.aio ADS server on 127.0.0.1; start it inside the control plane's event loop.
+
+    Building one imports every xds-protos module (about 0.4 s, once per process).
+    """
 
     def __init__(self) -> None:
         codec.load_all_protos()
@@ -230,11 +233,11 @@ class AdsServer:
         if stream.node_id is None:
             self._attach(stream, request.node.id)
         track = stream.tracks.setdefault(request.type_url, _Track())
+        if request.response_nonce and request.response_nonce != track.nonce:
+            return []  # an answer to a response that has since been superseded
         track.subscribed = True
         track.names = frozenset(request.resource_names)
         if request.response_nonce:
-            if request.response_nonce != track.nonce:
-                return []  # an answer to a response that has since been superseded
             track.in_flight = False
             if request.HasField("error_detail"):
                 track.nacked, track.error = track.sent, request.error_detail.message

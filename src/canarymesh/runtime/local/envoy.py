@@ -47,7 +47,7 @@ class EnvoyNode:
 
     id: str
     cluster: str
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, object] = field(default_factory=dict)
 
 
 def envoy_binary() -> Path:
