@@ -96,3 +96,12 @@ def test_extra_mappings_take_an_image_without_its_tag() -> None:
 def test_a_registry_port_is_not_mistaken_for_a_tag() -> None:
     with pytest.raises(ConfigError, match="'localhost:5000/examples-bookinfo-x'"):
         resolve_image("localhost:5000/examples-bookinfo-x")
+
+
+def test_mariadb_init_script_quotes_the_password_and_keeps_the_seed() -> None:
+    script = MariaDbRecipe().init_script("it's\\secret", "CREATE DATABASE test;\n")
+    assert "ALTER USER 'root'@'localhost' IDENTIFIED BY 'it\\'s\\\\secret';" in script
+    assert "ALTER USER 'root'@'127.0.0.1'" in script
+    assert script.endswith("CREATE DATABASE test;\n")
+    assert "--user=root" in MariaDbRecipe().argv(Path("d"), 1, Path("s"), Path("i"), as_root=True)
+    assert "--user=root" not in MariaDbRecipe().install_argv(Path("d"))

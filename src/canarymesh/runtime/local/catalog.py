@@ -65,28 +65,43 @@ class MariaDbRecipe:
         "--skip-log-bin",
     )
 
-    def install_argv(self, datadir: Path) -> list[str]:
+    def install_argv(self, datadir: Path, as_root: bool = False) -> list[str]:
+        """Create an empty data directory (``as_root``: mariadbd refuses root without it)."""
         return [
             self.install_db,
             "--no-defaults",
             f"--datadir={datadir}",
+            *(["--user=root"] if as_root else []),
             "--skip-test-db",
             "--auth-root-authentication-method=normal",
             *self.tuning[:2],
         ]
 
-    def argv(self, datadir: Path, port: int, socket: Path, init_file: Path) -> list[str]:
-        """``init_file`` sets the root password (MYSQL_ROOT_PASSWORD) and loads the seed."""
+    def argv(
+        self, datadir: Path, port: int, socket: Path, init_file: Path, as_root: bool = False
+    ) -> list[str]:
+        """``init_file`` holds :meth:`init_script`; it runs at every start, so it is idempotent."""
         return [
             self.binary,
             "--no-defaults",
+            *(["--user=root"] if as_root else []),
             f"--datadir={datadir}",
             f"--socket={socket}",
             f"--port={port}",
             "--bind-address=127.0.0.1",
+            f"--pid-file={datadir / 'mariadbd.pid'}",
             f"--init-file={init_file}",
             *self.tuning,
         ]
+
+    def init_script(self, root_password: str, seed_sql: str) -> str:
+        """Set root's password (the image's MYSQL_ROOT_PASSWORD) and load the seed data."""
+        quoted = root_password.replace("\\", "\\\\").replace("'", "\\'")
+        users = "".join(
+            f"ALTER USER 'root'@'{host}' IDENTIFIED BY '{quoted}';\n"
+            for host in ("localhost", "127.0.0.1")
+        )
+        return users + seed_sql
 
 
 @dataclass(frozen=True, slots=True)
