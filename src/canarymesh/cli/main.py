@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from canarymesh import __version__
+from canarymesh.cli.render import render_command
 from canarymesh.cli.validate import analyze_command, validate_command
 
 
@@ -21,6 +22,7 @@ def version() -> None:
 
 cli.add_command(validate_command)
 cli.add_command(analyze_command)
+cli.add_command(render_command)
 
 
 def main() -> None:
