@@ -89,6 +89,8 @@ class Result:
     bad: int
     # CPU time the front end's processes (gunicorn: master and workers) spent per page.
     cpu_ms_per_page: float = 0.0
+    # The same for details + reviews + ratings together: the share no front end can save.
+    backend_cpu_ms_per_page: float = 0.0
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -298,14 +300,18 @@ def main() -> None:
             for front in order:
                 run_load(front.url, args.connections, args.warmup, script)
                 cpu_before = tree_cpu_seconds(front.proc.pid)
+                backend_before = sum(tree_cpu_seconds(b.proc.pid) for b in backends)
                 result = run_load(front.url, args.connections, args.duration, script)
                 cpu = tree_cpu_seconds(front.proc.pid) - cpu_before
+                backend_cpu = sum(tree_cpu_seconds(b.proc.pid) for b in backends) - backend_before
                 result.cpu_ms_per_page = 1000 * cpu / max(1, result.requests)
+                result.backend_cpu_ms_per_page = 1000 * backend_cpu / max(1, result.requests)
                 results[front.name].append(result)
                 print(
                     f"  round {round_no + 1}: {front.name:<44} {result.rps:7.1f} req/s  "
                     f"p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
-                    f"cpu {result.cpu_ms_per_page:5.2f} ms/page  bad {result.bad}"
+                    f"cpu {result.cpu_ms_per_page:5.2f} ms/page "
+                    f"(backends {result.backend_cpu_ms_per_page:4.2f})  bad {result.bad}"
                 )
         report(results, fronts[0].name)
     finally:
@@ -319,12 +325,12 @@ def report(results: dict[str, list[Result]], ours: str) -> None:
 
     print()
     header = f"{'front end (median of the rounds)':<46} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
-    print(f"{header} {'cpu ms/page':>12} {'bad':>5}")
+    print(f"{header} {'cpu ms/page':>12} {'backends':>9} {'bad':>5}")
     for name, runs in results.items():
         print(
             f"{name:<46} {median(name, 'rps'):8.1f} {median(name, 'p50_ms'):8.1f} "
             f"{median(name, 'p99_ms'):8.1f} {median(name, 'cpu_ms_per_page'):12.2f} "
-            f"{sum(r.bad for r in runs):5d}"
+            f"{median(name, 'backend_cpu_ms_per_page'):9.2f} {sum(r.bad for r in runs):5d}"
         )
     print()
     for name in results:
