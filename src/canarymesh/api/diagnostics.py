@@ -117,10 +117,10 @@ CATALOG: tuple[Message, ...] = (
         "CM0008",
         "warning",
         "Unsupported kind",
-        "{kind} ({api_version}) is not used by canarymesh; it is skipped",
-        "The document is well-formed but belongs to a kind the local mesh does not implement "
-        "(EnvoyFilter, Ingress, cert-manager's Certificate...). It is valid for a real cluster and"
-        " ignored locally.",
+        "{kind} ({api_version}) is not implemented by the local mesh; it is skipped",
+        "The document is well-formed but belongs to a kind that shapes traffic on a cluster "
+        "(EnvoyFilter, Telemetry, Ingress, GRPCRoute...) and that the local mesh does not "
+        "implement: it is valid for a real cluster, but locally the traffic will not follow it.",
     ),
     _m(
         "CM0009",
@@ -145,6 +145,14 @@ CATALOG: tuple[Message, ...] = (
         "Bad List",
         "items of a List must be a list of manifests",
         "kind: List wraps manifests in items; items must be a sequence.",
+    ),
+    _m(
+        "CM0012",
+        "info",
+        "Kind outside the mesh",
+        "{kind} ({api_version}) has no effect on the local mesh; it is skipped",
+        "A Kubernetes object that does not change how traffic flows (RBAC, monitoring CRDs, "
+        "cert-manager...). It is valid for a real cluster and ignored locally.",
     ),
     # --- CM01xx: field values ---------------------------------------------------------------
     _m(

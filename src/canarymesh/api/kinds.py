@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from canarymesh.api import canary, gateway_api, istio_networking, istio_security, kube
 
-__all__ = ["KINDS", "KNOWN_UNSUPPORTED", "KindInfo", "split_api_version"]
+__all__ = ["KINDS", "KNOWN_UNSUPPORTED", "TRAFFIC_GROUPS", "KindInfo", "split_api_version"]
 
 _ISTIO_NETWORKING_VERSIONS = ("v1alpha3", "v1beta1", "v1")
 _ISTIO_SECURITY_VERSIONS = ("v1beta1", "v1")
@@ -87,6 +87,13 @@ KNOWN_UNSUPPORTED: dict[str, frozenset[str]] = {
     }),
     canary.API_GROUP: frozenset(),
 }  # fmt: skip
+
+# API groups whose kinds change how traffic flows: skipping one of them locally deserves a
+# warning; any other kind (RBAC, monitoring, cert-manager) is only noted.
+TRAFFIC_GROUPS = frozenset({
+    "networking.istio.io", "security.istio.io", "telemetry.istio.io", "extensions.istio.io",
+    "gateway.networking.k8s.io", "networking.k8s.io",
+})  # fmt: skip
 
 _BY_GROUP_KIND = {(info.group, info.kind): info for info in KINDS}
 

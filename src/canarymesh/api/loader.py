@@ -20,8 +20,14 @@ from pydantic import BaseModel, ValidationError
 from canarymesh.api import validate
 from canarymesh.api.diagnostics import Diagnostic, Diagnostics, make, render_value
 from canarymesh.api.fieldpaths import format_path
-from canarymesh.api.kinds import KNOWN_UNSUPPORTED, KindInfo, lookup, split_api_version
-from canarymesh.api.objects import FieldPath, ObjectMeta, Resource
+from canarymesh.api.kinds import (
+    KNOWN_UNSUPPORTED,
+    TRAFFIC_GROUPS,
+    KindInfo,
+    lookup,
+    split_api_version,
+)
+from canarymesh.api.objects import CLUSTER_SCOPED_KINDS, FieldPath, ObjectMeta, Resource
 from canarymesh.api.schema_errors import schema_diagnostics
 from canarymesh.api.source import Source
 from canarymesh.api.yamldocs import YamlDocument, parse_documents
@@ -58,7 +64,9 @@ def expand_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
         else:
             problem = "no such file or directory"
             problems.append(make("CM0010", file=str(path), line=0, problem=problem))
-    return files, problems
+    # A file named twice (directly and through its directory) is read once.
+    unique = list({file.resolve(): file for file in files}.values())
+    return unique, problems
 
 
 def load_paths(paths: Sequence[Path]) -> LoadResult:
@@ -180,9 +188,11 @@ def _decode(
                 )
             )
         else:
+            # Skipping a kind that routes or secures traffic changes behaviour: warn; others: note.
+            code = "CM0008" if group in TRAFFIC_GROUPS else "CM0012"
             diagnostics.append(
                 make(
-                    "CM0008",
+                    code,
                     file=file,
                     line=kind_line,
                     kind=kind,
@@ -220,7 +230,7 @@ def _label(kind: object, data: dict[str, object], name: str | None) -> str | Non
     """``VirtualService default/reviews`` as diagnostics show it, when kind and name are known."""
     if not isinstance(kind, str) or name is None:
         return None
-    if kind == "Namespace":
+    if kind in CLUSTER_SCOPED_KINDS:
         return f"{kind} {name}"
     metadata = data.get("metadata")
     namespace = metadata.get("namespace") if isinstance(metadata, dict) else None

@@ -32,7 +32,13 @@ FieldPath = tuple[str | int, ...]
 # (kind, namespace, name); namespace is "" for cluster-scoped kinds.
 ResourceKey = tuple[str, str, str]
 
-CLUSTER_SCOPED_KINDS = frozenset({"Namespace"})
+# Kinds that live outside namespaces (only Namespace is typed; the others appear in labels of
+# diagnostics about skipped kinds).
+CLUSTER_SCOPED_KINDS = frozenset({
+    "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "ClusterIssuer",
+    "CustomResourceDefinition", "StorageClass", "PriorityClass", "GatewayClass", "APIService",
+    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+})  # fmt: skip
 
 SpecT = TypeVar("SpecT", bound=BaseModel, covariant=True)
 SelectedT = TypeVar("SelectedT", bound=BaseModel)

@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 from canarymesh.api.diagnostics import CATALOG, Diagnostic, Diagnostics, make, message
+from tests.unit.api.diagnostics_doc import render_doc
+from tests.unit.api.golden import compare_golden
 
 ROOT = Path(__file__).parents[3]
 DOCS = ROOT / "docs" / "diagnostics.md"
@@ -17,8 +19,12 @@ def test_codes_are_unique_and_in_code_order() -> None:
     assert all(re.fullmatch(r"CM\d{4}", code) for code in codes)
 
 
+def test_the_docs_page_is_the_rendered_catalog() -> None:
+    compare_golden(render_doc(), DOCS)
+
+
 def test_every_code_has_its_section_in_the_docs() -> None:
-    text = DOCS.read_text(encoding="utf-8")
+    text = render_doc()
     sections = re.findall(r"^### (CM\d{4}) (.+)$", text, flags=re.MULTILINE)
     assert sections == [(m.code, m.title) for m in CATALOG]
     for entry in CATALOG:

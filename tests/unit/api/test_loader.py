@@ -177,3 +177,16 @@ def test_a_document_defined_twice_is_noted_and_the_later_one_is_kept() -> None:
     result = load_text(text, "twice.yaml")
     assert [(d.code, d.level, d.line) for d in result.diagnostics] == [("CM0009", "info", 18)]
     assert not result.diagnostics.has_errors
+
+
+def test_a_file_with_many_mistakes_reports_them_all_and_nothing_is_half_valid() -> None:
+    path = Path(__file__).parents[2] / "golden" / "validate" / "vs-multi-error.yaml"
+    result = load_paths([path, path.parent / "vs-multi-error.yaml"])
+    assert [(d.code, d.line) for d in result.diagnostics] == [
+        ("CM0108", 12),
+        ("CM0103", 15),
+        ("CM0107", 16),
+        ("CM0203", 17),
+        ("CM0201", 21),
+    ]
+    assert result.diagnostics.has_errors

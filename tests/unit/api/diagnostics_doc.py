@@ -1,0 +1,80 @@
+"""Renders docs/diagnostics.md from the catalog and the golden corpus (one section per code).
+
+The page is compared like a golden file (tests/unit/api/test_diagnostics.py), so it cannot drift
+from the catalog; ``CANARYMESH_REFRESH_GOLDEN=1 pytest`` rewrites it. Examples are the first
+line of the corpus that shows each code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from canarymesh.api.diagnostics import CATALOG
+
+GOLDEN = Path(__file__).parents[2] / "golden" / "validate"
+
+RANGES = {
+    "CM00": "Reading input (CM00xx)",
+    "CM01": "Field values (CM01xx)",
+    "CM02": "VirtualService (CM02xx)",
+    "CM03": "DestinationRule (CM03xx)",
+    "CM04": "Gateway and ServiceEntry (CM04xx)",
+    "CM05": "Security policies (CM05xx)",
+    "CM06": "Gateway API, Kubernetes objects and Canary (CM06xx)",
+    "CM10": "Analysis (CM1xxx, `canarymesh analyze` only)",
+}
+INTRO = """\
+# Diagnostics
+
+Every problem `canarymesh validate`, `canarymesh analyze` and `canarymesh apply` report carries a
+stable code. A code never changes meaning; a retired code stays listed here, marked retired, and
+is never reused. The catalog lives in `src/canarymesh/api/diagnostics.py` (in code order); this
+page is generated from it and from the bad-input corpus in `tests/golden/validate/`
+(`CANARYMESH_REFRESH_GOLDEN=1 pytest tests/unit/api` rewrites it). Each line of output reads:
+
+```
+CODE LEVEL FILE:LINE [KIND NAMESPACE/NAME] [FIELD PATH][: VALUE]: REASON
+{example}
+```
+
+Levels: **error** (the input is refused: `validate`/`analyze` exit with 2 and `apply` changes
+nothing), **warning** (accepted, but probably not what you meant; `analyze --fail-on warning`
+exits with 1), **info** (worth knowing, never fails a command).
+
+Where a rule comes from Istio it follows Istio's own validation (`pkg/config/validation`) and
+analyzers (`istioctl analyze`, codes such as IST0101); where it comes from Kubernetes it follows
+the API server. Documents that do not fit their schema (CM0101-CM0105, or CM0107 on a value that
+is not text) are not checked further, so fixing them may reveal more problems.
+
+Analysis checks a reference only when the input holds objects of the referenced kind (a
+VirtualService analysed alone is not told that its hosts have no Service).
+"""
+# Codes the corpus cannot show (they are about paths, not documents).
+EXTRA_EXAMPLES = {"CM0010": "CM0010 error missing.yaml:0: no such file or directory"}
+
+
+def render_doc() -> str:
+    examples: dict[str, tuple[str, str]] = {}
+    for path in sorted(GOLDEN.glob("*.errors.txt")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            examples.setdefault(line.split()[0], (path.name.removesuffix(".errors.txt"), line))
+    example = (
+        "CM0201 error reviews.yaml:14 VirtualService default/reviews "
+        "spec.http[0].route[1].weight: -5: must not be negative"
+    )
+    out = [INTRO.format(example=example)]
+    current = None
+    for entry in CATALOG:
+        if entry.code[:4] != current:
+            current = entry.code[:4]
+            out += [f"## {RANGES[current]}", ""]
+        retired = " (retired)" if entry.retired else ""
+        out += [f"### {entry.code} {entry.title}", ""]
+        out += [f"Level: **{entry.level}**{retired}. Message: `{entry.template}`", ""]
+        out += [entry.description, ""]
+        if entry.code in examples:
+            case, line = examples[entry.code]
+            out += [f"Example (`tests/golden/validate/{case}.yaml`):", "", "```", line, "```", ""]
+        elif entry.code in EXTRA_EXAMPLES:
+            out += ["Example:", "", "```", EXTRA_EXAMPLES[entry.code], "```", ""]
+    return "\n".join(out)

@@ -1,0 +1,79 @@
+"""Our own manifests (bookinfo/, canary-manifests/, addons/) validate and analyse clean, the way
+their READMEs tell users to apply them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from canarymesh.api.analyze import analyze
+from canarymesh.api.diagnostics import Diagnostics
+from canarymesh.api.loader import load_paths
+from canarymesh.api.objects import Resource
+
+ROOT = Path(__file__).parents[3]
+TREES = [ROOT / "bookinfo", ROOT / "canary-manifests", ROOT / "addons"]
+FILES = sorted(p for tree in TREES if tree.is_dir() for p in tree.rglob("*.yaml"))
+KUBE = ROOT / "bookinfo" / "platform" / "kube"
+NETWORKING = ROOT / "bookinfo" / "networking"
+# The Deployments a route to a non-v1 version needs (bookinfo.yaml has v1 of details/ratings).
+COMPANIONS = {
+    "virtual-service-details-v2.yaml": ["bookinfo-details-v2.yaml"],
+    "virtual-service-ratings-db.yaml": ["bookinfo-ratings-v2.yaml", "bookinfo-db.yaml"],
+    "virtual-service-ratings-mysql.yaml": ["bookinfo-ratings-v2-mysql.yaml", "bookinfo-mysql.yaml"],
+}
+
+pytestmark = pytest.mark.skipif(not FILES, reason="our manifests are not in the tree yet")
+
+
+def problems(diagnostics: Diagnostics) -> list[str]:
+    return [str(d) for d in diagnostics if d.level in ("error", "warning")]
+
+
+@pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(ROOT)) for p in FILES])
+def test_every_manifest_validates_without_errors(path: Path) -> None:
+    assert [str(d) for d in load_paths([path]).diagnostics.errors] == []
+
+
+def test_the_only_warnings_are_istio_features_the_local_mesh_skips() -> None:
+    diagnostics = load_paths([tree for tree in TREES if tree.is_dir()]).diagnostics
+    skipped = {(d.resource or "").split()[0] for d in diagnostics.warnings}
+    assert {d.code for d in diagnostics.warnings} <= {"CM0008"}
+    assert skipped <= {"EnvoyFilter", "Ingress"}
+
+
+VS_FILES = sorted(
+    p for p in NETWORKING.glob("*.yaml") if "kind: VirtualService" in p.read_text(encoding="utf-8")
+)
+
+
+@pytest.mark.parametrize("vs_file", VS_FILES, ids=[p.name for p in VS_FILES])
+def test_bookinfo_with_all_subsets_and_each_virtual_service_is_clean(vs_file: Path) -> None:
+    companions = [KUBE / name for name in COMPANIONS.get(vs_file.name, [])]
+    paths = [KUBE / "bookinfo.yaml", *companions, NETWORKING / "destination-rule-all.yaml", vs_file]
+    result = load_paths(paths)
+    assert problems(result.diagnostics + analyze(result.resources)) == []
+
+
+def test_gateway_api_routes_with_the_version_services_are_clean() -> None:
+    paths = [KUBE / "bookinfo.yaml", KUBE / "bookinfo-versions.yaml", ROOT / "bookinfo/gateway-api"]
+    result = load_paths(paths)
+    assert problems(result.diagnostics + analyze(result.resources)) == []
+
+
+def test_bookinfo_policies_are_clean() -> None:
+    policies = sorted((ROOT / "bookinfo" / "policy").glob("*.yaml"))
+    paths = [KUBE / "bookinfo.yaml", *(p for p in policies if "ratelimit" not in p.name)]
+    result = load_paths(paths)
+    assert problems(result.diagnostics + analyze(result.resources)) == []
+
+
+def test_canary_manifests_with_bookinfo_in_their_namespace_are_clean() -> None:
+    # README: kubectl apply -f canary-manifests/ && kubectl apply -n webapps -f bookinfo.yaml
+    canary = load_paths([ROOT / "canary-manifests"])
+    bookinfo = load_paths([KUBE / "bookinfo.yaml"])
+    placed: list[Resource[BaseModel]] = [r.with_namespace("webapps") for r in bookinfo.resources]
+    found = canary.diagnostics + bookinfo.diagnostics + analyze([*canary.resources, *placed])
+    assert problems(found) == []
