@@ -127,4 +127,13 @@ def test_envoys_talk_mtls_with_ca_certs_and_a_wrong_san_fails(tmp_path: Path) ->
                 secrets = (await mesh.ads.wait_settled(node)).type(codec.SECRET)
                 assert secrets.state is SyncState.SYNCED, secrets
 
+            # Rotation: a new certificate reaches the server over SDS; traffic keeps flowing.
+            before = (await mesh.ads.wait_settled("reviews-v1")).type(codec.SECRET).acked
+            later = now + dt.timedelta(hours=13)
+            rotated = ca.rotate_if_needed(ca.issue(REVIEWS, now), later)
+            mesh.ads.set_secrets("reviews-v1", sds_secrets(rotated, ca.root_pem))
+            after = (await mesh.ads.wait_settled("reviews-v1")).type(codec.SECRET)
+            assert after.state is SyncState.SYNCED and after.acked != before
+            assert await mesh.get(outbound, "/reviews/1") == (200, "reviews-app")
+
     asyncio.run(scenario())

@@ -10,17 +10,19 @@ No child outlives the supervisor: each is started in its own session (so a stop 
 process group) with ``PR_SET_PDEATHSIG`` = SIGKILL, which the kernel delivers when the thread that
 forked it dies, even when the supervisor is SIGKILLed and gets no chance to clean up. That thread
 is the event loop's, so run the supervisor in the main thread or in a thread that lives as long.
+The signal is set by a launcher (``setpriv``) that then execs the child, not by a ``preexec_fn``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import enum
 import os
+import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +38,8 @@ __all__ = [
     "RestartPolicy",
     "Supervisor",
     "TcpProbe",
+    "pdeathsig_launcher",
 ]
-
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-# Resolved before any fork: the child may only make this one foreign call, no imports or locks.
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +131,10 @@ class _Child:
 class Supervisor:
     """Owns child processes; use ``async with Supervisor() as sup`` so they all stop on exit."""
 
-    def __init__(self, probe_interval: float = 0.02) -> None:
+    def __init__(self, probe_interval: float = 0.02, launcher: Sequence[str] | None = None) -> None:
         self._children: dict[str, _Child] = {}
         self._probe_interval = probe_interval
+        self._launcher = list(pdeathsig_launcher() if launcher is None else launcher)
 
     async def __aenter__(self) -> Supervisor:
         return self
@@ -212,7 +212,7 @@ class Supervisor:
         while not child.stopping:
             child.phase = Phase.STARTING
             try:
-                proc = await _spawn(spec)
+                proc = await _spawn(spec, self._launcher)
             except OSError as err:
                 child.phase, child.error = Phase.FAILED, f"cannot run {spec.argv[0]}: {err}"
                 return
@@ -246,27 +246,48 @@ class Supervisor:
         child.ready, child.phase = True, Phase.RUNNING
 
 
-async def _spawn(spec: ProcessSpec) -> asyncio.subprocess.Process:
+async def _spawn(spec: ProcessSpec, launcher: Sequence[str]) -> asyncio.subprocess.Process:
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-    parent = os.getpid()
+    program = spec.argv[0]
+    if "/" not in program:
+        found = shutil.which(program, path=spec.env.get("PATH", os.defpath))
+        if found is None:
+            raise FileNotFoundError(f"{program} is not on PATH")
+        program = found
     with spec.log_path.open("ab") as log:
+        # No preexec_fn: Python code between fork and exec can deadlock or crash in a process
+        # with gRPC's threads (seen: a segfault in the child). The launcher sets the signal.
         return await asyncio.create_subprocess_exec(
-            *spec.argv,
+            *launcher,
+            program,
+            *spec.argv[1:],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=dict(spec.env),
             cwd=spec.cwd,
             start_new_session=True,
-            preexec_fn=lambda: _die_with_parent(parent),
         )
 
 
-def _die_with_parent(parent: int) -> None:
-    """Runs in the forked child before exec: ask the kernel for SIGKILL when the parent dies."""
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+def pdeathsig_launcher(prefer_setpriv: bool = True) -> list[str]:
+    """A prefix that makes the kernel SIGKILL the child when its parent dies, then execs it.
+
+    util-linux's ``setpriv`` when installed (Debian always has it), else a Python trampoline
+    that calls ``prctl(PR_SET_PDEATHSIG)`` itself; either way the signal survives the exec.
+    """
+    setpriv = shutil.which("setpriv") if prefer_setpriv else None
+    if setpriv is not None:
+        return [setpriv, "--pdeathsig", "KILL", "--"]
+    return [sys.executable, "-c", _TRAMPOLINE, str(os.getpid())]
+
+
+# argv: parent pid, program, args. PR_SET_PDEATHSIG is 1 in <linux/prctl.h>, SIGKILL is 9; a
+# parent that died before prctl took effect would never send the signal, hence the check.
+_TRAMPOLINE = (
+    "import ctypes, os, sys; ctypes.CDLL(None).prctl(1, 9, 0, 0, 0);"
+    " os.getppid() == int(sys.argv[1]) or os._exit(1); os.execv(sys.argv[2], sys.argv[2:])"
+)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
