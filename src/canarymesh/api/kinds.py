@@ -34,6 +34,10 @@ class KindInfo:
     body: Literal["spec", "top"] = "spec"
     strict_top_level: bool = False
 
+    def api_version_of(self, data: dict[str, object]) -> str:
+        """The apiVersion a document of this kind was written with (validated by the loader)."""
+        return str(data["apiVersion"])
+
     def api_versions(self) -> tuple[str, ...]:
         return tuple(f"{self.group}/{v}" if self.group else v for v in self.versions)
 

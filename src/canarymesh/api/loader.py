@@ -153,68 +153,64 @@ def _decode(
     diagnostics: list[Diagnostic],
 ) -> Resource[BaseModel] | None:
     """Type one manifest, or report why it cannot be typed and return None."""
-    api_version, kind = data.get("apiVersion"), data.get("kind")
-    name = _raw_name(data)
-    label = _label(kind, data, name)
-    info: KindInfo | None = None
-    file = source.file
-    ok = True
-    for key, value in (("apiVersion", api_version), ("kind", kind)):
-        if not isinstance(value, str) or not value:
-            line = lines.get((key,), source.line)
-            shown = None if value is None else render_value(value)
-            diagnostics.append(
-                make("CM0004", file=file, line=line, field=key, value=shown, resource=label)
-            )
-            ok = False
-    if not ok:
-        return None
-    assert isinstance(api_version, str) and isinstance(kind, str)
-    group, version = split_api_version(api_version)
-    info = lookup(group, kind)
-    kind_line = lines.get(("kind",), source.line)
+    label = _label(data.get("kind"), data, _raw_name(data))
+    at = _Where(source, lines, label, diagnostics)
+    info = _kind_info(data, at)
     if info is None:
-        if group in KNOWN_UNSUPPORTED and kind not in KNOWN_UNSUPPORTED[group]:
-            shown_group = group or "core"
-            diagnostics.append(
-                make(
-                    "CM0006",
-                    file=file,
-                    line=kind_line,
-                    field="kind",
-                    kind=kind,
-                    group=shown_group,
-                    resource=label,
-                )
-            )
-        else:
-            # Skipping a kind that routes or secures traffic changes behaviour: warn; others: note.
-            code = "CM0008" if group in TRAFFIC_GROUPS else "CM0012"
-            diagnostics.append(
-                make(
-                    code,
-                    file=file,
-                    line=kind_line,
-                    kind=kind,
-                    api_version=api_version,
-                    resource=label,
-                )
-            )
-        return None
-    if version not in info.versions:
-        line = lines.get(("apiVersion",), source.line)
-        versions = ", ".join(info.api_versions())
-        diagnostics.append(
-            make("CM0007", file=file, line=line, resource=label, field="apiVersion",
-                 value=render_value(api_version), kind=kind, api_version=api_version,
-                 versions=versions)
-        )  # fmt: skip
         return None
     metadata = _metadata(data, lines, source, label, diagnostics)
     spec = _spec(info, data, lines, source, label, diagnostics)
     if metadata is None or spec is None:
         return None
-    return Resource(api_version, kind, metadata, spec, source, lines)
+    return Resource(info.api_version_of(data), info.kind, metadata, spec, source, lines)
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where a document's diagnostics go, and how to find a top-level field's line."""
+
+    source: Source
+    lines: dict[FieldPath, int]
+    label: str | None
+    diagnostics: list[Diagnostic]
+
+    def report(
+        self, code: str, key: str, value: str | None = None, *, show: bool = True, **args: str
+    ) -> None:
+        """Report at the line of top-level ``key``, naming it as the field when ``show``."""
+        line = self.lines.get((key,), self.source.line)
+        self.diagnostics.append(
+            make(code, file=self.source.file, line=line, resource=self.label,
+                 field=key if show else None, value=value, **args)
+        )  # fmt: skip
+
+
+def _kind_info(data: dict[str, object], at: _Where) -> KindInfo | None:
+    """The schema of the document's apiVersion and kind, or None after reporting why not."""
+    api_version, kind = data.get("apiVersion"), data.get("kind")
+    missing = False
+    for key, value in (("apiVersion", api_version), ("kind", kind)):
+        if not isinstance(value, str) or not value:
+            at.report("CM0004", key, None if value is None else render_value(value))
+            missing = True
+    if missing or not isinstance(api_version, str) or not isinstance(kind, str):
+        return None
+    group, version = split_api_version(api_version)
+    info = lookup(group, kind)
+    if info is None:
+        if group in KNOWN_UNSUPPORTED and kind not in KNOWN_UNSUPPORTED[group]:
+            at.report("CM0006", "kind", kind=kind, group=group or "core")
+        else:
+            # Skipping a kind that routes or secures traffic changes behaviour: warn; others: note.
+            code = "CM0008" if group in TRAFFIC_GROUPS else "CM0012"
+            at.report(code, "kind", show=False, kind=kind, api_version=api_version)
+        return None
+    if version not in info.versions:
+        versions = ", ".join(info.api_versions())
+        at.report("CM0007", "apiVersion", render_value(api_version), kind=kind,
+                  api_version=api_version, versions=versions)  # fmt: skip
+        return None
+    return info
 
 
 def _raw_name(data: dict[str, object]) -> str | None:

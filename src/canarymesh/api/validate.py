@@ -24,8 +24,8 @@ from canarymesh.api.validate_networking import (
     validate_destination_rule,
     validate_gateway,
     validate_service_entry,
-    validate_virtual_service,
 )
+from canarymesh.api.validate_virtual_service import validate_virtual_service
 
 __all__ = ["validate_resource", "validate_resources"]
 
