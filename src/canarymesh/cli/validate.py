@@ -12,6 +12,7 @@ Exit codes: 0 when clean (warnings and info are printed but do not fail), 1 when
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import click
 
 from canarymesh.api.analyze import analyze
 from canarymesh.api.diagnostics import Diagnostics
-from canarymesh.api.loader import load_paths
+from canarymesh.api.loader import LoadResult, load_paths, load_text
 
 __all__ = ["EXIT_ERRORS", "EXIT_WARNINGS", "analyze_command", "validate_command"]
 
@@ -33,7 +34,7 @@ _files = click.option(
     multiple=True,
     required=True,
     type=click.Path(path_type=Path),
-    help="A YAML file or a directory of them (recursive); repeat for more.",
+    help="A YAML file, a directory of them (recursive), or - for standard input; repeatable.",
 )
 _output = click.option(
     "-o",
@@ -74,8 +75,12 @@ def _exit_code(diagnostics: Diagnostics, fail_on: str) -> int:
     return 0
 
 
-def _unique(paths: Sequence[Path]) -> list[Path]:
-    return list(dict.fromkeys(paths))
+def _load(paths: Sequence[Path]) -> LoadResult:
+    """Load the files named, and standard input for ``-`` (as ``kubectl apply -f -`` does)."""
+    result = load_paths([p for p in dict.fromkeys(paths) if str(p) != "-"])
+    if any(str(p) == "-" for p in paths):
+        result = result + load_text(sys.stdin.read(), "<stdin>")
+    return result
 
 
 @click.command("validate")
@@ -83,7 +88,7 @@ def _unique(paths: Sequence[Path]) -> list[Path]:
 @_output
 def validate_command(paths: tuple[Path, ...], output: str) -> None:
     """Check manifests one by one: YAML, schema, and the rules Istio enforces."""
-    result = load_paths(_unique(paths))
+    result = _load(paths)
     click.echo(render(result.diagnostics, len(result.resources), output), nl=False)
     raise SystemExit(_exit_code(result.diagnostics, "error"))
 
@@ -100,7 +105,7 @@ def validate_command(paths: tuple[Path, ...], output: str) -> None:
 )
 def analyze_command(paths: tuple[Path, ...], output: str, fail_on: str) -> None:
     """Validate, then check references between manifests (subsets, hosts, gateways, mTLS)."""
-    result = load_paths(_unique(paths))
+    result = _load(paths)
     diagnostics = result.diagnostics + analyze(result.resources)
     click.echo(render(diagnostics, len(result.resources), output), nl=False)
     raise SystemExit(_exit_code(diagnostics, fail_on))

@@ -140,3 +140,15 @@ def test_a_missing_path_is_an_error_not_a_traceback(tmp_path: Path) -> None:
         f"CM0010 error {missing}:0: no such file or directory\n"
         "checked 0 resources: 1 error, 0 warnings, 0 info\n",
     )
+
+
+def test_standard_input_is_read_for_a_dash(tmp_path: Path) -> None:
+    rule = write(tmp_path, "rule.yaml", RULE)
+    route = ROUTE.format(weight=-5, subset="v1", other=100)
+    result = CliRunner().invoke(cli, ["analyze", "-f", rule, "-f", "-"], input=route)
+    assert (result.exit_code, result.output) == (
+        2,
+        "CM0201 error <stdin>:13 VirtualService default/reviews "
+        "spec.http[0].route[0].weight: -5: must not be negative\n"
+        "checked 2 resources: 1 error, 0 warnings, 0 info\n",
+    )
