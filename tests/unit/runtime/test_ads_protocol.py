@@ -282,3 +282,23 @@ def test_an_inconsistent_snapshot_is_never_published() -> None:
         assert (await server.wait_settled(NODE)).synced
 
     run(scenario)
+
+
+def test_named_types_the_proxy_stops_asking_for_are_ignored_not_stale() -> None:
+    async def scenario(server: AdsServer, client: Client) -> None:
+        server.set_snapshot(NODE, snap("1", r80="/"))
+        await client.request(codec.CLUSTER)
+        await client.ack(await client.read())
+        await client.request(codec.ROUTE, ["r80"])
+        rds = await client.read()
+        # The listener that wanted r80 went away before the answer was applied: no ACK comes,
+        # only an unsubscribe (empty names) carrying the previous nonce.
+        await client.request(codec.ROUTE, [], nonce="0")
+        status = await server.wait_settled(NODE)
+        assert status.type(codec.ROUTE).state is SyncState.IGNORED and status.synced
+        # Asked again: the proxy says it holds nothing with the latest nonce, so it is resent.
+        await client.request(codec.ROUTE, ["r80"], nonce=rds.nonce, version="")
+        again = await client.read()
+        assert names_in(again) == ["r80"] and again.version_info == rds.version_info
+
+    run(scenario)

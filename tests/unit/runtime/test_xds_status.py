@@ -26,6 +26,15 @@ def test_type_state(
     assert TypeStatus(codec.ROUTE, wanted, sent, acked, nacked, error).state is state
 
 
+def test_named_types_not_asked_for_are_ignored_but_clusters_are_always_expected() -> None:
+    rds = TypeStatus(codec.ROUTE, "b", None, None, None, None, subscribed=False)
+    cds = TypeStatus(codec.CLUSTER, "a", None, None, None, None, subscribed=False)
+    assert rds.state is SyncState.IGNORED
+    assert cds.state is SyncState.NOT_SENT
+    assert NodeStatus("n", "7", True, (rds,)).synced
+    assert not NodeStatus("n", "7", True, (cds, rds)).settled
+
+
 def test_node_is_synced_only_when_connected_and_every_type_acked() -> None:
     cds = TypeStatus(codec.CLUSTER, "a", "a", "a", None, None)
     rds_nack = TypeStatus(codec.ROUTE, "b", "b", "x", "b", "missing ): a(")

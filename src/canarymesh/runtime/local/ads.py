@@ -190,6 +190,7 @@ class AdsServer:
                     acked=track.acked,
                     nacked=track.nacked,
                     error=track.error,
+                    subscribed=track.subscribed,
                 )
             )
         return NodeStatus(node_id, node.snapshot_version, bool(node.streams), tuple(types))
@@ -233,16 +234,21 @@ class AdsServer:
         if stream.node_id is None:
             self._attach(stream, request.node.id)
         track = stream.tracks.setdefault(request.type_url, _Track())
-        if request.response_nonce and request.response_nonce != track.nonce:
-            return []  # an answer to a response that has since been superseded
-        track.subscribed = True
+        # The latest request always says what the proxy wants, even one with a stale nonce.
         track.names = frozenset(request.resource_names)
+        track.subscribed = request.type_url in codec.WILDCARD_TYPES or bool(track.names)
+        if request.response_nonce and request.response_nonce != track.nonce:
+            self._notify()
+            return []  # an answer to a response that has since been superseded
         if request.response_nonce:
             track.in_flight = False
             if request.HasField("error_detail"):
                 track.nacked, track.error = track.sent, request.error_detail.message
             else:
                 track.acked, track.nacked, track.error = request.version_info, None, None
+                if request.version_info != track.sent:
+                    # The proxy answered without applying it (it had no watch then): resend.
+                    track.sent = None
             self._notify()
         return self._flush(stream)
 

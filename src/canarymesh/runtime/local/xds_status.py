@@ -1,8 +1,9 @@
 """What each proxy holds compared with what the control plane wants: the data of ``proxy-status``.
 
 :class:`canarymesh.runtime.local.ads.AdsServer` builds these records from the ACKs and NACKs Envoy
-sends; the CLI renders them. The states follow ``istioctl proxy-status`` (SYNCED, NOT SENT, STALE)
-plus NACKED, which Istio folds into STALE but which a user most needs to see, with Envoy's reason.
+sends; the CLI renders them. The states follow ``istioctl proxy-status`` (SYNCED, NOT SENT, STALE,
+IGNORED) plus NACKED, which Istio folds into STALE but which a user most needs to see, with
+Envoy's reason.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from canarymesh.runtime.local.codec import PUSH_ORDER, short_type
+from canarymesh.runtime.local.codec import PUSH_ORDER, WILDCARD_TYPES, short_type
 
 __all__ = ["NodeStatus", "SyncState", "TypeStatus"]
 
@@ -20,6 +21,7 @@ class SyncState(enum.Enum):
     NOT_SENT = "NOT SENT"  # nothing of this type reached the proxy yet
     STALE = "STALE"  # sent, not answered yet (or an older version is all the proxy holds)
     NACKED = "NACKED"  # the proxy rejected the version the control plane holds
+    IGNORED = "IGNORED"  # endpoints, routes or secrets the proxy has not asked for
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,8 @@ class TypeStatus:
     acked: str | None
     nacked: str | None
     error: str | None
+    # Clusters and listeners are always wanted; the other types only once asked for by name.
+    subscribed: bool = True
 
     @property
     def type_name(self) -> str:
@@ -39,6 +43,8 @@ class TypeStatus:
 
     @property
     def state(self) -> SyncState:
+        if not self.subscribed and self.type_url not in WILDCARD_TYPES:
+            return SyncState.IGNORED
         if self.wanted is not None and self.nacked == self.wanted:
             return SyncState.NACKED
         if self.sent is None:
@@ -60,12 +66,13 @@ class NodeStatus:
     @property
     def synced(self) -> bool:
         """Connected and every type ACKed at the wanted version."""
-        return self.connected and all(t.state is SyncState.SYNCED for t in self.types)
+        done = (SyncState.SYNCED, SyncState.IGNORED)
+        return self.connected and all(t.state in done for t in self.types)
 
     @property
     def settled(self) -> bool:
-        """Connected and nothing in flight: every type is either SYNCED or NACKED."""
-        done = (SyncState.SYNCED, SyncState.NACKED)
+        """Connected and nothing in flight: every type is SYNCED, NACKED or IGNORED."""
+        done = (SyncState.SYNCED, SyncState.NACKED, SyncState.IGNORED)
         return self.connected and all(t.state in done for t in self.types)
 
     @property
