@@ -601,18 +601,21 @@ def test_flood_factor_sends_extra_reviews_calls(fakes: list[Service], log_dir: P
 def test_unreachable_backends_answer_fast_and_sigterm_exits_0(log_dir: Path) -> None:
     closed = free_port()
     page = start_service("bookinfo.productpage", log_dir, env=backend_env(closed, closed, closed))
-    started = time.monotonic()
-    resp = call(page, "/productpage")
-    assert resp.status == 200
-    assert "Error fetching product details" in resp.text
-    assert "Error fetching product reviews" in resp.text
-    assert time.monotonic() - started < 2.0
-    for suffix in ("", "/reviews", "/ratings"):
-        assert call(page, f"/api/v1/products/0{suffix}").status == 500
-    # One from the page and one from the API route, each after two attempts.
-    assert metric(page, "reviews", 500) == 2
-    assert call(page, "/health").status == 200
-    assert page.stop() == 0
+    try:
+        started = time.monotonic()
+        resp = call(page, "/productpage")
+        assert resp.status == 200
+        assert "Error fetching product details" in resp.text
+        assert "Error fetching product reviews" in resp.text
+        assert time.monotonic() - started < 2.0
+        for suffix in ("", "/reviews", "/ratings"):
+            assert call(page, f"/api/v1/products/0{suffix}").status == 500
+        # One from the page and one from the API route, each after two attempts.
+        assert metric(page, "reviews", 500) == 2
+        assert call(page, "/health").status == 200
+    finally:
+        exit_code = page.stop()
+    assert exit_code == 0
     log = page.log()
     lines = [line for line in log.splitlines() if '"GET ' in line or '"POST ' in line]
     assert [line.split('"')[1] for line in lines] == [

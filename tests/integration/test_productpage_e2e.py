@@ -72,5 +72,5 @@ def test_page_for_each_reviews_version(
         assert status == 200
         assert re.search(rb'"Reviewer1": ?5', body)
     finally:
-        for service in stack:
-            assert service.stop() == 0
+        exit_codes = [service.stop() for service in stack]
+    assert exit_codes == [0, 0, 0]
