@@ -71,6 +71,11 @@ def test_page_for_each_reviews_version(
         status, _, body = http_get(f"{stack[0].url}/api/v1/products/0/ratings")
         assert status == 200
         assert re.search(rb'"Reviewer1": ?5', body)
+        status, _, body = http_get(f"{stack[0].url}/api/v1/products/abc")
+        assert (status, body) == (
+            400,
+            b'{"error": "Sorry, product details are currently unavailable for this book."}',
+        )
     finally:
         exit_codes = [service.stop() for service in stack]
     assert exit_codes == [0, 0, 0]
