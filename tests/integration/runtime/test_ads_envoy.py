@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -78,8 +80,16 @@ def test_snapshot_routes_and_weight_flip_is_live_within_100ms(tmp_path: Path) ->
             assert status.synced and elapsed < 0.1, (elapsed, status)
             split = await mesh.bodies(listen, 100)
             assert split.get("v2", 0) >= 70, split
+
+            admin = mesh.proxies[NODE].admin
+            assert await admin.ready()
+            dump = json.dumps(await admin.config_dump("dynamic_route_configs"))
+            assert '"name": "outbound|9080|v2|reviews", "weight": 90' in dump, dump
+            statuses = cast(list[dict[str, str]], (await admin.clusters())["cluster_statuses"])
+            names = {c["name"] for c in statuses}
+            assert {V1, V2} <= names, names
             # Only the routes changed, so only the routes were sent again.
-            stats = await mesh.proxies[NODE].admin.stats("cluster_manager.cds|listener_manager.lds")
+            stats = await admin.stats("cluster_manager.cds|listener_manager.lds")
             assert stats["cluster_manager.cds.update_success"] == 1, stats
             assert stats["listener_manager.lds.update_success"] == 1, stats
 
