@@ -168,10 +168,20 @@ def _check_virtual_service(
         for i, gateway in enumerate(vs.gateways):
             if gateway == "mesh":
                 continue
-            gw_ns, _, gw_name = gateway.rpartition("/")
-            if (gw_ns or namespace, gw_name) not in known:
+            if (_gateway_key(gateway, namespace)) not in known:
                 report("CM1005", (*SPEC, "gateways", i), gateway, gateway=gateway)
     return report.found
+
+
+def _gateway_key(reference: str, namespace: str) -> tuple[str, str]:
+    """``ns/name``, ``name`` (the VirtualService's namespace) or the legacy ``name.ns...`` form."""
+    gw_ns, slash, name = reference.rpartition("/")
+    if slash:
+        return gw_ns, name
+    if "." in reference:
+        parts = reference.split(".")
+        return parts[1], parts[0]
+    return namespace, reference
 
 
 def _check_conflicting_virtual_services(index: _Index) -> list[Diagnostic]:
@@ -267,7 +277,7 @@ def _check_port_names(resource: Resource[kube.Service]) -> list[Diagnostic]:
         if port.app_protocol or port.name is None:
             continue
         prefix = port.name.split("-", 1)[0]
-        if prefix not in PORT_PROTOCOLS and port.name not in ("grpc-web",):
+        if prefix not in PORT_PROTOCOLS:
             report("CM1007", (*SPEC, "ports", i, "name"), port.name, name=port.name)
     return report.found
 
