@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from canarymesh.errors import TemporaryError
+from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.runtime.local.supervisor import (
     HttpProbe,
     Phase,
@@ -77,6 +77,11 @@ def test_http_and_tcp_probes_gate_readiness(tmp_path: Path) -> None:
                 TemporaryError, match="(?s)never is not ready.*listening soon, honest"
             ):
                 await sup.start(never, ready_timeout=0.5)
+
+            missing = ProcessSpec("missing", ["no-such-program-here"], tmp_path / "m.log")
+            with pytest.raises(ConfigError, match="missing: cannot run no-such-program-here"):
+                await sup.start(missing)
+            assert sup.child_status("missing").phase is Phase.FAILED
 
     asyncio.run(scenario())
 

@@ -164,6 +164,8 @@ class Supervisor:
             if loop.time() > deadline:
                 break
             await asyncio.sleep(self._probe_interval)
+        if child.phase is Phase.FAILED:
+            raise ConfigError(f"{name}: {child.error}")
         if not child.ready:
             raise TemporaryError(
                 f"{name} is not ready ({child.phase.value}, exit code {child.last_exit_code},"
