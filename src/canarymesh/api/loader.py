@@ -5,7 +5,8 @@ diagnostic, at once. Pure apart from reading the files it is given; called by th
 The result is all-or-nothing for the caller: ``LoadResult.diagnostics`` holds the YAML, schema
 and validation problems of the whole input, and ``apply`` refuses to change anything when
 ``diagnostics.has_errors``. Documents that cannot be typed (bad YAML, unknown kind, schema
-errors) are left out of ``resources``; documents that are typed but break a rule (a negative
+errors) are left out of ``resources``, though the rest of a document with schema errors is
+still validated without its bad fields; documents that are typed but break a rule (a negative
 weight) are kept, so that analysis can still look at them.
 """
 
@@ -28,7 +29,7 @@ from canarymesh.api.kinds import (
     split_api_version,
 )
 from canarymesh.api.objects import CLUSTER_SCOPED_KINDS, FieldPath, ObjectMeta, Resource
-from canarymesh.api.schema_errors import schema_diagnostics
+from canarymesh.api.schema_errors import schema_diagnostics, without_bad_fields
 from canarymesh.api.source import Source
 from canarymesh.api.yamldocs import YamlDocument, parse_documents
 
@@ -159,10 +160,30 @@ def _decode(
     if info is None:
         return None
     metadata = _metadata(data, lines, source, label, diagnostics)
-    spec = _spec(info, data, lines, source, label, diagnostics)
-    if metadata is None or spec is None:
+    typed = _spec(info, data, lines, source, label, diagnostics)
+    if metadata is None:
         return None
-    return Resource(info.api_version_of(data), info.kind, metadata, spec, source, lines)
+    api_version = info.api_version_of(data)
+    if typed.spec is None:
+        if typed.repaired is not None:
+            rest = Resource(api_version, info.kind, metadata, typed.repaired, source, lines)
+            diagnostics.extend(_outside(validate.validate_resource(rest), typed.removed))
+        return None
+    return Resource(api_version, info.kind, metadata, typed.spec, source, lines)
+
+
+def _outside(found: list[Diagnostic], removed: tuple[FieldPath, ...]) -> list[Diagnostic]:
+    """The diagnostics that are not about (a parent or child of) a removed field."""
+    removed_paths = [format_path(path) for path in removed]
+
+    def related(field: str | None) -> bool:
+        return field is not None and any(
+            field == path or path.startswith(field + ".") or path.startswith(field + "[")
+            or field.startswith(path + ".") or field.startswith(path + "[")
+            for path in removed_paths
+        )  # fmt: skip
+
+    return [d for d in found if not related(d.field)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +276,15 @@ def _metadata(
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Typed:
+    """The typed spec, or (after schema errors) the spec typed without the bad fields."""
+
+    spec: BaseModel | None
+    repaired: BaseModel | None = None
+    removed: tuple[FieldPath, ...] = ()
+
+
 def _spec(
     info: KindInfo,
     data: dict[str, object],
@@ -262,7 +292,7 @@ def _spec(
     source: Source,
     label: str | None,
     diagnostics: list[Diagnostic],
-) -> BaseModel | None:
+) -> _Typed:
     if info.strict_top_level:
         for key in data:
             if key not in _ISTIO_TOP_LEVEL:
@@ -280,10 +310,18 @@ def _spec(
         if raw is None:
             raw = {}
     try:
-        return info.model.model_validate(raw)
+        return _Typed(info.model.model_validate(raw))
     except ValidationError as exc:
         diagnostics.extend(schema_diagnostics(exc, raw, prefix, lines, source, label))
-        return None
+        repair = without_bad_fields(exc, raw)
+    if repair is None:
+        return _Typed(None)
+    repaired_raw, removed = repair
+    try:
+        repaired = info.model.model_validate(repaired_raw)
+    except ValidationError:
+        return _Typed(None)
+    return _Typed(None, repaired, tuple((*prefix, *path) for path in removed))
 
 
 def _duplicates(resources: Sequence[Resource[BaseModel]]) -> list[Diagnostic]:

@@ -8,6 +8,7 @@ data along the location keeps only the real part of the path.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 
 from pydantic import ValidationError
@@ -17,7 +18,7 @@ from canarymesh.api.fieldpaths import format_path
 from canarymesh.api.objects import FieldPath
 from canarymesh.api.source import Source
 
-__all__ = ["schema_diagnostics"]
+__all__ = ["schema_diagnostics", "without_bad_fields"]
 
 _EXPECTED = {
     "int": "an integer",
@@ -108,3 +109,30 @@ def _line(lines: Mapping[FieldPath, int], path: FieldPath, default: int) -> int:
         if line is not None:
             return line
     return default
+
+
+def without_bad_fields(
+    error: ValidationError, raw: object
+) -> tuple[object, tuple[FieldPath, ...]] | None:
+    """``raw`` minus the mapping keys that hold the schema errors, and the paths removed.
+
+    Lets validation still check the rest of a document that has, say, one quoted number, so the
+    user sees every problem at once. None when removing keys cannot help: a required field is
+    missing, or the bad value is a list item (removing it would shift the indexes of the rest).
+    """
+    removed: list[FieldPath] = []
+    for item in error.errors():
+        if item["type"] == "missing":
+            return None
+        path = _real_path(raw, item["loc"], keep_last=False)
+        if not path or not isinstance(path[-1], str):
+            return None
+        removed.append(path)
+    repaired = copy.deepcopy(raw)
+    for path in dict.fromkeys(removed):
+        parent = repaired
+        for part in path[:-1]:
+            parent = parent[part]  # type: ignore[index]
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+    return repaired, tuple(dict.fromkeys(removed))

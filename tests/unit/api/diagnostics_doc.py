@@ -43,8 +43,9 @@ exits with 1), **info** (worth knowing, never fails a command).
 
 Where a rule comes from Istio it follows Istio's own validation (`pkg/config/validation`) and
 analyzers (`istioctl analyze`, codes such as IST0101); where it comes from Kubernetes it follows
-the API server. Documents that do not fit their schema (CM0101-CM0105, or CM0107 on a value that
-is not text) are not checked further, so fixing them may reveal more problems.
+the API server. A document that does not fit its schema (CM0101-CM0105, or CM0107 on a value
+that is not text) is still checked without the offending fields, so one run shows every problem;
+only a missing required field or a bad list item stops the other checks of that document.
 
 Analysis checks a reference only when the input holds objects of the referenced kind (a
 VirtualService analysed alone is not told that its hosts have no Service).
