@@ -8,9 +8,9 @@ import sys
 import pytest
 from multidict import CIMultiDict
 
+from bookinfo.common.proxy import proxy_for
 from bookinfo.productpage.avatar import AVATAR_PATH, render_avatar
 from bookinfo.productpage.headers import VERBATIM_HEADERS, outgoing_headers
-from bookinfo.productpage.proxy import proxy_for
 from bookinfo.productpage.session import SessionCodec
 from bookinfo.productpage.settings import DEFAULT_SECRET_KEY, Settings, SettingsError
 

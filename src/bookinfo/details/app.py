@@ -55,6 +55,7 @@ async def details(request: web.Request) -> web.Response:
             settings.books_api_base_url,
             forward_headers(request.headers),
             settings.books_api_timeout,
+            settings.books_api_proxy,
         )
         return _json(200, book_from_volumes(product_id, payload))
     except BookLookupError as exc:

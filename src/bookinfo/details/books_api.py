@@ -16,13 +16,17 @@ from bookinfo.details.book import BOOK_ISBN, BookLookupError
 
 
 async def fetch_volumes(
-    session: aiohttp.ClientSession, base_url: str, headers: Mapping[str, str], timeout: float
+    session: aiohttp.ClientSession,
+    base_url: str,
+    headers: Mapping[str, str],
+    timeout: float,
+    proxy: str | None = None,
 ) -> object:
     """The decoded JSON answer of the books API for Bookinfo's ISBN."""
     url = f"{base_url}/books/v1/volumes?q=isbn:{BOOK_ISBN}"
     try:
         async with session.get(
-            url, headers=dict(headers), timeout=aiohttp.ClientTimeout(total=timeout)
+            url, headers=dict(headers), timeout=aiohttp.ClientTimeout(total=timeout), proxy=proxy
         ) as resp:
             body = await resp.read()
             status = resp.status

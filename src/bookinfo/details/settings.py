@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bookinfo.common.proxy import proxy_for_url
+
 GOOGLE_BOOKS_TLS = "https://www.googleapis.com"
 GOOGLE_BOOKS_PLAIN = "http://www.googleapis.com"
 
@@ -27,6 +29,8 @@ class Settings:
     books_api_base_url: str = GOOGLE_BOOKS_TLS
     # The original sets Net::HTTP read_timeout = 5 s (bookinfo-spec §4.0).
     books_api_timeout: float = 5.0
+    # The HTTP proxy the books API is reached through (the sidecar on the local mesh), or None.
+    books_api_proxy: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -41,6 +45,7 @@ class Settings:
             enable_external_book_service=env.get("ENABLE_EXTERNAL_BOOK_SERVICE") == "true",
             books_api_base_url=base.rstrip("/"),
             books_api_timeout=_positive_float(env, "BOOKS_API_TIMEOUT_SECONDS", 5.0),
+            books_api_proxy=proxy_for_url(base, env),
         )
 
 

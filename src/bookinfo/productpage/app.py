@@ -8,12 +8,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bookinfo.common.client import CLIENT
+from bookinfo.common.client import CLIENT, client_session_ctx
 from bookinfo.common.server import access_log
 from bookinfo.productpage import api, pages
 from bookinfo.productpage.appkeys import BACKENDS, METRICS, RENDERER, SESSIONS, SETTINGS
 from bookinfo.productpage.backends import Backends
-from bookinfo.productpage.client import client_session_ctx
 from bookinfo.productpage.metrics import CONTENT_TYPE, Metrics
 from bookinfo.productpage.render import Renderer
 from bookinfo.productpage.session import SessionCodec

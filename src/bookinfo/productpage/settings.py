@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bookinfo.productpage.proxy import proxy_for
+from bookinfo.common.proxy import proxy_for
 
 # Flask signs the original's cookie with a hard-coded key; a fixed default keeps the same property
 # that matters here: every replica (and every worker) accepts every other replica's cookie.

@@ -50,6 +50,7 @@ async def reviews(request: web.Request) -> web.Response:
             f"{settings.ratings_url}/{product_id}",
             forward_headers(request.headers),
             settings.ratings_timeout,
+            settings.ratings_proxy,
         )
         ratings = Ratings(settings.star_color, stars_from_answer(answer))
     document = reviews_document(product_id, settings.podname, settings.clustername, ratings)

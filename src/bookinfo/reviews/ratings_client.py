@@ -20,6 +20,7 @@ async def fetch_ratings(
     url: str,
     headers: Mapping[str, str],
     timeout: float,
+    proxy: str | None = None,
 ) -> object | None:
     """The decoded ratings answer, or None when ratings cannot be used."""
     # The original sets a connect timeout and a receive timeout of the same length (JAX-RS client
@@ -27,7 +28,7 @@ async def fetch_ratings(
     limits = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
     try:
         async with session.get(
-            url, headers={**headers, "Accept": "application/json"}, timeout=limits
+            url, headers={**headers, "Accept": "application/json"}, timeout=limits, proxy=proxy
         ) as resp:
             if resp.status != 200:
                 LOG.warning("ratings %s answered %d", url, resp.status)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bookinfo.common.proxy import proxy_for
+
 # The original's timeout depends on the colour, not the version: black (v2) waits 10 s, any other
 # colour (v3 is red) 2.5 s. That is why the v3 timeout demo behaves differently (spec §8.1).
 BLACK_TIMEOUT_SECONDS = 10.0
@@ -29,6 +31,8 @@ class Settings:
     ratings_url: str = "http://ratings:9080/ratings"
     podname: str = "null"
     clustername: str = "null"
+    # The HTTP proxy ratings is reached through (the sidecar on the local mesh), or None.
+    ratings_proxy: str | None = None
 
     @property
     def ratings_timeout(self) -> float:
@@ -50,4 +54,5 @@ class Settings:
             ratings_url=f"http://{host}{suffix}:{int(port)}/ratings",
             podname=env.get("HOSTNAME", "null"),
             clustername=env.get("CLUSTER_NAME", "null"),
+            ratings_proxy=proxy_for(host + suffix, env),
         )
