@@ -30,7 +30,7 @@ _NOT_RE2 = (
     (re.compile(r"\\[1-9]|\(\?P=|\\k<"), "backreferences are not supported"),
     (re.compile(r"\(\?>"), "atomic groups are not supported"),
     (re.compile(r"\(\?\("), "conditional groups are not supported"),
-    (re.compile(r"[*+?}][+]"), "possessive quantifiers are not supported"),
+    (re.compile(r"(?<!\\)[*+?}][+]"), "possessive quantifiers are not supported"),
 )
 
 

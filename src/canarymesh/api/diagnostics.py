@@ -224,8 +224,9 @@ CATALOG: tuple[Message, ...] = (
         "CM0109",
         "error",
         "Ambiguous string match",
-        "must set exactly one of exact, prefix, regex ({found})",
-        "A StringMatch (uri, headers, authority...) is a oneof: exactly one kind of match.",
+        "must set only one of exact, prefix, regex (found {found})",
+        "A StringMatch (uri, headers, authority...) is a oneof: one kind of match at most. An "
+        "empty match is valid (on a header it matches the header's presence).",
     ),
     _m(
         "CM0110",

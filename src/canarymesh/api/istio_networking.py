@@ -92,7 +92,11 @@ class PortSelector(IstioModel):
 
 
 class StringMatch(IstioModel):
-    """Exactly one of ``exact``, ``prefix``, ``regex`` (RE2 syntax); checked by validation."""
+    """At most one of ``exact``, ``prefix``, ``regex`` (RE2 syntax); checked by validation.
+
+    None set is valid: on ``headers`` (and ``withoutHeaders``) it matches the presence of the
+    header, whatever its value (``headers: {end-user: {}}``).
+    """
 
     exact: Str | None = None
     prefix: Str | None = None

@@ -9,6 +9,7 @@ reports and carries on. Cross-resource checks (does the subset exist?) are in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -30,6 +31,8 @@ from canarymesh.api.validate_virtual_service import validate_virtual_service
 __all__ = ["validate_resource", "validate_resources"]
 
 SPEC: FieldPath = ("spec",)
+# Gateway API durations (GEP-2257): up to four number+unit parts; "0s" is valid (no timeout).
+_GATEWAY_API_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
 _DNS_LABEL_NAMED_KINDS = frozenset({"Namespace", "Service"})
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -136,9 +139,10 @@ def _validate_http_route(report: Reporter, route: gateway_api.HTTPRoute) -> None
                        expected="between 0 and 1000000")  # fmt: skip
             check_port(report, (*b_path, "port"), backend.port)
         if rule.timeouts is not None:
-            check_duration(report, (*path, "timeouts", "request"), rule.timeouts.request)
-            check_duration(report, (*path, "timeouts", "backendRequest"),
-                           rule.timeouts.backend_request)  # fmt: skip
+            for name, value in (("request", rule.timeouts.request),
+                                ("backendRequest", rule.timeouts.backend_request)):  # fmt: skip
+                if value is not None and not _GATEWAY_API_DURATION.match(value):
+                    report("CM0107", (*path, "timeouts", name), value)
 
 
 def _validate_gateway_api_gateway(report: Reporter, gateway: gateway_api.Gateway) -> None:

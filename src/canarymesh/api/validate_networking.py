@@ -35,7 +35,7 @@ def validate_destination_rule(report: Reporter, dr: net.DestinationRule) -> None
     if not dr.host:
         report("CM0104", (*SPEC, "host"))
     else:
-        check_host(report, (*SPEC, "host"), dr.host, allow_star=False)
+        check_host(report, (*SPEC, "host"), dr.host, allow_star=True)
     _validate_traffic_policy(report, (*SPEC, "trafficPolicy"), dr.traffic_policy)
     first_index: dict[str, int] = {}
     for index, subset in enumerate(dr.subsets):
@@ -171,6 +171,8 @@ def validate_gateway(report: Reporter, gateway: net.Gateway) -> None:
 def _validate_server_port(report: Reporter, path: FieldPath, port: net.Port) -> None:
     if port.number is None:
         report("CM0104", (*path, "number"))
+    if not port.name:
+        report("CM0104", (*path, "name"))
     check_port(report, (*path, "number"), port.number)
     if port.protocol is None:
         report("CM0104", (*path, "protocol"))
@@ -188,6 +190,8 @@ def validate_service_entry(report: Reporter, entry: net.ServiceEntry) -> None:
         check_port(report, (*path, "number"), port.number)
         if port.number is None:
             report("CM0104", (*path, "number"))
+        if not port.name:
+            report("CM0104", (*path, "name"))
         if port.protocol is not None and port.protocol.upper() not in ISTIO_PROTOCOLS:
             report("CM0404", (*path, "protocol"), port.protocol,
                    choices=", ".join(ISTIO_PROTOCOLS))  # fmt: skip
