@@ -28,8 +28,12 @@ __all__ = [
 ]
 
 
-def check_duration(report: Reporter, path: FieldPath, value: str | None) -> None:
-    if value is not None and problem_with_duration(value):
+def check_duration(
+    report: Reporter, path: FieldPath, value: str | None, *, allow_zero: bool = False
+) -> None:
+    if value is None or (allow_zero and value.strip("0.") in ("s", "ms", "m", "h")):
+        return
+    if problem_with_duration(value):
         report("CM0107", path, value)
 
 

@@ -118,8 +118,9 @@ def _validate_load_balancer(
             problem = f"consistentHash needs exactly one hash key (found {found})"
             report("CM0302", (*path, "consistentHash"), problem=problem)
         if hashing.http_cookie is not None:
+            # ttl: 0s is Istio's documented way to ask for a session cookie.
             check_duration(report, (*path, "consistentHash", "httpCookie", "ttl"),
-                           hashing.http_cookie.ttl)  # fmt: skip
+                           hashing.http_cookie.ttl, allow_zero=True)  # fmt: skip
 
 
 def _validate_client_tls(
