@@ -142,6 +142,7 @@ def _check_virtual_service(
         host = fqdn(destination.host, namespace)
         if index.services and not index.host_known(host):
             report("CM1003", (*path, "host"), destination.host, host=destination.host)
+        _check_destination_port(index, report, path, destination, host)
         if destination.subset is None:
             continue
         if not index.rules:
@@ -182,6 +183,24 @@ def _gateway_key(reference: str, namespace: str) -> tuple[str, str]:
         parts = reference.split(".")
         return parts[1], parts[0]
     return namespace, reference
+
+
+def _check_destination_port(
+    index: _Index,
+    report: Reporter,
+    path: FieldPath,
+    destination: istio_networking.Destination,
+    host: str,
+) -> None:
+    service = index.service_by_fqdn.get(host)
+    number = destination.port.number if destination.port is not None else None
+    if service is None or number is None:
+        return
+    ports = [p.port for p in service.spec.ports]
+    if number not in ports:
+        shown = ", ".join(str(p) for p in ports) or "no ports"
+        report("CM1014", (*path, "port", "number"), number, port=number,
+               host=destination.host, ports=shown)  # fmt: skip
 
 
 def _check_conflicting_virtual_services(index: _Index) -> list[Diagnostic]:

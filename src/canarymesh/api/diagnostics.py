@@ -576,6 +576,15 @@ CATALOG: tuple[Message, ...] = (
         "A VirtualService bound to the mesh routes a host that nothing defines, so no sidecar will"
         " ever send it traffic. Checked only when the input holds Services.",
     ),
+    _m(
+        "CM1014",
+        "error",
+        "Unknown service port",
+        "port {port} is not a port of Service {host} (it has {ports})",
+        "The route sends traffic to a port the destination Service does not expose, so there is "
+        "no such upstream cluster and requests would get 503. Checked when the Service is in "
+        "the input.",
+    ),
 )
 
 _BY_CODE: Mapping[str, Message] = {m.code: m for m in CATALOG}
