@@ -78,10 +78,17 @@ def render_document(mesh: MeshSnapshot, proxy: ProxyNode, bootstrap: bool) -> En
     return {"proxy": proxy.id, "version": snapshot.version, "resources": resources}
 
 
+class PlainDumper(yaml.SafeDumper):
+    """No ``&id001`` anchors: the translation shares identical fragments between resources."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
 def dump(document: EnvoyJson, output: str) -> str:
     if output == "json":
         return json.dumps(document, indent=2, sort_keys=True) + "\n"
-    return str(yaml.safe_dump(document, sort_keys=True, width=100))
+    return str(yaml.dump(document, Dumper=PlainDumper, sort_keys=True, width=100))
 
 
 @click.command("render")

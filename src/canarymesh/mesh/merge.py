@@ -127,10 +127,14 @@ def find_destination_rule(
     root_namespace: str,
 ) -> DestinationRule | None:
     """The merged rule for ``host`` (rules 8-9); ``rules`` pairs each with its resolved host."""
-    for namespace in dict.fromkeys((client_namespace, host_namespace, root_namespace)):
-        candidates = [(h, r) for h, r in rules if r.namespace == namespace]
+    namespaces = (client_namespace, host_namespace, root_namespace)
+    relevant = [
+        (h, r) for h, r in rules if h == host or (h.startswith("*") and host_matches(h, host))
+    ]
+    for namespace in dict.fromkeys(namespaces):
+        candidates = [(h, r) for h, r in relevant if r.namespace == namespace]
         exact = [r for h, r in candidates if h == host]
-        wild = [r for h, r in candidates if h != host and host_matches(h, host)]
+        wild = [r for h, r in candidates if h != host]
         chosen = exact or wild
         if chosen:
             return merge_destination_rules(sorted(chosen, key=lambda r: r.name))

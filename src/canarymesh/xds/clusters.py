@@ -20,7 +20,6 @@ from canarymesh.api.istio_networking import (
 from canarymesh.mesh.index import Endpoint, MeshIndex, subset_endpoints
 from canarymesh.mesh.merge import (
     ResolvedPolicy,
-    compose_peer_authentication,
     compose_traffic_policy,
 )
 from canarymesh.mesh.model import MeshService, ProxyNode, ServicePort
@@ -227,24 +226,18 @@ def upstream_socket(
     sni = names.sni(port, subset, service.hostname)
     if policy.tls is not None:
         return tls.translate_client_tls(policy.tls, sni, sans)
-    if service.resolution != "EDS" or not endpoints or not accepts_mtls(index, endpoints, port):
+    service_port = service.port(port)
+    target = service_port.target_port if service_port else port
+    if service.resolution != "EDS" or not endpoints or not accepts_mtls(index, endpoints, target):
         return None
     return tls.translate_client_tls(ClientTLSSettings(mode="ISTIO_MUTUAL"), sni, sans)
 
 
 def accepts_mtls(index: MeshIndex, endpoints: Sequence[Endpoint], port: int) -> bool:
-    mesh = index.mesh
+    """Auto-mTLS applies only if every endpoint's sidecar accepts mTLS on the target port."""
     for endpoint in endpoints:
-        target = next((p for p in mesh.proxies if p.id == endpoint.proxy_id), None)
-        if target is None:
-            return False
-        effective = compose_peer_authentication(
-            mesh.peer_authentications,
-            target.namespace,
-            target.label_map,
-            mesh.settings.root_namespace,
-        )
-        if effective.for_port(port) == "DISABLE":
+        target = index.proxies_by_id.get(endpoint.proxy_id)
+        if target is None or index.mtls_of(target).for_port(port) == "DISABLE":
             return False
     return True
 

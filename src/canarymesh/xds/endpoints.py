@@ -6,6 +6,7 @@ an endpoint of a service port is a destination replica's sidecar inbound listene
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from canarymesh.mesh.index import Endpoint
@@ -16,11 +17,15 @@ def socket_address(address: str, port: int) -> EnvoyJson:
     return {"socket_address": {"address": address, "port_value": port}}
 
 
+@functools.lru_cache(maxsize=65536)
+def lb_endpoint(address: str, port: int) -> EnvoyJson:
+    """Shared between the service cluster and its subset clusters; never mutated in place."""
+    return {"endpoint": {"address": socket_address(address, port)}}
+
+
 def build_load_assignment(cluster_name: str, endpoints: Sequence[Endpoint]) -> EnvoyJson:
-    lb_endpoints: list[JsonValue] = [
-        {"endpoint": {"address": socket_address(e.address, e.port)}}
-        for e in sorted(endpoints, key=lambda e: (e.address, e.port))
-    ]
+    # ``MeshIndex.endpoints`` returns them sorted by address and port already.
+    lb_endpoints: list[JsonValue] = [lb_endpoint(e.address, e.port) for e in endpoints]
     return {"cluster_name": cluster_name, "endpoints": [{"lb_endpoints": lb_endpoints}]}
 
 

@@ -8,11 +8,13 @@ version is a hash of the content, so equal inputs give byte-identical snapshots.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from canarymesh.mesh.index import MeshIndex
 from canarymesh.mesh.model import MeshSnapshot, ProxyNode
 from canarymesh.xds import clusters, gateway, gateway_api, listeners, names, routes, telemetry, tls
 from canarymesh.xds.snapshot import XdsSnapshot, build_snapshot, collect_references
-from canarymesh.xds.types import EnvoyJson
+from canarymesh.xds.types import EnvoyJson, JsonValue
 
 
 def generate(mesh: MeshSnapshot, proxy: ProxyNode, index: MeshIndex | None = None) -> XdsSnapshot:
@@ -62,9 +64,65 @@ def build_secrets(
 ) -> list[EnvoyJson]:
     """The workload's ``default``/``ROOTCA`` (when the CA issued them) and gateway credentials."""
     secrets = tls.build_workload_secrets(proxy.identity) if proxy.identity else []
+    if not mesh.secrets or proxy.kind != "gateway":
+        return secrets
     wanted = collect_references(list(resources)).secrets
     for secret in mesh.secrets:
         built = tls.build_credential_secret(secret)
         if built["name"] in wanted:
             secrets.append(built)
     return secrets
+
+
+def update_virtual_services(
+    previous: XdsSnapshot,
+    mesh: MeshSnapshot,
+    proxy: ProxyNode,
+    index: MeshIndex,
+    hosts: Collection[str],
+) -> XdsSnapshot:
+    """``previous`` with the virtual hosts of ``hosts`` rebuilt after a VirtualService change.
+
+    Equal to ``generate(mesh, proxy, index)`` (the bench asserts it), but only the changed
+    virtual hosts are translated and only the route type is re-hashed. Changes this shortcut
+    cannot express (a gateway, TCP/TLS routes, a host without a service) fall back to
+    ``generate``.
+    """
+    services = [index.service(h) for h in sorted(hosts)]
+    bound = [vs for h in hosts for vs in index.virtual_services(h, "mesh")]
+    if (
+        proxy.kind != "sidecar"
+        or any(s is None for s in services)
+        or any(vs.spec.tcp or vs.spec.tls for vs in bound)
+    ):
+        return generate(mesh, proxy, index)
+    fresh: dict[str, EnvoyJson] = {}
+    for service in services:
+        assert service is not None
+        for port in service.ports:
+            if port.is_http:
+                vhost = routes.build_service_vhost(index, proxy, service, port)
+                fresh[str(vhost["name"])] = vhost
+    config = previous.named(names.ROUTE)[names.OUTBOUND_HTTP_ROUTE]
+    vhosts: list[JsonValue] = []
+    for old in config["virtual_hosts"] if isinstance(config["virtual_hosts"], list) else []:
+        name = str(old["name"]) if isinstance(old, dict) else ""
+        if name in fresh and isinstance(old, dict):
+            # Domains depend on the services only, and were de-duplicated across vhosts.
+            vhosts.append({**fresh[name], "domains": old["domains"]})
+        else:
+            vhosts.append(old)
+    by_type = {url: list(items) for url, items in previous.resources}
+    by_type[names.ROUTE] = [
+        r for r in by_type.get(names.ROUTE, []) if r.get("name") != names.OUTBOUND_HTTP_ROUTE
+    ] + [{**config, "virtual_hosts": vhosts}]
+    reuse = {url: digest for url, digest in previous.digests if url != names.ROUTE}
+    rebuilt = {f"{names.OUTBOUND_HTTP_ROUTE}/{name}" for name in fresh}
+    known = {k: d for k, d in previous.vhost_digests if k not in rebuilt}
+    return build_snapshot(
+        proxy.id,
+        by_type,
+        external_secrets=previous.external_secrets,
+        reuse=reuse,
+        vhost_digests=known,
+    )

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from canarymesh.mesh.index import MeshIndex
-from canarymesh.mesh.merge import compose_peer_authentication
 from canarymesh.mesh.model import MeshService, ProxyNode, labels_match
 from canarymesh.xds import actions, names, rbac, tcp, telemetry, tls
 from canarymesh.xds.clusters import DNS_CACHE
@@ -172,11 +171,7 @@ def inbound_filters(index: MeshIndex, proxy: ProxyNode, container_port: int) -> 
 def build_inbound_listener(
     index: MeshIndex, proxy: ProxyNode, container_port: int, local_port: int
 ) -> EnvoyJson:
-    mesh = index.mesh
-    mtls = compose_peer_authentication(
-        mesh.peer_authentications, proxy.namespace, proxy.label_map, mesh.settings.root_namespace
-    )
-    mode = mtls.for_port(container_port)
+    mode = index.mtls_of(proxy).for_port(container_port)
     filters = inbound_filters(index, proxy, container_port)
     secure: EnvoyJson = {"filters": filters, "transport_socket": tls.downstream_mtls()}
     listener: EnvoyJson = {

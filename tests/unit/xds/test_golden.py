@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from canarymesh.cli.render import PlainDumper
 from canarymesh.mesh.model import MeshSettings
 from canarymesh.xds import names
 from canarymesh.xds.generate import generate
@@ -40,7 +41,7 @@ def render_case(case: Path) -> dict[str, str]:
             if resources:
                 outputs[kind][proxy_id] = resources
     return {
-        f"out.{kind}.yaml": yaml.safe_dump(by_proxy, sort_keys=True, width=100)
+        f"out.{kind}.yaml": yaml.dump(by_proxy, Dumper=PlainDumper, sort_keys=True, width=100)
         for kind, by_proxy in outputs.items()
         if by_proxy
     }
