@@ -1,0 +1,188 @@
+"""Generated configs served to real Envoys on 127.0.0.1: a productpage sidecar calls reviews and
+ratings through its outbound HTTP proxy listener, the reviews sidecars accept mTLS (auto-mTLS
+with certificates from the local CA) and enforce an AuthorizationPolicy, and the apps behind
+them are tiny HTTP servers that say who they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import http.server
+import json
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from canarymesh.api.loader import load_text
+from canarymesh.mesh.build import build_mesh
+from canarymesh.mesh.model import MeshSnapshot, ProxyNode, WorkloadIdentity
+from canarymesh.runtime.local.ca import LocalCA
+from canarymesh.xds.bootstrap import build_static_bootstrap
+from canarymesh.xds.generate import generate
+from tests.integration.test_envoy_validate_golden import envoy_binary
+from tests.support.processes import free_port, wait_for_port
+from tests.unit.xds.meshes import sample
+
+pytestmark = pytest.mark.integration
+
+POLICY = """
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: reviews-viewer, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  rules:
+  - from:
+    - source: {principals: ["cluster.local/ns/default/sa/bookinfo-productpage"]}
+    to:
+    - operation: {methods: ["GET"]}
+"""
+PROXIES = ("productpage-v1-0", "reviews-v1-0", "reviews-v2-0", "reviews-v3-0", "ratings-v1-0")
+
+
+def echo_app(name: str, port: int) -> http.server.ThreadingHTTPServer:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(
+                {"served_by": name, "xfcc": self.headers.get("x-forwarded-client-cert", "")}
+            ).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@dataclasses.dataclass
+class LiveMesh:
+    mesh: MeshSnapshot
+
+    def proxy(self, proxy_id: str) -> ProxyNode:
+        return self.mesh.proxy(proxy_id)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMesh]:
+    texts = [
+        sample("platform/kube/bookinfo.yaml"),
+        sample("networking/destination-rule-all.yaml"),
+        sample("networking/virtual-service-reviews-test-v2.yaml"),
+        sample("networking/virtual-service-ratings-test-abort.yaml"),
+        POLICY,
+    ]
+    result = load_text("\n---\n".join(texts), "live.yaml")
+    assert not result.diagnostics.has_errors
+    mesh = build_mesh(result.resources, allocate=lambda key: free_port())
+    state = tmp_path_factory.mktemp("live")
+    ca = LocalCA.load_or_create(state, dt.datetime.now(dt.UTC))
+    servers: list[http.server.ThreadingHTTPServer] = []
+    envoys: list[subprocess.Popen[bytes]] = []
+    try:
+        for proxy_id in PROXIES:
+            proxy = mesh.proxy(proxy_id)
+            app_port = proxy.ports.app_port(9080)
+            assert app_port is not None
+            servers.append(echo_app(proxy.workload, app_port))
+            envoys.append(start_envoy(mesh, proxy, ca, state))
+        for proxy_id in PROXIES:
+            wait_for_port(mesh.proxy(proxy_id).ports.inbound_port(9080) or 0, timeout=20)
+        wait_for_port(mesh.proxy("productpage-v1-0").ports.outbound_http, timeout=20)
+        yield LiveMesh(mesh)
+    finally:
+        for envoy in envoys:
+            envoy.terminate()
+            envoy.wait(timeout=10)
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def start_envoy(
+    mesh: MeshSnapshot, proxy: ProxyNode, ca: LocalCA, state: Path
+) -> subprocess.Popen[bytes]:
+    now = dt.datetime.now(dt.UTC)
+    cert = ca.issue(f"spiffe://cluster.local/ns/{proxy.namespace}/sa/{proxy.service_account}", now)
+    proxy = dataclasses.replace(
+        proxy, identity=WorkloadIdentity(cert.chain_pem, cert.key_pem, ca.root_pem)
+    )
+    snapshot = generate(mesh, proxy)
+    snapshot.check_consistent()
+    config = state / f"{proxy.id}.json"
+    config.write_text(json.dumps(build_static_bootstrap(snapshot, proxy, mesh.settings)))
+    with (state / f"{proxy.id}.log").open("wb") as log:
+        return subprocess.Popen(
+            [
+                envoy_binary(),
+                "-c",
+                str(config),
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+                "--log-level",
+                "warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def call(port: int, url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{port}"})
+    )
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def direct(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_jason_reaches_reviews_v2_over_mtls_and_others_v1(live: LiveMesh) -> None:
+    outbound = live.proxy("productpage-v1-0").ports.outbound_http
+    status, body = call(outbound, "http://reviews:9080/reviews/0", {"end-user": "jason"})
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["served_by"] == "reviews-v2"
+    # The reviews sidecar saw productpage's certificate: the hop was mTLS.
+    assert "URI=spiffe://cluster.local/ns/default/sa/bookinfo-productpage" in answer["xfcc"]
+    for _ in range(3):
+        status, body = call(outbound, "http://reviews:9080/reviews/0")
+        assert (status, json.loads(body)["served_by"]) == (200, "reviews-v1")
+
+
+def test_ratings_abort_answers_500_for_jason_only(live: LiveMesh) -> None:
+    outbound = live.proxy("productpage-v1-0").ports.outbound_http
+    assert call(outbound, "http://ratings:9080/ratings/0", {"end-user": "jason"}) == (
+        500,
+        "fault filter abort",
+    )
+    status, body = call(outbound, "http://ratings:9080/ratings/0")
+    assert (status, json.loads(body)["served_by"]) == (200, "ratings-v1")
+
+
+def test_reviews_denies_plaintext_callers_without_the_productpage_identity(live: LiveMesh) -> None:
+    inbound = live.proxy("reviews-v1-0").ports.inbound_port(9080)
+    assert inbound is not None
+    assert direct(inbound, "/reviews/0") == (403, "RBAC: access denied")
