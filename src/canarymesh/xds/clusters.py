@@ -225,7 +225,7 @@ def upstream_socket(
     sans = [names.spiffe_id(e.namespace, e.service_account) for e in endpoints if e.proxy_id]
     sni = names.sni(port, subset, service.hostname)
     if policy.tls is not None:
-        return tls.translate_client_tls(policy.tls, sni, sans)
+        return tls.translate_client_tls(policy.tls, sni, sans, service.hostname)
     service_port = service.port(port)
     target = service_port.target_port if service_port else port
     if service.resolution != "EDS" or not endpoints or not accepts_mtls(index, endpoints, target):

@@ -57,9 +57,14 @@ def transport_socket(type_name: str, body: EnvoyJson) -> EnvoyJson:
 
 
 def translate_client_tls(
-    settings: ClientTLSSettings | None, sni: str, sans: Sequence[str]
+    settings: ClientTLSSettings | None, sni: str, sans: Sequence[str], host: str = ""
 ) -> EnvoyJson | None:
-    """A cluster's ``transport_socket`` for a DestinationRule ``tls`` (None: plaintext)."""
+    """A cluster's ``transport_socket`` for a DestinationRule ``tls`` (None: plaintext).
+
+    ISTIO_MUTUAL uses Istio's internal SNI (``outbound_.9080_.v1_.host``); SIMPLE and MUTUAL
+    present the destination's own host name unless ``sni`` is set, as a TLS origination to
+    ``www.googleapis.com`` must.
+    """
     if settings is None or settings.mode in (None, "DISABLE"):
         return None
     if settings.mode == "ISTIO_MUTUAL":
@@ -83,7 +88,7 @@ def translate_client_tls(
                 "private_key": {"filename": settings.private_key},
             }
         ]
-    body = {"common_tls_context": context, "sni": settings.sni or sni}
+    body = {"common_tls_context": context, "sni": settings.sni or host or sni}
     return transport_socket(UPSTREAM_TLS, body)
 
 

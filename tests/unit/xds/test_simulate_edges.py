@@ -1,0 +1,41 @@
+"""Egress (ServiceEntry + TLS origination), Gateway API and GAMMA routes, simulated."""
+
+from __future__ import annotations
+
+from canarymesh.xds import names
+from canarymesh.xds.simulate import Request, simulate
+from tests.unit.xds.meshes import bookinfo, snapshot
+
+GAMMA = ("platform/kube/bookinfo-versions.yaml", "gateway-api/bookinfo-gateway.yaml")
+
+
+def test_details_v2_plain_http_to_google_is_upgraded_to_tls_on_443() -> None:
+    mesh = bookinfo(
+        "platform/kube/bookinfo-details-v2.yaml",
+        "networking/destination-rule-all.yaml",
+        "networking/virtual-service-details-v2.yaml",
+        "networking/egress-rule-google-apis.yaml",
+    )
+    snap = snapshot(mesh, "details-v2-0")
+    result = simulate(snap, Request("www.googleapis.com", "/books/v1/volumes?q=isbn:0486424618"))
+    assert result.cluster == "outbound|443||www.googleapis.com"
+    cluster = snap.named(names.CLUSTER)["outbound|443||www.googleapis.com"]
+    assert cluster["type"] == "STRICT_DNS"
+    assert cluster["transport_socket"]["typed_config"]["sni"] == "www.googleapis.com"  # type: ignore[index,call-overload]
+
+
+def test_gamma_route_splits_reviews_90_10_between_version_services() -> None:
+    snap = snapshot(bookinfo(*GAMMA, "gateway-api/route-reviews-90-10.yaml"), "productpage-v1-0")
+    assert simulate(snap, Request("reviews:9080", "/reviews/0")).clusters == (
+        ("outbound|9080||reviews-v1.default.svc.cluster.local", 90),
+        ("outbound|9080||reviews-v2.default.svc.cluster.local", 10),
+    )
+
+
+def test_gateway_api_prefix_matches_whole_segments_only() -> None:
+    snap = snapshot(bookinfo(*GAMMA), "bookinfo-gateway-istio")
+    productpage = "outbound|9080||productpage.default.svc.cluster.local"
+    assert simulate(snap, Request("bookinfo.local", "/static/x.css")).cluster == productpage
+    assert simulate(snap, Request("bookinfo.local", "/static")).cluster == productpage
+    assert simulate(snap, Request("bookinfo.local", "/staticx")).error == "NoRoute"
+    assert simulate(snap, Request("bookinfo.local", "/productpage")).cluster == productpage
