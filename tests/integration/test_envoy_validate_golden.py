@@ -17,7 +17,7 @@ import pytest
 
 from canarymesh.mesh.model import WorkloadIdentity
 from canarymesh.runtime.local.ca import LocalCA
-from canarymesh.xds.bootstrap import build_static_bootstrap
+from canarymesh.xds.bootstrap import build_ads_bootstrap, build_static_bootstrap
 from canarymesh.xds.generate import generate
 from tests.unit.xds.meshes import ROOT, case_mesh, case_proxies, golden_cases
 from tests.unit.xds.test_golden import SETTINGS
@@ -64,3 +64,17 @@ def test_golden_snapshots_pass_envoy_validate(case: Path, ca: LocalCA, tmp_path:
         )
         assert result.returncode == 0, f"{case.name}/{proxy_id}: {result.stdout}{result.stderr}"
         assert "OK" in result.stdout
+
+
+def test_ads_bootstrap_passes_envoy_validate(tmp_path: Path) -> None:
+    mesh = case_mesh(golden_cases()[0], SETTINGS)
+    proxy = mesh.proxies[0]
+    config = tmp_path / "ads.json"
+    config.write_text(json.dumps(build_ads_bootstrap(proxy, mesh.settings, xds_port=18000)))
+    result = subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(config), "--log-level", "error"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -126,7 +126,7 @@ def build_inbound_route_config(container_port: int, proxy: ProxyNode, peer: str)
         "validate_clusters": False,
         "virtual_hosts": [
             {
-                "name": f"inbound|http|{container_port}",
+                "name": names.inbound_vhost(container_port),
                 "domains": ["*"],
                 "routes": [
                     {

@@ -102,6 +102,10 @@ def vhost(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+def inbound_vhost(port: int) -> str:
+    return f"inbound|http|{port}"
+
+
 def inbound_listener(port: int) -> str:
     return f"inbound_{port}"
 
