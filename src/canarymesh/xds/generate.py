@@ -12,7 +12,7 @@ from collections.abc import Collection
 
 from canarymesh.mesh.index import MeshIndex
 from canarymesh.mesh.model import MeshSnapshot, ProxyNode
-from canarymesh.xds import clusters, gateway, gateway_api, listeners, names, routes, telemetry, tls
+from canarymesh.xds import clusters, gateway, gateway_api, listeners, names, routes, tls
 from canarymesh.xds.snapshot import XdsSnapshot, build_snapshot, collect_references
 from canarymesh.xds.types import EnvoyJson, JsonValue
 
@@ -54,8 +54,7 @@ def sidecar_resources(
             cluster_list.append(clusters.build_inbound_cluster(container_port, app_port))
     if index.mesh.settings.allow_any:
         cluster_list.append(clusters.build_passthrough_cluster())
-    peer = telemetry.peer_info(proxy, index.mesh.settings).encode()
-    route_list = [routes.build_outbound_route_config(index, proxy, peer)]
+    route_list = [routes.build_outbound_route_config(index, proxy)]
     return listeners.build_sidecar_listeners(index, proxy), route_list
 
 

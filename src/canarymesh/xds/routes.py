@@ -19,7 +19,7 @@ from canarymesh.api.istio_networking import (
 )
 from canarymesh.mesh.index import MeshIndex, qualify_gateway
 from canarymesh.mesh.model import Config, MeshService, ProxyNode, ServicePort, labels_match
-from canarymesh.xds import actions, gateway_api, names
+from canarymesh.xds import actions, gateway_api, names, telemetry
 from canarymesh.xds.types import EnvoyJson, JsonValue
 
 COOKIE_PREFIX = "(.*?;)"
@@ -286,8 +286,10 @@ def build_service_vhost(
             service_domains(service, port, proxy, default_http_port(service) == port.port)
         ),
         "routes": list(routes),
+        # Metadata exchange for telemetry, only toward mesh services (never to outside hosts).
         "request_headers_to_add": [
-            actions.header_value(names.DESTINATION_SERVICE_HEADER, service.hostname)
+            actions.header_value(names.SOURCE_PEER_HEADER, source_peer(index, proxy)),
+            actions.header_value(names.DESTINATION_SERVICE_HEADER, service.hostname),
         ],
     }
 
@@ -306,7 +308,11 @@ def build_passthrough_vhost() -> EnvoyJson:
     }
 
 
-def build_outbound_route_config(index: MeshIndex, proxy: ProxyNode, source_peer: str) -> EnvoyJson:
+def source_peer(index: MeshIndex, proxy: ProxyNode) -> str:
+    return telemetry.peer_info(proxy, index.mesh.settings).encode()
+
+
+def build_outbound_route_config(index: MeshIndex, proxy: ProxyNode) -> EnvoyJson:
     vhosts: list[JsonValue] = []
     used: set[str] = set()
     for service in index.sorted_services():
@@ -325,5 +331,4 @@ def build_outbound_route_config(index: MeshIndex, proxy: ProxyNode, source_peer:
         "name": names.OUTBOUND_HTTP_ROUTE,
         "virtual_hosts": vhosts,
         "validate_clusters": False,
-        "request_headers_to_add": [actions.header_value(names.SOURCE_PEER_HEADER, source_peer)],
     }

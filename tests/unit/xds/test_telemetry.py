@@ -103,6 +103,9 @@ def test_generated_config_carries_the_exchange_headers() -> None:
     mesh = bookinfo()
     outbound = snapshot(mesh, "productpage-v1-0")
     config = outbound.named(names.ROUTE)[names.OUTBOUND_HTTP_ROUTE]
-    added = config["request_headers_to_add"][0]["header"]  # type: ignore[index,call-overload]
+    vhosts = {v["name"]: v for v in config["virtual_hosts"]}  # type: ignore[index,union-attr]
+    reviews = vhosts["reviews.default.svc.cluster.local:9080"]
+    added = reviews["request_headers_to_add"][0]["header"]  # type: ignore[index,call-overload]
+    assert "request_headers_to_add" not in vhosts["allow_any"]
     assert PeerInfo.decode(added["value"]).workload == "productpage-v1"  # type: ignore[index]
     assert simulate(outbound, Request("reviews:9080")).cluster is not None
