@@ -10,24 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from bookinfo.common.propagation import FORWARDED_HEADERS
 from bookinfo.productpage.b3 import outgoing_b3
 
-# Copied unchanged when present, in this order (spec §4.1 item 3).
-VERBATIM_HEADERS: tuple[str, ...] = (
-    "x-request-id",
-    "x-ot-span-context",
-    "x-datadog-trace-id",
-    "x-datadog-parent-id",
-    "x-datadog-sampling-priority",
-    "traceparent",
-    "tracestate",
-    "x-cloud-trace-context",
-    "grpc-trace-bin",
-    "sw8",
-    "user-agent",
-    "cookie",
-    "authorization",
-    "jwt",
+# Copied unchanged when present (spec §4.1 item 3): the list details and reviews forward, less
+# the b3 set (re-encoded) and end-user (taken from the session only).
+VERBATIM_HEADERS: tuple[str, ...] = tuple(
+    name for name in FORWARDED_HEADERS if not name.startswith("x-b3-") and name != "end-user"
 )
 
 
