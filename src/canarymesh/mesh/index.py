@@ -59,6 +59,9 @@ class MeshIndex:
     # Exact VirtualService hosts -> entries (in order); wildcard hosts are scanned.
     _vs_exact: dict[str, list[tuple[int, Config[VirtualService]]]] = field(default_factory=dict)
     _vs_wild: list[tuple[int, str, Config[VirtualService]]] = field(default_factory=list)
+    # Fragments the translation shares between proxies (e.g. a virtual host's routes for every
+    # sidecar of a namespace); keyed by the translation, dropped when VirtualServices change.
+    memo: dict[tuple[object, ...], object] = field(default_factory=dict)
 
     @classmethod
     def of(cls, mesh: MeshSnapshot) -> MeshIndex:
@@ -82,7 +85,7 @@ class MeshIndex:
     def with_virtual_services(self, mesh: MeshSnapshot) -> MeshIndex:
         """An index for ``mesh``, which differs from this one's only in VirtualServices:
         services, endpoints and policies are shared, only the host lookup is rebuilt."""
-        fresh = dataclasses.replace(self, mesh=mesh, _bound={}, _vs_exact={}, _vs_wild=[])
+        fresh = dataclasses.replace(self, mesh=mesh, _bound={}, _vs_exact={}, _vs_wild=[], memo={})
         fresh.set_virtual_service_hosts(virtual_service_hosts(mesh))
         return fresh
 

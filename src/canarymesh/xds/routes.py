@@ -269,17 +269,21 @@ def default_http_port(service: MeshService) -> int | None:
 def build_service_vhost(
     index: MeshIndex, proxy: ProxyNode, service: MeshService, port: ServicePort
 ) -> EnvoyJson:
-    ctx = RouteContext(index, proxy, "mesh", port.port)
     bound = index.virtual_services(service.hostname, "mesh")
-    # Istio uses one VirtualService per host for sidecars: the first (here by namespace/name).
-    routes: list[JsonValue] = []
-    if bound:
-        routes = list(build_routes_for_virtual_service(ctx, bound[0]))
-    else:
-        gamma = gateway_api.gamma_routes(index, service, port.port)
-        routes = (
-            gamma if gamma is not None else [build_default_route(index, proxy, service, port.port)]
-        )
+    # Routes depend on the client only through its namespace, unless a match names source
+    # labels; sidecars of one namespace share them (built once per mesh index).
+    per_proxy = bool(bound) and uses_source_labels(bound[0])
+    key = (
+        "vhost-routes",
+        service.hostname,
+        port.port,
+        proxy.namespace,
+        proxy.labels if per_proxy else (),
+    )
+    routes = index.memo.get(key)
+    if not isinstance(routes, list):
+        routes = build_vhost_routes(index, proxy, service, port, bound[0] if bound else None)
+        index.memo[key] = routes
     return {
         "name": names.vhost(service.hostname, port.port),
         "domains": list(
@@ -292,6 +296,29 @@ def build_service_vhost(
             actions.header_value(names.DESTINATION_SERVICE_HEADER, service.hostname),
         ],
     }
+
+
+def uses_source_labels(vs: Config[VirtualService]) -> bool:
+    return any(
+        rule.delegate is not None or any(m.source_labels for m in rule.match)
+        for rule in vs.spec.http
+    )
+
+
+def build_vhost_routes(
+    index: MeshIndex,
+    proxy: ProxyNode,
+    service: MeshService,
+    port: ServicePort,
+    vs: Config[VirtualService] | None,
+) -> list[JsonValue]:
+    # Istio uses one VirtualService per host for sidecars: the first (here by namespace/name).
+    if vs is not None:
+        return list(
+            build_routes_for_virtual_service(RouteContext(index, proxy, "mesh", port.port), vs)
+        )
+    gamma = gateway_api.gamma_routes(index, service, port.port)
+    return gamma if gamma is not None else [build_default_route(index, proxy, service, port.port)]
 
 
 def build_passthrough_vhost() -> EnvoyJson:
