@@ -114,6 +114,11 @@ def translate_outlier_detection(outlier: OutlierDetection | None) -> EnvoyJson:
     if five_xx is not None:
         detection["consecutive_5xx"] = five_xx
         detection["enforcing_consecutive_5xx"] = 100 if five_xx > 0 else 0
+    if outlier.split_external_local_origin_errors:
+        detection["split_external_local_origin_errors"] = True
+    if outlier.consecutive_local_origin_failures is not None:
+        detection["consecutive_local_origin_failure"] = outlier.consecutive_local_origin_failures
+        detection["enforcing_consecutive_local_origin_failure"] = 100
     if outlier.consecutive_gateway_errors is not None:
         detection["consecutive_gateway_failure"] = outlier.consecutive_gateway_errors
         detection["enforcing_consecutive_gateway_failure"] = 100

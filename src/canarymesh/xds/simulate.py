@@ -38,6 +38,11 @@ class Request:
     source_principal: str | None = None
     source_ip: str = "127.0.0.1"
     scheme: str = "http"
+    tls: bool = False  # TLS without a client certificate (a browser to an HTTPS gateway)
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or self.source_principal is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +108,7 @@ def find_listener(snapshot: XdsSnapshot, port: int | None) -> EnvoyJson | None:
 
 
 def choose_chain(listener: EnvoyJson, request: Request) -> EnvoyJson | None:
-    transport = "tls" if request.source_principal else "raw_buffer"
+    transport = "tls" if request.uses_tls else "raw_buffer"
     default: EnvoyJson | None = None
     for chain_value in seq(listener.get("filter_chains")):
         chain = obj(chain_value)
@@ -362,7 +367,7 @@ def simulate(snapshot: XdsSnapshot, request: Request) -> Result:
     if chain is None:
         return Result(listener=listener_name, error="NoFilterChain")
     tls_chain = "transport_socket" in chain
-    if tls_chain != bool(request.source_principal):
+    if tls_chain != request.uses_tls:
         return Result(listener=listener_name, error="ConnectionReset")
     hcm = next(
         (
@@ -383,6 +388,8 @@ def simulate(snapshot: XdsSnapshot, request: Request) -> Result:
     vhost = choose_vhost(route_config, request.host)
     if vhost is None:
         return Result(listener_name, config_name, rbac=rbac, status=404, error="NoRoute")
+    if vhost.get("require_tls") == "ALL" and not request.uses_tls:
+        return Result(listener_name, config_name, str(vhost.get("name")), rbac=rbac, status=301)
     for route_value in seq(vhost.get("routes")):
         route = obj(route_value)
         if route_matches(obj(route.get("match")), request):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from canarymesh.xds import names
 from canarymesh.xds.simulate import Request, simulate
-from tests.unit.xds.meshes import bookinfo, snapshot
+from tests.unit.xds.meshes import GOLDEN, bookinfo, case_mesh, snapshot
 
 GAMMA = ("platform/kube/bookinfo-versions.yaml", "gateway-api/bookinfo-gateway.yaml")
 
@@ -39,3 +39,17 @@ def test_gateway_api_prefix_matches_whole_segments_only() -> None:
     assert simulate(snap, Request("bookinfo.local", "/static")).cluster == productpage
     assert simulate(snap, Request("bookinfo.local", "/staticx")).error == "NoRoute"
     assert simulate(snap, Request("bookinfo.local", "/productpage")).cluster == productpage
+
+
+def test_https_gateway_terminates_tls_and_redirects_plain_http() -> None:
+    mesh = case_mesh(GOLDEN / "gateway-https")
+    gateway = mesh.proxy("istio-ingressgateway")
+    snap = snapshot(mesh, "istio-ingressgateway")
+    https, http = gateway.ports.gateway_port(8443), gateway.ports.gateway_port(8080)
+    secure = simulate(snap, Request("bookinfo.example.com", "/productpage", port=https, tls=True))
+    assert secure.cluster == "outbound|9080||productpage.default.svc.cluster.local"
+    assert simulate(snap, Request("bookinfo.example.com", "/", port=http)).status == 301
+    assert simulate(snap, Request("other.example.com", "/", port=https, tls=True)).error == (
+        "NoFilterChain"
+    )
+    assert snap.named(names.SECRET)["kubernetes://istio-system/bookinfo-credential"]
