@@ -339,17 +339,17 @@ def _names(resources: Iterable[AnyResource]) -> set[tuple[str, str]]:
 
 def _check_canary(index: _Index, resource: Resource[canary.Canary]) -> list[Diagnostic]:
     report = Reporter(resource)
-    spec, namespace = resource.spec, _ns(resource)
+    spec, namespace, target = resource.spec.target, _ns(resource), (*SPEC, "target")
     if index.virtual_services and (namespace, spec.virtual_service) not in _names(
         index.virtual_services
     ):
         problem = f"VirtualService {spec.virtual_service} is not defined in the input"
-        report("CM1012", (*SPEC, "virtualService"), spec.virtual_service, problem=problem)
+        report("CM1012", (*target, "virtualService"), spec.virtual_service, problem=problem)
     if index.rules:
         subsets = index.subsets_of(fqdn(spec.host, namespace)) or {}
         for field, subset in (("stableSubset", spec.stable_subset),
                               ("canarySubset", spec.canary_subset)):  # fmt: skip
-            if subset not in subsets:
+            if subset is not None and subset not in subsets:
                 problem = f"subset {subset} of host {spec.host} is not defined by a DestinationRule"
-                report("CM1012", (*SPEC, field), subset, problem=problem)
+                report("CM1012", (*target, field), subset, problem=problem)
     return report.found

@@ -468,6 +468,48 @@ CATALOG: tuple[Message, ...] = (
         "{problem}",
         "Canary step weights are percentages between 0 and 100 and must increase.",
     ),
+    _m(
+        "CM0604",
+        "error",
+        "Invalid canary strategy",
+        "{problem}",
+        "A Canary uses one strategy (canary, blueGreen or mirror); a canary ramp is steps or "
+        "stepWeight/maxWeight, and each step sets exactly one of setWeight, pause, analysis.",
+    ),
+    _m(
+        "CM0605",
+        "error",
+        "Invalid canary analysis",
+        "{problem}",
+        "alpha (the statistical judge's false-alarm rate over the whole rollout) must be in "
+        "(0, 0.2]; metrics are built-in (request-success-rate, request-duration) or have a "
+        "query whose template variables are namespace, host, version and interval; a metric "
+        "judged by thresholds needs thresholdRange min or max, and min must not be above max.",
+    ),
+    _m(
+        "CM0606",
+        "error",
+        "Invalid canary target",
+        "{problem}",
+        "The target names the stable and canary versions of the host, either as two subsets of "
+        "its DestinationRule or as two Deployments, and they must differ.",
+    ),
+    _m(
+        "CM0607",
+        "warning",
+        "Canary step outlasts the progress deadline",
+        "{problem}",
+        "A pause or analysis step at least as long as progressDeadline cannot end before the "
+        "deadline rolls the canary back; lengthen the deadline or shorten the step.",
+    ),
+    _m(
+        "CM0608",
+        "error",
+        "Invalid canary webhook or load generator",
+        "{problem}",
+        "Webhooks and the load generator need an http(s) URL, webhook names must be unique, "
+        "and the load generator's rate must be positive.",
+    ),
     # --- CM1xxx: analysis -------------------------------------------------------------------
     _m(
         "CM1001",

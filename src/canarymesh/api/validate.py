@@ -20,6 +20,7 @@ from canarymesh.api.checks import is_dns1123_label, is_dns1123_subdomain
 from canarymesh.api.diagnostics import Diagnostic
 from canarymesh.api.objects import FieldPath, Resource
 from canarymesh.api.reporter import Reporter
+from canarymesh.api.validate_canary import validate_canary
 from canarymesh.api.validate_common import check_duration, check_labels, check_port
 from canarymesh.api.validate_networking import (
     validate_destination_rule,
@@ -183,19 +184,6 @@ def _validate_deployment(report: Reporter, deployment: kube.Deployment) -> None:
             check_port(report, (*path, "containerPort"), port.container_port)
 
 
-def _validate_canary(report: Reporter, spec: canary.Canary) -> None:
-    previous = -1
-    for index, step in enumerate(spec.steps):
-        path = (*SPEC, "steps", index)
-        if not 0 <= step.weight <= 100:
-            report("CM0103", (*path, "weight"), step.weight, expected="between 0 and 100")
-        elif step.weight <= previous:
-            report("CM0603", (*path, "weight"), step.weight,
-                   problem=f"weights must increase; the previous step has {previous}")  # fmt: skip
-        previous = max(previous, step.weight)
-        check_duration(report, (*path, "pause"), step.pause)
-
-
 def _typed(
     spec_type: type[ModelT], check: Callable[[Reporter, ModelT], None]
 ) -> tuple[type[BaseModel], Callable[[Reporter, BaseModel], None]]:
@@ -218,5 +206,5 @@ _CHECKS = (
     _typed(gateway_api.Gateway, _validate_gateway_api_gateway),
     _typed(kube.Service, _validate_service),
     _typed(kube.Deployment, _validate_deployment),
-    _typed(canary.Canary, _validate_canary),
+    _typed(canary.Canary, validate_canary),
 )

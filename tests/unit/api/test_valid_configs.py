@@ -182,14 +182,15 @@ kind: Canary
 metadata:
   name: reviews
 spec:
-  host: reviews
-  virtualService: reviews
-  stableSubset: v1
-  canarySubset: v3
-  steps:
-  - {weight: 10, pause: 30s}
-  - {weight: 50, pause: 1m}
-  - {weight: 100}
+  target: {host: reviews, virtualService: reviews, stableSubset: v1, canarySubset: v3}
+  strategy:
+    canary:
+      steps:
+      - {setWeight: 10}
+      - {pause: {duration: 30s}}
+      - {setWeight: 50}
+      - {analysis: {duration: 1m}}
+      - {setWeight: 100}
 """
 
 
