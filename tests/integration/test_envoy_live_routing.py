@@ -66,6 +66,20 @@ def echo_app(name: str, port: int) -> http.server.ThreadingHTTPServer:
     return server
 
 
+class UniquePorts:
+    """Free loopback ports, never the same one twice (free_port alone may repeat itself)."""
+
+    def __init__(self) -> None:
+        self.given: set[int] = set()
+
+    def __call__(self, key: tuple[str, str, str]) -> int:
+        port = free_port()
+        while port in self.given:
+            port = free_port()
+        self.given.add(port)
+        return port
+
+
 @dataclasses.dataclass
 class LiveMesh:
     mesh: MeshSnapshot
@@ -85,7 +99,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMesh]:
     ]
     result = load_text("\n---\n".join(texts), "live.yaml")
     assert not result.diagnostics.has_errors
-    mesh = build_mesh(result.resources, allocate=lambda key: free_port())
+    mesh = build_mesh(result.resources, allocate=UniquePorts())
     state = tmp_path_factory.mktemp("live")
     ca = LocalCA.load_or_create(state, dt.datetime.now(dt.UTC))
     servers: list[http.server.ThreadingHTTPServer] = []
@@ -97,9 +111,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMesh]:
             assert app_port is not None
             servers.append(echo_app(proxy.workload, app_port))
             envoys.append(start_envoy(mesh, proxy, ca, state))
-        for proxy_id in PROXIES:
-            wait_for_port(mesh.proxy(proxy_id).ports.inbound_port(9080) or 0, timeout=20)
-        wait_for_port(mesh.proxy("productpage-v1-0").ports.outbound_http, timeout=20)
+        for proxy_id, envoy in zip(PROXIES, envoys, strict=True):
+            port = mesh.proxy(proxy_id).ports.inbound_port(9080) or 0
+            try:
+                wait_for_port(port, timeout=30, proc=envoy)
+            except (RuntimeError, TimeoutError) as exc:
+                log = (state / f"{proxy_id}.log").read_text(errors="replace")
+                raise RuntimeError(f"{proxy_id} did not start: {exc}\n{log}") from exc
+        wait_for_port(mesh.proxy("productpage-v1-0").ports.outbound_http, timeout=30)
         yield LiveMesh(mesh)
     finally:
         for envoy in envoys:

@@ -147,7 +147,12 @@ def inbound_filters(index: MeshIndex, proxy: ProxyNode, container_port: int) -> 
         tcp_rbac = rbac.build_rbac_filters(mesh, proxy, True, dict(proxy.ports.inbound))
         return [
             *tcp_rbac,
-            tcp.tcp_proxy(f"inbound_{container_port}", names.inbound_cluster(container_port)),
+            tcp.tcp_proxy(
+                f"inbound_{container_port}",
+                names.inbound_cluster(container_port),
+                (),
+                telemetry.build_tcp_access_logs(proxy, "inbound", mesh.settings),
+            ),
         ]
     peer = telemetry.peer_info(proxy, mesh.settings).encode()
     http_filters = [

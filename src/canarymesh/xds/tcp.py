@@ -17,7 +17,7 @@ from canarymesh.api.istio_networking import (
 )
 from canarymesh.mesh.index import MeshIndex, qualify_gateway
 from canarymesh.mesh.model import Config, MeshService, ProxyNode, labels_match
-from canarymesh.xds import actions, names, tls
+from canarymesh.xds import actions, names, telemetry, tls
 from canarymesh.xds.endpoints import socket_address
 from canarymesh.xds.types import EnvoyJson, JsonValue, typed
 
@@ -26,14 +26,23 @@ TCP_PROXY_TYPE = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 
 
 def tcp_proxy(
-    stat_prefix: str, cluster: str | None, weighted: Sequence[JsonValue] = ()
+    stat_prefix: str,
+    cluster: str | None,
+    weighted: Sequence[JsonValue] = (),
+    access_log: Sequence[JsonValue] = (),
 ) -> EnvoyJson:
     body: EnvoyJson = {"stat_prefix": stat_prefix}
     if weighted:
         body["weighted_clusters"] = {"clusters": list(weighted)}
     else:
         body["cluster"] = cluster
+    if access_log:
+        body["access_log"] = list(access_log)
     return {"name": TCP_PROXY, "typed_config": typed(TCP_PROXY_TYPE, body)}
+
+
+def l4_direction(gateway: str) -> str:
+    return "outbound" if gateway == "mesh" else "gateway"
 
 
 def l4_match_applies(
@@ -78,6 +87,7 @@ def build_tcp_filter(
     default: str | None,
 ) -> EnvoyJson | None:
     """The ``tcp_proxy`` of the first TCP rule that applies, else of ``default``."""
+    logs = telemetry.build_tcp_access_logs(proxy, l4_direction(gateway), index.mesh.settings)
     for vs in vss:
         for rule in vs.spec.tcp:
             if rule.match and not any(
@@ -85,8 +95,8 @@ def build_tcp_filter(
             ):
                 continue
             cluster, weighted = l4_destinations(index, vs, rule.route, port)
-            return tcp_proxy(f"{vs.namespace}_{vs.name}_{port}", cluster, weighted)
-    return tcp_proxy(f"tcp_{port}", default) if default else None
+            return tcp_proxy(f"{vs.namespace}_{vs.name}_{port}", cluster, weighted, logs)
+    return tcp_proxy(f"tcp_{port}", default, (), logs) if default else None
 
 
 def tls_chains(
@@ -97,6 +107,7 @@ def tls_chains(
     port: int,
 ) -> list[JsonValue]:
     """One filter chain per TLS rule, matched on its SNI hosts."""
+    logs = telemetry.build_tcp_access_logs(proxy, l4_direction(gateway), index.mesh.settings)
     chains: list[JsonValue] = []
     seen: set[tuple[str, ...]] = set()
     for vs in vss:
@@ -109,7 +120,7 @@ def tls_chains(
             chains.append(
                 {
                     "filter_chain_match": {"server_names": list(snis)},
-                    "filters": [tcp_proxy(f"tls_{port}", cluster, weighted)],
+                    "filters": [tcp_proxy(f"tls_{port}", cluster, weighted, logs)],
                 }
             )
     return chains

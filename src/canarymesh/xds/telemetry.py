@@ -120,6 +120,25 @@ def build_access_logs(proxy: ProxyNode, direction: str, settings: MeshSettings) 
     return [{"name": "envoy.access_loggers.http_grpc", "typed_config": config}]
 
 
+def build_tcp_access_logs(
+    proxy: ProxyNode, direction: str, settings: MeshSettings
+) -> list[JsonValue]:
+    """A ``tcp_proxy`` access log for Istio's TCP metrics (bytes, connections opened/closed)."""
+    if settings.telemetry_port is None:
+        return []
+    config = typed(
+        "envoy.extensions.access_loggers.grpc.v3.TcpGrpcAccessLogConfig",
+        {
+            "common_config": {
+                "log_name": names.access_log_name(proxy.id, direction),
+                "grpc_service": {"envoy_grpc": {"cluster_name": names.TELEMETRY_CLUSTER}},
+                "transport_api_version": "V3",
+            }
+        },
+    )
+    return [{"name": "envoy.access_loggers.tcp_grpc", "typed_config": config}]
+
+
 def child(entry: Mapping[str, JsonValue], *path: str) -> Mapping[str, JsonValue]:
     node: JsonValue = dict(entry)
     for key in path:
@@ -231,3 +250,47 @@ def duration_ms(entry: Mapping[str, JsonValue]) -> float:
     if not value or not value.endswith("s"):
         return 0.0
     return float(value[:-1]) * 1000.0
+
+
+def labels_from_tcp_entry(
+    entry: Mapping[str, JsonValue], reporter: Reporter, local: PeerInfo, peer: PeerInfo
+) -> dict[str, str]:
+    """Istio's TCP metric labels of one connection (no response code).
+
+    TCP carries no exchange headers, so the runtime names the ``peer``: on the source side the
+    destination pod behind ``upstream_remote_address`` (a sidecar inbound port it allocated),
+    on the destination side the caller it finds by the certificate's principal.
+    """
+    common = child(entry, "common_properties")
+    service = service_of({}, text(common, "upstream_cluster"))
+    source, destination = (local, peer) if reporter == "source" else (peer, local)
+    security = UNKNOWN
+    if reporter == "destination":
+        security = "mutual_tls" if peer_principal(common) != UNKNOWN else "none"
+    return {
+        "reporter": reporter,
+        "source_workload": source.workload,
+        "source_workload_namespace": source.namespace,
+        "source_principal": source.principal,
+        "source_app": source.app,
+        "source_version": source.version,
+        "destination_workload": destination.workload,
+        "destination_workload_namespace": destination.namespace,
+        "destination_principal": destination.principal,
+        "destination_app": destination.app,
+        "destination_version": destination.version,
+        "destination_service": service,
+        "destination_service_name": service.split(".")[0] if service != UNKNOWN else UNKNOWN,
+        "destination_service_namespace": service_namespace(service),
+        "request_protocol": "tcp",
+        "response_flags": response_flags(child(common, "response_flags")),
+        "connection_security_policy": security,
+    }
+
+
+def tcp_bytes(entry: Mapping[str, JsonValue]) -> tuple[int, int]:
+    """(received, sent) bytes of a TCP entry, for ``istio_tcp_{received,sent}_bytes_total``."""
+    props = child(entry, "connection_properties")
+    received, sent = props.get("received_bytes", 0), props.get("sent_bytes", 0)
+    # proto3 JSON renders uint64 as strings.
+    return int(str(received or 0)), int(str(sent or 0))

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from canarymesh.mesh.model import MeshSettings
 from canarymesh.xds import names
 from canarymesh.xds.simulate import Request, simulate
-from canarymesh.xds.telemetry import PeerInfo, duration_ms, labels_from_log_entry
+from canarymesh.xds.telemetry import (
+    PeerInfo,
+    duration_ms,
+    labels_from_log_entry,
+    labels_from_tcp_entry,
+    tcp_bytes,
+)
 from canarymesh.xds.types import JsonValue
 from tests.unit.xds.meshes import bookinfo, snapshot
 
@@ -109,3 +116,35 @@ def test_generated_config_carries_the_exchange_headers() -> None:
     assert "request_headers_to_add" not in vhosts["allow_any"]
     assert PeerInfo.decode(added["value"]).workload == "productpage-v1"  # type: ignore[index]
     assert simulate(outbound, Request("reviews:9080")).cluster is not None
+
+
+def test_tcp_connection_labels_name_the_peer_the_runtime_found() -> None:
+    mysql = PeerInfo(
+        "mysqldb-v1", "default", "mysqldb", "v1", "spiffe://cluster.local/ns/default/sa/default"
+    )
+    tcp_entry: dict[str, JsonValue] = {
+        "common_properties": {
+            "upstream_cluster": "outbound|3306||mysqldb.default.svc.cluster.local"
+        },
+        "connection_properties": {"received_bytes": "120", "sent_bytes": "4096"},
+    }
+    labels = labels_from_tcp_entry(tcp_entry, "source", REVIEWS_V3, mysql)
+    assert labels["request_protocol"] == "tcp"
+    assert labels["destination_service"] == "mysqldb.default.svc.cluster.local"
+    assert (labels["source_workload"], labels["destination_workload"]) == (
+        "reviews-v3",
+        "mysqldb-v1",
+    )
+    assert "response_code" not in labels
+    assert tcp_bytes(tcp_entry) == (120, 4096)
+
+
+def test_tcp_proxies_log_to_the_telemetry_server() -> None:
+    mesh = bookinfo(
+        "platform/kube/bookinfo-mysql.yaml",
+        "platform/kube/bookinfo-ratings-v2-mysql.yaml",
+        settings=MeshSettings(telemetry_port=15999),
+    )
+    listeners = snapshot(mesh, "ratings-v2-mysql-0").named(names.LISTENER)
+    outbound = listeners[names.outbound_tcp_listener("mysqldb.default.svc.cluster.local", 3306)]
+    assert "envoy.access_loggers.tcp_grpc" in str(outbound)
