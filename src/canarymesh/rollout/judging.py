@@ -1,0 +1,102 @@
+"""Judging the metric windows of one observation: which windows count, which judge reads which
+metric, what that does to the failed-check count. Pure; called by
+:mod:`canarymesh.rollout.machine` in every phase where the canary takes traffic.
+
+Rules:
+
+* A window counts only if it starts at or after the moment the current weights were verified,
+  and after the last window already judged: a window that straddles two weights (or was seen
+  before) is discarded, so every number belongs to one traffic split.
+* ``judge: statistical``: the built-in metrics go through the sequential test, whose evidence
+  accumulates over the whole rollout; a rejection rolls back at once (the test's ``alpha`` is
+  the false-alarm budget). Custom metrics are checked against their ``thresholdRange``.
+* ``judge: threshold``: every metric of every window is a check; a window with a failed check
+  adds one failed check, and ``failureLimit`` of them roll back (Flagger's threshold).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from canarymesh.analysis import statistical, threshold
+from canarymesh.analysis.statistical import Evidence
+from canarymesh.analysis.verdict import MetricVerdict, VerdictPhase, worst
+from canarymesh.analysis.windows import Window
+from canarymesh.api.canary import BUILTIN_METRICS, Canary, MetricCheck
+from canarymesh.rollout.state import CanaryState
+
+__all__ = ["Judgement", "judge_windows", "sequential_alpha", "usable_windows"]
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """The state after judging, and the reason to roll back (None: no reason)."""
+
+    state: CanaryState
+    rollback: str | None = None
+    discarded: int = 0
+
+
+def usable_windows(state: CanaryState, windows: tuple[Window, ...]) -> tuple[Window, ...]:
+    if state.verified_at is None:
+        return ()
+    after = state.verified_at
+    if state.analysed_until is not None and state.analysed_until > after:
+        after = state.analysed_until
+    return tuple(sorted((w for w in windows if w.start >= after), key=lambda w: w.start))
+
+
+def judge_windows(state: CanaryState, spec: Canary, windows: tuple[Window, ...]) -> Judgement:
+    usable = usable_windows(state, windows)
+    discarded = len(windows) - len(usable) if state.verified_at is not None else 0
+    for window in usable:
+        state, rollback = _judge_one(state, spec, window)
+        if rollback is not None:
+            return Judgement(state, rollback, discarded)
+    return Judgement(state, None, discarded)
+
+
+def _judge_one(state: CanaryState, spec: Canary, window: Window) -> tuple[CanaryState, str | None]:
+    checks = spec.metric_checks()
+    sequential = [c for c in checks if _is_sequential(spec, c)]
+    evidence = dict(state.evidence)
+    verdicts: list[MetricVerdict] = []
+    alpha = sequential_alpha(spec)
+    for check in sequential:
+        before = evidence.get(check.name, Evidence())
+        evidence[check.name], verdict = statistical.judge(
+            check.name, before, window, alpha=alpha, min_requests=spec.analysis.min_requests
+        )
+        verdicts.append(verdict)
+    checked = [c for c in checks if not _is_sequential(spec, c)]
+    check_verdicts = threshold.judge_window(window, checked)
+    failed = any(v.phase is VerdictPhase.FAILED for v in check_verdicts)
+    passed = all(v.phase is VerdictPhase.SUCCESSFUL for v in (*verdicts, *check_verdicts))
+    all_verdicts = (*verdicts, *check_verdicts)
+    state = state.with_analysis(
+        evidence, all_verdicts, window.end, failed=int(failed), passed=int(passed)
+    )
+    rejected = [v for v in verdicts if v.phase is VerdictPhase.FAILED]
+    if rejected:
+        return state, f"{rejected[0].reason}: rolling back"
+    limit = spec.analysis.failure_limit
+    if failed and state.failed_checks >= limit:
+        first = worst(check_verdicts)
+        assert first is not None  # failed implies at least one verdict
+        counts = f"failed checks {state.failed_checks} >= failureLimit {limit}"
+        return state, f"{first.reason} ({counts}): rolling back"
+    return state, None
+
+
+def sequential_alpha(spec: Canary) -> float:
+    """Each sequential test's share of ``alpha`` (Bonferroni over the sequential metrics)."""
+    count = sum(1 for check in spec.metric_checks() if _is_sequential(spec, check))
+    return spec.analysis.alpha / max(count, 1)
+
+
+def _is_sequential(spec: Canary, check: MetricCheck) -> bool:
+    return (
+        spec.analysis.judge == "statistical"
+        and check.query is None
+        and check.name in BUILTIN_METRICS
+    )

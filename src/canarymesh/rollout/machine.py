@@ -1,0 +1,352 @@
+"""The canary state machine: ``advance(state, observation, now) -> Decision``. Pure.
+
+The controller loop calls :func:`advance` on every tick with what it observed (the Canary spec as
+it is now, whether the proxies applied the last weights, the new metric windows, webhook answers,
+a manual command) and executes the decision's actions through the ports. Nothing here does I/O or
+reads a clock: ``now`` is a parameter, so tests drive it with a fake clock and ``bench/judge.py``
+runs hundreds of simulated rollouts in seconds.
+
+Rules every phase follows (see :mod:`canarymesh.rollout.phases` for the phases):
+
+* Weights first, clock second: a step's clock (and the usable metric windows) start only when
+  the router verified that every proxy applied the step's weights.
+* Metrics unreachable: hold (never promote, never pass a step), and say so.
+* No progress for ``progressDeadline`` (outside manual gates): roll back.
+* Roll back at once: the first decision of a rollback already sets every request to the stable.
+* Every decision carries a reason with the numbers.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from canarymesh.analysis.verdict import VerdictPhase, worst
+from canarymesh.analysis.windows import Window
+from canarymesh.api.canary import Canary
+from canarymesh.rollout import judging
+from canarymesh.rollout.actions import (
+    Action,
+    FinalizeRoutes,
+    ReconcileRoutes,
+    RunWebhook,
+    SetWeights,
+    StartLoad,
+    StopLoad,
+    Weights,
+)
+from canarymesh.rollout.phases import TERMINAL, Command, Phase
+from canarymesh.rollout.plan import Step, build_plan
+from canarymesh.rollout.state import CanaryState
+
+__all__ = ["Decision", "Observation", "WebhookResult", "advance"]
+
+# How soon to look again while waiting for proxies or webhooks (weights apply in milliseconds).
+SHORT_REQUEUE = datetime.timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResult:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the controller saw since the last decision.
+
+    ``weights_verified``: the router's ``verify_weights`` for the state's desired weights.
+    """
+
+    canary: Canary
+    weights_verified: bool = False
+    metrics_online: bool = True
+    windows: tuple[Window, ...] = ()
+    webhooks: tuple[WebhookResult, ...] = ()
+    command: Command | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    state: CanaryState
+    actions: tuple[Action, ...]
+    reason: str
+    requeue_after: datetime.timedelta = SHORT_REQUEUE
+
+
+@dataclass(slots=True)
+class _Tick:
+    """One call of :func:`advance`: its inputs, and the actions gathered so far."""
+
+    spec: Canary
+    plan: tuple[Step, ...]
+    observation: Observation
+    now: datetime.datetime
+    actions: list[Action] = field(default_factory=list)
+
+    def decide(self, state: CanaryState, reason: str, wait: bool = False) -> Decision:
+        state = state.with_message(reason, self.now)
+        requeue = self.spec.interval() if wait else SHORT_REQUEUE
+        return Decision(state, tuple(self.actions), reason, requeue)
+
+    def hooks(self, kind: str) -> tuple[str, ...]:
+        return tuple(w.name for w in self.spec.webhooks if w.type == kind)
+
+    def call_hooks(self, kind: str) -> None:
+        self.actions.extend(RunWebhook(name, kind) for name in self.hooks(kind))
+
+
+def advance(state: CanaryState, observation: Observation, now: datetime.datetime) -> Decision:
+    """The next state of the rollout, the actions that get there, and why."""
+    tick = _Tick(observation.canary, build_plan(observation.canary), observation, now)
+    if state.phase in TERMINAL:
+        return Decision(state, (), state.message, tick.spec.interval())
+    if observation.command is not None:
+        state = _apply_command(tick, state, observation.command)
+        if state.phase is Phase.ROLLING_BACK and tick.actions:
+            return tick.decide(state, state.message)
+    return _HANDLERS[state.phase](tick, state)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _apply_command(tick: _Tick, state: CanaryState, command: Command) -> CanaryState:
+    if command is Command.ABORT and state.phase is not Phase.ROLLING_BACK:
+        return _start_rollback(tick, state, "aborted by user")
+    if command is Command.PROMOTE and state.phase is not Phase.PROMOTING:
+        reason = f"promoted by user at step {state.step + 1} of {len(tick.plan)}"
+        return state.with_paused(False).with_phase(Phase.PROMOTING, reason, tick.now)
+    if command is Command.PAUSE and state.phase is Phase.PROGRESSING:
+        return state.with_paused(True).with_phase(Phase.PAUSED, "paused by user", tick.now)
+    if command is Command.RESUME and state.phase is Phase.PAUSED:
+        state = state.with_resumed(tick.now)
+        step = tick.plan[state.step] if state.step < len(tick.plan) else None
+        if step is not None and step.kind == "pause" and step.duration is None:
+            state = state.with_step(state.step + 1, tick.now)
+        return state.with_phase(Phase.PROGRESSING, "resumed by user", tick.now)
+    return state
+
+
+# --- phases ---------------------------------------------------------------------------------
+
+
+def _initializing(tick: _Tick, state: CanaryState) -> Decision:
+    if _past_deadline(tick, state):
+        return _rollback(tick, state, _deadline_reason(tick, state))
+    wanted = Weights(0, state.weights.stable_subset, match=bool(tick.spec.match()))
+    changed = state.weights != wanted
+    if changed:
+        state = state.with_weights(wanted)
+    pre = tick.hooks("pre-rollout")
+    answers = {r.name: r for r in tick.observation.webhooks}
+    refused = [answers[name] for name in pre if name in answers and not answers[name].ok]
+    if refused:
+        state = state.with_failed_check()
+        limit = tick.spec.analysis.failure_limit
+        reason = f"pre-rollout webhook {refused[0].name} failed: {refused[0].detail}"
+        if state.failed_checks >= limit:
+            counts = f"failed checks {state.failed_checks} >= failureLimit {limit}"
+            return _rollback(tick, state, f"{reason} ({counts}): rolling back")
+    ready = all(name in answers and answers[name].ok for name in pre)
+    if ready and tick.observation.weights_verified and not changed:
+        state = state.with_verified(tick.now).with_step(0, tick.now)
+        if tick.spec.load_generator is not None:
+            tick.actions.append(StartLoad())
+        state = state.with_phase(Phase.PROGRESSING, "routes ready: starting step 1", tick.now)
+        return _progressing(tick, state)
+    tick.actions.append(ReconcileRoutes(state.weights))
+    waiting = [name for name in pre if not (name in answers and answers[name].ok)]
+    tick.actions.extend(RunWebhook(name, "pre-rollout") for name in waiting)
+    what = "the managed routes to be reconciled"
+    if waiting:
+        what += f" and pre-rollout webhooks {', '.join(waiting)}"
+    return tick.decide(state, f"waiting for {what}")
+
+
+def _progressing(tick: _Tick, state: CanaryState) -> Decision:
+    at_gate = state.step >= len(tick.plan)
+    if not at_gate and _past_deadline(tick, state):
+        return _rollback(tick, state, _deadline_reason(tick, state))
+    if not tick.observation.metrics_online and not tick.spec.skip_analysis:
+        reason = (
+            f"metrics source unreachable: holding at step {_step_text(tick, state)} "
+            f"({state.weights.describe()}); no promotion without metrics"
+        )
+        return tick.decide(state, reason, wait=True)
+    judged = _judge(tick, state)
+    if isinstance(judged, Decision):
+        return judged
+    state = judged
+    while state.step < len(tick.plan):
+        moved = _run_step(tick, state, tick.plan[state.step])
+        if isinstance(moved, Decision):
+            return moved
+        state = moved.with_step(state.step + 1, tick.now)
+    return _await_promotion(tick, state)
+
+
+def _paused(tick: _Tick, state: CanaryState) -> Decision:
+    judged = _judge(tick, state)
+    if isinstance(judged, Decision):
+        return judged
+    return tick.decide(judged, judged.message, wait=True)
+
+
+def _await_promotion(tick: _Tick, state: CanaryState) -> Decision:
+    gates = tick.hooks("confirm-promotion")
+    answers = {r.name: r for r in tick.observation.webhooks}
+    waiting = [name for name in gates if not (name in answers and answers[name].ok)]
+    if waiting:
+        tick.actions.extend(RunWebhook(name, "confirm-promotion") for name in waiting)
+        reason = f"all {len(tick.plan)} steps passed; waiting for confirm-promotion webhook "
+        return tick.decide(state, reason + ", ".join(waiting), wait=True)
+    last = _verdict_text(state)
+    reason = f"all {len(tick.plan)} steps passed{last}: promoting"
+    return _promoting(tick, state.with_phase(Phase.PROMOTING, reason, tick.now))
+
+
+def _promoting(tick: _Tick, state: CanaryState) -> Decision:
+    canary = tick.spec.canary_subset()
+    if state.promotion_stage == 0:
+        target = Weights(100, state.weights.stable_subset)
+        if state.weights != target:
+            return _set_weights(tick, state, target, "promoting: every request to the canary")
+        if not _verified(tick, state):
+            return tick.decide(state, "promoting: waiting for the proxies to send 100% to canary")
+        state = state.with_promotion_stage(1).with_weights(Weights(0, canary))
+        tick.actions.append(FinalizeRoutes(canary))
+        return tick.decide(state, f"promoting: the managed routes now name {canary} as stable")
+    if not _verified(tick, state):
+        tick.actions.append(FinalizeRoutes(canary))
+        return tick.decide(state, f"promoting: waiting for the proxies to route to {canary} alone")
+    tick.call_hooks("post-rollout")
+    if tick.spec.load_generator is not None:
+        tick.actions.append(StopLoad())
+    reason = f"promoted: {canary} is the stable subset"
+    return tick.decide(state.with_phase(Phase.SUCCEEDED, reason, tick.now), reason)
+
+
+def _rolling_back(tick: _Tick, state: CanaryState) -> Decision:
+    if _verified(tick, state):
+        reason = f"rolled back: {state.message.removesuffix(': rolling back')}"
+        return tick.decide(state.with_phase(Phase.FAILED, reason, tick.now), reason)
+    tick.actions.append(SetWeights(state.weights))
+    return tick.decide(state, state.message)
+
+
+_HANDLERS = {
+    Phase.INITIALIZING: _initializing,
+    Phase.PROGRESSING: _progressing,
+    Phase.PAUSED: _paused,
+    Phase.PROMOTING: _promoting,
+    Phase.ROLLING_BACK: _rolling_back,
+}
+
+
+# --- steps ----------------------------------------------------------------------------------
+
+
+def _run_step(tick: _Tick, state: CanaryState, step: Step) -> CanaryState | Decision:
+    """The state once ``step`` is complete, or the decision to wait for it."""
+    if step.kind in ("setWeight", "setMirror"):
+        current = state.weights
+        if step.kind == "setWeight":
+            target = Weights(int(step.value), current.stable_subset, current.mirror, current.match)
+        else:
+            target = Weights(current.canary, current.stable_subset, step.value, current.match)
+        if current != target:
+            tick.call_hooks("rollout")
+            return _set_weights(tick, state, target, f"step {_step_text(tick, state)}")
+        if not _verified(tick, state):
+            tick.actions.append(SetWeights(target))
+            return tick.decide(state, f"waiting for the proxies to apply {target.describe()}")
+        return state
+    started = state.step_started_at or tick.now
+    if step.kind == "pause":
+        if step.duration is None:
+            reason = f"step {_step_text(tick, state)}: waiting for rollout resume or promote"
+            return tick.decide(state.with_phase(Phase.PAUSED, reason, tick.now), reason, True)
+        if tick.now < started + step.duration:
+            return tick.decide(state, f"step {_step_text(tick, state)}", wait=True)
+        return state
+    return _analysis_step(tick, state, step, started)
+
+
+def _analysis_step(
+    tick: _Tick, state: CanaryState, step: Step, started: datetime.datetime
+) -> CanaryState | Decision:
+    assert step.duration is not None  # analysis steps always have one (plan.py)
+    verdict = worst(state.verdicts)
+    holding = verdict is not None and verdict.phase is not VerdictPhase.SUCCESSFUL
+    if tick.now >= started + step.duration and state.passed_checks > 0 and not holding:
+        return state
+    if holding and verdict is not None:
+        reason = f"step {_step_text(tick, state)} holding: {verdict.reason}"
+    else:
+        reason = f"step {_step_text(tick, state)}{_verdict_text(state)}"
+    return tick.decide(state, reason, wait=True)
+
+
+def _set_weights(tick: _Tick, state: CanaryState, target: Weights, why: str) -> Decision:
+    tick.actions.append(SetWeights(target))
+    return tick.decide(state.with_weights(target), f"{why}: setting {target.describe()}")
+
+
+def _verified(tick: _Tick, state: CanaryState) -> bool:
+    return state.verified_at is not None or tick.observation.weights_verified
+
+
+# --- judging, deadline, rollback -------------------------------------------------------------
+
+
+def _judge(tick: _Tick, state: CanaryState) -> CanaryState | Decision:
+    if state.verified_at is None and tick.observation.weights_verified:
+        state = state.with_verified(tick.now)
+    judged = judging.judge_windows(state, tick.spec, tick.observation.windows)
+    if judged.rollback is not None:
+        return _rollback(tick, judged.state, judged.rollback)
+    return judged.state
+
+
+def _past_deadline(tick: _Tick, state: CanaryState) -> bool:
+    since = state.progress_at or state.started_at
+    return tick.now - since > tick.spec.deadline()
+
+
+def _deadline_reason(tick: _Tick, state: CanaryState) -> str:
+    since = state.progress_at or state.started_at
+    waited = int((tick.now - since).total_seconds())
+    limit = int(tick.spec.deadline().total_seconds())
+    return (
+        f"no progress for {waited}s (progressDeadline {limit}s) at step "
+        f"{_step_text(tick, state)}, last: {state.message}: rolling back"
+    )
+
+
+def _start_rollback(tick: _Tick, state: CanaryState, reason: str) -> CanaryState:
+    """Every request to the stable in this very decision, then wait for the proxies."""
+    stable = Weights(0, state.weights.stable_subset)
+    if state.phase is Phase.PROMOTING and state.promotion_stage == 1:
+        stable = state.weights  # the canary already is the stable: nothing to undo
+    tick.actions.append(SetWeights(stable))
+    tick.call_hooks("rollback")
+    if tick.spec.load_generator is not None:
+        tick.actions.append(StopLoad())
+    return state.with_weights(stable).with_phase(Phase.ROLLING_BACK, reason, tick.now)
+
+
+def _rollback(tick: _Tick, state: CanaryState, reason: str) -> Decision:
+    return tick.decide(_start_rollback(tick, state, reason), reason)
+
+
+def _step_text(tick: _Tick, state: CanaryState) -> str:
+    if state.step >= len(tick.plan):
+        return f"{len(tick.plan)}/{len(tick.plan)} (done)"
+    return f"{state.step + 1}/{len(tick.plan)} ({tick.plan[state.step].describe()})"
+
+
+def _verdict_text(state: CanaryState) -> str:
+    verdict = worst(state.verdicts)
+    return f"; last: {verdict.reason}" if verdict is not None else ""

@@ -1,0 +1,98 @@
+"""Whole rollouts through the miniature controller of ``harness.py``: the fakes of the ports,
+a fake clock, state persisted as JSON after every decision."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from canarymesh.rollout.actions import FinalizeRoutes, SetWeights, Weights
+from canarymesh.rollout.machine import Observation, advance
+from canarymesh.rollout.phases import Phase
+from canarymesh.rollout.state import CanaryState
+from tests.unit.rollout.harness import Controller, failing, spec
+
+DEFAULT = spec(analysis={"interval": "15s"})
+
+
+def test_a_healthy_canary_is_promoted_and_becomes_the_stable() -> None:
+    controller = Controller(DEFAULT)
+    final = controller.run()
+    assert final.phase is Phase.SUCCEEDED
+    assert final.message == "promoted: v3 is the stable subset"
+    assert controller.router.finalized == "v3"
+    assert controller.router.weights == Weights(0, "v3")
+    set_weights = [a.weights.canary for a in controller.executed if isinstance(a, SetWeights)]
+    assert sorted(set(set_weights)) == [10, 25, 50, 100]
+    assert set_weights == sorted(set_weights)  # the ramp only goes up
+    # 1 + 1 + 2 minutes of analysis, each clock started after the weights were verified.
+    elapsed = (controller.clock.now() - final.started_at).total_seconds()
+    assert 240 <= elapsed <= 260
+
+
+def test_a_failing_canary_is_rolled_back_early_and_all_traffic_returns() -> None:
+    controller = Controller(DEFAULT, traffic=failing)
+    final = controller.run()
+    assert final.phase is Phase.FAILED
+    assert final.message.startswith("rolled back: request-success-rate canary errors 10.")
+    assert "< alpha 0.005" in final.message
+    assert controller.router.weights == Weights(0, "v1")
+    assert not any(isinstance(a, FinalizeRoutes) for a in controller.executed)
+    elapsed = (controller.clock.now() - final.started_at).total_seconds()
+    assert elapsed < 120  # well before the 4 minutes a healthy rollout takes
+
+
+def test_metrics_unreachable_holds_then_the_deadline_rolls_back() -> None:
+    controller = Controller(spec(progressDeadline="3m", analysis={"interval": "15s"}))
+    for _ in range(10):
+        controller.tick()
+        controller.clock.advance(1)
+    assert controller.state().phase is Phase.PROGRESSING
+    controller.metrics_online = False
+    held = [controller.tick() for _ in range(3)]
+    assert held[-1].reason.startswith("metrics source unreachable: holding at step 2/6")
+    steps = {d.state.step for d in held}
+    assert len(steps) == 1
+    final = controller.run()
+    assert final.phase is Phase.FAILED
+    assert "progressDeadline 180s" in final.message
+
+
+def test_a_controller_killed_mid_rollout_resumes_at_the_same_step() -> None:
+    steady = Controller(DEFAULT)
+    for _ in range(40):
+        steady.tick()
+        steady.clock.advance(3)
+    saved = json.loads(steady.store.texts["reviews"])
+    before = steady.state()
+    assert before.phase is Phase.PROGRESSING and before.step > 1
+    # A new controller process: only the stored state survives.
+    restarted = Controller(DEFAULT, clock=steady.clock, store=steady.store)
+    restarted.router = steady.router
+    resumed = restarted.state()
+    assert resumed == before
+    assert resumed.to_dict() == saved
+    decision = restarted.tick()
+    assert decision.state.step >= before.step
+    assert restarted.run().phase is Phase.SUCCEEDED
+
+
+def test_state_round_trips_through_json_at_every_decision() -> None:
+    controller = Controller(DEFAULT, traffic=failing)
+    controller.run()
+    for decision in controller.decisions:
+        text = json.dumps(decision.state.to_dict())
+        assert CanaryState.from_dict(json.loads(text)) == decision.state
+
+
+def test_a_restart_after_the_rollback_decision_still_returns_traffic() -> None:
+    controller = Controller(DEFAULT, traffic=failing)
+    while controller.tick().state.phase is not Phase.ROLLING_BACK:
+        controller.clock.advance(5)
+    state = controller.state()
+    assert state.weights == Weights(0, "v1")
+    # The router lost the change (the process died before executing it): it is sent again.
+    controller.router.weights = Weights(25, "v1")
+    again = advance(state, Observation(DEFAULT, weights_verified=False), controller.clock.now())
+    assert again.actions == (SetWeights(Weights(0, "v1")),)
+    assert dataclasses.replace(again.state, history=()) == dataclasses.replace(state, history=())
