@@ -55,7 +55,9 @@ class MeshIndex:
     _endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = field(default_factory=dict)
     _mtls: dict[str, EffectiveMtls] = field(default_factory=dict)
     _rules: dict[tuple[str, str], DestinationRule | None] = field(default_factory=dict)
-    _bound: dict[tuple[str, str], list[Config[VirtualService]]] = field(default_factory=dict)
+    _rules_exact: dict[str, list[tuple[str, Config[DestinationRule]]]] = field(default_factory=dict)
+    _rules_wild: list[tuple[str, Config[DestinationRule]]] = field(default_factory=list)
+    _bound: dict[tuple[str, str, str], list[Config[VirtualService]]] = field(default_factory=dict)
     # Exact VirtualService hosts -> entries (in order); wildcard hosts are scanned.
     _vs_exact: dict[str, list[tuple[int, Config[VirtualService]]]] = field(default_factory=dict)
     _vs_wild: list[tuple[int, str, Config[VirtualService]]] = field(default_factory=list)
@@ -74,6 +76,11 @@ class MeshIndex:
                 index.rule_hosts.append(
                     (resolve_host(rule.spec.host, rule.namespace, suffix), rule)
                 )
+        for host, rule in index.rule_hosts:
+            if host.startswith("*"):
+                index._rules_wild.append((host, rule))
+            else:
+                index._rules_exact.setdefault(host, []).append((host, rule))
         index.set_virtual_service_hosts(virtual_service_hosts(mesh))
         for proxy in mesh.proxies:
             index.proxies_by_id[proxy.id] = proxy
@@ -158,8 +165,16 @@ class MeshIndex:
         if key not in self._rules:
             service = self.services.get(host)
             host_namespace = service.namespace if service else client_namespace
+            candidates = self._rules_exact.get(host, []) + [
+                (h, r) for h, r in self._rules_wild if host_matches(h, host)
+            ]
+            visible = [
+                (h, r)
+                for h, r in candidates
+                if exported_to(r.spec.export_to, r.namespace, client_namespace)
+            ]
             self._rules[key] = find_destination_rule(
-                self.rule_hosts,
+                visible,
                 host,
                 client_namespace,
                 host_namespace,
@@ -171,13 +186,15 @@ class MeshIndex:
         rule = self.destination_rule(host, client_namespace)
         return tuple(s for s in rule.subsets if s.name) if rule else ()
 
-    def virtual_services(self, host: str, gateway: str) -> list[Config[VirtualService]]:
+    def virtual_services(
+        self, host: str, gateway: str, client_namespace: str
+    ) -> list[Config[VirtualService]]:
         """VirtualServices for ``host`` bound to ``gateway`` (``mesh`` for sidecars).
 
         A VirtualService without ``gateways`` binds to ``mesh`` only; a gateway name without
         namespace means the VirtualService's namespace (Istio's rules).
         """
-        key = (host, gateway)
+        key = (host, gateway, client_namespace)
         if key not in self._bound:
             entries = list(self._vs_exact.get(host, []))
             entries += [(o, vs) for o, p, vs in self._vs_wild if host_matches(p, host)]
@@ -190,10 +207,23 @@ class MeshIndex:
                 ]
             chosen: list[Config[VirtualService]] = []
             for _, vs in sorted(entries, key=lambda e: e[0]):
-                if gateway in bound_gateways(vs) and vs not in chosen:
+                if (
+                    gateway in bound_gateways(vs)
+                    and exported_to(vs.spec.export_to, vs.namespace, client_namespace)
+                    and vs not in chosen
+                ):
                     chosen.append(vs)
             self._bound[key] = chosen
         return self._bound[key]
+
+
+def exported_to(export_to: Sequence[str], config_namespace: str, client_namespace: str) -> bool:
+    """Istio's ``exportTo``: empty or ``*`` is everywhere, ``.`` the config's own namespace."""
+    if not export_to or "*" in export_to:
+        return True
+    if "." in export_to and client_namespace == config_namespace:
+        return True
+    return client_namespace in export_to
 
 
 def virtual_service_hosts(mesh: MeshSnapshot) -> list[tuple[str, Config[VirtualService]]]:

@@ -23,6 +23,10 @@ DestinationRule (``find_destination_rule``, ``compose_traffic_policy``):
    policy, later ones only add subsets whose names are new.
 10. A field (loadBalancer, connectionPool, outlierDetection, tls) is taken from the most specific
     level that sets it: subset port-level > subset > rule port-level > rule.
+
+Visibility (``exportTo``) is applied before rule 8 by ``mesh.index`` (tested in
+``tests/unit/mesh/test_export_to.py``): a rule not exported to the client's namespace does not
+exist for it.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from canarymesh.api.istio_networking import Gateway, Server, VirtualService
-from canarymesh.mesh.index import MeshIndex, bound_gateways
+from canarymesh.mesh.index import MeshIndex, bound_gateways, exported_to
 from canarymesh.mesh.merge import host_matches
 from canarymesh.mesh.model import Config, ProxyNode, labels_match
 from canarymesh.xds import names, rbac, tcp, telemetry, tls
@@ -88,7 +88,7 @@ def build_gateway_route_config(
     routes_by_host: dict[str, list[JsonValue]] = {}
     for server in servers:
         ctx = RouteContext(index, proxy, server.gateway_key, port)
-        for vs in bound_virtual_services(index, server.gateway_key):
+        for vs in bound_virtual_services(index, server.gateway_key, proxy.namespace):
             for host in vs.spec.hosts:
                 if not any(server_host_matches(h, host) for h in server.server.hosts):
                     continue
@@ -120,11 +120,15 @@ def vs_not_yet_used(routes: Sequence[JsonValue], vs: Config[VirtualService]) -> 
     return marker not in str(routes)
 
 
-def bound_virtual_services(index: MeshIndex, gateway_key: str) -> list[Config[VirtualService]]:
+def bound_virtual_services(
+    index: MeshIndex, gateway_key: str, client_namespace: str
+) -> list[Config[VirtualService]]:
+    """VirtualServices bound to a gateway and exported to the gateway proxy's namespace."""
     return [
         vs
         for vs in sorted(index.mesh.virtual_services, key=lambda c: (c.namespace, c.name))
         if gateway_key in bound_gateways(vs)
+        and exported_to(vs.spec.export_to, vs.namespace, client_namespace)
     ]
 
 
@@ -192,7 +196,7 @@ def build_port_chains(
         if s.protocol in ("TCP", "TLS", "MONGO") or (s.protocol == "HTTPS" and not s.terminates_tls)
     ]
     for server in l4:
-        vss = bound_virtual_services(index, server.gateway_key)
+        vss = bound_virtual_services(index, server.gateway_key, proxy.namespace)
         chains += tcp.tls_chains(index, proxy, vss, server.gateway_key, server.port)
         fallback = tcp.build_tcp_filter(index, proxy, vss, server.gateway_key, server.port, None)
         if fallback is not None:

@@ -88,7 +88,7 @@ def update_virtual_services(
     ``generate``.
     """
     services = [index.service(h) for h in sorted(hosts)]
-    bound = [vs for h in hosts for vs in index.virtual_services(h, "mesh")]
+    bound = [vs for h in hosts for vs in index.virtual_services(h, "mesh", proxy.namespace)]
     if (
         proxy.kind != "sidecar"
         or any(s is None for s in services)

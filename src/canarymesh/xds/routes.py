@@ -269,7 +269,7 @@ def default_http_port(service: MeshService) -> int | None:
 def build_service_vhost(
     index: MeshIndex, proxy: ProxyNode, service: MeshService, port: ServicePort
 ) -> EnvoyJson:
-    bound = index.virtual_services(service.hostname, "mesh")
+    bound = index.virtual_services(service.hostname, "mesh", proxy.namespace)
     # Routes depend on the client only through its namespace, unless a match names source
     # labels; sidecars of one namespace share them (built once per mesh index).
     per_proxy = bool(bound) and uses_source_labels(bound[0])

@@ -146,7 +146,7 @@ def tls_rule_hosts(
 def build_outbound_tcp_listener(
     index: MeshIndex, proxy: ProxyNode, service: MeshService, port: int, local_port: int
 ) -> EnvoyJson:
-    vss = index.virtual_services(service.hostname, "mesh")
+    vss = index.virtual_services(service.hostname, "mesh", proxy.namespace)
     default = names.outbound_cluster(port, "", service.hostname)
     chains: list[JsonValue] = tls_chains(index, proxy, vss, "mesh", port)
     fallback = build_tcp_filter(index, proxy, vss, "mesh", port, default)
