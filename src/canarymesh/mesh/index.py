@@ -271,7 +271,12 @@ def affected_proxies(mesh: MeshSnapshot, changed: Config[object]) -> list[ProxyN
         kinds = {"sidecar"} if gateways == {"mesh"} else {"sidecar", "gateway"}
         if "mesh" not in gateways:
             kinds = {"gateway"}
-        return [p for p in mesh.proxies if p.kind in kinds]
+        export = changed.spec.export_to
+        return [
+            p
+            for p in mesh.proxies
+            if p.kind in kinds and exported_to(export, changed.namespace, p.namespace)
+        ]
     if changed.kind == "AuthorizationPolicy":
         return [p for p in mesh.proxies if selects(mesh, changed, p)]
     return list(mesh.proxies)

@@ -132,11 +132,34 @@ def translate_rule_action(rule: HTTPRouteRule, namespace: str, index: MeshIndex)
     timeout = rule.timeouts.request if rule.timeouts else None
     route["timeout"] = duration(timeout) if timeout else "0s"
     route["retry_policy"] = actions.default_retry_policy()
+    mirrors: list[JsonValue] = []
     for flt in rule.filters:
         if flt.type == "URLRewrite" and flt.url_rewrite is not None:
             route.update(translate_rewrite(flt.url_rewrite))
+        if flt.type == "RequestMirror" and flt.request_mirror is not None:
+            mirrors.append(translate_mirror(flt.request_mirror, namespace, index))
+    if mirrors:
+        route["request_mirror_policies"] = mirrors
     out["route"] = route
     return out
+
+
+def translate_mirror(body: dict[str, object], namespace: str, index: MeshIndex) -> EnvoyJson:
+    """``RequestMirror``: a copy of each request (``percent`` of them) to ``backendRef``."""
+    ref = body.get("backendRef")
+    cluster: str = names.BLACKHOLE_CLUSTER
+    if isinstance(ref, dict):
+        port = ref.get("port")
+        backend = HTTPBackendRef(
+            name=str(ref.get("name", "")),
+            namespace=ref.get("namespace") if isinstance(ref.get("namespace"), str) else None,
+            port=port if isinstance(port, int) else None,
+        )
+        cluster = backend_cluster(backend, namespace, index)
+    percent = body.get("percent")
+    numerator = percent if isinstance(percent, int) else 100
+    fraction: EnvoyJson = {"numerator": numerator, "denominator": "HUNDRED"}
+    return {"cluster": cluster, "runtime_fraction": {"default_value": fraction}}
 
 
 def translate_redirect(body: dict[str, object]) -> EnvoyJson:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from canarymesh.mesh.index import MeshIndex, exported_to
+from canarymesh.mesh.index import MeshIndex, affected_proxies, exported_to
 from canarymesh.xds.simulate import Request, simulate
 from tests.unit.xds.meshes import bookinfo, snapshot
 
@@ -59,3 +59,11 @@ def test_a_destination_rule_exported_to_its_namespace_only_has_subsets_there() -
     index = MeshIndex.of(bookinfo(extra=OTHER_CLIENT))
     assert [s.name for s in index.subsets(REVIEWS, "default")] == ["v3"]
     assert index.subsets(REVIEWS, "other") == ()
+
+
+def test_a_change_to_a_namespace_private_virtual_service_touches_that_namespace_only() -> None:
+    mesh = bookinfo(extra=OTHER_CLIENT)
+    private = next(v for v in mesh.virtual_services if v.name == "reviews")
+    touched = {p.id for p in affected_proxies(mesh, private)}  # type: ignore[arg-type]
+    assert "sleep-0" not in touched
+    assert "productpage-v1-0" in touched

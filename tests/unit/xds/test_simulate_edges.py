@@ -53,3 +53,37 @@ def test_https_gateway_terminates_tls_and_redirects_plain_http() -> None:
         "NoFilterChain"
     )
     assert snap.named(names.SECRET)["kubernetes://istio-system/bookinfo-credential"]
+
+
+MIRROR = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews, namespace: default}
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: reviews, port: 9080}
+  rules:
+  - filters:
+    - type: RequestMirror
+      requestMirror:
+        backendRef: {name: reviews-v2, port: 9080}
+        percent: 25
+    backendRefs:
+    - {name: reviews-v1, port: 9080}
+"""
+
+
+def test_gamma_request_mirror_copies_a_share_to_another_backend() -> None:
+    mesh = bookinfo("platform/kube/bookinfo-versions.yaml", extra=MIRROR)
+    snap = snapshot(mesh, "productpage-v1-0")
+    assert simulate(snap, Request("reviews:9080")).cluster == (
+        "outbound|9080||reviews-v1.default.svc.cluster.local"
+    )
+    config = snap.named(names.ROUTE)[names.OUTBOUND_HTTP_ROUTE]
+    vhost = next(v for v in config["virtual_hosts"] if v["name"].startswith("reviews.default"))  # type: ignore[index,union-attr]
+    assert vhost["routes"][0]["route"]["request_mirror_policies"] == [  # type: ignore[index]
+        {
+            "cluster": "outbound|9080||reviews-v2.default.svc.cluster.local",
+            "runtime_fraction": {"default_value": {"numerator": 25, "denominator": "HUNDRED"}},
+        }
+    ]
