@@ -33,6 +33,8 @@ ISTIO_GROUPS = {
 }
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 PROMETHEUS_OPERATOR_GROUP = "monitoring.coreos.com"
+# Canary resources: ours and Flagger's; their schemas are checked by tests/unit/api/test_canary*.
+CANARY_GROUPS = {"canarymesh.io", "flagger.app"}
 
 Doc = dict[str, Any]
 # libyaml's loader when PyYAML was built with it: Istio's CRD file is 19,000 lines.
@@ -90,11 +92,13 @@ ALL = list(all_documents())
 CORE = [
     item
     for item in ALL
-    if group_of(item[2]) not in ISTIO_GROUPS | {GATEWAY_API_GROUP, PROMETHEUS_OPERATOR_GROUP}
+    if group_of(item[2])
+    not in ISTIO_GROUPS | CANARY_GROUPS | {GATEWAY_API_GROUP, PROMETHEUS_OPERATOR_GROUP}
 ]
 ISTIO = [item for item in ALL if group_of(item[2]) in ISTIO_GROUPS]
 GATEWAY_API = [item for item in ALL if group_of(item[2]) == GATEWAY_API_GROUP]
 OPERATOR = [item for item in ALL if group_of(item[2]) == PROMETHEUS_OPERATOR_GROUP]
+CANARIES = [item for item in ALL if group_of(item[2]) in CANARY_GROUPS]
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,7 +111,7 @@ def test_the_tree_holds_manifests_of_every_family() -> None:
     assert len(ISTIO) >= 40
     assert len(GATEWAY_API) >= 10
     assert len(OPERATOR) == 3
-    assert len(CORE) + len(ISTIO) + len(GATEWAY_API) + len(OPERATOR) == len(ALL)
+    assert len(CORE) + len(ISTIO) + len(GATEWAY_API) + len(OPERATOR) + len(CANARIES) == len(ALL)
 
 
 @pytest.mark.parametrize("path", manifest_files(), ids=lambda p: str(p.relative_to(REPO)))
