@@ -247,7 +247,8 @@ def accepts_mtls(index: MeshIndex, endpoints: Sequence[Endpoint], port: int) -> 
     return True
 
 
-def build_inbound_cluster(container_port: int, app_port: int) -> EnvoyJson:
+def build_inbound_cluster(container_port: int, app_port: int, http2: bool = False) -> EnvoyJson:
+    """The local app behind a sidecar port; gRPC/HTTP2 apps get HTTP/2 upstream."""
     name = names.inbound_cluster(container_port)
     cluster: EnvoyJson = {
         "name": name,
@@ -257,6 +258,9 @@ def build_inbound_cluster(container_port: int, app_port: int) -> EnvoyJson:
         "lb_policy": "ROUND_ROBIN",
         "load_assignment": build_static_assignment(name, "127.0.0.1", app_port),
     }
+    if http2:
+        options = typed(HTTP_OPTIONS, {"explicit_http_config": {"http2_protocol_options": {}}})
+        cluster["typed_extension_protocol_options"] = {HTTP_OPTIONS: options}
     return cluster
 
 

@@ -119,6 +119,16 @@ def inbound_is_http(index: MeshIndex, proxy: ProxyNode, container_port: int) -> 
     return not ports or any(p.is_http for p in ports)
 
 
+def inbound_is_http2(index: MeshIndex, proxy: ProxyNode, container_port: int) -> bool:
+    """The app speaks HTTP/2 when a service port targeting it is grpc/http2 (Istio's naming)."""
+    return any(
+        p.protocol in ("grpc", "http2", "grpc-web")
+        for s in services_on_port(index, proxy, container_port)
+        for p in s.ports
+        if p.target_port == container_port
+    )
+
+
 def build_inbound_route_config(container_port: int, proxy: ProxyNode, peer: str) -> EnvoyJson:
     cluster = names.inbound_cluster(container_port)
     return {

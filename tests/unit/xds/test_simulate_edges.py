@@ -87,3 +87,37 @@ def test_gamma_request_mirror_copies_a_share_to_another_backend() -> None:
             "runtime_fraction": {"default_value": {"numerator": 25, "denominator": "HUNDRED"}},
         }
     ]
+
+
+GRPC = """
+apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: default}
+spec:
+  selector: {app: echo}
+  ports: [{name: grpc, port: 7070}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: echo-v1, namespace: default}
+spec:
+  selector: {matchLabels: {app: echo}}
+  template:
+    metadata: {labels: {app: echo, version: v1}}
+    spec:
+      containers: [{name: echo, image: echo, ports: [{containerPort: 7070}]}]
+"""
+
+
+def test_grpc_ports_speak_http2_on_both_sides_of_the_mesh() -> None:
+    mesh = bookinfo(extra=GRPC)
+    inbound = snapshot(mesh, "echo-v1-0").named(names.CLUSTER)["inbound|7070||"]
+    outbound = snapshot(mesh, "productpage-v1-0").named(names.CLUSTER)[
+        "outbound|7070||echo.default.svc.cluster.local"
+    ]
+    for cluster in (inbound, outbound):
+        assert "http2_protocol_options" in str(cluster["typed_extension_protocol_options"])
+    assert (
+        "typed_extension_protocol_options"
+        not in snapshot(mesh, "reviews-v1-0").named(names.CLUSTER)["inbound|9080||"]
+    )
