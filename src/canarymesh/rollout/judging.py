@@ -30,7 +30,8 @@ __all__ = ["Judgement", "judge_windows", "sequential_alpha", "usable_windows"]
 
 @dataclass(frozen=True, slots=True)
 class Judgement:
-    """The state after judging, and the reason to roll back (None: no reason)."""
+    """The state after judging, the reason to roll back (None: no reason), and how many
+    windows were measured (partly) before the current weights applied."""
 
     state: CanaryState
     rollback: str | None = None
@@ -48,7 +49,8 @@ def usable_windows(state: CanaryState, windows: tuple[Window, ...]) -> tuple[Win
 
 def judge_windows(state: CanaryState, spec: Canary, windows: tuple[Window, ...]) -> Judgement:
     usable = usable_windows(state, windows)
-    discarded = len(windows) - len(usable) if state.verified_at is not None else 0
+    verified = state.verified_at
+    discarded = sum(1 for w in windows if verified is not None and w.start < verified)
     for window in usable:
         state, rollback = _judge_one(state, spec, window)
         if rollback is not None:

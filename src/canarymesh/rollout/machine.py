@@ -84,8 +84,10 @@ class _Tick:
     observation: Observation
     now: datetime.datetime
     actions: list[Action] = field(default_factory=list)
+    note: str = ""
 
     def decide(self, state: CanaryState, reason: str, wait: bool = False) -> Decision:
+        reason += self.note
         state = state.with_message(reason, self.now)
         requeue = self.spec.interval() if wait else SHORT_REQUEUE
         return Decision(state, tuple(self.actions), reason, requeue)
@@ -117,7 +119,7 @@ def _apply_command(tick: _Tick, state: CanaryState, command: Command) -> CanaryS
         return _start_rollback(tick, state, "aborted by user")
     if command is Command.PROMOTE and state.phase is not Phase.PROMOTING:
         reason = f"promoted by user at step {state.step + 1} of {len(tick.plan)}"
-        return state.with_paused(False).with_phase(Phase.PROMOTING, reason, tick.now)
+        return state.with_resumed(tick.now).with_phase(Phase.PROMOTING, reason, tick.now)
     if command is Command.PAUSE and state.phase is Phase.PROGRESSING:
         return state.with_paused(True).with_phase(Phase.PAUSED, "paused by user", tick.now)
     if command is Command.RESUME and state.phase is Phase.PAUSED:
@@ -204,12 +206,15 @@ def _await_promotion(tick: _Tick, state: CanaryState) -> Decision:
         return tick.decide(state, reason + ", ".join(waiting), wait=True)
     last = _verdict_text(state)
     reason = f"all {len(tick.plan)} steps passed{last}: promoting"
+    state = state.with_resumed(tick.now)
     return _promoting(tick, state.with_phase(Phase.PROMOTING, reason, tick.now))
 
 
 def _promoting(tick: _Tick, state: CanaryState) -> Decision:
     canary = tick.spec.canary_subset()
     if state.promotion_stage == 0:
+        if _past_deadline(tick, state):
+            return _rollback(tick, state, _deadline_reason(tick, state))
         target = Weights(100, state.weights.stable_subset)
         if state.weights != target:
             return _set_weights(tick, state, target, "promoting: every request to the canary")
@@ -302,9 +307,23 @@ def _verified(tick: _Tick, state: CanaryState) -> bool:
 
 
 def _judge(tick: _Tick, state: CanaryState) -> CanaryState | Decision:
+    """Judge the new windows and the rollout webhooks' answers; a Decision means roll back."""
     if state.verified_at is None and tick.observation.weights_verified:
         state = state.with_verified(tick.now)
+    limit = tick.spec.analysis.failure_limit
+    rollout_hooks = tick.hooks("rollout")
+    for answer in tick.observation.webhooks:
+        if answer.name in rollout_hooks and not answer.ok:
+            state = state.with_failed_check()
+            if state.failed_checks >= limit:
+                counts = f"failed checks {state.failed_checks} >= failureLimit {limit}"
+                reason = f"rollout webhook {answer.name} failed: {answer.detail} ({counts})"
+                return _rollback(tick, state, f"{reason}: rolling back")
     judged = judging.judge_windows(state, tick.spec, tick.observation.windows)
+    if judged.discarded:
+        tick.note = (
+            f" ({judged.discarded} window(s) discarded: measured before the weights applied)"
+        )
     if judged.rollback is not None:
         return _rollback(tick, judged.state, judged.rollback)
     return judged.state

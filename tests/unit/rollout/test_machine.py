@@ -212,6 +212,31 @@ def test_windows_that_straddle_a_weight_change_are_discarded() -> None:
     assert decision.state.phase is Phase.PROGRESSING
     assert decision.state.evidence == ()
     assert decision.state.analysed_until is None
+    assert decision.reason == (
+        "step 2/5 (analysis 1m) (1 window(s) discarded: measured before the weights applied)"
+    )
+
+
+def test_failed_rollout_webhooks_are_failed_checks() -> None:
+    refused = (WebhookResult("tell", False, "HTTP 503"),)
+    one = advance(state(step=1, failed_checks=3), obs(weights_verified=True, webhooks=refused),
+                  at(5))  # fmt: skip
+    assert one.state.phase is Phase.PROGRESSING and one.state.failed_checks == 4
+    two = advance(one.state, obs(weights_verified=True, webhooks=refused), at(6))
+    assert two.state.phase is Phase.ROLLING_BACK
+    assert two.reason == (
+        "rollout webhook tell failed: HTTP 503 (failed checks 5 >= failureLimit 5): rolling back"
+    )
+
+
+def test_a_promotion_the_proxies_never_apply_rolls_back_at_the_deadline() -> None:
+    promoting = state(Phase.PROMOTING, step=5, weights=Weights(100, "v1"), verified_at=None,
+                      progress_at=at(100))  # fmt: skip
+    waiting = advance(promoting, obs(weights_verified=False), at(650))
+    assert waiting.state.phase is Phase.PROMOTING
+    late = advance(promoting, obs(weights_verified=False), at(701))
+    assert late.state.phase is Phase.ROLLING_BACK
+    assert late.actions[0] == SetWeights(Weights(0, "v1"))
 
 
 def test_a_window_is_judged_once() -> None:
