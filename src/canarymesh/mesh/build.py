@@ -14,6 +14,7 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -26,6 +27,7 @@ from canarymesh.mesh.model import (
     MeshSnapshot,
     ProxyNode,
     ProxyPorts,
+    Resolution,
     ServicePort,
     StaticEndpoint,
     TlsSecret,
@@ -35,6 +37,8 @@ from canarymesh.mesh.model import (
     protocol_of,
 )
 
+SpecT = TypeVar("SpecT", bound=BaseModel)
+RESOLUTIONS: dict[str, Resolution] = {"DNS": "DNS", "DNS_ROUND_ROBIN": "DNS", "STATIC": "STATIC"}
 INGRESS_NAME = "istio-ingressgateway"
 INGRESS_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
@@ -62,12 +66,14 @@ def ns(resource: Resource[BaseModel]) -> str:
     return resource.namespace_or("default")
 
 
-def config_of(resource: Resource[BaseModel]) -> Config[BaseModel]:
-    return Config(resource.kind, resource.name, ns(resource), resource.spec)
-
-
-def typed_configs(resources: Sequence[Resource[BaseModel]], spec_type: type) -> tuple:  # type: ignore[type-arg]
-    chosen = [config_of(r) for r in resources if isinstance(r.spec, spec_type)]
+def typed_configs(
+    resources: Sequence[Resource[BaseModel]], spec_type: type[SpecT]
+) -> tuple[Config[SpecT], ...]:
+    chosen: list[Config[SpecT]] = []
+    for resource in resources:
+        spec = resource.spec
+        if isinstance(spec, spec_type):
+            chosen.append(Config(resource.kind, resource.name, ns(resource), spec))
     return tuple(sorted(chosen, key=lambda c: (c.namespace, c.name)))
 
 
@@ -169,9 +175,7 @@ def entry_services(resources: Sequence[Resource[BaseModel]]) -> list[MeshService
             )
             for p in spec.ports
         )
-        resolution = {"DNS": "DNS", "DNS_ROUND_ROBIN": "DNS", "STATIC": "STATIC"}.get(
-            spec.resolution or "NONE", "NONE"
-        )
+        resolution = RESOLUTIONS.get(spec.resolution or "NONE", "NONE")
         endpoints = tuple(
             StaticEndpoint(e.address or "", tuple(sorted(e.ports.items())), pairs(e.labels))
             for e in spec.endpoints
@@ -184,7 +188,7 @@ def entry_services(resources: Sequence[Resource[BaseModel]]) -> list[MeshService
                     ns(resource),
                     host,
                     ports,
-                    resolution=resolution,  # type: ignore[arg-type]
+                    resolution=resolution,
                     external=spec.location != "MESH_INTERNAL",
                     static_endpoints=endpoints,
                 )

@@ -48,6 +48,7 @@ from canarymesh.api.istio_security import PeerAuthentication
 from canarymesh.mesh.model import Config, labels_match
 
 MtlsMode = Literal["STRICT", "PERMISSIVE", "DISABLE"]
+MODES: dict[str, MtlsMode] = {"STRICT": "STRICT", "PERMISSIVE": "PERMISSIVE", "DISABLE": "DISABLE"}
 T = TypeVar("T")
 
 
@@ -67,9 +68,8 @@ def first_by_name(configs: Iterable[Config[T]]) -> Config[T] | None:
 
 
 def mode_of(policy: PeerAuthentication | None, inherited: MtlsMode) -> MtlsMode:
-    if policy is None or policy.mtls is None or policy.mtls.mode in (None, "UNSET"):
-        return inherited
-    return policy.mtls.mode  # type: ignore[return-value]
+    mode = policy.mtls.mode if policy is not None and policy.mtls is not None else None
+    return MODES.get(mode or "UNSET", inherited)
 
 
 def compose_peer_authentication(

@@ -93,14 +93,17 @@ def header_modifier(body: dict[str, object] | None, direction: str) -> EnvoyJson
         return {}
     adds: list[JsonValue] = []
     for key, action in (("set", "OVERWRITE_IF_EXISTS_OR_ADD"), ("add", "APPEND_IF_EXISTS_OR_ADD")):
-        for item in body.get(key) or []:  # type: ignore[attr-defined]
-            adds.append(actions.header_value(str(item["name"]).lower(), str(item["value"]), action))
+        items = body.get(key)
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict):
+                name, value = str(item.get("name")).lower(), str(item.get("value"))
+                adds.append(actions.header_value(name, value, action))
     out: EnvoyJson = {}
     if adds:
         out[f"{direction}_headers_to_add"] = adds
-    removes = body.get("remove") or []
-    if removes:
-        out[f"{direction}_headers_to_remove"] = [str(r) for r in removes]  # type: ignore[attr-defined]
+    removes = body.get("remove")
+    if isinstance(removes, list) and removes:
+        out[f"{direction}_headers_to_remove"] = [str(r) for r in removes]
     return out
 
 
@@ -172,8 +175,9 @@ def translate_redirect(body: dict[str, object]) -> EnvoyJson:
         out["scheme_redirect"] = str(body["scheme"])
     if isinstance(body.get("hostname"), str):
         out["host_redirect"] = str(body["hostname"])
-    if isinstance(body.get("port"), int):
-        out["port_redirect"] = body["port"]  # type: ignore[assignment]
+    port = body.get("port")
+    if isinstance(port, int):
+        out["port_redirect"] = port
     path = body.get("path")
     if isinstance(path, dict) and isinstance(path.get("replaceFullPath"), str):
         out["path_redirect"] = str(path["replaceFullPath"])

@@ -348,7 +348,8 @@ def build_outbound_route_config(index: MeshIndex, proxy: ProxyNode) -> EnvoyJson
                 continue
             vhost = build_service_vhost(index, proxy, service, port)
             # Envoy refuses a domain twice in one route config; the first service keeps it.
-            domains = [d for d in vhost["domains"] if d not in used]  # type: ignore[union-attr]
+            written = vhost["domains"]
+            domains = [d for d in written if d not in used] if isinstance(written, list) else []
             used.update(str(d) for d in domains)
             if domains:
                 vhosts.append({**vhost, "domains": domains})
