@@ -86,6 +86,8 @@ def build_gateway_route_config(
     """Virtual hosts for every VirtualService host bound to these servers' gateways."""
     port = servers[0].port
     routes_by_host: dict[str, list[JsonValue]] = {}
+    # Several servers (or gateways) may bind one VirtualService: its routes go in once per host.
+    seen: set[tuple[str, str]] = set()
     for server in servers:
         ctx = RouteContext(index, proxy, server.gateway_key, port)
         for vs in bound_virtual_services(index, server.gateway_key, proxy.namespace):
@@ -93,7 +95,8 @@ def build_gateway_route_config(
                 if not any(server_host_matches(h, host) for h in server.server.hosts):
                     continue
                 routes = routes_by_host.setdefault(host, [])
-                if not routes or vs_not_yet_used(routes, vs):
+                if (host, vs.key) not in seen:
+                    seen.add((host, vs.key))
                     routes.extend(build_routes_for_virtual_service(ctx, vs))
     vhosts: list[JsonValue] = []
     used: set[str] = set()
@@ -113,11 +116,6 @@ def build_gateway_route_config(
             if isinstance(vhost, dict):
                 vhost["require_tls"] = "ALL"
     return {"name": name, "virtual_hosts": vhosts, "validate_clusters": False}
-
-
-def vs_not_yet_used(routes: Sequence[JsonValue], vs: Config[VirtualService]) -> bool:
-    marker = names.config_path("virtual-service", "networking.istio.io", vs.namespace, vs.name)
-    return marker not in str(routes)
 
 
 def bound_virtual_services(
