@@ -77,7 +77,9 @@ def translate_uri(match: StringMatch | None, ignore_case: bool) -> EnvoyJson:
     elif match.prefix is not None:
         out = {"prefix": match.prefix}
     elif match.regex is not None:
-        return {"safe_regex": {"regex": match.regex}}
+        # RE2 has no case-insensitive flag in Envoy's matcher; Istio prefixes the regex.
+        regex = f"(?i){match.regex}" if ignore_case else match.regex
+        return {"safe_regex": {"regex": regex}}
     else:
         return {"prefix": "/"}
     if ignore_case:

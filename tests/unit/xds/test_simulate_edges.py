@@ -121,3 +121,26 @@ def test_grpc_ports_speak_http2_on_both_sides_of_the_mesh() -> None:
         "typed_extension_protocol_options"
         not in snapshot(mesh, "reviews-v1-0").named(names.CLUSTER)["inbound|9080||"]
     )
+
+
+def test_ignore_uri_case_covers_prefix_and_regex_matches() -> None:
+    vs = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - match:
+    - {uri: {prefix: /Loud}, ignoreUriCase: true}
+    - {uri: {regex: "/shout/[a-z]+"}, ignoreUriCase: true}
+    route:
+    - destination: {host: reviews, subset: v3}
+  - route:
+    - destination: {host: reviews, subset: v1}
+"""
+    snap = snapshot(bookinfo("networking/destination-rule-all.yaml", extra=vs), "productpage-v1-0")
+    v3 = "outbound|9080|v3|reviews.default.svc.cluster.local"
+    for path in ("/loud", "/LOUD/x", "/shout/HEY", "/shout/hey"):
+        assert simulate(snap, Request("reviews:9080", path)).cluster == v3, path
+    assert simulate(snap, Request("reviews:9080", "/quiet")).cluster != v3
