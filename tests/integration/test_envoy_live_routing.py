@@ -95,6 +95,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMesh]:
         sample("networking/destination-rule-all.yaml"),
         sample("networking/virtual-service-reviews-test-v2.yaml"),
         sample("networking/virtual-service-ratings-test-abort.yaml"),
+        sample("networking/bookinfo-gateway.yaml"),
         POLICY,
     ]
     result = load_text("\n---\n".join(texts), "live.yaml")
@@ -111,7 +112,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMesh]:
             assert app_port is not None
             servers.append(echo_app(proxy.workload, app_port))
             envoys.append(start_envoy(mesh, proxy, ca, state))
-        for proxy_id, envoy in zip(PROXIES, envoys, strict=True):
+        gateway = start_envoy(mesh, mesh.proxy("istio-ingressgateway"), ca, state)
+        envoys.append(gateway)
+        wait_for_port(mesh.proxy("istio-ingressgateway").ports.gateway_port(8080) or 0, 30, gateway)
+        for proxy_id, envoy in zip(PROXIES, envoys[: len(PROXIES)], strict=True):
             port = mesh.proxy(proxy_id).ports.inbound_port(9080) or 0
             try:
                 wait_for_port(port, timeout=30, proc=envoy)
@@ -205,3 +209,16 @@ def test_reviews_denies_plaintext_callers_without_the_productpage_identity(live:
     inbound = live.proxy("reviews-v1-0").ports.inbound_port(9080)
     assert inbound is not None
     assert direct(inbound, "/reviews/0") == (403, "RBAC: access denied")
+
+
+def test_ingress_gateway_serves_the_bookinfo_paths_only(live: LiveMesh) -> None:
+    port = live.proxy("istio-ingressgateway").ports.gateway_port(8080)
+    assert port is not None
+    status, body = direct(port, "/productpage")
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["served_by"] == "productpage-v1"
+    # gateway -> productpage is mTLS too, with the gateway's own identity
+    gateway_id = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+    assert f"URI={gateway_id}" in answer["xfcc"]
+    assert direct(port, "/")[0] == 404
