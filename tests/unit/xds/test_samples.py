@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from canarymesh.mesh.model import MeshSettings
 from canarymesh.runtime.local.codec import load_all_protos, pack
 from canarymesh.xds.generate import generate
-from tests.unit.xds.meshes import SAMPLES, bookinfo
+from tests.unit.xds.meshes import SAMPLES, bookinfo, case_mesh, case_proxies, golden_cases
 
 SAMPLE_FILES = sorted(
     str(p.relative_to(SAMPLES))
@@ -47,3 +48,12 @@ def test_every_sample_translates_for_every_proxy(sample: str) -> None:
 def test_the_sample_list_is_complete() -> None:
     assert len(SAMPLE_FILES) >= 40
     assert all(Path(SAMPLES / s).is_file() for s in SAMPLE_FILES)
+
+
+@pytest.mark.parametrize("case", golden_cases(), ids=lambda p: p.name)
+def test_every_golden_resource_packs_as_protobuf(case: Path) -> None:
+    mesh = case_mesh(case, MeshSettings(telemetry_port=15999))
+    for proxy_id in case_proxies(case):
+        for type_url, resources in generate(mesh, mesh.proxy(proxy_id)).resources:
+            for resource in resources:
+                pack(type_url, resource)
