@@ -222,3 +222,20 @@ def test_ingress_gateway_serves_the_bookinfo_paths_only(live: LiveMesh) -> None:
     gateway_id = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
     assert f"URI={gateway_id}" in answer["xfcc"]
     assert direct(port, "/")[0] == 404
+
+
+def test_cluster_stats_carry_subset_and_service_labels(live: LiveMesh) -> None:
+    proxy = live.proxy("productpage-v1-0")
+    call(proxy.ports.outbound_http, "http://reviews:9080/reviews/0", {"end-user": "jason"})
+    status, text = direct(proxy.ports.admin, "/stats/prometheus")
+    assert status == 200
+    lines = [
+        line
+        for line in text.splitlines()
+        if line.startswith("envoy_cluster_upstream_rq_total{")
+        and 'mesh_subset="v2"' in line
+        and 'mesh_service="reviews"' in line
+    ]
+    assert len(lines) == 1, "no per-subset series for reviews v2"
+    assert 'envoy_cluster_name="outbound|9080|v2|reviews_default_svc_cluster_local"' in lines[0]
+    assert float(lines[0].rsplit(" ", 1)[1]) >= 1
