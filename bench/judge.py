@@ -169,10 +169,17 @@ def _poisson(rng: random.Random, mean: float) -> int:
     return max(0, round(rng.gauss(mean, math.sqrt(mean))))
 
 
-def run(rollouts: int, rps: float, seed: int) -> list[tuple[str, str, list[Outcome]]]:
+JUDGES = {"ours": ("ours: statistical", OURS), "flagger": ("Flagger-default threshold", FLAGGER)}
+
+
+def run(
+    rollouts: int, rps: float, seed: int, judges: list[str], scenarios: list[str]
+) -> list[tuple[str, str, list[Outcome]]]:
     results = []
-    for judge_name, spec in (("ours: statistical", OURS), ("Flagger-default threshold", FLAGGER)):
+    for judge_name, spec in (JUDGES[j] for j in judges):
         for index, scenario in enumerate(SCENARIOS):
+            if scenario.name not in scenarios:
+                continue
             traffic = Traffic(random.Random(seed * 1000 + index), rps)
             outcomes = [simulate(spec, scenario, traffic) for _ in range(rollouts)]
             results.append((judge_name, scenario.name, outcomes))
@@ -181,8 +188,8 @@ def run(rollouts: int, rps: float, seed: int) -> list[tuple[str, str, list[Outco
 
 def report(results: list[tuple[str, str, list[Outcome]]], rps: float) -> str:
     lines = [
-        f"| judge | scenario | rolled back | median time to decision | median canary requests "
-        f"| median requests (at {rps:g} rps) |",
+        f"| judge | scenario | rolled back | time to decision: median (p90) "
+        f"| median canary requests | median requests (at {rps:g} rps) |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for judge_name, scenario_name, outcomes in results:
@@ -191,11 +198,12 @@ def report(results: list[tuple[str, str, list[Outcome]]], rps: float) -> str:
         share = 100.0 * back / len(outcomes)
         label = "false rollbacks" if not scenario.bad else "detected"
         seconds = statistics.median(o.seconds for o in outcomes)
+        p90 = sorted(o.seconds for o in outcomes)[int(0.9 * (len(outcomes) - 1))]
         canary = statistics.median(o.canary_requests for o in outcomes)
         everyone = statistics.median(o.requests for o in outcomes)
         lines.append(
             f"| {judge_name} | {scenario_name} | {share:.1f}% ({label}, {back}/{len(outcomes)}) "
-            f"| {seconds / 60:.1f} min | {canary:.0f} | {everyone:.0f} |"
+            f"| {seconds / 60:.1f} min ({p90 / 60:.1f}) | {canary:.0f} | {everyone:.0f} |"
         )
     return "\n".join(lines)
 
@@ -205,9 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rollouts", type=int, default=200)
     parser.add_argument("--rps", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--judge", action="append", choices=sorted(JUDGES))
+    parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS])
     args = parser.parse_args(argv)
     began = time.perf_counter()
-    results = run(args.rollouts, args.rps, args.seed)
+    judges = args.judge or list(JUDGES)
+    scenarios = args.scenario or [s.name for s in SCENARIOS]
+    results = run(args.rollouts, args.rps, args.seed, judges, scenarios)
     print(report(results, args.rps))
     print(
         f"\n{args.rollouts} rollouts per row, seed {args.seed}, "

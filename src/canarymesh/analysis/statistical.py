@@ -24,6 +24,11 @@ The test, for errors (5xx) and for slow requests alike ("bad" requests):
   bound is close to the stable's p99 bucket.
 
 Several metrics share ``alpha`` (Bonferroni): each is tested at ``alpha / k``.
+
+Verdicts: Failed when the always-valid p-value drops below ``alpha``; Inconclusive while the
+canary has served fewer than ``min_requests``, or while the *current* evidence against it is
+still :data:`HOLD_RATIO` to 1 or more (so a suspicious canary is watched longer, not promoted);
+NoData when a version served nothing in the window; Successful otherwise.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ __all__ = [
 
 SUCCESS = "request-success-rate"
 LATENCY = "request-duration"
+# A step does not pass while the current evidence against the canary is at least this many to 1:
+# a suspicious canary is watched longer instead of promoted. The false-alarm bound still holds
+# (Ville's inequality covers an unlimited horizon), and a healthy canary's evidence decays.
+HOLD_RATIO = 10
 # Alternatives of the mixture: how many times more often a bad request comes from the canary.
 RATIOS = (1.5, 2.0, 3.0, 5.0, 10.0)
 
@@ -165,6 +174,12 @@ def _verdict(metric: str, ev: Evidence, alpha: float, min_requests: int) -> Metr
     elif ev.canary_requests < min_requests:
         phase = VerdictPhase.INCONCLUSIVE
         tail = f": not enough canary requests yet ({ev.canary_requests} < {min_requests})"
+    elif ev.log_mixture >= math.log(HOLD_RATIO):
+        phase = VerdictPhase.INCONCLUSIVE
+        tail = (
+            f" >= alpha {alpha:g}, but the evidence against the canary is still "
+            f"{math.exp(ev.log_mixture):.0f} to 1 (>= {HOLD_RATIO}): watching longer"
+        )
     else:
         phase, tail = (
             VerdictPhase.SUCCESSFUL,

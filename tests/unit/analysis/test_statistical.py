@@ -110,3 +110,20 @@ def test_a_healthy_canary_is_rarely_rejected_and_a_bad_one_quickly() -> None:
     bad = [_rollout(rng, 0.055, 0.005) for _ in range(50)]
     assert all(rejected for rejected, _ in bad)
     assert sorted(used for _, used in bad)[25] <= 4  # median: within two minutes
+
+
+def test_a_suspicious_canary_is_watched_longer_instead_of_passing() -> None:
+    # 4 of 100 canary requests failed against 1 of 900: not significant at 0.005 yet, but the
+    # evidence is over 10 to 1, so the step must not pass on it.
+    evidence, verdict = judge(SUCCESS, Evidence(), window(Counts(100, 4), Counts(900, 1)),
+                              alpha=0.005, min_requests=50)  # fmt: skip
+    assert verdict.phase is VerdictPhase.INCONCLUSIVE
+    assert verdict.reason == (
+        "request-success-rate canary errors 4.00% vs stable 0.11% (n=100/900), sequential "
+        "p=0.0088 >= alpha 0.005, but the evidence against the canary is still 113 to 1 "
+        "(>= 10): watching longer"
+    )
+    calm = window(Counts(300, 0), Counts(2700, 9))
+    for _ in range(3):
+        evidence, verdict = judge(SUCCESS, evidence, calm, alpha=0.005, min_requests=50)
+    assert verdict.phase is VerdictPhase.SUCCESSFUL  # the evidence decayed: it may pass now
