@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from canarymesh.mesh.model import MeshSettings, ProxyNode
+from canarymesh.mesh.model import MeshSettings, ProxyNode, resolve_host
 from canarymesh.xds import names
 from canarymesh.xds.types import JsonValue, typed
 
@@ -207,6 +207,11 @@ def labels_from_log_entry(
                 peer_principal(common),
             )
     service = service_of(request_headers, text(common, "upstream_cluster"))
+    authority = text(child(entry, "request"), "authority")
+    if service == UNKNOWN and reporter == "source" and authority:
+        # A fault abort or direct response never reaches the router, which adds the service
+        # header and picks the cluster: Istio then names the service the caller asked for.
+        service = resolve_host(authority.rpartition(":")[0] or authority, local.namespace)
     content_type = text(request_headers, "content-type") or ""
     return {
         "reporter": reporter,
@@ -274,6 +279,9 @@ def labels_from_tcp_entry(
         "source_principal": source.principal,
         "source_app": source.app,
         "source_version": source.version,
+        "source_canonical_service": source.app,
+        "source_canonical_revision": source.version if source.version != UNKNOWN else "latest",
+        "source_cluster": "Kubernetes",
         "destination_workload": destination.workload,
         "destination_workload_namespace": destination.namespace,
         "destination_principal": destination.principal,
@@ -282,6 +290,11 @@ def labels_from_tcp_entry(
         "destination_service": service,
         "destination_service_name": service.split(".")[0] if service != UNKNOWN else UNKNOWN,
         "destination_service_namespace": service_namespace(service),
+        "destination_canonical_service": destination.app,
+        "destination_canonical_revision": (
+            destination.version if destination.version != UNKNOWN else "latest"
+        ),
+        "destination_cluster": "Kubernetes",
         "request_protocol": "tcp",
         "response_flags": response_flags(child(common, "response_flags")),
         "connection_security_policy": security,
