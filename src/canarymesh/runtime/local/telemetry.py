@@ -1,0 +1,307 @@
+"""The local mesh's telemetry collector: a gRPC access-log (ALS) server every Envoy logs to, and
+an HTTP ``/metrics`` endpoint with Istio's standard metrics for Prometheus.
+
+The local control plane starts one :class:`TelemetryCollector`, puts the port of :meth:`start` in
+``MeshSettings.telemetry_port`` (so ``canarymesh.xds`` points the ``canarymesh_telemetry`` cluster
+at it) and gives Prometheus the port of :meth:`serve_metrics` to scrape.
+
+Each ALS stream names its proxy once, on its first message (``identifier.node.id`` and
+``log_name`` = ``<proxy id>|<direction>``); the stream keeps that identity. ``outbound`` and
+``gateway`` logs report ``source``, ``inbound`` logs ``destination``
+(:mod:`canarymesh.xds.telemetry` explains the headers that carry the peers' identities).
+
+The per-request path is kept cheap: the fields the labels depend on are read straight from the
+protobuf into a tuple, and that tuple finds the pre-bound metric children in a cache. Only a new
+tuple converts the entry to proto3 JSON and runs the pure mapping
+(:func:`canarymesh.xds.telemetry.labels_from_log_entry`), so the labels are exactly the mapping's.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import grpc
+from aiohttp import web
+from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
+from google.protobuf import json_format
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from canarymesh.errors import TemporaryError
+from canarymesh.runtime.local.telemetry_metrics import HttpSeries, IstioMetrics, TcpSeries
+from canarymesh.xds import names
+from canarymesh.xds.telemetry import (
+    UNKNOWN,
+    PeerInfo,
+    Reporter,
+    labels_from_log_entry,
+    labels_from_tcp_entry,
+)
+
+__all__ = ["TelemetryCollector", "reporter_of"]
+
+log = logging.getLogger(__name__)
+
+_UNKNOWN_PEER = PeerInfo()
+# Label sets are few (workloads x services x codes x flags); the bound only guards against a
+# misbehaving peer header making every request new.
+_CACHE_LIMIT = 20_000
+_ADDRESS_LIMIT = 4096
+_TCP_END = 3  # AccessLogType.TcpConnectionEnd
+_TCP_CONNECTED = 1  # AccessLogType.TcpUpstreamConnected
+
+
+def reporter_of(log_name: str) -> Reporter:
+    """``<proxy>|inbound`` reports ``destination``; outbound and gateway logs report ``source``."""
+    return "destination" if log_name.rpartition("|")[2] == "inbound" else "source"
+
+
+def _address(address: Any) -> str:
+    socket = address.socket_address
+    return f"{socket.address}:{socket.port_value}"
+
+
+def _sans(common: Any) -> tuple[str, ...]:
+    return tuple(
+        san.uri for san in common.tls_properties.peer_certificate_properties.subject_alt_name
+    )
+
+
+def _http_key(entry: Any) -> tuple[object, ...]:
+    """Every field :func:`labels_from_log_entry` reads, raw: equal keys, equal labels."""
+    common = entry.common_properties
+    request_headers = entry.request.request_headers
+    response = entry.response
+    return (
+        entry.request.authority,
+        request_headers.get(names.SOURCE_PEER_HEADER),
+        request_headers.get(names.DESTINATION_SERVICE_HEADER),
+        request_headers.get("content-type"),
+        response.response_headers.get(names.DESTINATION_PEER_HEADER),
+        response.response_code.value if response.HasField("response_code") else None,
+        common.upstream_cluster,
+        common.response_flags.SerializeToString(deterministic=True),
+        common.tls_properties.tls_version,
+        _sans(common),
+    )
+
+
+def _duration_ms(common: Any) -> float:
+    if not common.HasField("time_to_last_downstream_tx_byte"):
+        return 0.0
+    value = common.time_to_last_downstream_tx_byte
+    return float(value.seconds * 1000 + value.nanos / 1e6)
+
+
+def _as_json(entry: Any) -> dict[str, Any]:
+    return cast(dict[str, Any], json_format.MessageToDict(entry, preserving_proto_field_name=True))
+
+
+@dataclass(slots=True)
+class _Stream:
+    """One ALS stream: which proxy and direction it logs for, fixed by its first message."""
+
+    node_id: str = ""
+    log_name: str = ""
+    reporter: Reporter = "source"
+    local: PeerInfo = _UNKNOWN_PEER
+    known: bool = False
+    http: dict[tuple[object, ...], HttpSeries] = field(default_factory=dict)
+    tcp: dict[tuple[object, ...], TcpSeries] = field(default_factory=dict)
+
+
+class TelemetryCollector:
+    """ALS server plus ``/metrics``; start both inside the control plane's event loop."""
+
+    def __init__(
+        self,
+        peers: Callable[[str], PeerInfo | None],
+        registry: CollectorRegistry | None = None,
+        *,
+        addresses: Callable[[str], PeerInfo | None] | None = None,
+    ) -> None:
+        """``peers`` maps a proxy's node id to its workload; ``addresses`` (optional) maps a
+        sidecar's inbound ``host:port`` to its workload, naming the destination of outbound TCP
+        connections (which carry no exchange headers). Without it the collector learns those
+        addresses from the inbound logs it has seen."""
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = IstioMetrics(self.registry)
+        self._peers = peers
+        self._addresses = addresses
+        self._learned: dict[str, PeerInfo] = {}
+        self._by_principal: dict[str, PeerInfo | None] = {}
+        self._server: grpc.aio.Server | None = None
+        self._runner: web.AppRunner | None = None
+        self.entries = 0
+        self.errors = 0
+
+    # -- servers --------------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen for Envoy's access logs on ``host:port`` (0 picks a port); returns the port."""
+        server = grpc.aio.server()
+        als_pb2_grpc.add_AccessLogServiceServicer_to_server(_Servicer(self), server)
+        bound = int(server.add_insecure_port(f"{host}:{port}"))
+        if bound == 0:
+            raise TemporaryError(f"telemetry server could not bind {host}:{port}", delay=1.0)
+        await server.start()
+        self._server = server
+        return bound
+
+    async def serve_metrics(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Serve ``GET /metrics`` (Prometheus text format); returns the port."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        try:
+            sock = socket.create_server((host, port))
+        except OSError as err:
+            raise TemporaryError(
+                f"metrics server could not bind {host}:{port}: {err}", delay=1
+            ) from err
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        self._runner = runner
+        return int(sock.getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(0.5)
+            self._server = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    # -- ingestion (the servicer calls these; tests and bench/ call them directly) --------------
+
+    def new_stream(self) -> _Stream:
+        return _Stream()
+
+    def ingest(self, stream: _Stream, message: als_pb2.StreamAccessLogsMessage) -> None:
+        """Count one ALS message (a batch of entries) of ``stream``; bad entries are skipped."""
+        if message.HasField("identifier"):
+            self._identify(stream, message.identifier.node.id, message.identifier.log_name)
+        elif not stream.known and stream.node_id:
+            # The proxy may log before the runtime registered it: ask again, once per batch.
+            self._identify(stream, stream.node_id, stream.log_name)
+        try:
+            if message.HasField("http_logs"):
+                self._ingest_http(stream, message.http_logs.log_entry)
+            elif message.HasField("tcp_logs"):
+                self._ingest_tcp(stream, message.tcp_logs.log_entry)
+        except Exception:
+            # Never let one odd entry end the stream (Envoy would reconnect and resend nothing).
+            self.errors += 1
+            log.exception("telemetry: could not count an access log of %s", stream.log_name)
+
+    def _identify(self, stream: _Stream, node_id: str, log_name: str) -> None:
+        local = self._peers(node_id) if node_id else None
+        stream.node_id, stream.log_name = node_id, log_name
+        stream.reporter = reporter_of(log_name)
+        stream.known = local is not None
+        new_local = local or _UNKNOWN_PEER
+        if new_local != stream.local:
+            stream.local = new_local
+            stream.http.clear()
+            stream.tcp.clear()
+        if local is not None and local.principal != UNKNOWN:
+            seen = self._by_principal.get(local.principal, local)
+            # Workloads sharing a service account cannot be told apart by certificate.
+            self._by_principal[local.principal] = local if seen == local else None
+
+    def _ingest_http(self, stream: _Stream, entries: Any) -> None:
+        cache = stream.http
+        for entry in entries:
+            key = _http_key(entry)
+            series = cache.get(key)
+            if series is None:
+                labels = labels_from_log_entry(_as_json(entry), stream.reporter, stream.local)
+                series = self.metrics.http_series(labels)
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                cache[key] = series
+                if stream.reporter == "destination":
+                    self._learn(_address(entry.common_properties.downstream_local_address), stream)
+            request, response = entry.request, entry.response
+            series.record(
+                _duration_ms(entry.common_properties),
+                request.request_headers_bytes + request.request_body_bytes,
+                response.response_headers_bytes + response.response_body_bytes,
+            )
+        self.entries += len(entries)
+
+    def _ingest_tcp(self, stream: _Stream, entries: Any) -> None:
+        cache = stream.tcp
+        for entry in entries:
+            common = entry.common_properties
+            if stream.reporter == "destination":
+                self._learn(_address(common.downstream_local_address), stream)
+                peer = self._caller(common)
+            else:
+                peer = self._callee(_address(common.upstream_remote_address))
+            key = (
+                common.upstream_cluster,
+                common.response_flags.SerializeToString(deterministic=True),
+                _sans(common),
+                peer,
+            )
+            series = cache.get(key)
+            if series is None:
+                labels = labels_from_tcp_entry(_as_json(entry), stream.reporter, stream.local, peer)
+                series = self.metrics.tcp_series(labels)
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                cache[key] = series
+            props = entry.connection_properties
+            kind = common.access_log_type
+            # The mesh logs a connection when it ends; with Envoy's on-connect flush enabled, the
+            # open is counted by its own entry instead.
+            opened = 1 if kind in (_TCP_CONNECTED, 0, _TCP_END) else 0
+            closed = 0 if kind == _TCP_CONNECTED else 1
+            series.record(props.received_bytes, props.sent_bytes, opened, closed)
+        self.entries += len(entries)
+
+    def _learn(self, address: str, stream: _Stream) -> None:
+        if stream.known and self._learned.get(address) != stream.local:
+            if len(self._learned) >= _ADDRESS_LIMIT:
+                self._learned.clear()
+            self._learned[address] = stream.local
+
+    def _callee(self, address: str) -> PeerInfo:
+        found = self._addresses(address) if self._addresses is not None else None
+        return found or self._learned.get(address) or _UNKNOWN_PEER
+
+    def _caller(self, common: Any) -> PeerInfo:
+        sans = _sans(common)
+        if not sans:
+            return _UNKNOWN_PEER
+        found = self._by_principal.get(sans[0])
+        if found is not None:
+            return found
+        # Known principal, unknown workload: Istio would still name the principal and namespace.
+        namespace = sans[0].split("/ns/", 1)[1].split("/", 1)[0] if "/ns/" in sans[0] else UNKNOWN
+        return PeerInfo(namespace=namespace, principal=sans[0])
+
+
+class _Servicer(als_pb2_grpc.AccessLogServiceServicer):  # type: ignore[misc]
+    def __init__(self, collector: TelemetryCollector) -> None:
+        self._collector = collector
+
+    async def StreamAccessLogs(
+        self, request_iterator: AsyncIterator[als_pb2.StreamAccessLogsMessage], context: object
+    ) -> als_pb2.StreamAccessLogsResponse:
+        stream = self._collector.new_stream()
+        try:
+            async for message in request_iterator:
+                self._collector.ingest(stream, message)
+        except grpc.RpcError:
+            pass  # the proxy went away; what it sent is counted
+        return als_pb2.StreamAccessLogsResponse()
