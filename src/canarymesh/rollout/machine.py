@@ -115,7 +115,9 @@ def advance(state: CanaryState, observation: Observation, now: datetime.datetime
 
 
 def _apply_command(tick: _Tick, state: CanaryState, command: Command) -> CanaryState:
-    if command is Command.ABORT and state.phase is not Phase.ROLLING_BACK:
+    if state.phase is Phase.ROLLING_BACK:
+        return state  # a rollback is never undone by a command: start a new rollout instead
+    if command is Command.ABORT:
         return _start_rollback(tick, state, "aborted by user")
     if command is Command.PROMOTE and state.phase is not Phase.PROMOTING:
         reason = f"promoted by user at step {state.step + 1} of {len(tick.plan)}"
