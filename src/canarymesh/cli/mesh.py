@@ -1,0 +1,98 @@
+"""``canarymesh up``, ``down``, ``status`` and ``dashboard``: the lifecycle of a local mesh.
+
+Thin: :mod:`canarymesh.runtime.local.launcher` starts and stops the control plane; ``status``
+reads ``GET /v1/status`` from it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from canarymesh.cli.common import client, handle_errors, state_dir, state_dir_option
+from canarymesh.runtime.local import launcher
+from canarymesh.runtime.local.api_client import daemon_info
+
+__all__ = ["dashboard_command", "down_command", "status_command", "up_command"]
+
+
+@click.command("up")
+@click.option(
+    "--ingress-port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Local port of the ingress gateway's first HTTP server (8080 or 80); 0 picks one.",
+)
+@click.option("--no-prometheus", is_flag=True, help="Run the mesh without Prometheus.")
+@click.option(
+    "--restart-backoff",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Seconds before a crashed process is restarted the first time (doubles after).",
+)
+@state_dir_option
+@handle_errors
+def up_command(ingress_port: int, no_prometheus: bool, restart_backoff: float) -> None:
+    """Start the control plane, the ingress gateway and Prometheus; return when ready."""
+    started = time.monotonic()
+    info = launcher.start(
+        state_dir(), ingress_port, prometheus=not no_prometheus, restart_backoff=restart_backoff
+    )
+    click.echo(f"local mesh up in {time.monotonic() - started:.1f}s ({info['state_dir']})")
+    click.echo(f"  ingress     {info['ingress_url']}")
+    if info.get("prometheus_url"):
+        click.echo(f"  prometheus  {info['prometheus_url']}")
+
+
+@click.command("down")
+@state_dir_option
+@handle_errors
+def down_command() -> None:
+    """Stop the control plane and every process it started."""
+    pid = launcher.stop(state_dir())
+    if pid is None:
+        click.echo(f"no local mesh running in {state_dir()}")
+    else:
+        click.echo(f"local mesh stopped (control plane pid {pid})")
+
+
+@click.command("status")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@state_dir_option
+@handle_errors
+def status_command(output: str) -> None:
+    """Show the mesh's URLs and every component with its pid."""
+    if daemon_info(state_dir()) is None:
+        if output == "json":
+            click.echo(json.dumps({"running": False, "state_dir": str(state_dir())}))
+        else:
+            click.echo(f"no local mesh running in {state_dir()}")
+        raise SystemExit(3)
+    status = client().get("/v1/status")
+    if output == "json":
+        click.echo(json.dumps({"running": True, **status}, indent=2))
+        return
+    click.echo(f"state dir   {status['state_dir']}")
+    click.echo(f"ingress     {status['ingress_url']}")
+    click.echo(f"prometheus  {status.get('prometheus_url') or '-'}")
+    click.echo(f"ads         127.0.0.1:{status['ads_port']}")
+    click.echo(f"{'COMPONENT':<48} {'PID':>8}  READY")
+    for component in status.get("components", []):  # type: ignore[attr-defined]
+        ready = "yes" if component.get("ready") else "no"
+        click.echo(f"{component['name']:<48} {component.get('pid') or '-':>8}  {ready}")
+
+
+@click.command("dashboard")
+@click.argument("name", type=click.Choice(["prometheus"]))
+@state_dir_option
+@handle_errors
+def dashboard_command(name: str) -> None:
+    """Print the URL of a dashboard of the mesh (Prometheus)."""
+    url = client().get("/v1/status").get("prometheus_url")
+    if not url:
+        raise click.ClickException("this mesh runs without Prometheus")
+    click.echo(url)

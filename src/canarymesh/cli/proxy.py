@@ -1,0 +1,140 @@
+"""``canarymesh proxy-status`` and ``proxy-config``: istioctl's views of the local proxies.
+
+``proxy-status`` shows per proxy and xDS type SYNCED, NOT SENT, STALE or NACKED (with Envoy's
+message), from the ADS server's ACK/NACK records. ``proxy-config`` reads one Envoy's admin API
+(``config_dump``, ``clusters``) through the control plane and prints istioctl-like tables, or the
+raw JSON with ``-o json``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import cast
+
+import click
+
+from canarymesh.cli.common import client, handle_errors, state_dir_option
+from canarymesh.cli.get import Doc, Row, table
+
+__all__ = ["proxy_config_command", "proxy_status_command"]
+
+_TYPES = (
+    ("CDS", "Cluster"),
+    ("LDS", "Listener"),
+    ("EDS", "ClusterLoadAssignment"),
+    ("RDS", "RouteConfiguration"),
+    ("SDS", "Secret"),
+)
+
+
+@click.command("proxy-status")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@state_dir_option
+@handle_errors
+def proxy_status_command(output: str) -> None:
+    """Which proxies hold the latest config (SYNCED), which rejected it (NACKED) and why."""
+    proxies = cast(list[Doc], client().get("/v1/proxy-status")["proxies"])
+    if output == "json":
+        click.echo(json.dumps(proxies, indent=2))
+        return
+    rows: list[Row] = [["NAME", *(short for short, _ in _TYPES), "VERSION"]]
+    problems = []
+    for proxy in proxies:
+        types = cast(dict[str, str], proxy.get("types", {}))
+        name = f"{proxy['name']}.{proxy['namespace']}"
+        if not proxy.get("connected"):
+            rows.append([name, *("DISCONNECTED" for _ in _TYPES), "-"])
+            continue
+        states = [types.get(full, "NOT SENT") for _, full in _TYPES]
+        rows.append([name, *states, str(proxy.get("version") or "-")[:12]])
+        for type_name, message in cast(dict[str, str], proxy.get("errors", {})).items():
+            problems.append(f"{name} NACKED {type_name}: {message}")
+    click.echo(table(rows))
+    for problem in problems:
+        click.echo(problem)
+
+
+def _cluster_rows(items: list[Doc]) -> list[Row]:
+    rows: list[Row] = [["SERVICE FQDN", "PORT", "SUBSET", "DIRECTION", "TYPE"]]
+    for item in items:
+        cluster = cast(Doc, item.get("cluster", {}))
+        name = str(cluster.get("name", ""))
+        parts = name.split("|")
+        if len(parts) == 4:
+            direction, port, subset, fqdn = parts
+            rows.append([fqdn, port, subset or "-", direction, str(cluster.get("type", "EDS"))])
+        else:
+            rows.append([name, "-", "-", "-", str(cluster.get("type", "STATIC"))])
+    return rows
+
+
+def _listener_rows(items: list[Doc]) -> list[Row]:
+    rows: list[Row] = [["NAME", "ADDRESS", "PORT", "CHAINS"]]
+    for item in items:
+        listener = cast(Doc, cast(Doc, item.get("active_state", {})).get("listener", {}))
+        address = cast(Doc, cast(Doc, listener.get("address", {})).get("socket_address", {}))
+        chains = len(cast(list[object], listener.get("filter_chains", [])))
+        rows.append(
+            [
+                str(listener.get("name", item.get("name", ""))),
+                str(address.get("address", "")),
+                str(address.get("port_value", "")),
+                str(chains),
+            ]
+        )
+    return rows
+
+
+def _route_rows(items: list[Doc]) -> list[Row]:
+    rows: list[Row] = [["NAME", "VHOST NAME", "DOMAINS", "MATCH"]]
+    for item in items:
+        config = cast(Doc, item.get("route_config", {}))
+        for vhost in cast(list[Doc], config.get("virtual_hosts", [])):
+            domains = cast(list[str], vhost.get("domains", []))
+            for route in cast(list[Doc], vhost.get("routes", [])):
+                match = cast(Doc, route.get("match", {}))
+                shown = next((f"{k} {v}" for k, v in match.items() if k in ("prefix", "path")), "*")
+                rows.append(
+                    [
+                        str(config.get("name", "")),
+                        str(vhost.get("name", "")),
+                        ",".join(domains[:2])
+                        + (f" +{len(domains) - 2}" if len(domains) > 2 else ""),
+                        shown,
+                    ]
+                )
+    return rows
+
+
+def _endpoint_rows(body: Doc) -> list[Row]:
+    rows: list[Row] = [["ENDPOINT", "STATUS", "CLUSTER"]]
+    for cluster in cast(list[Doc], body.get("cluster_statuses", [])):
+        for host in cast(list[Doc], cluster.get("host_statuses", [])):
+            address = cast(Doc, cast(Doc, host.get("address", {})).get("socket_address", {}))
+            health = cast(Doc, host.get("health_status", {}))
+            status = str(health.get("eds_health_status", "HEALTHY"))
+            endpoint = f"{address.get('address')}:{address.get('port_value')}"
+            rows.append([endpoint, status, str(cluster.get("name", ""))])
+    return rows
+
+
+@click.command("proxy-config")
+@click.argument(
+    "section", type=click.Choice(["clusters", "listeners", "routes", "endpoints", "all"])
+)
+@click.argument("pod")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+@state_dir_option
+@handle_errors
+def proxy_config_command(section: str, pod: str, output: str) -> None:
+    """Show one proxy's clusters, listeners, routes or endpoints (from its Envoy admin API)."""
+    body = client().get("/v1/proxy-config", {"pod": pod, "section": section})
+    if output == "json" or section == "all":
+        click.echo(json.dumps(body, indent=2))
+        return
+    if section == "endpoints":
+        click.echo(table(_endpoint_rows(body)))
+        return
+    items = cast(list[Doc], body.get("items", []))
+    builders = {"clusters": _cluster_rows, "listeners": _listener_rows, "routes": _route_rows}
+    click.echo(table(builders[section](items)))

@@ -1,0 +1,109 @@
+"""The CLI's side of the control plane's API: where a mesh is, and blocking JSON calls to it.
+
+Used by every ``canarymesh`` command that acts on a running local mesh (``up`` waits through it
+for readiness, ``down`` asks it to stop). A mesh is found through ``<state_dir>/daemon.json``
+(pid and API port, written by the daemon once it is ready) and ``<state_dir>/token``.
+Plain ``http.client`` on purpose: a CLI call must not pay for an event loop, and it must ignore
+``HTTP_PROXY`` (the apps' variable), which ``http.client`` never reads.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+from urllib.parse import urlencode
+
+from canarymesh.errors import CanaryMeshError, ConfigError, TemporaryError
+
+__all__ = ["DAEMON_FILE", "TOKEN_FILE", "ApiClient", "MeshNotRunning", "daemon_info", "pid_alive"]
+
+DAEMON_FILE = "daemon.json"
+TOKEN_FILE = "token"
+JsonDict = dict[str, object]
+
+
+class MeshNotRunning(ConfigError):
+    """No control plane answers for this state directory."""
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); it is gone for our purposes.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def daemon_info(state_dir: Path) -> JsonDict | None:
+    """The running daemon's ``daemon.json``, or None when there is none or its pid is dead."""
+    path = state_dir / DAEMON_FILE
+    try:
+        info = cast(JsonDict, json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+    pid = info.get("pid")
+    return info if isinstance(pid, int) and pid_alive(pid) else None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiClient:
+    port: int
+    token: str
+    timeout: float = 60.0
+
+    @classmethod
+    def for_state_dir(cls, state_dir: Path, timeout: float = 60.0) -> ApiClient:
+        info = daemon_info(state_dir)
+        if info is None:
+            raise MeshNotRunning(
+                f"no local mesh is running in {state_dir}: start one with `canarymesh up`"
+                + (f" --state-dir {state_dir}" if state_dir.name != "default" else "")
+            )
+        token = (state_dir / TOKEN_FILE).read_text().strip()
+        return cls(int(cast(int, info["api_port"])), token, timeout)
+
+    def get(self, path: str, query: Mapping[str, str | None] | None = None) -> JsonDict:
+        params = {k: v for k, v in (query or {}).items() if v is not None}
+        return self._call("GET", path + (f"?{urlencode(params)}" if params else ""), None)
+
+    def post(self, path: str, body: JsonDict | None = None) -> JsonDict:
+        return self._call("POST", path, body or {})
+
+    def _call(self, method: str, path: str, body: JsonDict | None) -> JsonDict:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        try:
+            payload = json.dumps(body).encode() if body is not None else None
+            connection.request(method, path, payload, headers)
+            response = connection.getresponse()
+            text = response.read().decode()
+        except OSError as err:
+            raise TemporaryError(f"control plane on port {self.port}: {err}", delay=1.0) from err
+        finally:
+            connection.close()
+        try:
+            answer = cast(JsonDict, json.loads(text))
+        except ValueError:
+            raise CanaryMeshError(
+                f"control plane answered {response.status}: {text[:200]}"
+            ) from None
+        if response.status == 200:
+            return answer
+        message = str(answer.get("error", text))
+        if answer.get("kind") == "temporary":
+            raise TemporaryError(message, delay=1.0)
+        if answer.get("kind") == "config":
+            raise ConfigError(message)
+        raise CanaryMeshError(f"control plane answered {response.status}: {message}")

@@ -1,0 +1,146 @@
+"""The control plane's local HTTP API: JSON over 127.0.0.1, every request with a bearer token.
+
+Started by :mod:`canarymesh.runtime.local.daemon`; the CLI talks to it through
+:mod:`canarymesh.runtime.local.api_client`. The token is written to ``<state_dir>/token`` with
+mode 0600, so only the user who ran ``up`` can drive the mesh. Errors come back as
+``{"error": ..., "kind": "config"|"temporary"}`` with 400 or 503, which the client turns back
+into the matching :mod:`canarymesh.errors` class.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import cast
+
+from aiohttp import web
+
+from canarymesh.errors import ConfigError, TemporaryError
+from canarymesh.runtime.local.control import ControlPlane, JsonDict
+
+__all__ = ["ApiServer", "write_token"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def write_token(path: Path) -> str:
+    """A fresh random token in ``path``, readable by its owner only."""
+    token = secrets.token_urlsafe(32)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token)
+    os.replace(tmp, path)
+    return token
+
+
+class ApiServer:
+    def __init__(self, control: ControlPlane, token: str) -> None:
+        self.control = control
+        self.token = token
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024 * 1024)
+        routes = [
+            web.get("/v1/status", self._status),
+            web.post("/v1/apply", self._apply),
+            web.post("/v1/delete", self._delete),
+            web.get("/v1/resources", self._resources),
+            web.get("/v1/pods", self._pods),
+            web.get("/v1/proxy-status", self._proxy_status),
+            web.get("/v1/proxy-config", self._proxy_config),
+            web.get("/v1/logs", self._logs),
+            web.post("/v1/wait", self._wait),
+            web.post("/v1/shutdown", self._shutdown),
+        ]
+        app.add_routes(routes)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = cast(object, site._server)  # the bound port when port=0
+        sockets = getattr(server, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        sent = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {self.token}".encode()):
+            return _json({"error": "missing or wrong bearer token", "kind": "auth"}, 401)
+        try:
+            return await handler(request)
+        except ConfigError as err:
+            return _json({"error": str(err), "kind": "config"}, 400)
+        except TemporaryError as err:
+            return _json({"error": str(err), "kind": "temporary"}, 503)
+        except KeyError as err:
+            return _json({"error": f"missing field {err}", "kind": "config"}, 400)
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return _json(self.control.status())
+
+    async def _apply(self, request: web.Request) -> web.Response:
+        return await self._change(request, delete=False)
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        return await self._change(request, delete=True)
+
+    async def _change(self, request: web.Request, delete: bool) -> web.Response:
+        body = await _body(request)
+        texts = cast(list[JsonDict], body["documents"])
+        wait = bool(body.get("wait", False))
+        timeout = float(cast(float, body.get("timeout", 30.0)))
+        return _json(await self.control.change(texts, delete, wait, timeout))
+
+    async def _resources(self, request: web.Request) -> web.Response:
+        kinds = request.query.get("kinds", "").split(",")
+        return _json(
+            self.control.resources(kinds, request.query.get("namespace"), request.query.get("name"))
+        )
+
+    async def _pods(self, request: web.Request) -> web.Response:
+        return _json({"items": self.control.reconciler.pod_rows()})
+
+    async def _proxy_status(self, request: web.Request) -> web.Response:
+        return _json(self.control.proxy_status())
+
+    async def _proxy_config(self, request: web.Request) -> web.Response:
+        query = request.query
+        return _json(await self.control.proxy_config(query["pod"], query.get("section", "all")))
+
+    async def _logs(self, request: web.Request) -> web.Response:
+        query = request.query
+        tail = int(query["tail"]) if query.get("tail") else None
+        return _json(self.control.logs(query["pod"], query.get("container"), tail))
+
+    async def _wait(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        await self.control.wait_converged(float(cast(float, body.get("timeout", 30.0))))
+        return _json({"converged": True})
+
+    async def _shutdown(self, request: web.Request) -> web.Response:
+        self.control.shutdown.set()
+        return _json({"stopping": True})
+
+
+async def _body(request: web.Request) -> JsonDict:
+    try:
+        body = await request.json()
+    except json.JSONDecodeError:
+        raise ConfigError("the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ConfigError("the request body is not a JSON object")
+    return body
+
+
+def _json(body: JsonDict, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status, dumps=lambda v: json.dumps(v, default=str))

