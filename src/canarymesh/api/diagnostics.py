@@ -278,9 +278,11 @@ CATALOG: tuple[Message, ...] = (
     _m(
         "CM0204",
         "error",
-        "VirtualService without hosts",
-        "a VirtualService needs at least one host",
-        "Only a delegate VirtualService (one referenced by another's delegate) may omit hosts.",
+        "Delegate VirtualService with gateways, tcp or tls",
+        "a VirtualService without hosts is a delegate, and a delegate cannot set {kind}",
+        "A VirtualService with no hosts is a delegate: another VirtualService hands it requests"
+        " with `delegate`. As in Istio, a delegate may only hold http rules; its gateways come"
+        " from the VirtualService that delegates to it.",
     ),
     _m(
         "CM0205",

@@ -39,7 +39,10 @@ _RETRY_ON = frozenset({
 def validate_virtual_service(report: Reporter, vs: net.VirtualService) -> None:
     on_mesh = not vs.gateways or "mesh" in vs.gateways
     if not vs.hosts:
-        report("CM0204", (*SPEC, "hosts"))
+        # No hosts makes it a delegate (Istio's validation), which only an http list may follow.
+        for field, present in (("gateways", vs.gateways), ("tcp", vs.tcp), ("tls", vs.tls)):
+            if present:
+                report("CM0204", (*SPEC, field), kind=field)
     for index, host in enumerate(vs.hosts):
         path = (*SPEC, "hosts", index)
         if host == "*" and on_mesh:
