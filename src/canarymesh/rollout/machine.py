@@ -166,6 +166,8 @@ def _initializing(tick: _Tick, state: CanaryState) -> Decision:
     what = "the managed routes to be reconciled"
     if waiting:
         what += f" and pre-rollout webhooks {', '.join(waiting)}"
+    if refused:  # ask again one interval later, as Flagger does, not every second
+        return tick.decide(state, f"{reason}; waiting for {what}", wait=True)
     return tick.decide(state, f"waiting for {what}")
 
 

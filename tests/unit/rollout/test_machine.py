@@ -201,6 +201,19 @@ def test_every_phase_appears_in_the_table() -> None:
     assert seen == set(Phase)
 
 
+def test_a_refused_pre_rollout_webhook_is_asked_again_an_interval_later() -> None:
+    before = state(Phase.INITIALIZING, weights=Weights(0, "v1"))
+    refused = (WebhookResult("smoke", False, "HTTP 500"),)
+    decision = advance(before, obs(weights_verified=True, webhooks=refused), at(1))
+    assert decision.state.phase is Phase.INITIALIZING and decision.state.failed_checks == 1
+    assert decision.reason == (
+        "pre-rollout webhook smoke failed: HTTP 500; waiting for the managed routes to be "
+        "reconciled and pre-rollout webhooks smoke"
+    )
+    assert decision.actions[-1] == RunWebhook("smoke", "pre-rollout")
+    assert decision.requeue_after == datetime.timedelta(seconds=30)
+
+
 def test_rollback_sends_every_request_to_the_stable_in_the_same_decision() -> None:
     decision = advance(state(step=1, weights=Weights(50, "v1", match=True)),
                        obs(weights_verified=True, windows=(SICK,)), at(30))  # fmt: skip

@@ -96,3 +96,20 @@ def test_a_restart_after_the_rollback_decision_still_returns_traffic() -> None:
     again = advance(state, Observation(DEFAULT, weights_verified=False), controller.clock.now())
     assert again.actions == (SetWeights(Weights(0, "v1")),)
     assert dataclasses.replace(again.state, history=()) == dataclasses.replace(state, history=())
+
+
+def test_the_decision_log_of_a_rolled_back_canary_reads_with_its_numbers() -> None:
+    final = Controller(DEFAULT, traffic=failing).run()
+    log = [(h.at.strftime("%M:%S"), h.phase.value, h.reason) for h in final.history]
+    verdict = "request-success-rate canary errors 10.00% vs stable 0.37% (n=60/540)"
+    assert log == [
+        ("00:00", "Initializing", "waiting for the managed routes to be reconciled"),
+        ("00:01", "Progressing", "routes ready: starting step 1"),
+        ("00:01", "Progressing", "step 1/6 (setWeight 10%): setting canary 10% / stable 90%"),
+        ("00:02", "Progressing", "step 2/6 (analysis 1m)"),
+        ("00:17", "Progressing", "step 2/6 (analysis 1m) holding: request-success-rate canary "
+         "errors 10.00% vs stable 0.37% (n=30/270), sequential p=0.038: not enough canary "
+         "requests yet (30 < 50)"),
+        ("00:32", "RollingBack", f"{verdict}, sequential p=0.0007 < alpha 0.005: rolling back"),
+        ("00:33", "Failed", f"rolled back: {verdict}, sequential p=0.0007 < alpha 0.005"),
+    ]  # fmt: skip
