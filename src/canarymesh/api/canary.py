@@ -199,7 +199,9 @@ class AnalysisSpec(IstioModel):
     ``statistical`` (default): canary against stable over the same windows, with request-level
     counts, a sequential test that may stop early, and a false-alarm rate of at most ``alpha``
     over the whole rollout. ``threshold``: Flagger's judge; each window is a check against
-    ``thresholdRange``, and ``failureLimit`` failed checks roll back.
+    ``thresholdRange``, and ``failureLimit`` failed checks roll back. ``minRequests``: how many
+    canary requests the statistical judge needs before any analysis step may pass. Without
+    ``metrics``, both built-ins are judged (see :meth:`Canary.metric_checks`).
     """
 
     judge: JudgeName = "statistical"

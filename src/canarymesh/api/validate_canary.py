@@ -116,6 +116,10 @@ def _check_ramp(report: Reporter, spec: Canary, path: FieldPath) -> None:
     for name, value in (("stepWeight", ramp.step_weight), ("maxWeight", ramp.max_weight)):
         if value is not None and not 1 <= value <= 100:
             report("CM0103", (*path, name), value, expected="between 1 and 100")
+    step, top = ramp.step_weight, ramp.max_weight
+    if step is not None and top is not None and 1 <= top < step:
+        problem = f"maxWeight {top} is below stepWeight {step}: the ramp would have no step"
+        report("CM0604", (*path, "maxWeight"), top, problem=problem)
     _check_steps(report, ramp.steps, (*path, "steps"))
 
 

@@ -114,6 +114,14 @@ def test_a_step_does_exactly_one_thing() -> None:
     assert set(codes(spec)) == {"CM0604"}
 
 
+def test_a_ramp_needs_max_weight_at_least_step_weight() -> None:
+    spec = TARGET + "  strategy: {canary: {stepWeight: 30, maxWeight: 20}}\n"
+    assert diagnose(spec) == [
+        "spec.strategy.canary.maxWeight: 20: maxWeight 20 is below stepWeight 30: the ramp "
+        "would have no step"
+    ]
+
+
 def test_one_strategy_at_a_time_and_mirror_percentages() -> None:
     spec = (
         TARGET
