@@ -50,8 +50,8 @@ _UNKNOWN_PEER = PeerInfo()
 # misbehaving peer header making every request new.
 _CACHE_LIMIT = 20_000
 _ADDRESS_LIMIT = 4096
+_NOT_SET = 0  # AccessLogType.NotSet (older Envoys)
 _TCP_END = 3  # AccessLogType.TcpConnectionEnd
-_TCP_CONNECTED = 1  # AccessLogType.TcpUpstreamConnected
 
 
 def reporter_of(log_name: str) -> Reporter:
@@ -192,18 +192,23 @@ class TelemetryCollector:
         elif not stream.known and stream.node_id:
             # The proxy may log before the runtime registered it: ask again, once per batch.
             self._identify(stream, stream.node_id, stream.log_name)
-        try:
-            if message.HasField("http_logs"):
-                self._ingest_http(stream, message.http_logs.log_entry)
-            elif message.HasField("tcp_logs"):
-                self._ingest_tcp(stream, message.tcp_logs.log_entry)
-        except Exception:
-            # Never let one odd entry end the stream (Envoy would reconnect and resend nothing).
-            self.errors += 1
-            log.exception("telemetry: could not count an access log of %s", stream.log_name)
+        if message.HasField("http_logs"):
+            self._ingest_http(stream, message.http_logs.log_entry)
+        elif message.HasField("tcp_logs"):
+            self._ingest_tcp(stream, message.tcp_logs.log_entry)
+
+    def _skip(self, stream: _Stream) -> None:
+        # Never let one odd entry end the stream: Envoy would reconnect and the batch be lost.
+        self.errors += 1
+        log.exception("telemetry: could not count an access log of %s", stream.log_name)
 
     def _identify(self, stream: _Stream, node_id: str, log_name: str) -> None:
-        local = self._peers(node_id) if node_id else None
+        try:
+            local = self._peers(node_id) if node_id else None
+        except Exception:
+            # A failing lookup must not end the stream: its requests count as from ``unknown``.
+            log.exception("telemetry: peers(%r) failed", node_id)
+            local = None
         stream.node_id, stream.log_name = node_id, log_name
         stream.reporter = reporter_of(log_name)
         stream.known = local is not None
@@ -220,54 +225,65 @@ class TelemetryCollector:
     def _ingest_http(self, stream: _Stream, entries: Any) -> None:
         cache = stream.http
         for entry in entries:
-            key = _http_key(entry)
-            series = cache.get(key)
-            if series is None:
-                labels = labels_from_log_entry(_as_json(entry), stream.reporter, stream.local)
-                series = self.metrics.http_series(labels)
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                cache[key] = series
-                if stream.reporter == "destination":
-                    self._learn(_address(entry.common_properties.downstream_local_address), stream)
-            request, response = entry.request, entry.response
-            series.record(
-                _duration_ms(entry.common_properties),
-                request.request_headers_bytes + request.request_body_bytes,
-                response.response_headers_bytes + response.response_body_bytes,
-            )
+            try:
+                key = _http_key(entry)
+                series = cache.get(key)
+                if series is None:
+                    series = self._new_http_series(stream, entry, key)
+                request, response = entry.request, entry.response
+                series.record(
+                    _duration_ms(entry.common_properties),
+                    request.request_headers_bytes + request.request_body_bytes,
+                    response.response_headers_bytes + response.response_body_bytes,
+                )
+            except Exception:
+                self._skip(stream)
         self.entries += len(entries)
 
+    def _new_http_series(self, stream: _Stream, entry: Any, key: tuple[object, ...]) -> HttpSeries:
+        labels = labels_from_log_entry(_as_json(entry), stream.reporter, stream.local)
+        series = self.metrics.http_series(labels)
+        if len(stream.http) >= _CACHE_LIMIT:
+            stream.http.clear()
+        stream.http[key] = series
+        if stream.reporter == "destination":
+            self._learn(_address(entry.common_properties.downstream_local_address), stream)
+        return series
+
     def _ingest_tcp(self, stream: _Stream, entries: Any) -> None:
-        cache = stream.tcp
         for entry in entries:
-            common = entry.common_properties
-            if stream.reporter == "destination":
-                self._learn(_address(common.downstream_local_address), stream)
-                peer = self._caller(common)
-            else:
-                peer = self._callee(_address(common.upstream_remote_address))
-            key = (
-                common.upstream_cluster,
-                common.response_flags.SerializeToString(deterministic=True),
-                _sans(common),
-                peer,
-            )
-            series = cache.get(key)
-            if series is None:
-                labels = labels_from_tcp_entry(_as_json(entry), stream.reporter, stream.local, peer)
-                series = self.metrics.tcp_series(labels)
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                cache[key] = series
-            props = entry.connection_properties
-            kind = common.access_log_type
-            # The mesh logs a connection when it ends; with Envoy's on-connect flush enabled, the
-            # open is counted by its own entry instead.
-            opened = 1 if kind in (_TCP_CONNECTED, 0, _TCP_END) else 0
-            closed = 0 if kind == _TCP_CONNECTED else 1
-            series.record(props.received_bytes, props.sent_bytes, opened, closed)
+            try:
+                self._count_tcp(stream, entry)
+            except Exception:
+                self._skip(stream)
         self.entries += len(entries)
+
+    def _count_tcp(self, stream: _Stream, entry: Any) -> None:
+        common = entry.common_properties
+        if common.access_log_type not in (_TCP_END, _NOT_SET):
+            # The mesh logs a connection once, when it ends (opened and closed are counted
+            # then); on-connect and periodic entries would count it twice.
+            return
+        if stream.reporter == "destination":
+            self._learn(_address(common.downstream_local_address), stream)
+            peer = self._caller(common)
+        else:
+            peer = self._callee(_address(common.upstream_remote_address))
+        key = (
+            common.upstream_cluster,
+            common.response_flags.SerializeToString(deterministic=True),
+            _sans(common),
+            peer,
+        )
+        series = stream.tcp.get(key)
+        if series is None:
+            labels = labels_from_tcp_entry(_as_json(entry), stream.reporter, stream.local, peer)
+            series = self.metrics.tcp_series(labels)
+            if len(stream.tcp) >= _CACHE_LIMIT:
+                stream.tcp.clear()
+            stream.tcp[key] = series
+        props = entry.connection_properties
+        series.record(props.received_bytes, props.sent_bytes, 1, 1)
 
     def _learn(self, address: str, stream: _Stream) -> None:
         if stream.known and self._learned.get(address) != stream.local:
