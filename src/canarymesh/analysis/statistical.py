@@ -23,6 +23,10 @@ The test, for errors (5xx) and for slow requests alike ("bad" requests):
   says nothing about their version. At low canary weight the pool is almost all stable, so the
   bound is close to the stable's p99 bucket.
 
+* Tolerance: the null hypothesis can allow the canary ``tolerance`` times the stable's rate of
+  bad requests (the likelihood ratio against that boundary is still a supermartingale for any
+  rate below it). Defaults in :data:`DEFAULT_TOLERANCE`.
+
 Several metrics share ``alpha`` (Bonferroni): each is tested at ``alpha / k``.
 
 Verdicts: Failed when the always-valid p-value drops below ``alpha``; Inconclusive while the
@@ -40,6 +44,7 @@ from canarymesh.analysis.verdict import MetricVerdict, VerdictPhase
 from canarymesh.analysis.windows import Counts, Window, count_above, p99_bound
 
 __all__ = [
+    "DEFAULT_TOLERANCE",
     "LATENCY",
     "RATIOS",
     "SUCCESS",
@@ -51,6 +56,10 @@ __all__ = [
 
 SUCCESS = "request-success-rate"
 LATENCY = "request-duration"
+# How many times the stable's share of bad requests the canary may have before it counts as
+# worse, unless a metric sets ``tolerance``. Latency gets room: a new version that makes one more
+# call (reviews v3 calls ratings, v1 does not) is slower by design, not broken.
+DEFAULT_TOLERANCE = {SUCCESS: 1.0, LATENCY: 2.0}
 # A step does not pass while the current evidence against the canary is at least this many to 1:
 # a suspicious canary is watched longer instead of promoted. The false-alarm bound still holds
 # (Ville's inequality covers an unlimited horizon), and a healthy canary's evidence decays.
@@ -109,8 +118,17 @@ class Evidence:
         )
 
 
-def update(evidence: Evidence, canary: tuple[int, int], stable: tuple[int, int]) -> Evidence:
-    """``evidence`` after one window of (requests, bad) for each version."""
+def update(
+    evidence: Evidence,
+    canary: tuple[int, int],
+    stable: tuple[int, int],
+    tolerance: float = 1.0,
+) -> Evidence:
+    """``evidence`` after one window of (requests, bad) for each version.
+
+    The null hypothesis is "the canary's bad-request rate is at most ``tolerance`` times the
+    stable's"; the alternatives are :data:`RATIOS` times that.
+    """
     (n_c, bad_c), (n_s, bad_s) = canary, stable
     totals = replace(
         evidence,
@@ -121,13 +139,19 @@ def update(evidence: Evidence, canary: tuple[int, int], stable: tuple[int, int])
     )
     if n_c == 0 or n_s == 0 or bad_c + bad_s == 0:
         return totals  # the window carries no information about which version is worse
-    q = n_c / (n_c + n_s)
+    p0 = _share(n_c / (n_c + n_s), tolerance)
     ratios = []
     for r, log_ratio in zip(RATIOS, evidence.log_ratios, strict=True):
-        p1 = q * r / (q * r + 1 - q)
-        ratios.append(log_ratio + bad_c * math.log(p1 / q) + bad_s * math.log((1 - p1) / (1 - q)))
+        p1 = _share(n_c / (n_c + n_s), tolerance * r)
+        ratios.append(log_ratio + bad_c * math.log(p1 / p0) + bad_s * math.log((1 - p1) / (1 - p0)))
     updated = replace(totals, log_ratios=tuple(ratios))
     return replace(updated, peak=max(updated.peak, updated.log_mixture))
+
+
+def _share(q: float, ratio: float) -> float:
+    """The canary's share of bad requests when it serves ``q`` of the requests and is ``ratio``
+    times as likely to fail each."""
+    return q * ratio / (q * ratio + 1 - q)
 
 
 def bad_counts(metric: str, canary: Counts, stable: Counts) -> tuple[int, int] | None:
@@ -146,7 +170,13 @@ def bad_counts(metric: str, canary: Counts, stable: Counts) -> tuple[int, int] |
 
 
 def judge(
-    metric: str, evidence: Evidence, window: Window, *, alpha: float, min_requests: int
+    metric: str,
+    evidence: Evidence,
+    window: Window,
+    *,
+    alpha: float,
+    min_requests: int,
+    tolerance: float = 1.0,
 ) -> tuple[Evidence, MetricVerdict]:
     """Add ``window`` to ``evidence`` and say what the test concludes now."""
     bad = bad_counts(metric, window.canary, window.stable)
@@ -157,11 +187,14 @@ def judge(
             "probably it is not receiving traffic"
         )
         return evidence, MetricVerdict(metric, VerdictPhase.NO_DATA, reason)
-    after = update(evidence, (window.canary.requests, bad[0]), (window.stable.requests, bad[1]))
-    return after, _verdict(metric, after, alpha, min_requests)
+    counts = (window.canary.requests, bad[0]), (window.stable.requests, bad[1])
+    after = update(evidence, *counts, tolerance=tolerance)
+    return after, _verdict(metric, after, alpha, min_requests, tolerance)
 
 
-def _verdict(metric: str, ev: Evidence, alpha: float, min_requests: int) -> MetricVerdict:
+def _verdict(
+    metric: str, ev: Evidence, alpha: float, min_requests: int, tolerance: float
+) -> MetricVerdict:
     what = "errors" if metric == SUCCESS else "slow"
     canary_rate = 100.0 * ev.canary_bad / ev.canary_requests
     stable_rate = 100.0 * ev.stable_bad / ev.stable_requests if ev.stable_requests else 0.0
@@ -169,6 +202,8 @@ def _verdict(metric: str, ev: Evidence, alpha: float, min_requests: int) -> Metr
         f"{metric} canary {what} {canary_rate:.2f}% vs stable {stable_rate:.2f}% "
         f"(n={ev.canary_requests}/{ev.stable_requests}), sequential p={ev.p_value:.2g}"
     )
+    if tolerance != 1.0:
+        numbers += f" (tolerance {tolerance:g}x)"
     if ev.p_value < alpha:
         phase, tail = VerdictPhase.FAILED, f" < alpha {alpha:g}"
     elif ev.canary_requests < min_requests:

@@ -186,11 +186,15 @@ class MetricCheck(IstioModel):
 
     Templates use ``{{ namespace }}``, ``{{ host }}``, ``{{ version }}``, ``{{ interval }}``
     and are rendered once for the canary (``version`` = the canary's) and once for the stable.
+    ``tolerance`` (statistical judge, built-ins): how many times the stable's rate of failed
+    (or slow) requests the canary may have before it counts as worse; default 1 for
+    ``request-success-rate``, 2 for ``request-duration``.
     """
 
     name: Str
     query: Str | None = None
     threshold_range: ThresholdRange | None = None
+    tolerance: Number | None = None
 
 
 class AnalysisSpec(IstioModel):

@@ -197,6 +197,8 @@ def _check_metric(
             known = ", ".join(sorted(QUERY_VARIABLES))
             problem = f"unknown template variable {', '.join(unknown)} (known: {known})"
             report("CM0605", (*path, "query"), check.query, problem=problem)
+    if check.tolerance is not None and not 1.0 <= check.tolerance <= 100.0:
+        report("CM0103", (*path, "tolerance"), check.tolerance, expected="between 1 and 100")
     bounds = check.threshold_range
     if bounds is not None and None not in (bounds.min, bounds.max):
         assert bounds.min is not None and bounds.max is not None

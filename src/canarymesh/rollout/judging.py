@@ -66,8 +66,14 @@ def _judge_one(state: CanaryState, spec: Canary, window: Window) -> tuple[Canary
     alpha = sequential_alpha(spec)
     for check in sequential:
         before = evidence.get(check.name, Evidence())
+        tolerance = check.tolerance or statistical.DEFAULT_TOLERANCE[check.name]
         evidence[check.name], verdict = statistical.judge(
-            check.name, before, window, alpha=alpha, min_requests=spec.analysis.min_requests
+            check.name,
+            before,
+            window,
+            alpha=alpha,
+            min_requests=spec.analysis.min_requests,
+            tolerance=tolerance,
         )
         verdicts.append(verdict)
     checked = [c for c in checks if not _is_sequential(spec, c)]

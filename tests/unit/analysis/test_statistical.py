@@ -127,3 +127,16 @@ def test_a_suspicious_canary_is_watched_longer_instead_of_passing() -> None:
     for _ in range(3):
         evidence, verdict = judge(SUCCESS, evidence, calm, alpha=0.005, min_requests=50)
     assert verdict.phase is VerdictPhase.SUCCESSFUL  # the evidence decayed: it may pass now
+
+
+def test_tolerance_moves_the_null_hypothesis() -> None:
+    # The canary has exactly twice the stable's rate of slow requests (2% vs 1%).
+    twice = window(Counts(4000, 80), Counts(4000, 40))
+    _, strict = judge(SUCCESS, Evidence(), twice, alpha=0.005, min_requests=1)
+    assert strict.phase is VerdictPhase.FAILED
+    _, tolerant = judge(SUCCESS, Evidence(), twice, alpha=0.005, min_requests=1, tolerance=2.0)
+    assert tolerant.phase is VerdictPhase.SUCCESSFUL
+    assert "(tolerance 2x)" in tolerant.reason
+    six = window(Counts(4000, 240), Counts(4000, 40))
+    _, beyond = judge(SUCCESS, Evidence(), six, alpha=0.005, min_requests=1, tolerance=2.0)
+    assert beyond.phase is VerdictPhase.FAILED

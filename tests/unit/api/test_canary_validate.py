@@ -161,12 +161,14 @@ def test_analysis_metrics_are_checked() -> None:
     - name: request-success-rate
       thresholdRange: {min: 95}
     - name: latency
+      tolerance: 0.5
     - name: custom
       query: sum(rate(x{svc="{{ service }}"}[{{ interval }}]))
       thresholdRange: {max: 1}
 """
     )
-    assert diagnose(spec) == [
+    found = diagnose(spec)
+    assert found == [
         "spec.analysis.interval: 30: must be a duration of at least 1ms, such as 7s, 0.5s, "
         "100ms or 1m",
         "spec.analysis.failureLimit: 0: must be 1 or more",
@@ -176,6 +178,7 @@ def test_analysis_metrics_are_checked() -> None:
         "request-duration); a custom metric needs a query",
         "spec.analysis.metrics[2]: metric latency is judged by thresholds and needs "
         "thresholdRange min or max",
+        "spec.analysis.metrics[2].tolerance: 0.5: must be between 1 and 100",
         'spec.analysis.metrics[3].query: "sum(rate(x{svc=\\"{{ service }}\\"}[{{ interval }}]))": '
         "unknown template variable service (known: host, interval, namespace, version)",
     ]
