@@ -71,21 +71,28 @@ def _sans(common: Any) -> tuple[str, ...]:
 
 
 def _http_key(entry: Any) -> tuple[object, ...]:
-    """Every field :func:`labels_from_log_entry` reads, raw: equal keys, equal labels."""
+    """Every field :func:`labels_from_log_entry` reads, raw: equal keys, equal labels.
+
+    Unequal keys may still give equal labels (a certificate's subject, say); they then share
+    one series, since :meth:`IstioMetrics.http_series` is keyed by label values.
+    """
     common = entry.common_properties
-    request_headers = entry.request.request_headers
+    request = entry.request
+    request_headers = request.request_headers
     response = entry.response
+    tls = common.tls_properties
     return (
-        entry.request.authority,
+        request.authority,
         request_headers.get(names.SOURCE_PEER_HEADER),
         request_headers.get(names.DESTINATION_SERVICE_HEADER),
         request_headers.get("content-type"),
         response.response_headers.get(names.DESTINATION_PEER_HEADER),
-        response.response_code.value if response.HasField("response_code") else None,
+        # An unset code reads as 0, which the mapping also reports as "0".
+        response.response_code.value,
         common.upstream_cluster,
         common.response_flags.SerializeToString(deterministic=True),
-        common.tls_properties.tls_version,
-        _sans(common),
+        tls.tls_version,
+        tls.peer_certificate_properties.SerializeToString(deterministic=True),
     )
 
 
