@@ -1,20 +1,55 @@
-"""Entry point of the ``canarymesh`` console script: the command group and its global options."""
+"""Entry point of the ``canarymesh`` console script: the command group and its global options.
+
+Commands are imported only when run (:class:`LazyGroup`): ``get pods`` needs an HTTP call, not
+the api models, Envoy or crypto modules, and a CLI that starts in a second would make every
+scripted loop slow.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from canarymesh import __version__
-from canarymesh.cli.apply import apply_command, delete_command
 from canarymesh.cli.common import state_dir_option
-from canarymesh.cli.get import describe_command, get_command, logs_command
-from canarymesh.cli.mesh import dashboard_command, down_command, status_command, up_command
-from canarymesh.cli.proxy import proxy_config_command, proxy_status_command
-from canarymesh.cli.render import render_command
-from canarymesh.cli.validate import analyze_command, validate_command
+
+# command name -> "module:attribute" of its click command
+COMMANDS = {
+    "validate": "canarymesh.cli.validate:validate_command",
+    "analyze": "canarymesh.cli.validate:analyze_command",
+    "render": "canarymesh.cli.render:render_command",
+    "up": "canarymesh.cli.mesh:up_command",
+    "down": "canarymesh.cli.mesh:down_command",
+    "status": "canarymesh.cli.mesh:status_command",
+    "dashboard": "canarymesh.cli.mesh:dashboard_command",
+    "apply": "canarymesh.cli.apply:apply_command",
+    "delete": "canarymesh.cli.apply:delete_command",
+    "get": "canarymesh.cli.get:get_command",
+    "describe": "canarymesh.cli.get:describe_command",
+    "logs": "canarymesh.cli.get:logs_command",
+    "proxy-status": "canarymesh.cli.proxy:proxy_status_command",
+    "proxy-config": "canarymesh.cli.proxy:proxy_config_command",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose subcommands (beyond those added directly) are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in COMMANDS:
+            return found
+        module, attribute = COMMANDS[cmd_name].split(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @state_dir_option
 def cli() -> None:
     """Canary deployments on an Istio service mesh, locally or on Kubernetes."""
@@ -24,25 +59,6 @@ def cli() -> None:
 def version() -> None:
     """Print the version of canarymesh."""
     click.echo(f"canarymesh {__version__}")
-
-
-cli.add_command(validate_command)
-cli.add_command(analyze_command)
-cli.add_command(render_command)
-for _command in (
-    up_command,
-    down_command,
-    status_command,
-    dashboard_command,
-    apply_command,
-    delete_command,
-    get_command,
-    describe_command,
-    logs_command,
-    proxy_status_command,
-    proxy_config_command,
-):
-    cli.add_command(_command)
 
 
 def main() -> None:

@@ -68,8 +68,8 @@ class ApiClient:
         info = daemon_info(state_dir)
         if info is None:
             raise MeshNotRunning(
-                f"no local mesh is running in {state_dir}: start one with `canarymesh up`"
-                + (f" --state-dir {state_dir}" if state_dir.name != "default" else "")
+                f"no local mesh is running in {state_dir}: start one with"
+                f" `canarymesh up --state-dir {state_dir}`"
             )
         token = (state_dir / TOKEN_FILE).read_text().strip()
         return cls(int(cast(int, info["api_port"])), token, timeout)

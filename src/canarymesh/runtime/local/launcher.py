@@ -18,8 +18,6 @@ from pathlib import Path
 
 from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.runtime.local.api_client import ApiClient, daemon_info, pid_alive
-from canarymesh.runtime.local.envoy import envoy_binary
-from canarymesh.runtime.local.prometheus import PROMETHEUS_BINARY
 
 __all__ = ["LOG_FILE", "check_binaries", "check_port", "start", "stop"]
 
@@ -27,6 +25,10 @@ LOG_FILE = "daemon.log"
 
 
 def check_binaries(prometheus: bool) -> None:
+    # Imported here: they pull aiohttp in, which costs every other command a third of a second.
+    from canarymesh.runtime.local.envoy import envoy_binary
+    from canarymesh.runtime.local.prometheus import PROMETHEUS_BINARY
+
     try:
         envoy = envoy_binary()
     except (ImportError, AttributeError, OSError):
