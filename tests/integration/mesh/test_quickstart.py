@@ -11,6 +11,7 @@ import os
 import signal
 import time
 import urllib.request
+from typing import Any, cast
 
 import pytest
 
@@ -185,8 +186,9 @@ def test_a_killed_sidecar_restarts_and_resyncs_within_two_seconds(
     api = bookinfo_mesh.api()
     while True:
         elapsed = time.monotonic() - killed
-        current = next(p for p in api.get("/v1/pods")["items"] if p["name"] == pod["name"])
-        proxies = api.get("/v1/proxy-status")["proxies"]
+        pods_now = cast(list[dict[str, Any]], api.get("/v1/pods")["items"])
+        current = next(p for p in pods_now if p["name"] == pod["name"])
+        proxies = cast(list[dict[str, Any]], api.get("/v1/proxy-status")["proxies"])
         synced = next(p for p in proxies if p["name"] == pod["name"])["synced"]
         if current["restarts"] == pod["restarts"] + 1 and current["ready"] == "2/2" and synced:
             break
