@@ -39,6 +39,7 @@ __all__ = [
     "API_VERSION",
     "BUILTIN_METRICS",
     "DEFAULT_STEPS",
+    "TEMPLATE_VARIABLE",
     "WEBHOOK_TYPES",
     "AnalysisSpec",
     "BlueGreenStrategy",

@@ -234,12 +234,14 @@ def _promoting(tick: _Tick, state: CanaryState) -> Decision:
     if tick.spec.load_generator is not None:
         tick.actions.append(StopLoad())
     reason = f"promoted: {canary} is the stable subset"
+    state = state.with_verified(tick.now)
     return tick.decide(state.with_phase(Phase.SUCCEEDED, reason, tick.now), reason)
 
 
 def _rolling_back(tick: _Tick, state: CanaryState) -> Decision:
     if _verified(tick, state):
         reason = f"rolled back: {state.message.removesuffix(': rolling back')}"
+        state = state.with_verified(tick.now)
         return tick.decide(state.with_phase(Phase.FAILED, reason, tick.now), reason)
     tick.actions.append(SetWeights(state.weights))
     return tick.decide(state, state.message)

@@ -44,7 +44,7 @@ def test_json_is_what_the_dashboard_serves() -> None:
     assert json.loads(json.dumps(data)) == data
     assert data["phase"] == "Failed"
     assert data["weights"] == {"canary": 0, "stable": 100, "mirror": 0.0, "abMatch": False,
-                               "verified": False}  # fmt: skip
+                               "verified": True}  # fmt: skip
     assert data["message"].startswith("rolled back: request-success-rate canary errors")
     assert data["log"][-1]["phase"] == "Failed"
 
