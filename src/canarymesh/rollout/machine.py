@@ -56,7 +56,11 @@ class WebhookResult:
 class Observation:
     """What the controller saw since the last decision.
 
+    ``canary``: the Canary spec as it is now (a user may edit it mid-rollout).
     ``weights_verified``: the router's ``verify_weights`` for the state's desired weights.
+    ``windows``: metric windows that ended since the last decision; the machine keeps only
+    those measured after the weights were verified. ``webhooks``: answers of the webhooks the
+    last decision asked for.
     """
 
     canary: Canary
@@ -69,6 +73,9 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """The state to persist, the actions to execute (in order), why, and when to look again
+    (one analysis interval while a step runs, a second while waiting for proxies or hooks)."""
+
     state: CanaryState
     actions: tuple[Action, ...]
     reason: str
