@@ -1,0 +1,103 @@
+"""``up`` and ``down`` of small meshes: clear refusals, the global ``--state-dir``, and no process
+left behind, neither after ``down`` nor after the control plane is SIGKILLed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.mesh.conftest import CANARYMESH, REPO, LocalMesh, start_mesh, wait_gone
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+RATINGS = "bookinfo/platform/kube/bookinfo-ratings.yaml"
+
+
+@pytest.fixture
+def small_mesh(tmp_path: Path) -> Iterator[LocalMesh]:
+    mesh = start_mesh(tmp_path / "state", "--no-prometheus")
+    try:
+        mesh.cli("apply", "-f", RATINGS, "--wait")
+        yield mesh
+    finally:
+        if mesh.cli("status", check=False).returncode == 0:
+            mesh.down()
+
+
+def test_up_twice_is_refused(small_mesh: LocalMesh) -> None:
+    again = small_mesh.cli("up", "--ingress-port", "0", check=False)
+    assert again.returncode == 2
+    assert "already running" in again.stderr and "canarymesh down" in again.stderr
+
+
+def test_a_taken_ingress_port_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        mesh = LocalMesh(tmp_path / "state")
+        done = mesh.cli("up", "--ingress-port", str(port), check=False)
+    assert done.returncode == 2
+    assert f"ingress port 127.0.0.1:{port} is in use" in done.stderr
+    assert not (tmp_path / "state" / "daemon.json").exists()
+
+
+def test_state_dir_is_global_before_or_after_the_command(small_mesh: LocalMesh) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CANARYMESH_STATE_DIR"}
+    state = str(small_mesh.state_dir)
+
+    def run(*args: str, extra_env: dict[str, str] | None = None) -> str:
+        done = subprocess.run(
+            [CANARYMESH, *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env | (extra_env or {}),
+            check=True,
+        )
+        return done.stdout
+
+    before = run("--state-dir", state, "get", "pods")
+    after = run("get", "pods", "--state-dir", state)
+    from_env = run("get", "pods", extra_env={"CANARYMESH_STATE_DIR": state})
+    assert "ratings-v1-" in before
+    assert [line.split()[0] for line in before.splitlines()] == [
+        line.split()[0] for line in after.splitlines()
+    ]
+    assert from_env.splitlines()[1].split()[0] == before.splitlines()[1].split()[0]
+    # The command's own option wins over the group's.
+    other = run("--state-dir", "/nonexistent-mesh", "get", "pods", "--state-dir", state)
+    assert "ratings-v1-" in other
+
+
+def test_down_leaves_no_process(small_mesh: LocalMesh) -> None:
+    pids = small_mesh.pids()
+    assert len(pids) == 4  # control plane, ingress Envoy, ratings app and its sidecar
+    small_mesh.cli("down")
+    assert wait_gone(pids) == []
+    status = small_mesh.cli("status", check=False)
+    assert status.returncode == 3 and "no local mesh running" in status.stdout
+
+
+def test_a_killed_control_plane_takes_its_children_along(small_mesh: LocalMesh) -> None:
+    status = small_mesh.status()
+    pids = small_mesh.pids()
+    os.kill(int(status["pid"]), signal.SIGKILL)
+    assert wait_gone(pids) == []
+    assert small_mesh.cli("status", check=False).returncode == 3
+    # The stale daemon.json does not block a new mesh in the same state directory, and the
+    # applied resources come back with it.
+    small_mesh.cli("up", "--ingress-port", "0", "--no-prometheus")
+    again = small_mesh.cli("apply", "-f", RATINGS, "--wait").stdout.splitlines()
+    assert again == [
+        "service/ratings unchanged",
+        "serviceaccount/bookinfo-ratings unchanged",
+        "deployment.apps/ratings-v1 unchanged",
+    ]
+    assert "2/2" in small_mesh.cli("get", "pods").stdout
