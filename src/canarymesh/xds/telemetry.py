@@ -268,6 +268,11 @@ def labels_from_tcp_entry(
     """
     common = child(entry, "common_properties")
     service = service_of({}, text(common, "upstream_cluster"))
+    if service == UNKNOWN:
+        # The inbound cluster names no service; the caller's mTLS SNI does (names.sni).
+        sni = text(child(common, "tls_properties"), "tls_sni_hostname") or ""
+        parts = sni.split("_.", 3)
+        service = parts[3] if len(parts) == 4 and parts[0] == "outbound" else UNKNOWN
     source, destination = (local, peer) if reporter == "source" else (peer, local)
     security = UNKNOWN
     if reporter == "destination":
