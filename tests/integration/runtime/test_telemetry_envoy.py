@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import socket
 import threading
 import time
 import urllib.request
@@ -40,7 +41,15 @@ pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 REVIEWS = "reviews.default.svc.cluster.local"
-PROXIES = ("productpage-v1-0", "reviews-v1-0", "reviews-v2-0")
+MYSQL = "mysqldb.default.svc.cluster.local"
+# (app, version, container port); mysqldb is a plain TCP echo server.
+PODS = (
+    ("productpage", "v1", 9080),
+    ("reviews", "v1", 9080),
+    ("reviews", "v2", 9080),
+    ("mysqldb", "v1", 3306),
+)
+PROXIES = tuple(f"{app}-{version}-0" for app, version, _ in PODS)
 MANIFEST = (
     """
 apiVersion: v1
@@ -56,6 +65,13 @@ metadata: {name: productpage, labels: {app: productpage}}
 spec:
   selector: {app: productpage}
   ports: [{name: http, port: 9080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: mysqldb, labels: {app: mysqldb}}
+spec:
+  selector: {app: mysqldb}
+  ports: [{name: tcp, port: 3306}]
 """
     + "".join(
         f"""---
@@ -72,9 +88,9 @@ spec:
       containers:
       - name: {app}
         image: docker.io/istio/examples-bookinfo-{app}-{version}:1.20.3
-        ports: [{{containerPort: 9080}}]
+        ports: [{{containerPort: {port}}}]
 """
-        for app, version in (("productpage", "v1"), ("reviews", "v1"), ("reviews", "v2"))
+        for app, version, port in PODS
     )
     + """---
 apiVersion: networking.istio.io/v1
@@ -160,13 +176,25 @@ async def upstream(name: str, port: int) -> web.AppRunner:
     return runner
 
 
+async def echo(port: int) -> asyncio.Server:
+    """A TCP server that answers everything it read once the client half-closes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.read())
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", port)
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     peers: dict[str, PeerInfo] = {}
-    collector = TelemetryCollector(peers.get)
+    inbound: dict[str, PeerInfo] = {}
+    collector = TelemetryCollector(peers.get, addresses=inbound.get)
 
     def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=30)
@@ -177,20 +205,27 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     assert not result.diagnostics.has_errors, [str(d) for d in result.diagnostics]
     mesh = build_mesh(result.resources, UniquePorts(), MeshSettings(telemetry_port=als_port))
     peers.update({p: peer_info(mesh.proxy(p), mesh.settings) for p in PROXIES})
+    for proxy_id, (_, _, container_port) in zip(PROXIES, PODS, strict=True):
+        port = mesh.proxy(proxy_id).ports.inbound_port(container_port)
+        inbound[f"127.0.0.1:{port}"] = peers[proxy_id]
     state = tmp_path_factory.mktemp("telemetry")
     ca = LocalCA.load_or_create(state, dt.datetime.now(dt.UTC))
     runners: list[web.AppRunner] = []
+    servers: list[asyncio.Server] = []
     envoys = []
     try:
-        for proxy_id in PROXIES:
+        for proxy_id, (_, _, container_port) in zip(PROXIES, PODS, strict=True):
             proxy = mesh.proxy(proxy_id)
-            app_port = proxy.ports.app_port(9080)
+            app_port = proxy.ports.app_port(container_port)
             assert app_port is not None
-            runners.append(run(upstream(proxy.workload, app_port)))
+            if container_port == 3306:
+                servers.append(run(echo(app_port)))
+            else:
+                runners.append(run(upstream(proxy.workload, app_port)))
             envoys.append(start_envoy(mesh, proxy, ca, state))
-        for proxy_id, envoy in zip(PROXIES, envoys, strict=True):
+        for proxy_id, envoy, (_, _, container_port) in zip(PROXIES, envoys, PODS, strict=True):
             proxy = mesh.proxy(proxy_id)
-            port = proxy.ports.inbound_port(9080) or 0
+            port = proxy.ports.inbound_port(container_port) or 0
             try:
                 wait_for_port(port, timeout=30, proc=envoy)
                 wait_for_port(proxy.ports.outbound_http, timeout=30, proc=envoy)
@@ -204,6 +239,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             envoy.wait(timeout=10)
         for runner in runners:
             run(runner.cleanup())
+        for server in servers:
+            server.close()
         run(collector.stop())
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
@@ -348,3 +385,47 @@ def test_a_real_prometheus_scrapes_the_collector(live: Live) -> None:
                     await asyncio.sleep(0.25)
 
     assert asyncio.run(scenario()) == expected
+
+
+def test_tcp_connections_count_bytes_and_peers_on_both_sides(live: Live) -> None:
+    n, payload = 3, b"x" * 700
+    outbound = live.mesh.proxy("productpage-v1-0").ports.tcp_port(MYSQL, 3306)
+    assert outbound is not None
+    before = live.scrape()
+    opened0 = {
+        r: total(before, "istio_tcp_connections_opened_total", reporter=r)
+        for r in ("source", "destination")
+    }
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", outbound), timeout=5) as conn:
+            conn.sendall(payload)
+            conn.shutdown(socket.SHUT_WR)
+            answer = b""
+            while chunk := conn.recv(4096):
+                answer += chunk
+        assert answer == payload
+    for reporter in ("source", "destination"):
+        wait_total(
+            live, "istio_tcp_connections_closed_total", opened0[reporter] + n, reporter=reporter
+        )
+    after = live.scrape()
+    for reporter in ("source", "destination"):
+        (labels,) = [
+            dict(k)
+            for k in after["istio_tcp_connections_opened_total"]
+            if dict(k)["reporter"] == reporter
+        ]
+        assert labels["source_workload"] == "productpage-v1"
+        assert labels["destination_workload"] == "mysqldb-v1"
+        assert labels["destination_service"] == MYSQL, labels
+        assert labels["request_protocol"] == "tcp"
+        assert "response_code" not in labels
+        policy = "mutual_tls" if reporter == "destination" else "unknown"
+        assert labels["connection_security_policy"] == policy
+        assert (
+            total(after, "istio_tcp_connections_opened_total", reporter=reporter)
+            == opened0[reporter] + n
+        )
+        for name in ("istio_tcp_received_bytes_total", "istio_tcp_sent_bytes_total"):
+            grown = total(after, name, reporter=reporter) - total(before, name, reporter=reporter)
+            assert grown == n * len(payload), (name, reporter)

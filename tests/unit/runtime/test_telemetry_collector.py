@@ -42,6 +42,7 @@ MYSQL = PeerInfo(
 )
 NODES = {"productpage-v1-0": PRODUCTPAGE, "reviews-v2-0": REVIEWS_V2, "mysqldb-v1-0": MYSQL}
 REVIEWS = "reviews.default.svc.cluster.local"
+MYSQL_HOST = "mysqldb.default.svc.cluster.local"
 # xds-protos ships no types: entries are plain protobuf messages.
 Entry: TypeAlias = Any
 
@@ -111,11 +112,12 @@ def tcp_entry(
     kind: int = accesslog_pb2.TcpConnectionEnd,
     received: int = 120,
     sent: int = 4096,
-) -> accesslog_pb2.TCPAccessLogEntry:
+) -> Any:
+    """An outbound connection to mysqldb, or (with ``principal``) its inbound side over mTLS."""
     entry = accesslog_pb2.TCPAccessLogEntry()
     common = entry.common_properties
     common.access_log_type = kind
-    common.upstream_cluster = "outbound|3306||mysqldb.default.svc.cluster.local"
+    common.upstream_cluster = f"outbound|3306||{MYSQL_HOST}"
     for address, port in (
         (common.upstream_remote_address, remote),
         (common.downstream_local_address, local),
@@ -125,13 +127,15 @@ def tcp_entry(
     if principal is not None:
         common.tls_properties.tls_version = accesslog_pb2.TLSProperties.TLSv1_3
         common.tls_properties.peer_certificate_properties.subject_alt_name.add().uri = principal
+        common.tls_properties.tls_sni_hostname = names.sni(3306, "", MYSQL_HOST)
+        common.upstream_cluster = "inbound|3306||"
     entry.connection_properties.received_bytes = received
     entry.connection_properties.sent_bytes = sent
     return entry
 
 
 def tcp_message(
-    entries: Iterable[accesslog_pb2.TCPAccessLogEntry], node: str, direction: str
+    entries: Iterable[Any], node: str, direction: str
 ) -> als_pb2.StreamAccessLogsMessage:
     message = als_pb2.StreamAccessLogsMessage()
     message.identifier.node.id = node
@@ -273,7 +277,7 @@ def test_tcp_connections_name_their_peers_and_count_bytes_once_at_close() -> Non
     assert list(labels) == sorted(TCP_LABELS)
     assert (labels["reporter"], labels["source_workload"]) == ("source", "reviews-v2")
     assert (labels["destination_workload"], labels["destination_version"]) == ("mysqldb-v1", "v1")
-    assert labels["destination_service"] == "mysqldb.default.svc.cluster.local"
+    assert labels["destination_service"] == MYSQL_HOST
     assert labels["request_protocol"] == "tcp"
     assert value("istio_tcp_connections_opened_total", labels) == 1
     assert value("istio_tcp_connections_closed_total", labels) == 1
@@ -299,6 +303,8 @@ def test_tcp_peers_are_learned_from_inbound_logs_and_principals() -> None:
     assert by_reporter["source"]["destination_workload"] == "mysqldb-v1"
     assert by_reporter["destination"]["source_workload"] == "reviews-v2"
     assert by_reporter["destination"]["connection_security_policy"] == "mutual_tls"
+    # The inbound cluster names no service: the caller's SNI does.
+    assert {c["destination_service"] for c in counted} == {MYSQL_HOST}
 
 
 def test_a_shared_service_account_names_only_principal_and_namespace() -> None:

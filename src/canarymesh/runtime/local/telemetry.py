@@ -280,6 +280,7 @@ class TelemetryCollector:
             common.upstream_cluster,
             common.response_flags.SerializeToString(deterministic=True),
             _sans(common),
+            common.tls_properties.tls_sni_hostname,
             peer,
         )
         series = stream.tcp.get(key)
