@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import time
+import urllib.parse
 import urllib.request
 from typing import Any, cast
 
@@ -197,20 +198,31 @@ def test_a_killed_sidecar_restarts_and_resyncs_within_two_seconds(
     assert "Simple Bookstore App" in bookinfo_mesh.page()
 
 
-def test_prometheus_scrapes_every_envoy(bookinfo_mesh: LocalMesh) -> None:
-    url = bookinfo_mesh.status()["prometheus_url"]
-    query = url + '/api/v1/query?query=count(up{job="envoy-stats"}==1)'
+def _query(prometheus_url: str, promql: str) -> float:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + 20
-    count = 0
-    while time.monotonic() < deadline:
-        with opener.open(query, timeout=5) as response:
-            result = json.loads(response.read())["data"]["result"]
-        count = int(result[0]["value"][1]) if result else 0
-        if count == 7:
-            break
+    url = prometheus_url + "/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with opener.open(url, timeout=5) as response:
+        result = json.loads(response.read())["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+def _eventually(prometheus_url: str, promql: str, wanted: float, timeout: float = 20) -> float:
+    deadline = time.monotonic() + timeout
+    while (value := _query(prometheus_url, promql)) < wanted and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert count == 7
+    return value
+
+
+def test_prometheus_scrapes_every_envoy_and_istio_metrics(bookinfo_mesh: LocalMesh) -> None:
+    url = bookinfo_mesh.status()["prometheus_url"]
+    assert _eventually(url, 'count(up{job="envoy-stats"} == 1)', 7) == 7
+    for _ in range(10):
+        bookinfo_mesh.page()
+    inbound = (
+        'sum(istio_requests_total{reporter="destination",destination_workload="productpage-v1",'
+        'response_code="200"})'
+    )
+    assert _eventually(url, inbound, 10) >= 10
 
 
 def _pod(mesh: LocalMesh, deployment: str) -> str:

@@ -39,6 +39,7 @@ from canarymesh.runtime.local.reconcile import (
 )
 from canarymesh.runtime.local.store import Store
 from canarymesh.runtime.local.supervisor import Supervisor
+from canarymesh.runtime.local.telemetry import TelemetryCollector
 
 __all__ = ["main", "run"]
 
@@ -57,10 +58,8 @@ async def run(args: argparse.Namespace) -> None:
     state_dir: Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / DAEMON_FILE).unlink(missing_ok=True)
-    ads = AdsServer()
-    ads_port = await ads.start()
-    settings = MeshSettings()
     async with Supervisor() as supervisor:
+        # Prometheus first: it starts while the xDS protos load (about half a second).
         prometheus = None
         if not args.no_prometheus:
             jobs = [ScrapeJob(ENVOY_JOB, "/stats/prometheus"), ScrapeJob(TELEMETRY_JOB)]
@@ -68,6 +67,14 @@ async def run(args: argparse.Namespace) -> None:
                 state_dir, jobs, free_port(set()), scrape_interval=args.scrape_interval
             )
             await supervisor.start(prometheus.spec(), ready_timeout=None)
+        ads = AdsServer()
+        ads_port = await ads.start()
+        collector = TelemetryCollector(
+            lambda node: reconciler.peers.get(node),
+            addresses=lambda address: reconciler.inbound_peers.get(address),
+        )
+        settings = MeshSettings(telemetry_port=await collector.start())
+        metrics_port = await collector.serve_metrics()
         ca = LocalCA.load_or_create(state_dir, dt.datetime.now(dt.UTC))
         reconciler = Reconciler(
             state_dir,
@@ -79,6 +86,7 @@ async def run(args: argparse.Namespace) -> None:
             settings,
             backoff=args.restart_backoff,
         )
+        reconciler.telemetry_targets = (f"127.0.0.1:{metrics_port}",)
         store = Store.load(state_dir / "store.json")
         await reconciler.realise(reconciler.prepare(store.documents))
         await supervisor.wait_ready(sidecar_name(INGRESS_NAME), 15.0)
@@ -91,6 +99,7 @@ async def run(args: argparse.Namespace) -> None:
             "ingress_port": args.ingress_port,
             "ingress_url": f"http://127.0.0.1:{args.ingress_port}",
             "prometheus_url": prometheus.url if prometheus else None,
+            "telemetry": {"als_port": settings.telemetry_port, "metrics_port": metrics_port},
         }
         control = ControlPlane(store, reconciler, info)
         api = ApiServer(control, write_token(state_dir / TOKEN_FILE))
@@ -105,6 +114,7 @@ async def run(args: argparse.Namespace) -> None:
             (state_dir / DAEMON_FILE).unlink(missing_ok=True)
             await api.stop()
             await supervisor.stop_all()
+            await collector.stop()
             await ads.stop(0)
 
 

@@ -42,6 +42,7 @@ from canarymesh.runtime.local.supervisor import ChildStatus, Phase, ProcessSpec,
 from canarymesh.xds.bootstrap import build_ads_bootstrap
 from canarymesh.xds.generate import generate
 from canarymesh.xds.snapshot import XdsSnapshot
+from canarymesh.xds.telemetry import PeerInfo, peer_info
 
 __all__ = ["ENVOY_JOB", "TELEMETRY_JOB", "PortBook", "Prepared", "Reconciler", "sidecar_name"]
 
@@ -140,6 +141,9 @@ class Reconciler:
         self.identities: dict[str, WorkloadIdentity] = {}
         self.mesh: MeshSnapshot | None = None
         self.telemetry_targets: tuple[str, ...] = ()
+        # For the telemetry collector: node id -> workload, and inbound address -> workload.
+        self.peers: dict[str, PeerInfo] = {}
+        self.inbound_peers: dict[str, PeerInfo] = {}
 
     # -- planning (nothing changes) -------------------------------------------------------------
 
@@ -189,8 +193,18 @@ class Reconciler:
                 await self._start(proxy, plans.get(proxy.id))
         gone = [name for name in self.running if name not in {p.id for p in mesh.proxies}]
         await asyncio.gather(*(self._stop(name) for name in gone))
+        self._update_peers()
         self.update_targets()
         return pushed
+
+    def _update_peers(self) -> None:
+        peers = {name: peer_info(r.proxy, self.settings) for name, r in self.running.items()}
+        self.peers = peers
+        self.inbound_peers = {
+            f"127.0.0.1:{port}": peers[name]
+            for name, r in self.running.items()
+            for _, port in r.proxy.ports.inbound
+        }
 
     def push(self, mesh: MeshSnapshot) -> list[str]:
         index = MeshIndex.of(mesh)
