@@ -11,9 +11,14 @@ Each ALS stream names its proxy once, on its first message (``identifier.node.id
 (:mod:`canarymesh.xds.telemetry` explains the headers that carry the peers' identities).
 
 The per-request path is kept cheap: the fields the labels depend on are read straight from the
-protobuf into a tuple, and that tuple finds the pre-bound metric children in a cache. Only a new
-tuple converts the entry to proto3 JSON and runs the pure mapping
+protobuf into a tuple, and that tuple finds the label set's series in a per-stream cache. Only a
+new tuple converts the entry to proto3 JSON and runs the pure mapping
 (:func:`canarymesh.xds.telemetry.labels_from_log_entry`), so the labels are exactly the mapping's.
+``bench/telemetry.py`` measures it (about 13 us of CPU per entry, 15x the textbook path).
+
+TCP connections are logged once, when they close, so ``istio_tcp_connections_opened_total``
+counts a connection at its close, not at its open as Istio does. Their peers come from the
+``addresses`` callable (or inbound addresses learned from logs) and from certificate principals.
 """
 
 from __future__ import annotations
