@@ -70,6 +70,10 @@ class MeshSettings:
     root_namespace: str = "istio-system"
     # gRPC access-log server of the runtime (telemetry); None leaves access logs out.
     telemetry_port: int | None = None
+    # Zipkin span collector of the runtime (HTTP, JSON v2); None leaves tracing out.
+    tracing_port: int | None = None
+    # Percentage of requests traced (Istio's default is 1; the local mesh traces every one).
+    tracing_sampling: float = 100.0
     # Istio's outboundTrafficPolicy: ALLOW_ANY adds a passthrough for hosts outside the mesh.
     allow_any: bool = True
 

@@ -169,6 +169,7 @@ def gateway_hcm(index: MeshIndex, proxy: ProxyNode, route_name: str) -> EnvoyJso
         filters,
         telemetry.build_access_logs(proxy, "gateway", settings),
         {"use_remote_address": True},
+        settings=settings,
     )
 
 

@@ -283,6 +283,7 @@ def build_gateway_api_resources(
             client_http_filters(False),
             telemetry.build_access_logs(proxy, "gateway", index.mesh.settings),
             {"use_remote_address": True},
+            settings=index.mesh.settings,
         )
         listeners.append(
             {

@@ -12,7 +12,7 @@ from collections.abc import Collection
 
 from canarymesh.mesh.index import MeshIndex
 from canarymesh.mesh.model import MeshSnapshot, ProxyNode
-from canarymesh.xds import clusters, gateway, gateway_api, listeners, names, routes, tls
+from canarymesh.xds import clusters, gateway, gateway_api, listeners, names, routes, tls, tracing
 from canarymesh.xds.snapshot import XdsSnapshot, build_snapshot, collect_references
 from canarymesh.xds.types import EnvoyJson, JsonValue
 
@@ -24,6 +24,8 @@ def generate(mesh: MeshSnapshot, proxy: ProxyNode, index: MeshIndex | None = Non
     cluster_list = [*outbound.clusters, clusters.build_blackhole_cluster()]
     if mesh.settings.telemetry_port is not None:
         cluster_list.append(clusters.build_telemetry_cluster(mesh.settings.telemetry_port))
+    if mesh.settings.tracing_port is not None:
+        cluster_list.append(tracing.build_tracing_cluster(mesh.settings.tracing_port))
     if proxy.kind == "sidecar":
         listener_list, route_list = sidecar_resources(index, proxy, cluster_list)
     else:

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from canarymesh.mesh.index import MeshIndex
-from canarymesh.mesh.model import MeshService, ProxyNode, labels_match
-from canarymesh.xds import actions, names, rbac, tcp, telemetry, tls
+from canarymesh.mesh.model import MeshService, MeshSettings, ProxyNode, labels_match
+from canarymesh.xds import actions, names, rbac, tcp, telemetry, tls, tracing
 from canarymesh.xds.clusters import DNS_CACHE
 from canarymesh.xds.endpoints import socket_address
 from canarymesh.xds.types import EnvoyJson, JsonValue, typed
@@ -57,8 +57,10 @@ def build_hcm(
     http_filters: Sequence[JsonValue],
     access_log: Sequence[JsonValue],
     extra: EnvoyJson | None = None,
+    settings: MeshSettings | None = None,
 ) -> EnvoyJson:
-    """``route`` is either ``{"rds": ...}`` or ``{"route_config": ...}``."""
+    """``route`` is either ``{"rds": ...}`` or ``{"route_config": ...}``; ``settings`` with a
+    tracing port add the Zipkin tracer (:mod:`canarymesh.xds.tracing`)."""
     body: EnvoyJson = {
         "stat_prefix": stat_prefix,
         "codec_type": "AUTO",
@@ -67,6 +69,8 @@ def build_hcm(
     }
     if access_log:
         body["access_log"] = list(access_log)
+    if settings is not None and settings.tracing_port is not None:
+        body["tracing"] = tracing.hcm_tracing(settings)
     body.update(extra or {})
     return {"name": HCM, "typed_config": typed(HCM_TYPE, body)}
 
@@ -87,6 +91,7 @@ def build_outbound_http_listener(index: MeshIndex, proxy: ProxyNode) -> EnvoyJso
         rds(names.OUTBOUND_HTTP_ROUTE),
         client_http_filters(settings.allow_any),
         telemetry.build_access_logs(proxy, "outbound", settings),
+        settings=settings,
     )
     return {
         "name": names.OUTBOUND_HTTP_LISTENER,
@@ -179,6 +184,7 @@ def inbound_filters(index: MeshIndex, proxy: ProxyNode, container_port: int) -> 
             "forward_client_cert_details": "SANITIZE_SET",
             "set_current_client_cert_details": {"uri": True},
         },
+        settings=mesh.settings,
     )
     return [hcm]
 

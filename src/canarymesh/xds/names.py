@@ -26,6 +26,7 @@ TYPE_ORDER = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
 PASSTHROUGH_CLUSTER = ClusterName("PassthroughCluster")
 BLACKHOLE_CLUSTER = ClusterName("BlackHoleCluster")
 TELEMETRY_CLUSTER = ClusterName("canarymesh_telemetry")
+TRACING_CLUSTER = ClusterName("canarymesh_tracing")
 XDS_CLUSTER = ClusterName("xds-grpc")
 # Istio's SDS names for the workload certificate and the mesh root.
 WORKLOAD_SECRET = "default"

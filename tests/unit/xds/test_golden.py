@@ -20,7 +20,7 @@ from canarymesh.xds.generate import generate
 from tests.unit.xds.meshes import case_mesh, case_proxies, golden_cases
 
 # Every golden mesh runs with a telemetry server, so access-log config is covered too.
-SETTINGS = MeshSettings(telemetry_port=15999)
+SETTINGS = MeshSettings(telemetry_port=15999, tracing_port=15998)
 TYPES = {
     "listeners": names.LISTENER,
     "routes": names.ROUTE,
