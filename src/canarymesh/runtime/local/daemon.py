@@ -40,6 +40,7 @@ from canarymesh.runtime.local.reconcile import (
 from canarymesh.runtime.local.store import Store
 from canarymesh.runtime.local.supervisor import Supervisor
 from canarymesh.runtime.local.telemetry import TelemetryCollector
+from canarymesh.runtime.local.tracing import TracingCollector
 
 __all__ = ["main", "run"]
 
@@ -73,7 +74,10 @@ async def run(args: argparse.Namespace) -> None:
             lambda node: reconciler.peers.get(node),
             addresses=lambda address: reconciler.inbound_peers.get(address),
         )
-        settings = MeshSettings(telemetry_port=await collector.start())
+        tracing = TracingCollector()
+        settings = MeshSettings(
+            telemetry_port=await collector.start(), tracing_port=await tracing.start()
+        )
         metrics_port = await collector.serve_metrics()
         ca = LocalCA.load_or_create(state_dir, dt.datetime.now(dt.UTC))
         reconciler = Reconciler(
@@ -100,6 +104,7 @@ async def run(args: argparse.Namespace) -> None:
             "ingress_url": f"http://127.0.0.1:{args.ingress_port}",
             "prometheus_url": prometheus.url if prometheus else None,
             "telemetry": {"als_port": settings.telemetry_port, "metrics_port": metrics_port},
+            "tracing_url": f"http://127.0.0.1:{settings.tracing_port}",
         }
         control = ControlPlane(store, reconciler, info)
         api = ApiServer(control, write_token(state_dir / TOKEN_FILE))
@@ -115,6 +120,7 @@ async def run(args: argparse.Namespace) -> None:
             await api.stop()
             await supervisor.stop_all()
             await collector.stop()
+            await tracing.stop()
             await ads.stop(0)
 
 
