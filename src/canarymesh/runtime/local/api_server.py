@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from canarymesh.runtime.local.control import ControlPlane, JsonDict
 
 __all__ = ["ApiServer", "write_token"]
 
+log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -84,6 +86,9 @@ class ApiServer:
             return _json({"error": str(err), "kind": "temporary"}, 503)
         except KeyError as err:
             return _json({"error": f"missing field {err}", "kind": "config"}, 400)
+        except Exception as err:  # a bug: keep serving, tell the caller, keep the traceback
+            log.exception("%s %s failed", request.method, request.path)
+            return _json({"error": f"internal error: {err!r}", "kind": "internal"}, 500)
 
     async def _status(self, request: web.Request) -> web.Response:
         return _json(self.control.status())

@@ -54,9 +54,11 @@ class ControlPlane:
         async with self._lock:
             plan = self.store.plan_delete if delete else self.store.plan_apply
             after, changes = plan(documents)
-            prepared = self.reconciler.prepare(after)
-            self.store.commit(after)
-            pushed = await self.reconciler.realise(prepared)
+            pushed: list[str] = []
+            if after != self.store.documents:
+                prepared = self.reconciler.prepare(after)
+                self.store.commit(after)
+                pushed = await self.reconciler.realise(prepared)
         applied_ms = (time.perf_counter() - started) * 1000
         if wait:
             await self.wait_converged(timeout)

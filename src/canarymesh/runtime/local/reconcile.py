@@ -16,31 +16,41 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 from pydantic import BaseModel
 
+from canarymesh.api.istio_networking import VirtualService
 from canarymesh.api.loader import load_text
 from canarymesh.api.objects import Resource
 from canarymesh.errors import ConfigError
 from canarymesh.mesh.build import INGRESS_NAME, PortKey, build_mesh
-from canarymesh.mesh.index import MeshIndex
-from canarymesh.mesh.model import MeshSettings, MeshSnapshot, ProxyNode, WorkloadIdentity
+from canarymesh.mesh.index import MeshIndex, affected_proxies
+from canarymesh.mesh.model import (
+    Config,
+    MeshSettings,
+    MeshSnapshot,
+    ProxyNode,
+    WorkloadIdentity,
+    resolve_host,
+)
 from canarymesh.runtime.local.ads import AdsServer
 from canarymesh.runtime.local.ca import LocalCA, spiffe_id
 from canarymesh.runtime.local.envoy import envoy_spec, write_bootstrap
 from canarymesh.runtime.local.gateway import ingress_server_ports, primary_server_port
 from canarymesh.runtime.local.pods import PodPlan, app_spec, plan_pods
 from canarymesh.runtime.local.prometheus import LocalPrometheus, TargetGroup
-from canarymesh.runtime.local.store import Document, Key, yaml_text
+from canarymesh.runtime.local.store import Document, Key
 from canarymesh.runtime.local.supervisor import ChildStatus, Phase, ProcessSpec, Supervisor
 from canarymesh.xds.bootstrap import build_ads_bootstrap
-from canarymesh.xds.generate import generate
+from canarymesh.xds.generate import generate, update_virtual_services
 from canarymesh.xds.snapshot import XdsSnapshot
 from canarymesh.xds.telemetry import PeerInfo, peer_info
 
@@ -49,6 +59,10 @@ __all__ = ["ENVOY_JOB", "TELEMETRY_JOB", "PortBook", "Prepared", "Reconciler", "
 ENVOY_JOB = "envoy-stats"
 TELEMETRY_JOB = "istio-telemetry"
 SIDECAR = "istio-proxy"
+# Istio config kinds whose change ``affected_proxies`` can narrow down to some proxies.
+ROUTING_KINDS = frozenset(
+    {"VirtualService", "DestinationRule", "PeerAuthentication", "AuthorizationPolicy"}
+)
 
 
 def sidecar_name(proxy_id: str) -> str:
@@ -96,6 +110,10 @@ class Prepared:
     resources: tuple[Resource[BaseModel], ...]
     pods: tuple[PodPlan, ...]
     mesh: MeshSnapshot
+    # The proxies whose snapshot the change can touch; None: all of them.
+    affected: frozenset[str] | None = None
+    # Set when only VirtualServices changed: their hosts, whose virtual hosts alone are rebuilt.
+    vs_hosts: frozenset[str] | None = None
 
 
 @dataclass(slots=True)
@@ -140,6 +158,10 @@ class Reconciler:
         self.snapshots: dict[str, XdsSnapshot] = {}
         self.identities: dict[str, WorkloadIdentity] = {}
         self.mesh: MeshSnapshot | None = None
+        self._index: MeshIndex | None = None
+        # Store key -> (document, its typed resource); _pending_cache is adopted by realise.
+        self._loaded: dict[Key, tuple[Document, Resource[BaseModel]]] = {}
+        self._pending_cache: dict[Key, tuple[Document, Resource[BaseModel]]] = {}
         self.telemetry_targets: tuple[str, ...] = ()
         # For the telemetry collector: node id -> workload, and inbound address -> workload.
         self.peers: dict[str, PeerInfo] = {}
@@ -149,10 +171,7 @@ class Reconciler:
 
     def prepare(self, documents: Mapping[Key, Document]) -> Prepared:
         """Typed resources, pods and mesh for ``documents``; ConfigError when they cannot run."""
-        loaded = load_text(yaml_text(documents.values()), "<applied resources>")
-        if loaded.diagnostics.has_errors:
-            raise ConfigError("\n".join(loaded.diagnostics.lines()))
-        resources = tuple(loaded.resources)
+        resources = self._typed(documents)
         pods = tuple(plan_pods(resources))
         names = {p.proxy_id: p.name for p in pods}
         self.ports.pods = names
@@ -168,7 +187,67 @@ class Reconciler:
         by_id = {p.id: p for p in proxies}
         for plan in pods:  # fail now, not half-way through starting processes
             app_spec(plan, by_id[plan.name], self.log_dir, self.base_env, self.backoff)
-        return Prepared(resources, pods, mesh)
+        return Prepared(resources, pods, mesh, *self._scope(mesh))
+
+    def _scope(self, mesh: MeshSnapshot) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+        """Proxies a pure routing/policy change touches (``mesh.index.affected_proxies``), and
+        for a change of VirtualServices only, their hosts.
+
+        Anything else (workloads, services, gateways' own resources, proxies or ports that
+        changed) regenerates every proxy; the ADS server still pushes only what differs.
+        """
+        if self.mesh is None or self.mesh.proxies != mesh.proxies:
+            return None, None
+        before, after = self._loaded, self._pending_cache
+        changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+        found: set[str] = set()
+        hosts: set[str] | None = set()
+        for key in changed:
+            for entry in (before.get(key), after.get(key)):
+                if entry is None:
+                    continue
+                resource = entry[1]
+                if resource.kind not in ROUTING_KINDS or "istio.io" not in resource.api_version:
+                    return None, None
+                namespace = resource.namespace_or("default")
+                config = cast(
+                    Config[object], Config(resource.kind, resource.name, namespace, resource.spec)
+                )
+                found.update(p.id for p in affected_proxies(mesh, config))
+                spec = resource.spec
+                if hosts is not None and isinstance(spec, VirtualService):
+                    hosts.update(resolve_host(h, namespace) for h in spec.hosts)
+                else:
+                    hosts = None
+        return frozenset(found), (frozenset(hosts) if hosts is not None else None)
+
+    def _typed(self, documents: Mapping[Key, Document]) -> tuple[Resource[BaseModel], ...]:
+        """The api package's resources for ``documents``; only new or changed ones are loaded.
+
+        Each document is typed and validated on its own (its checks do not depend on the others),
+        so the previous apply's results are reused: re-typing the whole store on each apply
+        cost more than everything else an apply does.
+        """
+        fresh = {k: d for k, d in documents.items() if self._loaded.get(k, (None,))[0] != d}
+        typed: dict[tuple[str, str, str, str], Resource[BaseModel]] = {}
+        if fresh:
+            text = "\n---\n".join(json.dumps(d) for d in fresh.values())
+            loaded = load_text(text, "<applied resources>")
+            if loaded.diagnostics.has_errors:
+                raise ConfigError("\n".join(loaded.diagnostics.lines()))
+            typed = {
+                (r.api_version, r.kind, r.namespace_or(""), r.name): r for r in loaded.resources
+            }
+        cache = {k: v for k, v in self._loaded.items() if k in documents and k not in fresh}
+        for key, document in fresh.items():
+            meta = document.get("metadata")
+            namespace = str(meta.get("namespace") or "") if isinstance(meta, dict) else ""
+            api_version, kind = str(document.get("apiVersion")), str(document.get("kind"))
+            found = typed.get((api_version, kind, namespace, key[2]))
+            if found is not None:
+                cache[key] = (document, found)
+        self._pending_cache = cache
+        return tuple(resource for _, resource in cache.values())
 
     def _with_identity(self, proxy: ProxyNode) -> ProxyNode:
         identity = self.identities.get(proxy.id)
@@ -186,7 +265,8 @@ class Reconciler:
         """Push, start and stop as ``prepared`` says; returns the proxies whose config changed."""
         mesh = prepared.mesh
         self.mesh = mesh
-        pushed = self.push(mesh)
+        self._loaded = self._pending_cache
+        pushed = self.push(mesh, prepared.affected, prepared.vs_hosts)
         plans = {p.name: p for p in prepared.pods}
         for proxy in mesh.proxies:
             if proxy.id not in self.running:
@@ -206,12 +286,30 @@ class Reconciler:
             for _, port in r.proxy.ports.inbound
         }
 
-    def push(self, mesh: MeshSnapshot) -> list[str]:
-        index = MeshIndex.of(mesh)
+    def push(
+        self,
+        mesh: MeshSnapshot,
+        only: frozenset[str] | None = None,
+        vs_hosts: frozenset[str] | None = None,
+    ) -> list[str]:
+        """Regenerate the snapshots of ``only`` (None: every proxy) and push those that changed;
+        with ``vs_hosts``, only those hosts' virtual hosts are rebuilt (the xds shortcut)."""
+        incremental = vs_hosts is not None and self._index is not None
+        index = (
+            self._index.with_virtual_services(mesh)
+            if vs_hosts is not None and self._index is not None
+            else MeshIndex.of(mesh)
+        )
+        self._index = index
         pushed = []
         for proxy in mesh.proxies:
-            snapshot = generate(mesh, proxy, index)
+            if only is not None and proxy.id not in only and proxy.id in self.snapshots:
+                continue
             previous = self.snapshots.get(proxy.id)
+            if incremental and vs_hosts is not None and previous is not None:
+                snapshot = update_virtual_services(previous, mesh, proxy, index, vs_hosts)
+            else:
+                snapshot = generate(mesh, proxy, index)
             if previous is not None and previous.version == snapshot.version:
                 continue
             self.ads.set_snapshot(proxy.id, snapshot)
