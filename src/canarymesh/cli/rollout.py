@@ -1,0 +1,275 @@
+"""``canarymesh rollout start|get|list|history|promote|abort|pause|resume``: drive rollouts.
+
+Thin: ``start`` validates a Canary (ours, or Flagger's translated with a warning per field that
+does not map), stamps it with a new rollout id and applies it; the canary controller
+(:mod:`canarymesh.controller.local`, started here when needed) picks it up. ``get`` renders the
+pure view of :mod:`canarymesh.views.rollout` with rich; the commands drop a manual command in
+the rollout store for the controller to take.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import click
+import yaml
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from canarymesh.api.canary import Canary
+from canarymesh.api.flagger import FLAGGER_API_VERSION, translate_flagger
+from canarymesh.api.loader import load_text
+from canarymesh.cli.common import client, handle_errors, state_dir, state_dir_option
+from canarymesh.controller.local import CANARY_KIND, ROLLOUT_ID, ensure_running
+from canarymesh.controller.loop import state_of
+from canarymesh.errors import ConfigError
+from canarymesh.rollout.phases import TERMINAL
+from canarymesh.runtime.local.rollout_store import RolloutStore
+from canarymesh.views.rollout import RolloutView, rollout_view
+
+__all__ = ["rollout_group", "start_rollout", "view_of"]
+
+_namespace = click.option("-n", "--namespace", default=None, help="The Canary's namespace.")
+
+
+@click.group("rollout")
+def rollout_group() -> None:
+    """Start, watch and steer canary rollouts on the local mesh."""
+
+
+# --- start ------------------------------------------------------------------------------------
+
+
+def canary_documents(text: str, source: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Our Canary documents in ``text`` (Flagger's translated) and the warnings to print."""
+    docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    ours, warnings = [], []
+    for doc in docs:
+        if doc.get("apiVersion") == FLAGGER_API_VERSION:
+            translation = translate_flagger(doc)
+            warnings += [f"warning: {source}: Flagger Canary: {w}" for w in translation.warnings]
+            ours.append(translation.to_manifest())
+        elif doc.get("kind") == "Canary":
+            ours.append(doc)
+    if not ours:
+        raise ConfigError(f"{source}: no Canary (canarymesh.io/v1alpha1 or {FLAGGER_API_VERSION})")
+    checked = load_text(yaml.safe_dump_all(ours, sort_keys=False), source)
+    if checked.diagnostics.has_errors:
+        raise ConfigError("\n".join(checked.diagnostics.lines()))
+    warnings += checked.diagnostics.lines()
+    return ours, warnings
+
+
+def start_rollout(text: str, source: str, namespace: str | None) -> list[str]:
+    """Apply the Canaries of ``text`` as new rollouts; returns their ``namespace/name`` keys."""
+    docs, warnings = canary_documents(text, source)
+    for line in warnings:
+        click.echo(line, err=True)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
+    keys = []
+    for doc in docs:
+        meta = doc.setdefault("metadata", {})
+        meta.setdefault("annotations", {})[ROLLOUT_ID] = f"{stamp}-{secrets.token_hex(3)}"
+        keys.append(f"{meta.get('namespace') or namespace or 'default'}/{meta['name']}")
+    body = {"source": source, "text": yaml.safe_dump_all(docs, sort_keys=False)}
+    client().post("/v1/apply", {"documents": [{**body, "namespace": namespace}]})
+    ensure_running(state_dir())
+    return keys
+
+
+@rollout_group.command("start")
+@click.option("-f", "--filename", "path", required=True, type=click.Path(path_type=Path))
+@_namespace
+@state_dir_option
+@handle_errors
+def start_command(path: Path, namespace: str | None) -> None:
+    """Validate and apply a Canary; the controller starts a new rollout of it."""
+    text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    for key in start_rollout(text, str(path), namespace):
+        click.echo(f"canary.canarymesh.io/{key.split('/')[1]} started ({key})")
+        click.echo(f"  follow it: canarymesh rollout get {key.split('/')[1]} --watch")
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def resolve(name: str, namespace: str | None) -> str:
+    """The ``namespace/name`` key of a rollout named ``name`` (unique across namespaces)."""
+    if "/" in name:
+        return name
+    if namespace is not None:
+        return f"{namespace}/{name}"
+    found = [k for k in RolloutStore(state_dir()).names() if k.split("/")[1] == name]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        return f"default/{name}"
+    raise ConfigError(f"rollout {name} exists in several namespaces: {', '.join(found)}; use -n")
+
+
+def view_of(key: str) -> RolloutView | None:
+    """The view of rollout ``key`` now, or None before the controller's first decision."""
+    state = state_of(RolloutStore(state_dir()).load(key))
+    if state is None:
+        return None
+    namespace, name = key.split("/")
+    query = {"kinds": CANARY_KIND, "namespace": namespace, "name": name}
+    items = cast(list[dict[str, Any]], client().get("/v1/resources", query)["items"])
+    if not items:
+        raise ConfigError(f"no Canary {key} is applied")
+    return rollout_view(state, Canary.model_validate(items[0].get("spec") or {}))
+
+
+_COLORS = {"Succeeded": "green", "Failed": "red", "RollingBack": "red", "Paused": "yellow"}
+
+
+def render(view: RolloutView) -> RenderableType:
+    color = _COLORS.get(view.phase, "cyan")
+    head = Text.assemble(
+        (f"{view.name}", "bold"),
+        f"  {view.strategy} of {view.host}: {view.stable_subset} -> {view.canary_subset}  ",
+        (view.phase, f"bold {color}"),
+        f"  step {view.step}  judge {view.judge}",
+    )
+    weights = (
+        f"weights: canary {view.canary_weight}% / stable {view.stable_weight}%"
+        f"{f', mirror {view.mirror:g}%' if view.mirror else ''}"
+        f"{', A/B match to canary' if view.ab_match else ''}"
+        f"  ({'applied by every proxy' if view.weights_verified else 'waiting for the proxies'})"
+    )
+    parts: list[RenderableType] = [head, Text(weights), _steps(view), _metrics(view), _log(view)]
+    return Group(*parts)
+
+
+def _steps(view: RolloutView) -> Table:
+    table = Table(title="steps", title_justify="left", show_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("step")
+    table.add_column("status")
+    for row in view.steps:
+        style = "bold reverse" if row.status == "current" else "dim" * (row.status != "done")
+        table.add_row(str(row.number), row.description, row.status, style=style or None)
+    return table
+
+
+def _metrics(view: RolloutView) -> Table:
+    table = Table(title="metrics", title_justify="left", show_edge=False)
+    for column in ("metric", "verdict", "canary", "stable", "limit", "n", "p"):
+        table.add_column(column)
+    for m in view.metrics:
+        table.add_row(m.metric, m.verdict, _num(m.canary), _num(m.stable), m.limit,
+                      str(m.samples), _num(m.p_value))  # fmt: skip
+    return table
+
+
+def _log(view: RolloutView) -> Table:
+    table = Table(title="decisions", title_justify="left", show_edge=False)
+    table.add_column("time")
+    table.add_column("phase")
+    table.add_column("reason", overflow="fold")
+    for line in view.log[-15:]:
+        table.add_row(line.at, line.phase, line.reason)
+    return table
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+@rollout_group.command("get")
+@click.argument("name")
+@_namespace
+@click.option("-w", "--watch", is_flag=True, help="Refresh until the rollout ends.")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@state_dir_option
+@handle_errors
+def get_command(name: str, namespace: str | None, watch: bool, output: str) -> None:
+    """Show a rollout: steps, weights, metrics against their limits, the decision log."""
+    key = resolve(name, namespace)
+    view = view_of(key)
+    if output == "json":
+        click.echo(json.dumps(view.to_json() if view else {"name": key, "phase": None}, indent=2))
+        return
+    if not watch:
+        Console().print(render(view) if view else f"{key}: waiting for the controller")
+        return
+    with Live(Text(f"{key}: waiting for the controller"), refresh_per_second=2) as live:
+        while view is None or view.phase not in {p.value for p in TERMINAL}:
+            time.sleep(1.0)
+            view = view_of(key)
+            if view is not None:
+                live.update(render(view))
+
+
+@rollout_group.command("list")
+@state_dir_option
+@handle_errors
+def list_command() -> None:
+    """Every rollout of the mesh with its phase, weight and last reason."""
+    store = RolloutStore(state_dir())
+    click.echo(f"{'NAMESPACE':<12} {'NAME':<16} {'PHASE':<12} {'CANARY':>6}  MESSAGE")
+    for key in store.names():
+        state = state_of(store.load(key))
+        if state is not None:
+            namespace, name = key.split("/")
+            click.echo(f"{namespace:<12} {name:<16} {state.phase.value:<12} "
+                       f"{state.weights.canary:>5}%  {state.message}")  # fmt: skip
+
+
+@rollout_group.command("history")
+@click.argument("name")
+@_namespace
+@state_dir_option
+@handle_errors
+def history_command(name: str, namespace: str | None) -> None:
+    """Every rollout of a Canary, oldest first, with its decisions."""
+    key = resolve(name, namespace)
+    records = RolloutStore(state_dir()).history(key)
+    if not records:
+        raise ConfigError(f"no rollout of {key} yet")
+    for record in records:
+        state = state_of(record)
+        assert state is not None
+        click.echo(f"rollout {record.get('rolloutId')}  {state.phase.value}  "
+                   f"started {state.started_at:%Y-%m-%d %H:%M:%S}Z")  # fmt: skip
+        for entry in state.history:
+            click.echo(f"  {entry.at:%H:%M:%S}  {entry.phase.value:<12} {entry.reason}")
+
+
+def _command(name: str, namespace: str | None, command: str) -> None:
+    key = resolve(name, namespace)
+    store = RolloutStore(state_dir())
+    if store.load(key) is None:
+        raise ConfigError(f"no rollout of {key}: start one with `canarymesh rollout start -f`")
+    store.send_command(key, command)
+    ensure_running(state_dir())
+    click.echo(f"rollout {key}: {command} sent")
+
+
+def _make(command: str, help_text: str) -> click.Command:
+    @click.command(command, help=help_text)
+    @click.argument("name")
+    @_namespace
+    @state_dir_option
+    @handle_errors
+    def run(name: str, namespace: str | None) -> None:
+        _command(name, namespace, command)
+
+    return run
+
+
+for _name, _help in (
+    ("promote", "Skip the remaining steps and promote the canary now."),
+    ("abort", "Roll back now: every request to the stable version."),
+    ("pause", "Hold at the current step (analysis goes on; a failing canary still rolls back)."),
+    ("resume", "Go on after a pause (also passes a pause step without duration)."),
+):
+    rollout_group.add_command(_make(_name, _help))
