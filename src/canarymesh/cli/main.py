@@ -22,7 +22,7 @@ COMMANDS = {
     "up": "canarymesh.cli.mesh:up_command",
     "down": "canarymesh.cli.mesh:down_command",
     "status": "canarymesh.cli.mesh:status_command",
-    "dashboard": "canarymesh.cli.mesh:dashboard_command",
+    "dashboard": "canarymesh.cli.dashboard:dashboard_command",
     "apply": "canarymesh.cli.apply:apply_command",
     "delete": "canarymesh.cli.apply:delete_command",
     "get": "canarymesh.cli.get:get_command",
@@ -30,6 +30,8 @@ COMMANDS = {
     "logs": "canarymesh.cli.get:logs_command",
     "proxy-status": "canarymesh.cli.proxy:proxy_status_command",
     "proxy-config": "canarymesh.cli.proxy:proxy_config_command",
+    "rollout": "canarymesh.cli.rollout:rollout_group",
+    "demo": "canarymesh.cli.demo:demo_command",
 }
 
 
