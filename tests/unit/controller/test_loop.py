@@ -1,0 +1,154 @@
+"""The controller loop against the in-memory fakes: it executes the machine's decisions through
+the ports, persists before acting, resumes from the store, holds when metrics are offline, and
+takes manual commands. No I/O, a fake clock."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from dataclasses import dataclass, field
+
+from canarymesh.analysis.measure import window_queries
+from canarymesh.api.canary import Canary, Webhook
+from canarymesh.controller.loop import Controller, state_of
+from canarymesh.controller.observe import due_windows, fqdn
+from canarymesh.controller.sources import CanaryItem, Wiring
+from canarymesh.controller.telemetry import ControllerMetrics
+from canarymesh.ports import Sample
+from canarymesh.rollout.machine import WebhookResult
+from canarymesh.rollout.phases import Phase
+from canarymesh.rollout.state import CanaryState
+from tests.fakes import FakeClock, FakeMetrics, FakeRouter, MemoryStore
+
+SPEC = Canary.model_validate(
+    {
+        "target": {"host": "reviews", "virtualService": "reviews", "stableSubset": "v1",
+                   "canarySubset": "v3"},
+        "strategy": {"canary": {"steps": [{"setWeight": 50}, {"analysis": {"duration": "10s"}}]}},
+        "analysis": {"interval": "5s", "minRequests": 10,
+                     "metrics": [{"name": "request-success-rate"}]},
+        "progressDeadline": "5m",
+    }
+)  # fmt: skip
+ITEM = CanaryItem("default", "reviews", "r1", SPEC)
+
+
+@dataclass
+class Doubles:
+    items: tuple[CanaryItem, ...] = (ITEM,)
+    commands: dict[str, str] = field(default_factory=dict)
+    started: list[str] = field(default_factory=list)
+
+    def list(self) -> tuple[CanaryItem, ...]:
+        return self.items
+
+    def take_command(self, name: str) -> str | None:
+        return self.commands.pop(name, None)
+
+    def call(self, item: CanaryItem, hook: Webhook, phase: str) -> WebhookResult:
+        return WebhookResult(hook.name, True)
+
+    def start(self, item: CanaryItem) -> None:
+        self.started.append(item.key)
+
+    def stop(self, key: str) -> None:
+        self.started = [k for k in self.started if k != key]
+
+
+def answer(metrics: FakeMetrics, version: str, requests: float, errors: float) -> None:
+    queries = window_queries(fqdn("reviews", "default"), version, datetime.timedelta(seconds=5))
+    metrics.answers[queries["request-count"]] = (Sample((), requests),)
+    metrics.answers[queries["error-count"]] = (Sample((), errors),)
+    buckets = ((("le", "25"),), (("le", "+Inf"),))
+    metrics.answers[queries["duration-buckets"]] = tuple(Sample(b, requests) for b in buckets)
+
+
+def build(
+    store: MemoryStore | None = None, clock: FakeClock | None = None
+) -> tuple[Controller, FakeClock, FakeRouter, FakeMetrics, MemoryStore, Doubles]:
+    clock = clock or FakeClock()
+    router, metrics, store = FakeRouter(clock), FakeMetrics(), store or MemoryStore()
+    doubles = Doubles()
+    wiring = Wiring(doubles, lambda item: router, metrics, store, clock, doubles, doubles,
+                    doubles, ControllerMetrics())  # fmt: skip
+    return Controller(wiring), clock, router, metrics, store, doubles
+
+
+def run(
+    controller: Controller, clock: FakeClock, store: MemoryStore, seconds: float
+) -> CanaryState:
+    for _ in range(int(seconds / 0.5)):
+        controller.run_once()
+        clock.advance(0.5)
+        state = state_of(store.load(ITEM.key))
+        if state is not None and state.phase in (Phase.SUCCEEDED, Phase.FAILED):
+            return state
+    state = state_of(store.load(ITEM.key))
+    assert state is not None
+    return state
+
+
+def test_healthy_canary_is_promoted_through_the_router() -> None:
+    controller, clock, router, metrics, store, _ = build()
+    answer(metrics, "v3", 100, 0)
+    answer(metrics, "v1", 100, 0)
+    state = run(controller, clock, store, 120)
+    assert state.phase is Phase.SUCCEEDED, state.message
+    assert router.finalized == "v3"
+    assert "set_weights canary 50% / stable 50%" in router.calls
+    assert any(at >= clock.current - datetime.timedelta(seconds=120) for _, at in metrics.asked)
+
+
+def test_faulty_canary_rolls_back_with_the_metric_in_the_reason() -> None:
+    controller, clock, router, metrics, store, _ = build()
+    answer(metrics, "v3", 100, 30)
+    answer(metrics, "v1", 100, 0)
+    state = run(controller, clock, store, 120)
+    assert state.phase is Phase.FAILED
+    assert router.weights is not None and router.weights.canary == 0
+    assert "request-success-rate" in state.message and "30.00%" in state.message
+
+
+def test_a_new_controller_resumes_at_the_same_step() -> None:
+    controller, clock, router, metrics, store, _ = build()
+    answer(metrics, "v3", 100, 0)
+    answer(metrics, "v1", 100, 0)
+    for _ in range(8):
+        controller.run_once()
+        clock.advance(0.5)
+    before = state_of(store.load(ITEM.key))
+    assert before is not None and before.step == 1 and before.phase is Phase.PROGRESSING
+    again, _, _, _, _, _ = build(store, clock)
+    again.w = dataclasses.replace(again.w, router_for=lambda item: router, metrics=metrics)
+    again.run_once()
+    after = state_of(store.load(ITEM.key))
+    assert after is not None and after.step == 1 and after.started_at == before.started_at
+    assert run(again, clock, store, 120).phase is Phase.SUCCEEDED
+
+
+def test_metrics_offline_holds_and_never_promotes() -> None:
+    controller, clock, _, metrics, store, _ = build()
+    metrics.online = False
+    state = run(controller, clock, store, 60)
+    assert state.phase is Phase.PROGRESSING
+    assert "metrics source unreachable" in state.message
+
+
+def test_abort_command_rolls_back() -> None:
+    controller, clock, router, metrics, store, doubles = build()
+    answer(metrics, "v3", 100, 0)
+    answer(metrics, "v1", 100, 0)
+    run(controller, clock, store, 3)
+    doubles.commands[ITEM.key] = "abort"
+    state = run(controller, clock, store, 10)
+    assert state.phase is Phase.FAILED and "aborted by user" in state.message
+    assert router.weights is not None and router.weights.canary == 0
+
+
+def test_windows_start_at_verification_and_wait_for_the_scrape() -> None:
+    clock = FakeClock()
+    state = CanaryState.initial("r", "v1", clock.now()).with_verified(clock.now())
+    interval = datetime.timedelta(seconds=5)
+    assert due_windows(state, interval, clock.advance(6)) == []
+    windows = due_windows(state, interval, clock.advance(11))
+    assert [(s - state.started_at).seconds for s, _ in windows] == [0, 5, 10]

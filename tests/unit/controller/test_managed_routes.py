@@ -1,0 +1,72 @@
+"""Weights written into a user's VirtualService: only the managed routes change, our own routes
+come and go, and what is written reads back equal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from canarymesh.api.canary import Canary
+from canarymesh.controller.managed_routes import finalized, patched, read_weights
+from canarymesh.errors import ConfigError
+from canarymesh.rollout.actions import Weights
+
+SPEC = Canary.model_validate(
+    {
+        "target": {"host": "reviews", "virtualService": "reviews", "stableSubset": "v1",
+                   "canarySubset": "v3"},
+        "strategy": {"canary": {"match": [{"headers": {"end-user": {"exact": "jason"}}}]},
+                     "sessionAffinity": {"cookieName": "canary", "maxAge": "1h"}},
+    }
+)  # fmt: skip
+VS: dict[str, Any] = {
+    "apiVersion": "networking.istio.io/v1",
+    "kind": "VirtualService",
+    "metadata": {"name": "reviews", "namespace": "default"},
+    "spec": {
+        "hosts": ["reviews"],
+        "http": [
+            {"name": "other", "match": [{"uri": {"prefix": "/x"}}],
+             "route": [{"destination": {"host": "details"}}]},
+            {"timeout": "3s", "route": [{"destination": {"host": "reviews", "subset": "v1"}}]},
+        ],
+    },
+}  # fmt: skip
+
+
+def test_weights_match_and_affinity_are_written_and_read_back() -> None:
+    weights = Weights(30, "v1", mirror=0.0, match=True)
+    out = patched(VS, "reviews", SPEC, weights)
+    http = out["spec"]["http"]
+    assert [r.get("name") for r in http] == [
+        "other", "canarymesh-reviews-ab", "canarymesh-reviews-affinity", None,
+    ]  # fmt: skip
+    assert http[0] == VS["spec"]["http"][0]  # not ours: untouched
+    assert http[1]["match"] == [{"headers": {"end-user": {"exact": "jason"}}}]
+    assert http[3]["timeout"] == "3s"
+    assert [d["weight"] for d in http[3]["route"]] == [70, 30]
+    cookie = http[3]["route"][1]["headers"]["response"]["add"]["Set-Cookie"]
+    assert cookie == "canary=reviews; Max-Age=3600"
+    assert read_weights(out, "reviews", SPEC) == weights
+    again = patched(out, "reviews", SPEC, Weights(0, "v1"))
+    assert [r.get("name") for r in again["spec"]["http"]] == ["other", None]
+
+
+def test_mirror_and_finalize() -> None:
+    out = patched(VS, "reviews", SPEC, Weights(0, "v1", mirror=50.0))
+    route = out["spec"]["http"][-1]
+    assert route["mirror"] == {"host": "reviews", "subset": "v3"}
+    assert route["mirrorPercentage"] == {"value": 50.0}
+    done = finalized(out, "reviews", SPEC, "v3")
+    assert done["spec"]["http"][-1]["route"] == [
+        {"destination": {"host": "reviews", "subset": "v3"}}
+    ]
+    assert "mirror" not in done["spec"]["http"][-1]
+    assert read_weights(done, "reviews", SPEC) == Weights(0, "v3")
+
+
+def test_a_virtual_service_without_the_host_is_refused() -> None:
+    vs = {**VS, "spec": {"hosts": ["reviews"], "http": [VS["spec"]["http"][0]]}}
+    with pytest.raises(ConfigError, match="no HTTP route to it for host reviews"):
+        patched(vs, "reviews", SPEC, Weights(10, "v1"))
