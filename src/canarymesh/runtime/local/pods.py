@@ -212,8 +212,13 @@ def app_spec(
         )
     recipe = plan.recipe
     if not isinstance(recipe, PythonService):
-        kind = "MariaDB" if isinstance(recipe, MariaDbRecipe) else "MongoDB"
-        raise ConfigError(f"pod {plan.name}: {kind} images are not supported by this runtime yet")
+        # MariaDB pods are started by runtime.local.databases; mongod is not installed here.
+        if isinstance(recipe, MariaDbRecipe):
+            raise ConfigError(f"pod {plan.name}: a MariaDB image runs no Python service")
+        raise ConfigError(
+            f"pod {plan.name}: MongoDB images do not run on the local mesh (no mongod);"
+            " use bookinfo-mysql.yaml and bookinfo-ratings-v2-mysql.yaml for a database"
+        )
     probe: HttpProbe | TcpProbe = (
         HttpProbe(f"http://127.0.0.1:{port}{plan.readiness_path}")
         if plan.readiness_path

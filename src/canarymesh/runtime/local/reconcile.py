@@ -43,6 +43,8 @@ from canarymesh.mesh.model import (
 )
 from canarymesh.runtime.local.ads import AdsServer
 from canarymesh.runtime.local.ca import LocalCA, spiffe_id
+from canarymesh.runtime.local.catalog import MariaDbRecipe
+from canarymesh.runtime.local.databases import prepare_mariadb, remove_workdir
 from canarymesh.runtime.local.envoy import envoy_spec, write_bootstrap
 from canarymesh.runtime.local.gateway import ingress_server_ports, primary_server_port
 from canarymesh.runtime.local.pods import PodPlan, app_spec, plan_pods
@@ -124,6 +126,9 @@ class Running:
     plan: PodPlan | None
     created: float
     app: str | None = None
+    # A database pod: the task preparing its data directory, and that directory.
+    init: asyncio.Task[None] | None = None
+    workdir: Path | None = None
 
 
 class Reconciler:
@@ -186,7 +191,8 @@ class Reconciler:
         mesh = replace(mesh, proxies=proxies)
         by_id = {p.id: p for p in proxies}
         for plan in pods:  # fail now, not half-way through starting processes
-            app_spec(plan, by_id[plan.name], self.log_dir, self.base_env, self.backoff)
+            if not isinstance(plan.recipe, MariaDbRecipe):
+                app_spec(plan, by_id[plan.name], self.log_dir, self.base_env, self.backoff)
         return Prepared(resources, pods, mesh, *self._scope(mesh))
 
     def _scope(self, mesh: MeshSnapshot) -> tuple[frozenset[str] | None, frozenset[str] | None]:
@@ -331,15 +337,31 @@ class Reconciler:
         running = Running(proxy, plan, time.time())
         self.running[proxy.id] = running
         await self.supervisor.start(spec, ready_timeout=None)
-        if plan is not None:
-            app: ProcessSpec = app_spec(plan, proxy, self.log_dir, self.base_env, self.backoff)
-            running.app = app.name
-            await self.supervisor.start(app, ready_timeout=None)
+        if plan is None:
+            return
+        if isinstance(plan.recipe, MariaDbRecipe):
+            # Its data directory takes a second or two to create: the apply does not wait.
+            running.app = f"{plan.name}.{plan.container}"
+            running.init = asyncio.create_task(self._start_database(plan.recipe, plan, running))
+            return
+        app: ProcessSpec = app_spec(plan, proxy, self.log_dir, self.base_env, self.backoff)
+        running.app = app.name
+        await self.supervisor.start(app, ready_timeout=None)
+
+    async def _start_database(self, recipe: MariaDbRecipe, plan: PodPlan, running: Running) -> None:
+        spec, running.workdir = await prepare_mariadb(
+            recipe, plan, running.proxy, self.log_dir, self.backoff
+        )
+        await self.supervisor.start(spec, ready_timeout=None)
 
     async def _stop(self, proxy_id: str) -> None:
         running = self.running.pop(proxy_id)
-        if running.app is not None:
+        if running.init is not None:
+            running.init.cancel()
+        if running.app is not None and self._started(running.app):
             await self.supervisor.stop(running.app)
+        if running.workdir is not None:
+            remove_workdir(running.workdir)
         await self.supervisor.stop(sidecar_name(proxy_id))
         self.ads.remove_node(proxy_id)
         self.snapshots.pop(proxy_id, None)
@@ -377,7 +399,7 @@ class Reconciler:
                 continue
             children = [self.supervisor.child_status(sidecar_name(name))]
             if running.app is not None:
-                children.insert(0, self.supervisor.child_status(running.app))
+                children.insert(0, self._status(running.app))
             rows.append(
                 {
                     "name": name,
@@ -424,8 +446,17 @@ class Reconciler:
             raise ConfigError(f"no pod or gateway named {pod!r} (known: {known})")
         found = {SIDECAR: self.supervisor.child_status(sidecar_name(pod))}
         if running.app is not None and running.plan is not None:
-            found[running.plan.container] = self.supervisor.child_status(running.app)
+            found[running.plan.container] = self._status(running.app)
         return found
+
+    def _started(self, name: str) -> bool:
+        return any(c.name == name for c in self.supervisor.status())
+
+    def _status(self, name: str) -> ChildStatus:
+        """A child's status; one still being prepared (a database) is Starting, not ready."""
+        if self._started(name):
+            return self.supervisor.child_status(name)
+        return ChildStatus(name, None, Phase.STARTING, False, 0, None, None)
 
 
 def pod_phase(children: Sequence[ChildStatus]) -> str:

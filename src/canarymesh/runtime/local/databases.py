@@ -1,0 +1,80 @@
+"""Database pods: Bookinfo's ``mysqldb`` image played by a local MariaDB, seeded at each start.
+
+Called by :mod:`canarymesh.runtime.local.reconcile` when a pod's image resolves to
+:class:`~canarymesh.runtime.local.catalog.MariaDbRecipe`. Like the image's emptyDir volume, the
+data lives only as long as the pod: :func:`prepare_mariadb` creates an empty data directory
+(``mariadb-install-db``, a second or two, run off the event loop's critical path by the caller),
+writes the init file that sets ``MYSQL_ROOT_PASSWORD`` and loads ratings' seed, and returns the
+server's supervised process on the port ``build_mesh`` allocated for the container port.
+
+The directory is a short one under the system temp dir, not in the state dir: MariaDB's unix
+socket path must stay under about 107 bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from canarymesh.errors import ConfigError
+from canarymesh.mesh.model import ProxyNode
+from canarymesh.runtime.local.catalog import MariaDbRecipe
+from canarymesh.runtime.local.pods import PodPlan
+from canarymesh.runtime.local.supervisor import ProcessSpec, TcpProbe
+
+__all__ = ["prepare_mariadb", "remove_workdir", "seed_path"]
+
+
+def seed_path(recipe: MariaDbRecipe) -> Path:
+    """ratings' ``mysqldb-init.sql``, found next to the installed ``bookinfo`` package."""
+    spec = importlib.util.find_spec("bookinfo")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    if not locations:
+        raise ConfigError("the bookinfo package is not installed: its MySQL seed is needed")
+    return Path(locations[0]).parent / recipe.init_sql
+
+
+async def prepare_mariadb(
+    recipe: MariaDbRecipe, plan: PodPlan, proxy: ProxyNode, log_dir: Path, backoff: float
+) -> tuple[ProcessSpec, Path]:
+    """An initialised data directory and the server's process spec; returns both."""
+    if plan.container_port is None or proxy.ports.app_port(plan.container_port) is None:
+        raise ConfigError(f"pod {plan.name}: the database container declares no port")
+    port = proxy.ports.app_port(plan.container_port) or 0
+    workdir = Path(tempfile.mkdtemp(prefix="cm-db-"))
+    as_root = os.geteuid() == 0
+    log_path = log_dir / f"{plan.name}.{plan.container}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        install = await asyncio.create_subprocess_exec(
+            *recipe.install_argv(workdir / "data", as_root),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        if await install.wait() != 0:
+            remove_workdir(workdir)
+            raise ConfigError(f"pod {plan.name}: mariadb-install-db failed, see {log_path}")
+    password = dict(plan.env).get("MYSQL_ROOT_PASSWORD", "password")
+    init = workdir / "init.sql"
+    init.write_text(recipe.init_script(password, seed_path(recipe).read_text()))
+    argv = recipe.argv(workdir / "data", port, workdir / "mysqld.sock", init, as_root)
+    spec = ProcessSpec(
+        name=f"{plan.name}.{plan.container}",
+        argv=argv,
+        log_path=log_path,
+        env={"PATH": os.environ.get("PATH", os.defpath)},
+        probe=TcpProbe(port),
+        backoff_initial=backoff,
+        backoff_max=10.0,
+        stop_grace=10.0,
+    )
+    return spec, workdir
+
+
+def remove_workdir(workdir: Path) -> None:
+    shutil.rmtree(workdir, ignore_errors=True)
