@@ -25,7 +25,8 @@ def test_graph_queries_render_exactly() -> None:
         f'sum by ({EDGE}) (rate(istio_requests_total{{reporter="source"}}[1m]))'
     )
     assert panel_query("edge-error-rate", LOCAL) == (
-        f'sum by ({EDGE}) (rate(istio_requests_total{{reporter="source", response_code=~"5.."}}[1m]))'
+        f"sum by ({EDGE}) (rate(istio_requests_total"
+        '{reporter="source", response_code=~"5.."}[1m]))'
     )
     assert panel_query("edge-p99", {"interval": "30s"}) == (
         f"histogram_quantile(0.99, sum by (le, {EDGE}) (rate("
@@ -34,7 +35,8 @@ def test_graph_queries_render_exactly() -> None:
 
 
 def test_service_queries_render_exactly() -> None:
-    selector = 'reporter="destination", destination_service=~"reviews\\\\.default\\\\.svc\\\\.cluster\\\\.local"'
+    host = "reviews\\\\.default\\\\.svc\\\\.cluster\\\\.local"
+    selector = f'reporter="destination", destination_service=~"{host}"'
     assert panel_query("version-request-rate", LOCAL) == (
         f"sum by (destination_version) (rate(istio_requests_total{{{selector}}}[1m]))"
     )
@@ -43,7 +45,8 @@ def test_service_queries_render_exactly() -> None:
         f"istio_request_duration_milliseconds_bucket{{{selector}}}[1m])))"
     )
     assert panel_query("version-success-rate", LOCAL) == (
-        f'sum by (destination_version) (rate(istio_requests_total{{{selector}, response_code!~"5.."}}[1m]))'
+        "sum by (destination_version) (rate(istio_requests_total"
+        f'{{{selector}, response_code!~"5.."}}[1m]))'
         f" / sum by (destination_version) (rate(istio_requests_total{{{selector}}}[1m]))"
     )
 

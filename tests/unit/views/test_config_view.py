@@ -1,4 +1,4 @@
-"""The config view: resources sorted, analyze findings kept, proxies ACKed or NACKed with reasons."""
+"""The config view: resources sorted, analyze findings kept, proxies ACKed or NACKed (why)."""
 
 from __future__ import annotations
 
