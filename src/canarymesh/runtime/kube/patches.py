@@ -111,9 +111,9 @@ def read_virtual_service_weights(vs: Mapping[str, Any], canary: Canary, name: st
         subset = str(dest.get("destination", {}).get("subset", ""))
         by_subset[subset] = by_subset.get(subset, 0) + int(dest.get("weight", 100))
     canary_weight = by_subset.pop(canary.canary_subset(), 0)
-    stable = (
-        max(by_subset, key=lambda s: (by_subset[s], s)) if by_subset else canary.canary_subset()
-    )
+    if not by_subset:  # finalized: the canary's subset is the stable one now
+        return Weights(0, canary.canary_subset())
+    stable = max(by_subset, key=lambda s: (by_subset[s], s))
     mirror = first.get("mirror") or {}
     mirrored = mirror.get("subset") == canary.canary_subset()
     percent = float(first.get("mirrorPercentage", {}).get("value", 100.0)) if mirrored else 0.0
@@ -285,9 +285,10 @@ def read_http_route_weights(route: Mapping[str, Any], canary: Canary, name: str)
         service = str(ref.get("name", ""))
         by_service[service] = by_service.get(service, 0) + int(ref.get("weight", 1))
     canary_weight = by_service.pop(canary_service, 0)
-    prefix = f"{_short(host)}-"
-    stable_service = max(by_service, key=lambda s: (by_service[s], s)) if by_service else ""
-    stable = stable_service.removeprefix(prefix) if stable_service else canary.canary_subset()
+    if not by_service:  # finalized: the canary's Service is the stable one now
+        return Weights(0, canary.canary_subset())
+    stable_service = max(by_service, key=lambda s: (by_service[s], s))
+    stable = stable_service.removeprefix(f"{_short(host)}-")
     percent = 0.0
     for f in first.get("filters", []):
         mirror = f.get("requestMirror") or {}

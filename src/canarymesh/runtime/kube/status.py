@@ -22,9 +22,10 @@ REPORTING_CONTROLLER = "canarymesh.io/controller"
 _WARNING_PHASES = {Phase.ROLLING_BACK, Phase.FAILED}
 
 
-def status_body(namespace: str, name: str, state: Mapping[str, Any]) -> dict[str, Any]:
-    """The server-side-apply body of the ``status`` subresource for a saved rollout state."""
-    parsed = CanaryState.from_dict(dict(state))
+def status_body(namespace: str, name: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """The server-side-apply body of the ``status`` subresource for the controller's record
+    of a rollout (``{"rolloutId": …, "state": CanaryState.to_dict()}``)."""
+    parsed = CanaryState.from_dict(dict(record["state"]))
     last = parsed.history[-1] if parsed.history else None
     status: dict[str, Any] = {
         "phase": parsed.phase.value,
@@ -34,7 +35,7 @@ def status_body(namespace: str, name: str, state: Mapping[str, Any]) -> dict[str
         "failedChecks": parsed.failed_checks,
         "message": parsed.message,
         "conditions": conditions(parsed),
-        "rolloutState": dict(state),
+        "rolloutState": dict(record),
     }
     if last is not None:
         status["lastDecision"] = {"reason": last.reason, "at": _rfc3339(last.at)}

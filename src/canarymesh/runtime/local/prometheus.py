@@ -178,9 +178,13 @@ class QueryResult:
 class PrometheusClient:
     """``GET /api/v1/query`` against any Prometheus; ``async with`` closes the session."""
 
-    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, base_url: str, timeout: float = 5.0, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # e.g. Authorization for a cluster's Prometheus behind a proxy (canarymesh.runtime.kube)
+        self._headers = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> PrometheusClient:
@@ -217,7 +221,9 @@ class PrometheusClient:
 
     async def _get(self, path: str, params: Mapping[str, str]) -> tuple[int, str]:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout, trust_env=False)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, trust_env=False, headers=self._headers
+            )
         try:
             async with self._session.get(self.base_url + path, params=params) as response:
                 return response.status, await response.text()
