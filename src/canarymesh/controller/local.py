@@ -61,6 +61,7 @@ DR_KIND = "destinationrule.networking.istio.io"
 ROLLOUT_ID = "canarymesh.io/rollout-id"
 CONTROLLER_FILE = "controller.json"
 LOCK_FILE = "controller.lock"
+_SPAWNED: list[subprocess.Popen[bytes]] = []
 LOAD_LIMIT = 3600.0  # seconds: the built-in load generator never runs longer than this
 
 
@@ -197,8 +198,9 @@ def ensure_running(state_dir: Path, timeout: float = 10.0) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     with (log_dir / "canary-controller.log").open("a") as output:
         argv = [sys.executable, "-m", "canarymesh.controller", "--state-dir", str(state_dir)]
-        subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                         start_new_session=True)  # fmt: skip
+        # Kept referenced: the controller outlives this call (and usually this process).
+        _SPAWNED.append(subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL, start_new_session=True))  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = controller_info(state_dir)
