@@ -101,3 +101,20 @@ def test_a_killed_control_plane_takes_its_children_along(small_mesh: LocalMesh) 
         "deployment.apps/ratings-v1 unchanged",
     ]
     assert "2/2" in small_mesh.cli("get", "pods").stdout
+
+
+def test_delete_stops_the_pods_and_forgets_the_proxy(small_mesh: LocalMesh) -> None:
+    pods = small_mesh.json("get", "pods", "-o", "json")["items"]
+    pids = [c["pid"] for c in pods[0]["containers"]]
+    done = small_mesh.cli("delete", "-f", RATINGS, "--wait")
+    assert done.stdout.splitlines() == [
+        "service/ratings deleted",
+        "serviceaccount/bookinfo-ratings deleted",
+        "deployment.apps/ratings-v1 deleted",
+    ]
+    assert wait_gone(pids) == []
+    assert small_mesh.json("get", "pods", "-o", "json")["items"] == []
+    proxies = small_mesh.json("proxy-status", "-o", "json")
+    assert [p["name"] for p in proxies] == ["istio-ingressgateway"]
+    again = small_mesh.cli("delete", "-f", RATINGS)
+    assert again.stdout.splitlines()[0] == "service/ratings not found"
