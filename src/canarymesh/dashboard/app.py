@@ -21,6 +21,7 @@ from aiohttp import web
 from canarymesh.analysis.panels import panel_query
 from canarymesh.api.analyze import analyze
 from canarymesh.api.loader import load_text
+from canarymesh.dashboard.rollouts import RolloutsApi
 from canarymesh.dashboard.settings import DashboardSettings
 from canarymesh.dashboard.sources import MeshApi, PromSource, SourceError, TraceSource
 from canarymesh.errors import ConfigError
@@ -69,6 +70,7 @@ class Dashboard:
         self.prometheus = PromSource(settings.prometheus_url) if settings.prometheus_url else None
         self.tracing = TraceSource(settings.tracing_url) if settings.tracing_url else None
         self.mesh = MeshApi(settings.state_dir) if settings.state_dir else None
+        self.rollouts = RolloutsApi(settings.state_dir, self.mesh, self.prometheus)
 
     async def close(self, app: web.Application) -> None:
         for source in (self.prometheus, self.tracing):
@@ -93,7 +95,7 @@ class Dashboard:
                 "prometheus": s.prometheus_url,
                 "tracing": s.tracing_url,
                 "refresh_seconds": s.refresh_seconds,
-                "read_only": True,
+                "read_only": s.state_dir is None,
             }
         )
 
@@ -203,6 +205,8 @@ def create_app(settings: DashboardSettings) -> web.Application:
             web.get("/api/trace-services", dashboard.trace_services),
             web.get("/api/traces", dashboard.traces),
             web.get("/api/trace/{trace_id}", dashboard.trace),
+            web.get("/api/rollouts", dashboard.rollouts.list),
+            web.post("/api/rollouts/{namespace}/{name}/{command}", dashboard.rollouts.act),
             web.static("/static", STATIC),
         ]
     )

@@ -113,6 +113,7 @@ function lineChart(title, rows, field, unit, options = {}) {
   if (!all.length) return el("div", { class: "card" }, el("h3", {}, title), el("p", { class: "empty" }, "no data"));
   const t0 = Math.min(...all.map((p) => p[0])), t1 = Math.max(...all.map((p) => p[0]));
   let lo = options.min ?? Math.min(...all.map((p) => p[1])), hi = Math.max(...all.map((p) => p[1]));
+  if (options.limit !== undefined) { lo = Math.min(lo, options.limit); hi = Math.max(hi, options.limit); }
   if (options.min === undefined) lo = Math.min(lo, 0);
   if (hi - lo < 1e-9) hi = lo + 1;
   const x = (t) => L + ((t - t0) / Math.max(t1 - t0, 1)) * (W - L - 8), y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
@@ -120,6 +121,10 @@ function lineChart(title, rows, field, unit, options = {}) {
   for (const v of [lo, (lo + hi) / 2, hi]) svg.append(el("svg:text", { x: L - 4, y: y(v) + 3, "text-anchor": "end" }, fmt(v, hi < 10 ? 2 : 0)));
   const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   svg.append(el("svg:text", { x: L, y: H - 6 }, clock(t0)), el("svg:text", { x: W - 8, y: H - 6, "text-anchor": "end" }, clock(t1)));
+  if (options.limit !== undefined) {
+    svg.append(el("svg:line", { class: "limit", x1: L, x2: W - 8, y1: y(options.limit), y2: y(options.limit) }),
+      el("svg:text", { class: "limit", x: W - 10, y: y(options.limit) - 3, "text-anchor": "end" }, `limit ${options.limit}`));
+  }
   for (const s of series) {
     let d = "", pen = false;
     for (const [t, v] of s.points) {
@@ -223,8 +228,73 @@ function drawWaterfall(wf) {
 }
 
 // ---------------------------------------------------------------- rollouts
+const TERMINAL = ["Succeeded", "Failed"];
+const phaseClass = (p) => (p === "Succeeded" ? "badge" : p === "Failed" || p === "RollingBack" ? "badge bad" : p === "Paused" ? "badge warn" : "badge blue");
+
+function limitOf(r, metric) {
+  // "min 99" / "max 500" of a threshold check; a statistical judge has no fixed line to draw.
+  const found = r.metrics.find((m) => m.metric === metric)?.limit.match(/(?:min|max) ([0-9.]+)/);
+  return found ? Number(found[1]) : undefined;
+}
+
+function timelineRows(timeline, versions) {
+  // Traffic share per version at each instant: the weights as the proxies applied them.
+  const total = new Map();
+  for (const v of versions) for (const [t, x] of timeline[v]?.["version-request-rate"] || []) total.set(t, (total.get(t) || 0) + (x || 0));
+  return versions.map((v) => ({
+    version: v,
+    share: (timeline[v]?.["version-request-rate"] || []).map(([t, x]) => [t, total.get(t) ? (100 * (x || 0)) / total.get(t) : null]),
+    success: timeline[v]?.["version-success-rate"] || [],
+    p99: timeline[v]?.["version-p99"] || [],
+  }));
+}
+
+async function act(r, command) {
+  if (!confirm(`${command} rollout ${r.key}?`)) return;
+  const token = $("#token").value.trim();
+  const response = await fetch(`/api/rollouts/${r.namespace}/${r.name}/${command}`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error);
+  $("#action-result").textContent = `${command} sent to ${r.key}`;
+  refresh();
+}
+
+function drawRollout(r, actions) {
+  const done = TERMINAL.includes(r.phase);
+  const canAct = actions && $("#token").value.trim() !== "";
+  const button = (command, enabled) => el("button", { "data-action": command, disabled: !canAct || !enabled || null, onclick: () => act(r, command).catch(showError) }, command);
+  const steps = el("ol", { class: "steps", "data-testid": "steps" }, r.steps.map((s) => el("li", { class: s.status, "data-status": s.status }, s.description)));
+  const metrics = el("table", { "data-testid": "metrics" },
+    el("tr", {}, ["metric", "verdict", "canary", "stable", "limit", "samples", "reason"].map((h, i) => el("th", { class: i >= 2 && i <= 5 && i !== 4 ? "num" : null }, h))),
+    r.metrics.map((m) => el("tr", {}, el("td", {}, m.metric), el("td", {}, el("span", { class: m.verdict === "Successful" ? "badge" : m.verdict === "Failed" ? "badge bad" : "badge muted" }, m.verdict)),
+      el("td", { class: "num" }, fmt(m.canary)), el("td", { class: "num" }, fmt(m.stable)), el("td", {}, m.limit), el("td", { class: "num" }, m.samples), el("td", { class: "muted" }, m.reason))));
+  const log = el("table", { "data-testid": "log" }, el("tr", {}, el("th", {}, "at"), el("th", {}, "phase"), el("th", {}, "reason")),
+    r.log.slice().reverse().map((e) => el("tr", {}, el("td", {}, e.at), el("td", {}, e.phase), el("td", {}, e.reason))));
+  const rows = timelineRows(r.timeline || {}, [r.stableSubset, r.canarySubset]);
+  return el("div", { class: "card rollout", "data-rollout": r.key, "data-phase": r.phase },
+    el("div", { class: "rollout-head" },
+      el("h3", {}, r.key), el("span", { class: phaseClass(r.phase), "data-testid": "phase" }, r.phase),
+      el("span", { class: "muted" }, `${r.strategy} of ${r.host}: ${r.stableSubset} → ${r.canarySubset} · step ${r.step} · ${r.judge} judge · checks failed ${r.failedChecks}/${r.failureLimit}`),
+      el("span", { class: "actions" }, button("promote", !done), button("pause", !done && r.phase !== "Paused"), button("resume", r.phase === "Paused"), button("abort", !done))),
+    r.message ? el("p", { class: "muted" }, r.message) : null,
+    el("div", { class: "split" },
+      el("div", { style: `width:${r.weights.stable}%;background:${COLORS[0]}` }, `${r.stableSubset} ${r.weights.stable}%`),
+      el("div", { style: `width:${r.weights.canary}%;background:${COLORS[1]}`, "data-testid": "canary-weight" }, `${r.canarySubset} ${r.weights.canary}%`)),
+    el("div", { class: "muted" }, r.weights.verified ? "weights applied by every proxy" : "waiting for the proxies to apply the weights"),
+    el("div", { class: "rollout-grid" }, el("div", {}, el("h4", {}, "Steps"), steps), el("div", {}, el("h4", {}, "Analysis"), metrics)),
+    el("div", { class: "cards", style: "margin:12px 0" },
+      lineChart("Observed traffic share", rows, "share", "%", { min: 0 }),
+      lineChart("Success rate", rows, "success", "%", { limit: limitOf(r, "request-success-rate") }),
+      lineChart("Latency p99", rows, "p99", "ms", { limit: limitOf(r, "request-duration") })),
+    el("h4", {}, "Decision log"), log);
+}
+
 async function loadRollouts() {
-  $("#rollouts-body").replaceChildren(el("p", { class: "empty" }, "No canary controller runs on this mesh yet."));
+  const { rollouts, actions } = await api(`/api/rollouts?window=${$("#window").value}`);
+  const body = $("#rollouts-body");
+  $("#token-bar").hidden = !actions;
+  if (!rollouts.length) { body.replaceChildren(el("p", { class: "empty" }, "No rollout yet: start one with canarymesh rollout start -f canary.yaml")); return; }
+  body.replaceChildren(...rollouts.map((r) => drawRollout(r, actions)));
 }
 
 // ---------------------------------------------------------------- shell
@@ -269,6 +339,8 @@ async function start() {
     document.body.dataset.mode = info.mode;
   } catch (err) { showError(err); }
   $("#window").addEventListener("change", refresh);
+  $("#token").value = sessionStorage.getItem("canarymesh-token") || "";
+  $("#token").addEventListener("change", (e) => { sessionStorage.setItem("canarymesh-token", e.target.value.trim()); refresh(); });
   $("#service-pick").addEventListener("change", (e) => { state.service = e.target.value; refresh(); });
   $("#trace-search").addEventListener("submit", (e) => { e.preventDefault(); state.trace = null; refresh(); });
   window.addEventListener("hashchange", route);
