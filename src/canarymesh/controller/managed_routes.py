@@ -16,7 +16,9 @@ Rules:
   ``canarymesh-<canary>-affinity`` (the session cookie to the canary); they are removed when
   no longer wanted and at :func:`finalized`.
 * Session affinity (Flagger's): the canary's destination sets ``<cookie>=<canary name>`` on
-  its answers, and the affinity route sends requests carrying it back to the canary.
+  its answers, and the affinity route sends requests carrying it back to the canary (and
+  refreshes the cookie). Our routes also keep the managed route's own match (ANDed), so a
+  gateway route for ``/productpage`` never turns into one for every path.
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ def patched(vs: Mapping[str, Any], name: str, spec: Canary, weights: Weights) ->
     affinity = spec.strategy.session_affinity
     if affinity is not None and weights.canary > 0:
         match = [{"headers": {"cookie": {"regex": f".*{affinity.cookie_name}={name}.*"}}}]
-        extra.append(_to_canary(route_name(name, "affinity"), match, http[managed[0]], spec))
+        route = _to_canary(route_name(name, "affinity"), match, http[managed[0]], spec)
+        route["route"][0]["headers"] = _set_cookie(affinity.cookie_name, affinity.max_age, name)
+        extra.append(route)
     http[managed[0] : managed[0]] = extra
     out["spec"]["http"] = http
     return out
@@ -143,10 +147,7 @@ def _weighted(route: Json, spec: Canary, weights: Weights, canary: str, name: st
     canary_dest: Json = {"destination": {**first, "subset": canary}, "weight": weights.canary}
     affinity = spec.strategy.session_affinity
     if affinity is not None and weights.canary > 0:
-        max_age = parse_duration(affinity.max_age)
-        seconds = int(max_age.total_seconds()) if max_age is not None else 86400
-        cookie = f"{affinity.cookie_name}={name}; Max-Age={seconds}"
-        canary_dest["headers"] = {"response": {"add": {"Set-Cookie": cookie}}}
+        canary_dest["headers"] = _set_cookie(affinity.cookie_name, affinity.max_age, name)
     route["route"] = [{"destination": stable_dest, "weight": 100 - weights.canary}, canary_dest]
     _drop_mirror(route, spec)
     if weights.mirror > 0:
@@ -168,6 +169,21 @@ def _matches(spec: Canary) -> list[Json]:
 
 
 def _to_canary(name: str, match: list[Json], template: Json, spec: Canary) -> Json:
+    """A route of ours: requests matching ``match`` *and* the managed route's own match."""
     first = _destinations(template)[0]
-    return {"name": name, "match": match, "route": [{"destination": {**first,
-            "subset": spec.canary_subset()}}]}  # fmt: skip
+    combined = []
+    for theirs in template.get("match") or [{}]:
+        for ours in match:
+            merged = {**theirs, **ours}
+            if "headers" in theirs and "headers" in ours:
+                merged["headers"] = {**theirs["headers"], **ours["headers"]}
+            combined.append(merged)
+    destination = {**first, "subset": spec.canary_subset()}
+    return {"name": name, "match": combined, "route": [{"destination": destination}]}
+
+
+def _set_cookie(cookie: str, max_age: str, value: str) -> Json:
+    """Header operations that give the client ``cookie=value`` (refreshed on every answer)."""
+    age = parse_duration(max_age)
+    seconds = int(age.total_seconds()) if age is not None else 86400
+    return {"response": {"add": {"Set-Cookie": f"{cookie}={value}; Max-Age={seconds}"}}}
