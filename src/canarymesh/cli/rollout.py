@@ -32,12 +32,23 @@ from canarymesh.controller.local import CANARY_KIND, ROLLOUT_ID, ensure_running
 from canarymesh.controller.loop import state_of
 from canarymesh.errors import ConfigError
 from canarymesh.rollout.phases import TERMINAL
+from canarymesh.runtime.kube.backend import KubeRolloutBackend
 from canarymesh.runtime.local.rollout_store import RolloutStore
 from canarymesh.views.rollout import RolloutView, rollout_view
 
 __all__ = ["rollout_group", "start_rollout", "view_of"]
 
 _namespace = click.option("-n", "--namespace", default=None, help="The Canary's namespace.")
+_context = click.option(
+    "--context", default=None, help="A kubeconfig context: act on that cluster's Canaries."
+)
+
+
+def _store(context: str | None) -> RolloutStore | KubeRolloutBackend:
+    """Where rollouts are read and commands sent: the local mesh, or a cluster."""
+    if context is None:
+        return RolloutStore(state_dir())
+    return KubeRolloutBackend.for_context(context)
 
 
 @click.group("rollout")
@@ -68,7 +79,9 @@ def canary_documents(text: str, source: str) -> tuple[list[dict[str, Any]], list
     return ours, warnings
 
 
-def start_rollout(text: str, source: str, namespace: str | None) -> list[str]:
+def start_rollout(
+    text: str, source: str, namespace: str | None, context: str | None = None
+) -> list[str]:
     """Apply the Canaries of ``text`` as new rollouts; returns their ``namespace/name`` keys."""
     docs, warnings = canary_documents(text, source)
     for line in warnings:
@@ -79,6 +92,8 @@ def start_rollout(text: str, source: str, namespace: str | None) -> list[str]:
         meta = doc.setdefault("metadata", {})
         meta.setdefault("annotations", {})[ROLLOUT_ID] = f"{stamp}-{secrets.token_hex(3)}"
         keys.append(f"{meta.get('namespace') or namespace or 'default'}/{meta['name']}")
+    if context is not None:
+        return KubeRolloutBackend.for_context(context).start(docs, namespace)
     body = {"source": source, "text": yaml.safe_dump_all(docs, sort_keys=False)}
     client().post("/v1/apply", {"documents": [{**body, "namespace": namespace}]})
     ensure_running(state_dir())
@@ -88,12 +103,13 @@ def start_rollout(text: str, source: str, namespace: str | None) -> list[str]:
 @rollout_group.command("start")
 @click.option("-f", "--filename", "path", required=True, type=click.Path(path_type=Path))
 @_namespace
+@_context
 @state_dir_option
 @handle_errors
-def start_command(path: Path, namespace: str | None) -> None:
+def start_command(path: Path, namespace: str | None, context: str | None) -> None:
     """Validate and apply a Canary; the controller starts a new rollout of it."""
     text = sys.stdin.read() if str(path) == "-" else path.read_text()
-    for key in start_rollout(text, str(path), namespace):
+    for key in start_rollout(text, str(path), namespace, context):
         click.echo(f"canary.canarymesh.io/{key.split('/')[1]} started ({key})")
         click.echo(f"  follow it: canarymesh rollout get {key.split('/')[1]} --watch")
 
@@ -101,13 +117,13 @@ def start_command(path: Path, namespace: str | None) -> None:
 # --- reading ------------------------------------------------------------------------------
 
 
-def resolve(name: str, namespace: str | None) -> str:
+def resolve(name: str, namespace: str | None, context: str | None = None) -> str:
     """The ``namespace/name`` key of a rollout named ``name`` (unique across namespaces)."""
     if "/" in name:
         return name
     if namespace is not None:
         return f"{namespace}/{name}"
-    found = [k for k in RolloutStore(state_dir()).names() if k.split("/")[1] == name]
+    found = [k for k in _store(context).names() if k.split("/")[1] == name]
     if len(found) == 1:
         return found[0]
     if not found:
@@ -115,11 +131,14 @@ def resolve(name: str, namespace: str | None) -> str:
     raise ConfigError(f"rollout {name} exists in several namespaces: {', '.join(found)}; use -n")
 
 
-def view_of(key: str) -> RolloutView | None:
+def view_of(key: str, context: str | None = None) -> RolloutView | None:
     """The view of rollout ``key`` now, or None before the controller's first decision."""
-    state = state_of(RolloutStore(state_dir()).load(key))
+    store = _store(context)
+    state = state_of(store.load(key))
     if state is None:
         return None
+    if isinstance(store, KubeRolloutBackend):
+        return rollout_view(state, Canary.model_validate(store.spec(key)))
     namespace, name = key.split("/")
     query = {"kinds": CANARY_KIND, "namespace": namespace, "name": name}
     items = cast(list[dict[str, Any]], client().get("/v1/resources", query)["items"])
@@ -189,12 +208,15 @@ def _num(value: float | None) -> str:
 @_namespace
 @click.option("-w", "--watch", is_flag=True, help="Refresh until the rollout ends.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
+@_context
 @state_dir_option
 @handle_errors
-def get_command(name: str, namespace: str | None, watch: bool, output: str) -> None:
+def get_command(
+    name: str, namespace: str | None, watch: bool, output: str, context: str | None
+) -> None:
     """Show a rollout: steps, weights, metrics against their limits, the decision log."""
-    key = resolve(name, namespace)
-    view = view_of(key)
+    key = resolve(name, namespace, context)
+    view = view_of(key, context)
     if output == "json":
         click.echo(json.dumps(view.to_json() if view else {"name": key, "phase": None}, indent=2))
         return
@@ -204,17 +226,18 @@ def get_command(name: str, namespace: str | None, watch: bool, output: str) -> N
     with Live(Text(f"{key}: waiting for the controller"), refresh_per_second=2) as live:
         while view is None or view.phase not in {p.value for p in TERMINAL}:
             time.sleep(1.0)
-            view = view_of(key)
+            view = view_of(key, context)
             if view is not None:
                 live.update(render(view))
 
 
 @rollout_group.command("list")
+@_context
 @state_dir_option
 @handle_errors
-def list_command() -> None:
+def list_command(context: str | None) -> None:
     """Every rollout of the mesh with its phase, weight and last reason."""
-    store = RolloutStore(state_dir())
+    store = _store(context)
     click.echo(f"{'NAMESPACE':<12} {'NAME':<16} {'PHASE':<12} {'CANARY':>6}  MESSAGE")
     for key in store.names():
         state = state_of(store.load(key))
@@ -227,12 +250,13 @@ def list_command() -> None:
 @rollout_group.command("history")
 @click.argument("name")
 @_namespace
+@_context
 @state_dir_option
 @handle_errors
-def history_command(name: str, namespace: str | None) -> None:
+def history_command(name: str, namespace: str | None, context: str | None) -> None:
     """Every rollout of a Canary, oldest first, with its decisions."""
-    key = resolve(name, namespace)
-    records = RolloutStore(state_dir()).history(key)
+    key = resolve(name, namespace, context)
+    records = _store(context).history(key)
     if not records:
         raise ConfigError(f"no rollout of {key} yet")
     for record in records:
@@ -244,13 +268,14 @@ def history_command(name: str, namespace: str | None) -> None:
             click.echo(f"  {entry.at:%H:%M:%S}  {entry.phase.value:<12} {entry.reason}")
 
 
-def _command(name: str, namespace: str | None, command: str) -> None:
-    key = resolve(name, namespace)
-    store = RolloutStore(state_dir())
+def _command(name: str, namespace: str | None, command: str, context: str | None) -> None:
+    key = resolve(name, namespace, context)
+    store = _store(context)
     if store.load(key) is None:
         raise ConfigError(f"no rollout of {key}: start one with `canarymesh rollout start -f`")
     store.send_command(key, command)
-    ensure_running(state_dir())
+    if context is None:
+        ensure_running(state_dir())
     click.echo(f"rollout {key}: {command} sent")
 
 
@@ -258,10 +283,11 @@ def _make(command: str, help_text: str) -> click.Command:
     @click.command(command, help=help_text)
     @click.argument("name")
     @_namespace
+    @_context
     @state_dir_option
     @handle_errors
-    def run(name: str, namespace: str | None) -> None:
-        _command(name, namespace, command)
+    def run(name: str, namespace: str | None, context: str | None) -> None:
+        _command(name, namespace, command, context)
 
     return run
 

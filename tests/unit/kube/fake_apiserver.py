@@ -6,9 +6,9 @@ error mapping) against it. Every request is recorded as (verb, group, resource) 
 compare what the adapters did with what deploy/rbac.yaml grants.
 
 Semantics kept from the real server where the adapters depend on them: an apply needs a
-``fieldManager`` and lists in an applied body replace the stored lists (Istio's CRDs declare no
-list keys: atomic lists); PUT and create honour resourceVersion (409 on a stale one); a JSON
-patch whose ``test`` fails is 422; unknown objects are 404 Status objects.
+``fieldManager``, creates a missing object, and its lists replace the stored lists (Istio's
+CRDs declare no list keys: atomic lists); PUT and create honour resourceVersion (409 on a
+stale one); a JSON patch whose ``test`` fails is 422; unknown objects are 404 Status objects.
 """
 
 from __future__ import annotations
@@ -167,9 +167,11 @@ class FakeApiServer:
         body = await request.json()
         with self.lock:
             current = self.objects.get(key)
-            if current is None:
-                return _status(404, "NotFound", f"{key[3]} not found")
             status_only = request.path.endswith("/status")
+            if current is None and content_type == "application/apply-patch+yaml":
+                current = {"metadata": {"name": key[3], "namespace": key[2]}}  # apply creates
+            if current is None or (status_only and key not in self.objects):
+                return _status(404, "NotFound", f"{key[3]} not found")
             if content_type == "application/apply-patch+yaml":
                 manager = request.query.get("fieldManager")
                 if not manager:

@@ -203,3 +203,10 @@ def test_a_stale_lease_write_loses_the_race(server: FakeApiServer, api: KubeApi)
         api.write_lease("ns", loser_body, create=False)
     lease = server.object("coordination.k8s.io", "leases", "ns", "lease")
     assert lease["spec"]["holderIdentity"] == "pod-a"
+
+
+def test_the_kube_router_keeps_the_port_contract(server: FakeApiServer, api: KubeApi) -> None:
+    from tests.unit.rollout.port_contracts import check_router
+
+    canary = seed_bookinfo(server)
+    check_router(KubeRouter(api, "webapps", "reviews"), canary, settle=lambda: None)

@@ -276,3 +276,12 @@ def KubeStore(api: KubeApi) -> Any:
 
 
 del SPEC
+
+
+def test_the_metrics_source_keeps_the_port_contract() -> None:
+    from tests.unit.rollout.port_contracts import check_metrics_offline
+
+    prom = Loopback(lambda request: web.Response(text="ready"))
+    prom.__enter__()
+    source = KubeMetricsSource(prom.url, timeout=1.0)
+    check_metrics_offline(source, prom.__exit__)

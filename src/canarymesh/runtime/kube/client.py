@@ -10,6 +10,7 @@ consuming a manual command (a JSON patch guarded by a ``test`` op, so it is take
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -54,12 +55,18 @@ HTTP_ROUTE = ObjectKind("gateway.networking.k8s.io", "v1", "httproutes")
 def api_client(
     context: str | None = None, *, in_cluster: bool = False, kubeconfig: str | None = None
 ) -> client.ApiClient:
-    """An ApiClient for a kubeconfig context (``--context``), or the Pod's service account."""
+    """An ApiClient for a kubeconfig context (``--context``), or the Pod's service account.
+
+    ``kubeconfig`` defaults to ``$KUBECONFIG`` as it is when called (the client library reads
+    it once at import), then ``~/.kube/config``, as kubectl does."""
     try:
         if in_cluster:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
             return client.ApiClient()
         configuration = client.Configuration()
+        kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
+        if kubeconfig is None:
+            kubeconfig = os.path.expanduser("~/.kube/config")
         config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig, context=context, client_configuration=configuration
         )
@@ -120,8 +127,15 @@ class KubeApi:
             raise _mapped(err, f"list {PLURAL}.{API_GROUP}") from err
         return list(cast(dict[str, Any], found).get("items", []))
 
-    def apply(self, kind: ObjectKind, body: Mapping[str, Any], *, status: bool = False) -> None:
-        """Server-side apply of ``body`` (or of its status) as ``canarymesh-controller``."""
+    def apply(
+        self,
+        kind: ObjectKind,
+        body: Mapping[str, Any],
+        *,
+        status: bool = False,
+        manager: str = FIELD_MANAGER,
+    ) -> None:
+        """Server-side apply of ``body`` (or of its status) as ``manager``."""
         meta = body["metadata"]
         what = f"apply {kind.plural}.{kind.group} {meta['namespace']}/{meta['name']}"
         patch = (
@@ -137,7 +151,7 @@ class KubeApi:
                 kind.plural,
                 meta["name"],
                 dict(body),
-                field_manager=FIELD_MANAGER,
+                field_manager=manager,
                 force=True,
                 _content_type=APPLY,
             )
