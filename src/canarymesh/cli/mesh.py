@@ -80,6 +80,9 @@ def status_command(output: str) -> None:
     click.echo(f"ingress     {status['ingress_url']}")
     click.echo(f"prometheus  {status.get('prometheus_url') or '-'}")
     click.echo(f"ads         127.0.0.1:{status['ads_port']}")
+    for gateway in status.get("gateways", []):  # type: ignore[attr-defined]
+        ports = ", ".join(f"{k}->{v}" for k, v in gateway.get("ports", {}).items()) or "none yet"
+        click.echo(f"gateway     {gateway['name']}: server port -> local port: {ports}")
     click.echo(f"{'COMPONENT':<48} {'PID':>8}  READY")
     for component in status.get("components", []):  # type: ignore[attr-defined]
         ready = "yes" if component.get("ready") else "no"

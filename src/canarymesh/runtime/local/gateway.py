@@ -7,7 +7,7 @@ Service in front, so ``canarymesh up --ingress-port P`` decides:
 * the *first* HTTP server port of the ingress gateway listens on ``127.0.0.1:P``: 8080 when a
   Gateway declares it (Istio's samples since 1.20, and ours), else 80, else the lowest port;
 * every other server port gets a free local port, kept while the mesh runs and shown by
-  ``canarymesh status`` (``ingress.ports``).
+  ``canarymesh status`` (``gateways[].ports`` in ``-o json``: server port -> local port).
 """
 
 from __future__ import annotations
