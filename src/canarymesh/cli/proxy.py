@@ -48,10 +48,18 @@ def proxy_status_command(output: str) -> None:
         states = [types.get(full, "NOT SENT") for _, full in _TYPES]
         rows.append([name, *states, str(proxy.get("version") or "-")[:12]])
         for type_name, message in cast(dict[str, str], proxy.get("errors", {})).items():
-            problems.append(f"{name} NACKED {type_name}: {message}")
+            problems.append(f"{name} NACKED {type_name}: {reason(message)}")
     click.echo(table(rows))
     for problem in problems:
         click.echo(problem)
+
+
+def reason(message: str) -> str:
+    """Envoy's rejection without the proto dump it embeds (``-o json`` keeps the whole text)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return message.strip()
+    return lines[-1].removeprefix(":").strip()
 
 
 def _cluster_rows(items: list[Doc]) -> list[Row]:

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,3 +119,38 @@ def test_delete_stops_the_pods_and_forgets_the_proxy(small_mesh: LocalMesh) -> N
     assert [p["name"] for p in proxies] == ["istio-ingressgateway"]
     again = small_mesh.cli("delete", "-f", RATINGS)
     assert again.stdout.splitlines()[0] == "service/ratings not found"
+
+
+def test_a_nacked_config_is_reported_and_the_previous_one_keeps_serving(
+    small_mesh: LocalMesh,
+) -> None:
+    # Valid for the api package, refused by Envoy (RingHashLbConfig allows at most 8388608).
+    rule = """\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings}
+spec:
+  host: ratings
+  trafficPolicy:
+    loadBalancer:
+      consistentHash: {httpHeaderName: x-user, minimumRingSize: 100000000}
+"""
+    small_mesh.cli("apply", "-f", "-", "--wait", stdin=rule)
+    table = small_mesh.cli("proxy-status").stdout.splitlines()
+    ratings = next(line for line in table if line.startswith("ratings-v1-"))
+    assert ratings.split()[1] == "NACKED"
+    assert any(
+        line.startswith("ratings-v1-")
+        and "NACKED Cluster: Proto constraint validation failed" in line
+        and "8388608" in line
+        for line in table
+    ), table
+    pod = small_mesh.json("get", "pods", "-o", "json")["items"][0]
+    proxy = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{pod['ports']['outbound_http']}"})
+    )
+    with proxy.open("http://ratings:9080/ratings/0", timeout=5) as response:
+        assert response.status == 200 and b'"Reviewer1":5' in response.read()
+    small_mesh.cli("delete", "-f", "-", "--wait", stdin=rule)
+    statuses = small_mesh.json("proxy-status", "-o", "json")
+    assert all(p["synced"] for p in statuses), statuses
