@@ -285,3 +285,12 @@ def test_the_metrics_source_keeps_the_port_contract() -> None:
     prom.__enter__()
     source = KubeMetricsSource(prom.url, timeout=1.0)
     check_metrics_offline(source, prom.__exit__)
+
+
+def test_sync_rows_accept_both_shapes_and_refuse_others() -> None:
+    from canarymesh.runtime.kube.verify import sync_rows
+
+    row = {"proxy": "productpage-v1-1.webapps", "route_sent": "a", "route_acked": "a"}
+    assert sync_rows([row]) == sync_rows({"Status": [row]}) == [row]
+    with pytest.raises(TemporaryError, match="unknown shape"):
+        sync_rows({"resources": []})

@@ -19,7 +19,7 @@ import urllib3
 
 from canarymesh.errors import TemporaryError
 
-__all__ = ["IstiodVerifier", "weights_in_routes"]
+__all__ = ["IstiodVerifier", "sync_rows", "weights_in_routes"]
 
 
 def weights_in_routes(dump: Mapping[str, Any], host_fqdn: str) -> dict[str, int] | None:
@@ -56,6 +56,16 @@ def _key(cluster: str) -> str:
     return parts[2] or parts[3].split(".", 1)[0]
 
 
+def sync_rows(answer: Any) -> list[dict[str, Any]]:
+    """istiod's per-proxy sync status: a bare list (what ``istioctl proxy-status`` and Kiali
+    read), or the same list under a ``status`` key, as some releases wrap it."""
+    if isinstance(answer, dict):
+        answer = next((v for k, v in answer.items() if k.lower() == "status"), None)
+    if not isinstance(answer, list):
+        raise TemporaryError(f"istiod /debug/syncz answered in an unknown shape: {answer!r:.200}")
+    return cast(list[dict[str, Any]], answer)
+
+
 class IstiodVerifier:
     """Asks istiod's debug endpoints (port 15014) about the proxies of one namespace."""
 
@@ -77,7 +87,7 @@ class IstiodVerifier:
 
     def _synced_proxies(self, namespace: str) -> list[str] | None:
         """The namespace's proxies, or None while one of them has an unacknowledged push."""
-        rows = cast(list[dict[str, Any]], self._get("/debug/syncz"))
+        rows = sync_rows(self._get("/debug/syncz"))
         mine = sorted(
             (row for row in rows if str(row.get("proxy", "")).endswith(f".{namespace}")),
             key=lambda row: str(row["proxy"]),
