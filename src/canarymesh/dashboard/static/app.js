@@ -123,7 +123,7 @@ function lineChart(title, rows, field, unit, options = {}) {
   svg.append(el("svg:text", { x: L, y: H - 6 }, clock(t0)), el("svg:text", { x: W - 8, y: H - 6, "text-anchor": "end" }, clock(t1)));
   if (options.limit !== undefined) {
     svg.append(el("svg:line", { class: "limit", x1: L, x2: W - 8, y1: y(options.limit), y2: y(options.limit) }),
-      el("svg:text", { class: "limit", x: W - 10, y: y(options.limit) - 3, "text-anchor": "end" }, `limit ${options.limit}`));
+      el("svg:text", { class: "limit", x: W - 10, y: y(options.limit) + (y(options.limit) < T + 12 ? 11 : -3), "text-anchor": "end" }, `limit ${options.limit}`));
   }
   for (const s of series) {
     let d = "", pen = false;
@@ -278,7 +278,9 @@ function drawRollout(r, actions) {
       el("span", { class: "actions" }, button("promote", !done), button("pause", !done && r.phase !== "Paused"), button("resume", r.phase === "Paused"), button("abort", !done))),
     r.message ? el("p", { class: "muted" }, r.message) : null,
     el("div", { class: "split" },
-      el("div", { style: `width:${r.weights.stable}%;background:${COLORS[0]}` }, `${r.stableSubset} ${r.weights.stable}%`),
+      // Once promoted, the canary's version is the stable one and takes the stable share.
+      el("div", { style: `width:${r.weights.stable}%;background:${COLORS[r.phase === "Succeeded" ? 1 : 0]}` },
+        `${r.phase === "Succeeded" ? r.canarySubset : r.stableSubset} ${r.weights.stable}%`),
       el("div", { style: `width:${r.weights.canary}%;background:${COLORS[1]}`, "data-testid": "canary-weight" }, `${r.canarySubset} ${r.weights.canary}%`)),
     el("div", { class: "muted" }, r.weights.verified ? "weights applied by every proxy" : "waiting for the proxies to apply the weights"),
     el("div", { class: "rollout-grid" }, el("div", {}, el("h4", {}, "Steps"), steps), el("div", {}, el("h4", {}, "Analysis"), metrics)),
