@@ -69,7 +69,7 @@ def test_two_replicas_one_leader_and_the_rollout_completes(server: FakeApiServer
         for watch in watches:
             watch.stop()
         for api_client in clients:
-            api_client.close()
+            api_client.close()  # type: ignore[no-untyped-call]
 
     status = server.object("canarymesh.io", "canaries", "webapps", "reviews")["status"]
     assert status["phase"] == "Succeeded", status["message"]
