@@ -259,6 +259,8 @@ def _serve(state_dir: Path, tick: float, stop: threading.Event) -> int:
         Controller(wiring).run(lambda: stop.is_set() or daemon_info(state_dir) is None, tick)
     finally:
         load.stop_all()
+        if isinstance(wiring.metrics, PrometheusSource):
+            wiring.metrics.close()
         server.shutdown()
     log.info("canary controller stopped")
     return 0
