@@ -17,7 +17,7 @@ import yaml
 from canarymesh.api.canary import Canary
 from canarymesh.errors import ConfigError
 from canarymesh.rollout.actions import Weights
-from canarymesh.runtime.kube import patches
+from canarymesh.runtime.kube import gateway_patches, patches
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "kube"
 CASES = sorted(p.name.removesuffix(".in.yaml") for p in GOLDEN.glob("*.in.yaml"))
@@ -47,8 +47,8 @@ def body_for(data: dict[str, Any]) -> dict[str, Any]:
             return patches.finalize_virtual_service(obj, canary, name, w.stable_subset)
         return patches.apply_virtual_service(obj, canary, name, w)
     if data["op"] == "finalize":
-        return patches.finalize_http_route(obj, canary, name, w.stable_subset)
-    return patches.apply_http_route(obj, canary, name, w)
+        return gateway_patches.finalize_http_route(obj, canary, name, w.stable_subset)
+    return gateway_patches.apply_http_route(obj, canary, name, w)
 
 
 def dump(body: dict[str, Any]) -> str:
@@ -85,7 +85,7 @@ def test_weights_read_back_from_the_patched_object(case: str) -> None:
     read = (
         patches.read_virtual_service_weights
         if live["kind"] == "VirtualService"
-        else patches.read_http_route_weights
+        else gateway_patches.read_http_route_weights
     )
     assert read(live, canary, "reviews") == w
 

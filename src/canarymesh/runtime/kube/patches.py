@@ -17,8 +17,8 @@ it manages (and ``spec.rules`` of an HTTPRoute); a GitOps tool must ignore those
 docs/cluster.md), while ``hosts``, ``gateways``, ``tcp``, ``tls``, labels and annotations stay
 its own.
 
-On Gateway API there are no subsets: a subset ``v3`` of host ``reviews`` is the Service
-``reviews-v3``, as in Istio's Bookinfo (``bookinfo-versions.yaml``).
+The HTTPRoute (Gateway API) bodies are in :mod:`.gateway_patches`, built on the shared helpers
+at the end of this module.
 """
 
 from __future__ import annotations
@@ -37,14 +37,15 @@ from canarymesh.rollout.actions import Weights
 __all__ = [
     "FIELD_MANAGER",
     "affinity_route_name",
-    "apply_http_route",
     "apply_virtual_service",
-    "finalize_http_route",
     "finalize_virtual_service",
+    "identity",
     "managed_indexes",
+    "match_json",
     "match_route_name",
-    "read_http_route_weights",
+    "qualified",
     "read_virtual_service_weights",
+    "short_host",
     "subset_service",
 ]
 
@@ -64,7 +65,7 @@ def affinity_route_name(canary_name: str) -> str:
 
 def subset_service(host: str, subset: str) -> str:
     """The Service that plays a subset on Gateway API (``reviews`` + ``v3`` -> ``reviews-v3``)."""
-    return f"{_short(host)}-{subset}"
+    return f"{short_host(host)}-{subset}"
 
 
 # --- VirtualService ---------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def _vs_body(vs: Mapping[str, Any], http: list[Obj]) -> Obj:
     return {
         "apiVersion": vs["apiVersion"],
         "kind": "VirtualService",
-        "metadata": _identity(vs),
+        "metadata": identity(vs),
         "spec": {"http": http},
     }
 
@@ -133,7 +134,7 @@ def _vs_body(vs: Mapping[str, Any], http: list[Obj]) -> Obj:
 def _http(vs: Mapping[str, Any]) -> list[Obj]:
     routes = vs.get("spec", {}).get("http")
     if not isinstance(routes, list) or not routes:
-        raise ConfigError(f"VirtualService {_qualified(vs)} has no HTTP routes to manage")
+        raise ConfigError(f"VirtualService {qualified(vs)} has no HTTP routes to manage")
     return copy.deepcopy(routes)
 
 
@@ -185,7 +186,7 @@ def _destination(route: Mapping[str, Any], canary: Canary, subset: str, weight: 
 def _host_of(route: Mapping[str, Any], canary: Canary) -> str:
     # Keep the host as the user wrote it (short or fully qualified).
     for written in _vs_hosts(route):
-        if _short(written) == _short(canary.target.host):
+        if short_host(written) == short_host(canary.target.host):
             return written
     return canary.target.host
 
@@ -217,164 +218,15 @@ def _added_routes(canary: Canary, name: str, w: Weights) -> list[Obj]:
         added.append(
             {
                 "name": match_route_name(name),
-                "match": [_match_json(m) for m in canary.match()],
+                "match": [match_json(m) for m in canary.match()],
                 "route": copy.deepcopy(to_canary),
             }
         )
     return added
 
 
-def _match_json(match: HTTPMatchRequest) -> Obj:
+def match_json(match: HTTPMatchRequest) -> Obj:
     return match.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True, mode="json")
-
-
-# --- HTTPRoute (Gateway API) ------------------------------------------------------------------
-
-
-def apply_http_route(route: Mapping[str, Any], canary: Canary, name: str, w: Weights) -> Obj:
-    """The apply body giving the managed rules of an HTTPRoute the weights ``w``."""
-    if canary.strategy.session_affinity is not None:
-        raise ConfigError(
-            f"Canary {name}: sessionAffinity needs an Istio VirtualService; "
-            f"HTTPRoute {_qualified(route)} cannot set a cookie per backend"
-        )
-    rules = _rules(route)
-    managed = managed_indexes(rules, canary, _backend_names)
-    out: list[Obj] = []
-    for index, rule in enumerate(rules):
-        if rule.get("name") == match_route_name(name):
-            continue
-        if index == managed[0] and w.match and canary.match():
-            out.append(_match_rule(rule, canary, name))
-        if index in managed:
-            rule = _without_rule_mirror(rule, canary)
-            rule["backendRefs"] = [
-                _backend(rule, canary, w.stable_subset, 100 - w.canary),
-                _backend(rule, canary, canary.canary_subset(), w.canary),
-            ]
-            if w.mirror > 0:
-                mirror_ref = _backend(rule, canary, canary.canary_subset(), 0)
-                mirror_ref.pop("weight")
-                mirror = {"backendRef": mirror_ref, "percent": round(w.mirror)}
-                rule["filters"] = [*rule.get("filters", []), _mirror_filter(mirror)]
-        out.append(rule)
-    return _route_body(route, out)
-
-
-def finalize_http_route(route: Mapping[str, Any], canary: Canary, name: str, stable: str) -> Obj:
-    rules = _rules(route)
-    managed = managed_indexes(rules, canary, _backend_names)
-    out: list[Obj] = []
-    for index, rule in enumerate(rules):
-        if rule.get("name") == match_route_name(name):
-            continue
-        if index in managed:
-            rule = _without_rule_mirror(rule, canary)
-            rule["backendRefs"] = [_backend(rule, canary, stable, 100)]
-        out.append(rule)
-    return _route_body(route, out)
-
-
-def read_http_route_weights(route: Mapping[str, Any], canary: Canary, name: str) -> Weights:
-    rules = _rules(route)
-    first = rules[managed_indexes(rules, canary, _backend_names)[0]]
-    host = canary.target.host
-    canary_service = subset_service(host, canary.canary_subset())
-    by_service: dict[str, int] = {}
-    for ref in first.get("backendRefs", []):
-        service = str(ref.get("name", ""))
-        by_service[service] = by_service.get(service, 0) + int(ref.get("weight", 1))
-    canary_weight = by_service.pop(canary_service, 0)
-    if not by_service:  # finalized: the canary's Service is the stable one now
-        return Weights(0, canary.canary_subset())
-    stable_service = max(by_service, key=lambda s: (by_service[s], s))
-    stable = stable_service.removeprefix(f"{_short(host)}-")
-    percent = 0.0
-    for f in first.get("filters", []):
-        mirror = f.get("requestMirror") or {}
-        if mirror.get("backendRef", {}).get("name") == canary_service:
-            percent = float(mirror.get("percent", 100))
-    matched = any(r.get("name") == match_route_name(name) for r in rules)
-    return Weights(canary_weight, stable, mirror=percent, match=matched)
-
-
-def _route_body(route: Mapping[str, Any], rules: list[Obj]) -> Obj:
-    return {
-        "apiVersion": route["apiVersion"],
-        "kind": "HTTPRoute",
-        "metadata": _identity(route),
-        "spec": {"rules": rules},
-    }
-
-
-def _rules(route: Mapping[str, Any]) -> list[Obj]:
-    rules = route.get("spec", {}).get("rules")
-    if not isinstance(rules, list) or not rules:
-        raise ConfigError(f"HTTPRoute {_qualified(route)} has no rules to manage")
-    return copy.deepcopy(rules)
-
-
-def _backend_names(rule: Mapping[str, Any]) -> list[str]:
-    # The subset Services reviews-v1, reviews-v3 stand for the host reviews.
-    names = [str(ref.get("name", "")) for ref in rule.get("backendRefs", [])]
-    return [name.split("-", 1)[0] for name in names]
-
-
-def _backend(rule: Mapping[str, Any], canary: Canary, subset: str, weight: int) -> Obj:
-    ref: Obj = {"name": subset_service(canary.target.host, subset)}
-    port = canary.target.port
-    if port is None:
-        port = next((r["port"] for r in rule.get("backendRefs", []) if "port" in r), None)
-    if port is not None:
-        ref["port"] = port
-    ref["weight"] = weight
-    return ref
-
-
-def _mirror_filter(mirror: Obj) -> Obj:
-    return {"type": "RequestMirror", "requestMirror": mirror}
-
-
-def _without_rule_mirror(rule: Obj, canary: Canary) -> Obj:
-    target = subset_service(canary.target.host, canary.canary_subset())
-    filters = [
-        f
-        for f in rule.get("filters", [])
-        if (f.get("requestMirror") or {}).get("backendRef", {}).get("name") != target
-    ]
-    if filters:
-        rule["filters"] = filters
-    else:
-        rule.pop("filters", None)
-    return rule
-
-
-def _match_rule(rule: Mapping[str, Any], canary: Canary, name: str) -> Obj:
-    matches = [_gateway_match(m, name) for m in canary.match()]
-    backend = _backend(rule, canary, canary.canary_subset(), 100)
-    backend.pop("weight")
-    return {"name": match_route_name(name), "matches": matches, "backendRefs": [backend]}
-
-
-def _gateway_match(match: HTTPMatchRequest, name: str) -> Obj:
-    # Only header matches translate one to one (exact and regex); anything else would
-    # silently change who sees the canary, so it is refused.
-    data = _match_json(match)
-    headers: list[Obj] = []
-    for header, condition in sorted(data.pop("headers", {}).items()):
-        if "exact" in condition:
-            headers.append({"name": header, "type": "Exact", "value": condition["exact"]})
-        elif "regex" in condition:
-            headers.append(
-                {"name": header, "type": "RegularExpression", "value": condition["regex"]}
-            )
-        else:
-            raise ConfigError(f"Canary {name}: header {header!r} {condition} has no HTTPRoute form")
-    if data:
-        raise ConfigError(
-            f"Canary {name}: match fields {sorted(data)} have no HTTPRoute form; use headers"
-        )
-    return {"headers": headers}
 
 
 # --- shared -------------------------------------------------------------------------------------
@@ -398,7 +250,7 @@ def managed_indexes(
         # reviews, reviews.webapps, reviews.webapps.svc.cluster.local: one Service.
         if not str(route.get("name", "")).startswith("canarymesh-")
         and (hosts := hosts_of(route))
-        and all(_short(h) == _short(host) for h in hosts)
+        and all(short_host(h) == short_host(host) for h in hosts)
     )
     if not indexes:
         raise ConfigError(
@@ -407,16 +259,16 @@ def managed_indexes(
     return indexes
 
 
-def _short(host: str) -> str:
+def short_host(host: str) -> str:
     return host.split(".", 1)[0]
 
 
-def _identity(obj: Mapping[str, Any]) -> Obj:
+def identity(obj: Mapping[str, Any]) -> Obj:
     metadata = obj.get("metadata", {})
     return {"name": metadata["name"], "namespace": metadata.get("namespace", "default")}
 
 
-def _qualified(obj: Mapping[str, Any]) -> str:
+def qualified(obj: Mapping[str, Any]) -> str:
     metadata = obj.get("metadata", {})
     return f"{metadata.get('namespace', 'default')}/{metadata.get('name', '?')}"
 

@@ -15,7 +15,7 @@ from typing import Any
 from canarymesh.api.canary import Canary
 from canarymesh.errors import ConfigError
 from canarymesh.rollout.actions import Weights
-from canarymesh.runtime.kube import patches
+from canarymesh.runtime.kube import gateway_patches, patches
 from canarymesh.runtime.kube.client import (
     DESTINATION_RULE,
     HTTP_ROUTE,
@@ -51,14 +51,14 @@ class KubeRouter:
         if kind is VIRTUAL_SERVICE:
             body = patches.apply_virtual_service(obj, canary, self.name, weights)
         else:
-            body = patches.apply_http_route(obj, canary, self.name, weights)
+            body = gateway_patches.apply_http_route(obj, canary, self.name, weights)
         self.api.apply(kind, body)
 
     def get_weights(self, canary: Canary) -> Weights:
         kind, obj = self._target(canary)
         if kind is VIRTUAL_SERVICE:
             return patches.read_virtual_service_weights(obj, canary, self.name)
-        return patches.read_http_route_weights(obj, canary, self.name)
+        return gateway_patches.read_http_route_weights(obj, canary, self.name)
 
     def verify_weights(self, canary: Canary, weights: Weights) -> bool:
         """The object holds ``weights`` and, with istiod configured, the sampled proxies
@@ -77,7 +77,7 @@ class KubeRouter:
         if kind is VIRTUAL_SERVICE:
             body = patches.finalize_virtual_service(obj, canary, self.name, stable_subset)
         else:
-            body = patches.finalize_http_route(obj, canary, self.name, stable_subset)
+            body = gateway_patches.finalize_http_route(obj, canary, self.name, stable_subset)
         self.api.apply(kind, body)
 
     def _target(self, canary: Canary) -> tuple[ObjectKind, dict[str, Any]]:
