@@ -1,4 +1,4 @@
-"""``canarymesh up``, ``down``, ``status`` and ``dashboard``: the lifecycle of a local mesh.
+"""``canarymesh up``, ``down`` and ``status``: the lifecycle of a local mesh.
 
 Thin: :mod:`canarymesh.runtime.local.launcher` starts and stops the control plane; ``status``
 reads ``GET /v1/status`` from it.
@@ -15,7 +15,7 @@ from canarymesh.cli.common import client, handle_errors, state_dir, state_dir_op
 from canarymesh.runtime.local import launcher
 from canarymesh.runtime.local.api_client import daemon_info
 
-__all__ = ["dashboard_command", "down_command", "status_command", "up_command"]
+__all__ = ["down_command", "status_command", "up_command"]
 
 
 @click.command("up")
@@ -87,15 +87,3 @@ def status_command(output: str) -> None:
     for component in status.get("components", []):  # type: ignore[attr-defined]
         ready = "yes" if component.get("ready") else "no"
         click.echo(f"{component['name']:<48} {component.get('pid') or '-':>8}  {ready}")
-
-
-@click.command("dashboard")
-@click.argument("name", type=click.Choice(["prometheus"]))
-@state_dir_option
-@handle_errors
-def dashboard_command(name: str) -> None:
-    """Print the URL of a dashboard of the mesh (Prometheus)."""
-    url = client().get("/v1/status").get("prometheus_url")
-    if not url:
-        raise click.ClickException("this mesh runs without Prometheus")
-    click.echo(url)
