@@ -59,11 +59,17 @@ def _kind(name: str) -> str:
 
 
 def age(seconds: float) -> str:
-    """kubectl's short ages: 45s, 3m, 2h, 4d."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size * (2 if unit != "m" else 1):
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
+    """kubectl's ages (``HumanDuration``): 45s, 3m10s, 25m, 5h, 3d."""
+    total = int(seconds)
+    if total < 120:
+        return f"{total}s"
+    minutes = total // 60
+    if minutes < 10:
+        return f"{minutes}m{total % 60}s" if total % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    return f"{hours}h" if hours < 48 else f"{hours // 24}d"
 
 
 def table(rows: Sequence[Row]) -> str:
