@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any, cast
@@ -228,3 +230,49 @@ def test_prometheus_scrapes_every_envoy_and_istio_metrics(bookinfo_mesh: LocalMe
 def _pod(mesh: LocalMesh, deployment: str) -> str:
     pods = mesh.json("get", "pods", "-o", "json")["items"]
     return str(next(p["name"] for p in pods if p["deployment"] == deployment))
+
+
+def test_no_request_fails_while_weights_change_under_load(bookinfo_mesh: LocalMesh) -> None:
+    """Make-before-break: 20 weight flips of reviews under steady load, every page a 200."""
+    api = bookinfo_mesh.api()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                with opener.open(bookinfo_mesh.ingress + "/productpage", timeout=10) as response:
+                    response.read()
+                    statuses.append(response.status)
+            except urllib.error.HTTPError as err:
+                statuses.append(err.code)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        for flip in range(20):
+            a = 80 if flip % 2 else 20
+            text = REVIEWS_SPLIT.format(a=a, b=100 - a)
+            api.post("/v1/apply", {"documents": [{"source": "t", "text": text}], "wait": True})
+    finally:
+        stop.set()
+        worker.join()
+        bookinfo_mesh.cli("apply", "-f", ALL_V1, "--wait")
+    assert len(statuses) >= 20
+    assert set(statuses) == {200}
+
+
+REVIEWS_SPLIT = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: reviews}}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {{host: reviews, subset: v1}}
+      weight: {a}
+    - destination: {{host: reviews, subset: v3}}
+      weight: {b}
+"""
