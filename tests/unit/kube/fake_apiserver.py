@@ -8,7 +8,8 @@ compare what the adapters did with what deploy/rbac.yaml grants.
 Semantics kept from the real server where the adapters depend on them: an apply needs a
 ``fieldManager``, creates a missing object, and its lists replace the stored lists (Istio's
 CRDs declare no list keys: atomic lists); PUT and create honour resourceVersion (409 on a
-stale one); a JSON patch whose ``test`` fails is 422; unknown objects are 404 Status objects.
+stale one); a JSON patch whose ``test`` fails is 422; unknown objects are 404 Status objects;
+a MicroTime without six fractional digits is 400, as Go's RFC3339Micro parser refuses it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -140,6 +142,8 @@ class FakeApiServer:
     async def create(self, request: web.Request) -> web.Response:
         self._record(request, "create")
         body = await request.json()
+        if not _micro_times_ok(body):
+            return _status(400, "BadRequest", "a MicroTime must be RFC 3339 with 6 decimals")
         group, plural, ns = (request.match_info[k] for k in ("group", "plural", "ns"))
         name = body["metadata"]["name"]
         with self.lock:
@@ -151,6 +155,8 @@ class FakeApiServer:
     async def replace(self, request: web.Request) -> web.Response:
         self._record(request, "update")
         body = await request.json()
+        if not _micro_times_ok(body):
+            return _status(400, "BadRequest", "a MicroTime must be RFC 3339 with 6 decimals")
         key = self._key(request)
         with self.lock:
             current = self.objects.get(key)
@@ -226,6 +232,17 @@ def _status(code: int, reason: str, message: str) -> web.Response:
     body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason,
             "message": message, "code": code}  # fmt: skip
     return web.Response(status=code, text=json.dumps(body), content_type="application/json")
+
+
+# The API server parses MicroTime (Lease renewTime/acquireTime, Event eventTime) with Go's
+# RFC3339Micro layout, which needs exactly six fractional digits.
+_MICRO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$")
+
+
+def _micro_times_ok(body: Obj) -> bool:
+    spec = body.get("spec") or {}
+    times = [spec.get("renewTime"), spec.get("acquireTime"), body.get("eventTime")]
+    return all(_MICRO.match(t) for t in times if t is not None)
 
 
 def _no_status(body: Obj) -> Obj:

@@ -10,7 +10,7 @@ import pytest
 from canarymesh.errors import ConfigError
 from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.state import CanaryState
-from canarymesh.runtime.kube.lease import next_lease
+from canarymesh.runtime.kube.lease import micro_time, next_lease
 from canarymesh.runtime.kube.status import event_body, status_body
 from canarymesh.runtime.kube.store import split_key
 
@@ -33,8 +33,20 @@ def test_no_lease_is_created_with_us_as_holder() -> None:
 def test_our_lease_is_renewed_keeping_its_acquire_time() -> None:
     step = next_lease(lease("a", T0), "a", T0 + datetime.timedelta(seconds=5), 15)
     assert step.action == "replace"
-    assert step.spec["acquireTime"] == "2026-01-01T11:00:00.000000Z"
-    assert step.spec["renewTime"] == "2026-01-01T12:00:05.000000Z"
+    # A zero fraction becomes one microsecond: see test_micro_times_keep_six_digits.
+    assert step.spec["acquireTime"] == "2026-01-01T11:00:00.000001Z"
+    assert step.spec["renewTime"] == "2026-01-01T12:00:05.000001Z"
+
+
+def test_micro_times_keep_six_digits_through_the_clients_model() -> None:
+    from kubernetes import client
+
+    exact = T0.replace(microsecond=250)
+    assert micro_time(exact) == "2026-01-01T12:00:00.000250Z"
+    body = {"metadata": {"name": "l"}, "spec": {"renewTime": micro_time(T0)}}
+    lease = client.V1Lease.from_dict(body)
+    sent = client.ApiClient().sanitize_for_serialization(lease)  # type: ignore[no-untyped-call]
+    assert sent["spec"]["renewTime"] == "2026-01-01T12:00:00.000001+00:00"
 
 
 def test_a_live_lease_of_another_holder_is_waited_for() -> None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from canarymesh.errors import TemporaryError
 from canarymesh.runtime.kube.client import KubeApi
 
-__all__ = ["LeaderElector", "LeaseStep", "next_lease"]
+__all__ = ["LeaderElector", "LeaseStep", "micro_time", "next_lease"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ def next_lease(
     lease: Mapping[str, Any] | None, identity: str, now: datetime.datetime, duration: int
 ) -> LeaseStep:
     """Pure: renew our own Lease, take an expired or released one, or wait for its holder."""
-    stamp = _micro(now)
+    stamp = micro_time(now)
     if lease is None:
         spec = _spec(identity, duration, stamp, stamp, transitions=0)
         return LeaseStep("create", spec)
@@ -42,7 +42,7 @@ def next_lease(
     holder = spec.get("holderIdentity")
     transitions = int(spec.get("leaseTransitions") or 0)
     if holder == identity:
-        acquired = str(spec.get("acquireTime") or stamp)
+        acquired = micro_time(_parse(spec.get("acquireTime")) or now)
         return LeaseStep("replace", _spec(identity, duration, acquired, stamp, transitions))
     renewed = _parse(spec.get("renewTime"))
     held_for = int(spec.get("leaseDurationSeconds") or duration)
@@ -63,8 +63,12 @@ def _spec(
     }
 
 
-def _micro(at: datetime.datetime) -> str:
-    return at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def micro_time(at: datetime.datetime) -> str:
+    """A Kubernetes MicroTime. The client turns it into a datetime and back with
+    ``isoformat()``, which drops a zero fraction, and the API server's RFC3339Micro parser then
+    refuses it; a zero fraction becomes one microsecond, which changes no decision."""
+    at = at.astimezone(datetime.UTC)
+    return at.replace(microsecond=at.microsecond or 1).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse(value: object) -> datetime.datetime | None:

@@ -119,4 +119,7 @@ def _rfc3339(at: datetime.datetime) -> str:
 
 
 def _micro(at: datetime.datetime) -> str:
-    return at.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # A zero fraction would be dropped on the way through the client's model (see
+    # canarymesh.runtime.kube.lease.micro_time); one microsecond keeps it.
+    at = at.astimezone(datetime.UTC)
+    return at.replace(microsecond=at.microsecond or 1).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
