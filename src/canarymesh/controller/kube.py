@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from canarymesh.api.canary import Canary, LoadGenerator
@@ -35,6 +34,7 @@ from canarymesh.runtime.kube.client import (
     KubeApi,
     api_client,
 )
+from canarymesh.runtime.kube.health import serve_health
 from canarymesh.runtime.kube.lease import LeaderElector
 from canarymesh.runtime.kube.metrics import KubeMetricsSource
 from canarymesh.runtime.kube.router import KubeRouter
@@ -176,9 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = KubeSettings.from_env(os.environ)
     api = KubeApi(api_client(in_cluster=True))
     metrics = ControllerMetrics()
-    # /metrics for Prometheus; the probes get the same page: the process answers, or it is dead.
-    start_http_server(settings.metrics_port, registry=metrics.registry)
     watch = CanaryWatch(api).start()
+    health = serve_health("0.0.0.0", settings.metrics_port, metrics.registry, watch.synced.is_set)
     wiring, _ = wiring_for(api, settings, watch, metrics)
     elector = LeaderElector(api, settings.lease_namespace, settings.lease_name, settings.identity)
     stop = threading.Event()
@@ -189,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(wiring, elector, stop, settings.tick)
     finally:
         watch.stop()
+        health.shutdown()
     return 0
 
 

@@ -294,3 +294,36 @@ def test_sync_rows_accept_both_shapes_and_refuse_others() -> None:
     assert sync_rows([row]) == sync_rows({"Status": [row]}) == [row]
     with pytest.raises(TemporaryError, match="unknown shape"):
         sync_rows({"resources": []})
+
+
+def test_probes_and_metrics_on_the_pods_port() -> None:
+    import urllib.error
+    import urllib.request
+
+    from canarymesh.controller.telemetry import ControllerMetrics
+    from canarymesh.runtime.kube.health import serve_health
+
+    ready = threading.Event()
+    metrics = ControllerMetrics()
+    port = free_port()
+    server = serve_health("127.0.0.1", port, metrics.registry, ready.is_set)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with opener.open(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    try:
+        assert get("/healthz") == (200, "ok\n")
+        assert get("/readyz") == (503, "waiting for Canaries\n")
+        ready.set()
+        assert get("/readyz") == (200, "ok\n")
+        status, text = get("/metrics")
+        assert status == 200 and "# TYPE" in text
+        assert get("/nothing")[0] == 404
+    finally:
+        server.shutdown()
+        server.server_close()
