@@ -94,12 +94,25 @@ def test_faulty_canary_is_rolled_back(mesh: LocalMesh, tmp_path: Path) -> None:
     assert (state.history[-1].at - rollback.at).total_seconds() < 5
 
 
-PAUSED = DEMO_REVIEWS.replace(
-    "stableSubset: v1, canarySubset: v3", "stableSubset: v3, canarySubset: v2"
-).replace(
-    "setWeight: 20\n        - analysis: {duration: 10s}",
-    "setWeight: 20\n        - pause: {duration: 15s}",
-)
+SHORT = """
+apiVersion: canarymesh.io/v1alpha1
+kind: Canary
+metadata: {name: reviews, namespace: default}
+spec:
+  target: {host: reviews, virtualService: reviews, stableSubset: STABLE, canarySubset: CANARY}
+  strategy: {canary: {steps: STEPS}}
+  analysis: {interval: 5s, minRequests: 30,
+             metrics: [{name: request-success-rate}, {name: request-duration, tolerance: 10}]}
+"""
+# v3 -> v2 with a timed pause between two weights: no analysis, so only the restart is tested.
+PAUSED = (
+    SHORT.replace("STABLE", "v3").replace("CANARY", "v2")
+    .replace("STEPS", "[{setWeight: 20}, {pause: {duration: 8s}}, {setWeight: 40}]")
+)  # fmt: skip
+ANALYSED = (
+    SHORT.replace("STABLE", "v2").replace("CANARY", "v3")
+    .replace("STEPS", "[{setWeight: 50}, {analysis: {duration: 6s}}]")
+)  # fmt: skip
 
 
 def test_sigkilled_controller_resumes_at_the_same_step(mesh: LocalMesh, tmp_path: Path) -> None:
@@ -113,22 +126,22 @@ def test_sigkilled_controller_resumes_at_the_same_step(mesh: LocalMesh, tmp_path
     assert kept is not None and kept.step == 1 and kept.started_at == before.started_at
     assert ensure_running(mesh.state_dir) != info["pid"]
     resumed = wait_state(mesh, "default/reviews", lambda s: s.step >= 2 or final(s), 30)
+    assert [h.reason for h in resumed.history[: len(before.history)]] == [
+        h.reason for h in before.history
+    ]
     assert resumed.started_at == before.started_at and resumed.phase is not Phase.FAILED
     assert wait_state(mesh, "default/reviews", final).phase is Phase.SUCCEEDED
 
 
 def test_prometheus_stopped_holds_the_rollout(mesh: LocalMesh, tmp_path: Path) -> None:
-    text = PAUSED.replace(
-        "stableSubset: v3, canarySubset: v2", "stableSubset: v2, canarySubset: v3"
-    ).replace("pause: {duration: 15s}", "analysis: {duration: 10s}")
-    start(mesh, tmp_path, text)
+    start(mesh, tmp_path, ANALYSED)
     wait_state(mesh, "default/reviews", lambda s: s.step == 1 and s.verified_at, 30)
     pid = [c["pid"] for c in mesh.status()["components"] if c["name"] == "prometheus"][0]
     os.kill(pid, signal.SIGSTOP)
     try:
         held = wait_state(mesh, "default/reviews",
                           lambda s: "metrics source unreachable" in s.message, 30)  # fmt: skip
-        time.sleep(12)  # longer than the step: without metrics it must not pass
+        time.sleep(8)  # longer than the 6 s step: without metrics it must not pass
         after = state_of(RolloutStore(mesh.state_dir).load("default/reviews"))
         assert after is not None and after.phase is Phase.PROGRESSING and after.step == held.step
         assert "no promotion without metrics" in after.message

@@ -128,7 +128,7 @@ def test_blue_green_sends_no_live_traffic_during_analysis(mesh: LocalMesh, tmp_p
     text = DEMO_REVIEWS.replace(
         "canary:\n      steps:\n        - setWeight: 20\n        - analysis: {duration: 10s}\n"
         "        - setWeight: 50\n        - analysis: {duration: 10s}",
-        "blueGreen:\n      analysisDuration: 10s\n"
+        "blueGreen:\n      analysisDuration: 6s\n"
         "      match: [{headers: {end-user: {exact: jason}}}]",
     ).replace("minRequests: 50", "minRequests: 20")
     assert "blueGreen" in text
