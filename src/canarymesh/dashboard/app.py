@@ -123,7 +123,9 @@ class Dashboard:
             )
         end = time.time()
         span = self.settings.chart_range_seconds
-        step = max(1.0, span / 240)
+        # A chart is a few hundred pixels wide: more points than that cost bytes and render time
+        # and show nothing more (bench/dashboard.py measures the difference).
+        step = max(1.0, span / self.settings.chart_points)
         # A literal host in a PromQL regex: each dot escaped, and the backslash escaped for the
         # string literal it sits in.
         variables = {"interval": window, "service": service.replace(".", "\\\\.")}

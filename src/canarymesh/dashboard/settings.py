@@ -22,6 +22,8 @@ class DashboardSettings:
     refresh_seconds: float = 5.0
     # Range of the service view's charts, in seconds.
     chart_range_seconds: int = 900
+    # Points per series in a chart (the query_range step is the range divided by this).
+    chart_points: int = 240
 
     @property
     def mode(self) -> str:

@@ -111,8 +111,10 @@ function lineChart(title, rows, field, unit, options = {}) {
   const all = series.flatMap((s) => s.points.filter((p) => p[1] !== null));
   const svg = el("svg:svg", { class: "chart", width: W, height: H, viewBox: `0 0 ${W} ${H}` });
   if (!all.length) return el("div", { class: "card" }, el("h3", {}, title), el("p", { class: "empty" }, "no data"));
-  const t0 = Math.min(...all.map((p) => p[0])), t1 = Math.max(...all.map((p) => p[0]));
-  let lo = options.min ?? Math.min(...all.map((p) => p[1])), hi = Math.max(...all.map((p) => p[1]));
+  // Loops, not Math.min(...spread): a long range has more points than a call has arguments.
+  let t0 = Infinity, t1 = -Infinity, vlo = Infinity, vhi = -Infinity;
+  for (const [t, v] of all) { t0 = Math.min(t0, t); t1 = Math.max(t1, t); vlo = Math.min(vlo, v); vhi = Math.max(vhi, v); }
+  let lo = options.min ?? vlo, hi = vhi;
   if (options.limit !== undefined) { lo = Math.min(lo, options.limit); hi = Math.max(hi, options.limit); }
   if (options.min === undefined) lo = Math.min(lo, 0);
   if (hi - lo < 1e-9) hi = lo + 1;
