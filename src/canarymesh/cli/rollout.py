@@ -53,7 +53,7 @@ def _store(context: str | None) -> RolloutStore | KubeRolloutBackend:
 
 @click.group("rollout")
 def rollout_group() -> None:
-    """Start, watch and steer canary rollouts on the local mesh."""
+    """Start, watch and steer canary rollouts on the local mesh (or a cluster: --context)."""
 
 
 # --- start ------------------------------------------------------------------------------------
@@ -111,7 +111,8 @@ def start_command(path: Path, namespace: str | None, context: str | None) -> Non
     text = sys.stdin.read() if str(path) == "-" else path.read_text()
     for key in start_rollout(text, str(path), namespace, context):
         click.echo(f"canary.canarymesh.io/{key.split('/')[1]} started ({key})")
-        click.echo(f"  follow it: canarymesh rollout get {key.split('/')[1]} --watch")
+        where = f" --context {context}" if context else ""
+        click.echo(f"  follow it: canarymesh rollout get {key.split('/')[1]} --watch{where}")
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -97,7 +97,10 @@ def test_start_applies_the_canary_as_the_cli(cluster: FakeApiServer) -> None:
     path = REPO / "canary-manifests/canary-reviews.yaml"
     result = CliRunner().invoke(cli, ["rollout", "start", "-f", str(path), "--context", "fake"])
     assert result.exit_code == 0, result.output
-    assert "canary.canarymesh.io/reviews started (webapps/reviews)" in result.output
+    assert result.output.splitlines()[-2:] == [
+        "canary.canarymesh.io/reviews started (webapps/reviews)",
+        "  follow it: canarymesh rollout get reviews --watch --context fake",
+    ]
     manager, plural, status_only, body = cluster.applies[-1]
     assert (manager, plural, status_only) == (CLI_FIELD_MANAGER, "canaries", False)
     assert body["spec"]["target"]["canarySubset"] == "v3"
