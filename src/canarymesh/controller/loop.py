@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from canarymesh.analysis.windows import Window
 from canarymesh.api.canary import Canary
 from canarymesh.controller import observe
 from canarymesh.controller.sources import CanaryItem, Wiring
@@ -34,7 +35,7 @@ from canarymesh.rollout.machine import Observation, WebhookResult, advance
 from canarymesh.rollout.phases import TERMINAL, Command
 from canarymesh.rollout.state import CanaryState
 
-__all__ = ["MAX_REQUEUE", "Controller", "record_of"]
+__all__ = ["MAX_REQUEUE", "Controller", "record_of", "state_of"]
 
 log = logging.getLogger("canarymesh.controller")
 
@@ -133,7 +134,8 @@ class Controller:
         hooks = tuple(self.answers.pop(item.key, []))
         return Observation(spec, verified, online, windows, hooks, command)
 
-    def _windows(self, item: CanaryItem, state: CanaryState) -> tuple[bool, tuple[Any, ...]]:
+    def _windows(self, item: CanaryItem, state: CanaryState) -> tuple[bool, tuple[Window, ...]]:
+        """Whether the metrics source answered, and the windows it measured."""
         due = observe.due_windows(state, item.canary.interval(), self.w.clock.now())
         if not due or item.canary.skip_analysis:
             return True, ()
@@ -177,6 +179,3 @@ def state_of(record: Mapping[str, Any] | None) -> CanaryState | None:
     if record is None:
         return None
     return CanaryState.from_dict(dict(record["state"]))
-
-
-__all__ += ["state_of"]
