@@ -242,3 +242,11 @@ def test_a_productpage_trace_spans_the_gateway_and_every_service_in_order(
         "istio-ingressgateway",
     ]
     page.screenshot(path=str(shots / "traces.png"), full_page=True)
+    # The search's other conditions: nothing took a minute, and every request succeeded.
+    page.fill("input[name=min_ms]", "60000")
+    page.click("#trace-search button")
+    page.wait_for_function("document.querySelector('#trace-list').innerText.includes('No trace')")
+    page.fill("input[name=min_ms]", "")
+    page.check("input[name=error]")
+    page.click("#trace-search button")
+    page.wait_for_function("document.querySelector('#trace-list').innerText.includes('No trace')")

@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from canarymesh.analysis.panels import GRAFANA_PANELS, GRAFANA_VARIABLES, PANEL_QUERIES, panel_query
+from canarymesh.dashboard.grafana import main as grafana_main
+from canarymesh.dashboard.grafana import sync_grafana
 from canarymesh.errors import ConfigError
 
 REPO = Path(__file__).parents[3]
@@ -77,3 +79,18 @@ def test_grafana_dashboards_use_the_same_query_text() -> None:
     for name, where in GRAFANA_PANELS.items():
         assert where in targets, f"{name}: no panel target {where} in addons/grafana.yaml"
         assert targets[where] == panel_query(name, GRAFANA_VARIABLES), name
+
+
+def test_sync_rewrites_a_drifted_expression_and_leaves_the_rest(tmp_path: Path) -> None:
+    text = (REPO / "addons" / "grafana.yaml").read_text()
+    assert sync_grafana(text) == text
+    right = panel_query("version-p99", GRAFANA_VARIABLES)
+    drifted = text.replace(json.dumps(right), json.dumps(right.replace("0.99", "0.95")))
+    assert drifted != text
+    assert sync_grafana(drifted) == text
+    path = tmp_path / "grafana.yaml"
+    path.write_text(drifted)
+    assert grafana_main([str(path), "--check"]) == 1
+    assert path.read_text() == drifted
+    assert grafana_main([str(path)]) == 0
+    assert path.read_text() == text

@@ -206,6 +206,7 @@ async function loadTraces() {
   el("div", {}, el("b", {}, `${t.root_service}: ${t.root_request || t.root_operation}`), el("span", { class: "muted", style: "float:right" }, ms(t.duration_ms))),
   el("div", { class: "muted" }, `${t.spans} spans · ${t.services.length} services${t.errors ? ` · ${t.errors} errors` : ""} · ${new Date(t.start_us / 1000).toLocaleTimeString()}`),
   el("div", { class: "bar", style: `width:${(100 * t.duration_ms) / longest}%` }))) : [el("p", { class: "empty" }, "No trace matches.")]));
+  if (!traces.length) $("#waterfall").replaceChildren();
   if (!state.trace && traces.length) state.trace = traces[0].trace_id;
   if (state.trace) drawWaterfall(await api(`/api/trace/${state.trace}`));
 }
