@@ -79,6 +79,9 @@ class ControlPlane:
             await asyncio.sleep(0.002)
 
     def converged(self) -> bool:
+        reconciler = self.reconciler
+        if reconciler.endpoint_pods != reconciler.ready_pods():
+            return False  # a pod's readiness changed and its endpoints are not pushed yet
         status = self.reconciler.ads.status()
         for name in self.reconciler.running:
             node = status.get(name)

@@ -120,6 +120,7 @@ async def run(args: argparse.Namespace) -> None:
             "telemetry": {"als_port": settings.telemetry_port, "metrics_port": metrics_port},
             "tracing_url": f"http://127.0.0.1:{settings.tracing_port}",
         }
+        watcher = asyncio.create_task(reconciler.watch_readiness())
         control = ControlPlane(store, reconciler, info)
         api = ApiServer(control, write_token(state_dir / TOKEN_FILE))
         info["api_port"] = await api.start()
@@ -131,6 +132,7 @@ async def run(args: argparse.Namespace) -> None:
             await control.shutdown.wait()
         finally:
             (state_dir / DAEMON_FILE).unlink(missing_ok=True)
+            watcher.cancel()
             await api.stop()
             await supervisor.stop_all()
             await collector.stop()

@@ -164,6 +164,8 @@ class Reconciler:
         self.identities: dict[str, WorkloadIdentity] = {}
         self.mesh: MeshSnapshot | None = None
         self._index: MeshIndex | None = None
+        # The ready pods the last push made endpoints of (None before the first push).
+        self.endpoint_pods: frozenset[str] | None = None
         # Store key -> (document, its typed resource); _pending_cache is adopted by realise.
         self._loaded: dict[Key, tuple[Document, Resource[BaseModel]]] = {}
         self._pending_cache: dict[Key, tuple[Document, Resource[BaseModel]]] = {}
@@ -299,12 +301,23 @@ class Reconciler:
         vs_hosts: frozenset[str] | None = None,
     ) -> list[str]:
         """Regenerate the snapshots of ``only`` (None: every proxy) and push those that changed;
-        with ``vs_hosts``, only those hosts' virtual hosts are rebuilt (the xds shortcut)."""
+        with ``vs_hosts``, only those hosts' virtual hosts are rebuilt (the xds shortcut).
+
+        As in Istio, only ready pods are endpoints: every proxy's config comes from the mesh
+        without the pods that are not ready, and a change of that set regenerates everything.
+        """
+        ready = self.ready_pods()
+        if ready != self.endpoint_pods:
+            only = vs_hosts = None
+        self.endpoint_pods = ready
+        serving = replace(
+            mesh, proxies=tuple(p for p in mesh.proxies if p.kind == "gateway" or p.id in ready)
+        )
         incremental = vs_hosts is not None and self._index is not None
         index = (
-            self._index.with_virtual_services(mesh)
+            self._index.with_virtual_services(serving)
             if vs_hosts is not None and self._index is not None
-            else MeshIndex.of(mesh)
+            else MeshIndex.of(serving)
         )
         self._index = index
         pushed = []
@@ -313,15 +326,34 @@ class Reconciler:
                 continue
             previous = self.snapshots.get(proxy.id)
             if incremental and vs_hosts is not None and previous is not None:
-                snapshot = update_virtual_services(previous, mesh, proxy, index, vs_hosts)
+                snapshot = update_virtual_services(previous, serving, proxy, index, vs_hosts)
             else:
-                snapshot = generate(mesh, proxy, index)
+                snapshot = generate(serving, proxy, index)
             if previous is not None and previous.version == snapshot.version:
                 continue
             self.ads.set_snapshot(proxy.id, snapshot)
             self.snapshots[proxy.id] = snapshot
             pushed.append(proxy.id)
         return pushed
+
+    def ready_pods(self) -> frozenset[str]:
+        """Pods whose app and sidecar both pass their readiness probes."""
+        ready = set()
+        for name, running in self.running.items():
+            if running.plan is None:
+                continue
+            if not self.supervisor.child_status(sidecar_name(name)).ready:
+                continue
+            if running.app is None or self._status(running.app).ready:
+                ready.add(name)
+        return frozenset(ready)
+
+    async def watch_readiness(self, interval: float = 0.05) -> None:
+        """Re-push whenever a pod turns ready or stops being ready (run as a task)."""
+        while True:
+            await asyncio.sleep(interval)
+            if self.mesh is not None and self.ready_pods() != self.endpoint_pods:
+                self.push(self.mesh)
 
     async def _start(self, proxy: ProxyNode, plan: PodPlan | None) -> None:
         config = build_ads_bootstrap(proxy, self.settings, self.ads.port)
