@@ -177,7 +177,10 @@ def test_service_view_splits_reviews_traffic_across_three_versions(
         "rows => rows.slice(1).map(r => parseFloat(r.cells[1].innerText))",
     )
     assert sum(shares) == pytest.approx(100, abs=0.5) and all(s > 10 for s in shares)
-    assert page.locator(".chart path[stroke]").count() >= 3
+    points = page.eval_on_selector_all(
+        ".chart path[data-points]", "paths => paths.map(p => Number(p.dataset.points))"
+    )
+    assert len(points) >= 3 * 5 and min(points) >= 1, points
     page.screenshot(path=str(shots / "service.png"), full_page=True)
 
 

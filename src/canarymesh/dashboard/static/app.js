@@ -133,7 +133,10 @@ function lineChart(title, rows, field, unit, options = {}) {
       if (v === null) { pen = false; continue; }
       d += `${pen ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`; pen = true;
     }
-    if (d) svg.append(el("svg:path", { d, stroke: s.color, "stroke-dasharray": s.dash || null }));
+    const known = s.points.filter((p) => p[1] !== null);
+    if (d) svg.append(el("svg:path", { d, stroke: s.color, "stroke-dasharray": s.dash || null, "data-points": known.length }));
+    // A young series has too few points for a line to show: mark each one.
+    if (known.length && known.length <= 12) for (const [t, v] of known) svg.append(el("svg:circle", { cx: x(t), cy: y(v), r: 2.5, fill: s.color }));
   }
   const legend = el("div", { class: "legend" }, series.map((s) => el("span", {}, el("i", { style: `background:${s.color}` }), s.name)));
   return el("div", { class: "card" }, el("h3", {}, `${title}${unit ? ` (${unit})` : ""}`), svg, legend);
