@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +155,36 @@ spec:
     small_mesh.cli("delete", "-f", "-", "--wait", stdin=rule)
     statuses = small_mesh.json("proxy-status", "-o", "json")
     assert all(p["synced"] for p in statuses), statuses
+
+
+def test_a_pod_that_is_not_ready_gets_no_traffic(small_mesh: LocalMesh) -> None:
+    never_ready = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ratings-v2}
+spec:
+  selector: {matchLabels: {app: ratings, version: v2}}
+  template:
+    metadata: {labels: {app: ratings, version: v2}}
+    spec:
+      containers:
+      - name: ratings
+        image: ghcr.io/canary-mesh/examples-bookinfo-ratings-v2:0.1.0
+        ports: [{containerPort: 9080}]
+        readinessProbe: {httpGet: {path: /no-such-path, port: 9080}}
+"""
+    small_mesh.cli("apply", "-f", "-", stdin=never_ready)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        pods = small_mesh.json("get", "pods", "-o", "json")["items"]
+        v2 = next(p for p in pods if p["deployment"] == "ratings-v2")
+        app = next(c for c in v2["containers"] if not c["name"].endswith(".istio-proxy"))
+        if app["phase"] == "Starting" and app["pid"] and v2["ready"] == "1/2":
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)  # long enough for any readiness push to have happened
+    assert (v2["ready"], v2["status"]) == ("1/2", "Running")  # as kubectl shows it
+    v1 = next(p for p in pods if p["deployment"] == "ratings-v1")
+    rows = small_mesh.cli("proxy-config", "endpoints", v1["name"]).stdout.splitlines()
+    ratings = [r.split() for r in rows if r.endswith("|ratings.default.svc.cluster.local")]
+    assert [r[0] for r in ratings] == [f"127.0.0.1:{v1['ports']['inbound']['9080']}"]

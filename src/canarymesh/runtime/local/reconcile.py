@@ -497,10 +497,11 @@ def pod_phase(children: Sequence[ChildStatus]) -> str:
         return "CrashLoopBackOff"
     if Phase.FAILED in phases:
         return "Error"
-    if all(p is Phase.RUNNING for p in phases):
-        return "Running"
     if any(p in (Phase.STOPPED, Phase.COMPLETED) for p in phases):
         return "Terminating"
+    # As kubectl: Running once every process runs, ready or not (READY says which are).
+    if all(c.pid is not None for c in children):
+        return "Running"
     return "ContainerCreating"
 
 
