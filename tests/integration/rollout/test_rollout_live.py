@@ -22,7 +22,7 @@ from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.state import CanaryState
 from canarymesh.runtime.local.loadgen import LoadGenerator
 from canarymesh.runtime.local.rollout_store import RolloutStore
-from tests.integration.mesh.conftest import LocalMesh, start_mesh
+from tests.integration.mesh.conftest import LocalMesh, start_mesh, wait_gone
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,10 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
     finally:
         if load is not None:
             load.stop()
+        controller = controller_info(mesh.state_dir)
         mesh.down()
+        if controller is not None:  # the controller goes with the mesh
+            assert not wait_gone([int(controller["pid"])]), "controller left after down"
 
 
 def start(mesh: LocalMesh, tmp: Path, text: str) -> None:
@@ -92,6 +95,11 @@ def test_faulty_canary_is_rolled_back(mesh: LocalMesh, tmp_path: Path) -> None:
     assert weights == [100, 0]
     rollback = [h for h in state.history if h.phase is Phase.ROLLING_BACK][0]
     assert (state.history[-1].at - rollback.at).total_seconds() < 5
+    history = mesh.cli("rollout", "history", "ratings").stdout
+    assert "Failed" in history and "RollingBack  request-success-rate canary errors" in history
+    listed = mesh.cli("rollout", "list").stdout.splitlines()
+    assert any(line.split()[:3] == ["default", "ratings", "Failed"] for line in listed)
+    assert any(line.split()[:3] == ["default", "reviews", "Succeeded"] for line in listed)
 
 
 SHORT = """
