@@ -64,13 +64,15 @@ def answer(metrics: FakeMetrics, version: str, requests: float, errors: float) -
 
 
 def build(
-    store: MemoryStore | None = None, clock: FakeClock | None = None
+    store: MemoryStore | None = None,
+    clock: FakeClock | None = None,
+    sink: ControllerMetrics | None = None,
 ) -> tuple[Controller, FakeClock, FakeRouter, FakeMetrics, MemoryStore, Doubles]:
     clock = clock or FakeClock()
     router, metrics, store = FakeRouter(clock), FakeMetrics(), store or MemoryStore()
     doubles = Doubles()
     wiring = Wiring(doubles, lambda item: router, metrics, store, clock, doubles, doubles,
-                    doubles, ControllerMetrics())  # fmt: skip
+                    doubles, sink or ControllerMetrics())  # fmt: skip
     return Controller(wiring), clock, router, metrics, store, doubles
 
 
@@ -152,3 +154,20 @@ def test_windows_start_at_verification_and_wait_for_the_scrape() -> None:
     assert due_windows(state, interval, clock.advance(6)) == []
     windows = due_windows(state, interval, clock.advance(11))
     assert [(s - state.started_at).seconds for s, _ in windows] == [0, 5, 10]
+
+
+def test_the_controller_metrics_follow_the_decisions() -> None:
+    sink = ControllerMetrics()
+    controller, clock, _, metrics, store, _ = build(sink=sink)
+    answer(metrics, "v3", 100, 30)
+    answer(metrics, "v1", 100, 0)
+    run(controller, clock, store, 120)
+    labels = {"namespace": "default", "canary": "reviews"}
+    value = sink.registry.get_sample_value
+    assert value("canarymesh_rollout_weight", labels) == 0
+    assert value("canarymesh_rollout_phase", {**labels, "phase": "Failed"}) == 1
+    assert value("canarymesh_rollout_phase", {**labels, "phase": "Progressing"}) == 0
+    assert value("canarymesh_rollout_decisions_total", {**labels, "decision": "rollback"}) == 1
+    assert (
+        value("canarymesh_rollout_decisions_total", {**labels, "decision": "advance"}) or 0
+    ) >= 1
