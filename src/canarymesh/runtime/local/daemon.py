@@ -132,12 +132,20 @@ async def run(args: argparse.Namespace) -> None:
             await control.shutdown.wait()
         finally:
             (state_dir / DAEMON_FILE).unlink(missing_ok=True)
+            started = loop.time()
             watcher.cancel()
-            await api.stop()
             await supervisor.stop_all()
+            stopped = loop.time()
+            await api.stop()
             await collector.stop()
             await tracing.stop()
             await ads.stop(0)
+            print(
+                f"stopped: children in {stopped - started:.2f}s,"
+                f" servers in {loop.time() - stopped:.2f}s",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _write_json(path: Path, value: object) -> None:
