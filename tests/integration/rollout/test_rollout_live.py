@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,15 @@ def test_faulty_canary_is_rolled_back(mesh: LocalMesh, tmp_path: Path) -> None:
     assert (state.history[-1].at - rollback.at).total_seconds() < 5
     history = mesh.cli("rollout", "history", "ratings").stdout
     assert "Failed" in history and "RollingBack  request-success-rate canary errors" in history
+    info = controller_info(mesh.state_dir)
+    assert info is not None
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(str(info["metrics_url"]), timeout=5) as response:
+        exported = response.read().decode()
+    assert 'canarymesh_rollout_phase{canary="ratings",namespace="default",phase="Failed"} 1.0' in (
+        exported
+    )
+    assert 'decision="rollback"' in exported and "canarymesh_rollout_weight{" in exported
     listed = mesh.cli("rollout", "list").stdout.splitlines()
     assert any(line.split()[:3] == ["default", "ratings", "Failed"] for line in listed)
     assert any(line.split()[:3] == ["default", "reviews", "Succeeded"] for line in listed)
