@@ -91,8 +91,16 @@ def _meta(doc: Doc) -> Doc:
 
 def _service_columns(doc: Doc) -> Row:
     ports = cast(list[Doc], _spec(doc).get("ports") or [])
-    shown = ",".join(f"{p.get('port')}/{p.get('protocol') or 'TCP'}" for p in ports)
-    return [str(_spec(doc).get("type") or "ClusterIP"), "<none>", shown or "<none>"]
+    shown = ",".join(
+        f"{p.get('port')}" + (f":{p['nodePort']}" if p.get("nodePort") else "")
+        + f"/{p.get('protocol') or 'TCP'}"
+        for p in ports
+    )  # fmt: skip
+    status = doc.get("status")
+    balancer = cast(Doc, status.get("loadBalancer", {})) if isinstance(status, dict) else {}
+    ips = [str(i.get("ip")) for i in cast(list[Doc], balancer.get("ingress", []))]
+    kind = str(_spec(doc).get("type") or "ClusterIP")
+    return [kind, "<none>", ",".join(ips) or "<none>", shown or "<none>"]
 
 
 def _vs_columns(doc: Doc) -> Row:
@@ -106,7 +114,7 @@ def _replicas(doc: Doc) -> Row:
 
 
 COLUMNS: dict[str, tuple[Row, Callable[[Doc], Row]]] = {
-    "service": (["TYPE", "CLUSTER-IP", "PORT(S)"], _service_columns),
+    "service": (["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"], _service_columns),
     f"virtualservice.{_ISTIO}": (["GATEWAYS", "HOSTS"], _vs_columns),
     f"destinationrule.{_ISTIO}": (["HOST"], lambda d: [str(_spec(d).get("host", ""))]),
     "deployment.apps": (["REPLICAS"], _replicas),

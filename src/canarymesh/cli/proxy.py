@@ -18,6 +18,7 @@ from canarymesh.cli.get import Doc, Row, table
 
 __all__ = ["proxy_config_command", "proxy_status_command"]
 
+SECTIONS = ("clusters", "listeners", "routes", "endpoints", "all")
 _TYPES = (
     ("CDS", "Cluster"),
     ("LDS", "Listener"),
@@ -128,7 +129,7 @@ def _endpoint_rows(body: Doc) -> list[Row]:
 
 @click.command("proxy-config")
 @click.argument(
-    "section", type=click.Choice(["clusters", "listeners", "routes", "endpoints", "all"])
+    "section", type=click.Choice([*SECTIONS, "cluster", "listener", "route", "endpoint"])
 )
 @click.argument("pod")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
@@ -136,6 +137,8 @@ def _endpoint_rows(body: Doc) -> list[Row]:
 @handle_errors
 def proxy_config_command(section: str, pod: str, output: str) -> None:
     """Show one proxy's clusters, listeners, routes or endpoints (from its Envoy admin API)."""
+    # istioctl spells them singular (`proxy-config cluster POD`); both work.
+    section = section if section in SECTIONS else section + "s"
     body = client().get("/v1/proxy-config", {"pod": pod, "section": section})
     if output == "json" or section == "all":
         click.echo(json.dumps(body, indent=2))

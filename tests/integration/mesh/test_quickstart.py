@@ -134,7 +134,8 @@ def test_proxy_status_shows_every_proxy_synced(bookinfo_mesh: LocalMesh) -> None
 
 def test_proxy_config_reads_the_envoy_admin_api(bookinfo_mesh: LocalMesh) -> None:
     pod = _pod(bookinfo_mesh, "productpage-v1")
-    clusters = bookinfo_mesh.cli("proxy-config", "clusters", pod).stdout.splitlines()
+    # istioctl's singular spelling works too.
+    clusters = bookinfo_mesh.cli("proxy-config", "cluster", pod).stdout.splitlines()
     assert clusters[0].split() == ["SERVICE", "FQDN", "PORT", "SUBSET", "DIRECTION", "TYPE"]
     rows = [line.split() for line in clusters[1:]]
     assert ["reviews.default.svc.cluster.local", "9080", "v2", "outbound", "EDS"] in rows
@@ -159,13 +160,19 @@ def test_status_reports_urls_and_every_component(bookinfo_mesh: LocalMesh) -> No
 
 def test_get_describe_and_logs(bookinfo_mesh: LocalMesh) -> None:
     services = bookinfo_mesh.cli("get", "svc").stdout.splitlines()
-    assert services[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "PORT(S)"]
+    assert services[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"]
     assert sorted(line.split()[0] for line in services[1:]) == [
         "details",
         "productpage",
         "ratings",
         "reviews",
     ]
+    # The seed README's "get the external IP of the Istio gateway".
+    ingress = bookinfo_mesh.cli("get", "svc", "istio-ingressgateway", "-n", "istio-system")
+    port = bookinfo_mesh.ingress.rsplit(":", 1)[1]
+    assert ingress.stdout.splitlines()[1].split() == [
+        "istio-ingressgateway", "LoadBalancer", "<none>", "127.0.0.1", f"8080:{port}/TCP"
+    ]  # fmt: skip
     dr = bookinfo_mesh.json("get", "dr", "reviews", "-o", "json")
     assert [s["name"] for s in dr["spec"]["subsets"]] == ["v1", "v2", "v3"]
     described = bookinfo_mesh.cli("describe", "vs", "reviews").stdout

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from canarymesh.errors import ConfigError, TemporaryError
+from canarymesh.mesh.build import INGRESS_LABELS, INGRESS_NAME
 from canarymesh.runtime.local.envoy import EnvoyAdmin
 from canarymesh.runtime.local.reconcile import Reconciler
 from canarymesh.runtime.local.store import Document, Store, split_documents
@@ -93,7 +94,45 @@ class ControlPlane:
         )
 
     def resources(self, kinds: Sequence[str], namespace: str | None, name: str | None) -> JsonDict:
-        return {"items": self.store.select(kinds, namespace, name)}
+        items = self.store.select(kinds, namespace, name)
+        ingress = self.ingress_service()
+        if (
+            "service" in kinds
+            and namespace in (None, "istio-system")
+            and name in (None, INGRESS_NAME)
+            and ingress is not None
+        ):
+            items.append(ingress)
+        return {"items": items}
+
+    def ingress_service(self) -> Document | None:
+        """The ``istio-ingressgateway`` Service an Istio install has, so that the seed README's
+        ``get svc istio-ingressgateway -n istio-system`` shows where the gateway listens: a
+        LoadBalancer on 127.0.0.1 whose nodePort is the local port of each server port."""
+        running = self.reconciler.running.get(INGRESS_NAME)
+        if running is None:
+            return None
+        gateway_ports = running.proxy.ports.gateway or (
+            (8080, int(str(self.info.get("ingress_port")))),
+        )
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": INGRESS_NAME,
+                "namespace": "istio-system",
+                "labels": dict(INGRESS_LABELS),
+            },
+            "spec": {
+                "type": "LoadBalancer",
+                "selector": dict(INGRESS_LABELS),
+                "ports": [
+                    {"name": f"http-{port}", "port": port, "nodePort": local, "protocol": "TCP"}
+                    for port, local in gateway_ports
+                ],
+            },
+            "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}},
+        }
 
     def proxy_status(self) -> JsonDict:
         rows = []
