@@ -20,7 +20,7 @@ from canarymesh.analysis.windows import Window
 from canarymesh.api.canary import Canary
 from canarymesh.controller import observe
 from canarymesh.controller.sources import CanaryItem, Wiring
-from canarymesh.errors import CanaryMeshError, TemporaryError
+from canarymesh.errors import CanaryMeshError, ConfigError, TemporaryError
 from canarymesh.ports import TrafficRouter
 from canarymesh.rollout.actions import (
     Action,
@@ -93,11 +93,23 @@ class Controller:
         except Exception as err:  # the loop boundary: log, retry this Canary later
             if isinstance(err, CanaryMeshError):
                 log.error("%s: %s", item.key, err)  # ours: the message says it all
+                if isinstance(err, ConfigError):
+                    self._report(item, err)
             else:
                 log.exception("%s: reconcile failed: %s", item.key, err)
             delay = err.delay if isinstance(err, TemporaryError) else ERROR_RETRY.total_seconds()
             wait = datetime.timedelta(seconds=min(delay, ERROR_RETRY.total_seconds()))
         self.due[item.key] = now + min(wait, MAX_REQUEUE)
+
+    def _report(self, item: CanaryItem, err: ConfigError) -> None:
+        """Put a user error in the rollout's record, so ``rollout get`` says why nothing moves."""
+        try:
+            state = self.load_state(item)
+            if state.phase not in TERMINAL:
+                state = state.with_message(f"cannot proceed: {err}", self.w.clock.now())
+                self.w.store.save(item.key, record_of(item, state))
+        except Exception:  # the loop boundary: reporting must not stop the loop
+            log.exception("%s: cannot record the error", item.key)
 
     def reconcile(self, item: CanaryItem, command: Command | None = None) -> datetime.timedelta:
         """One decision for ``item``; returns when to look again."""

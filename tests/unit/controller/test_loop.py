@@ -14,6 +14,7 @@ from canarymesh.controller.loop import Controller, state_of
 from canarymesh.controller.observe import due_windows, fqdn
 from canarymesh.controller.sources import CanaryItem, Wiring
 from canarymesh.controller.telemetry import ControllerMetrics
+from canarymesh.errors import ConfigError
 from canarymesh.ports import Sample
 from canarymesh.rollout.machine import WebhookResult
 from canarymesh.rollout.phases import Phase
@@ -171,3 +172,20 @@ def test_the_controller_metrics_follow_the_decisions() -> None:
     assert (
         value("canarymesh_rollout_decisions_total", {**labels, "decision": "advance"}) or 0
     ) >= 1
+
+
+def test_a_user_error_is_shown_in_the_record_and_retried() -> None:
+    controller, clock, router, metrics, store, _ = build()
+
+    def missing(item: CanaryItem) -> FakeRouter:
+        raise ConfigError("VirtualService default/reviews is not applied")
+
+    controller.w = dataclasses.replace(controller.w, router_for=missing)
+    run(controller, clock, store, 3)
+    state = state_of(store.load(ITEM.key))
+    assert state is not None and state.phase is Phase.INITIALIZING
+    assert state.message == "cannot proceed: VirtualService default/reviews is not applied"
+    controller.w = dataclasses.replace(controller.w, router_for=lambda item: router)
+    answer(metrics, "v3", 100, 0)
+    answer(metrics, "v1", 100, 0)
+    assert run(controller, clock, store, 120).phase is Phase.SUCCEEDED
