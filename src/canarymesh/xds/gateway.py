@@ -15,10 +15,10 @@ from canarymesh.api.istio_networking import Gateway, Server, VirtualService
 from canarymesh.mesh.index import MeshIndex, bound_gateways, exported_to
 from canarymesh.mesh.merge import host_matches
 from canarymesh.mesh.model import Config, ProxyNode, labels_match
-from canarymesh.xds import names, rbac, tcp, telemetry, tls
+from canarymesh.xds import actions, names, rbac, tcp, telemetry, tls
 from canarymesh.xds.endpoints import socket_address
 from canarymesh.xds.listeners import build_hcm, client_http_filters, rds
-from canarymesh.xds.routes import RouteContext, build_routes_for_virtual_service
+from canarymesh.xds.routes import RouteContext, build_routes_for_virtual_service, source_peer
 from canarymesh.xds.types import EnvoyJson, JsonValue
 
 HTTP_PROTOCOLS = {"HTTP", "HTTP2", "GRPC"}
@@ -108,7 +108,11 @@ def build_gateway_route_config(
                 {
                     "name": names.vhost(host, port),
                     "domains": domains,
-                    "routes": routes_by_host[host],
+                    "routes": [with_service_header(r) for r in routes_by_host[host]],
+                    # Metadata exchange: the callee's sidecar reports the gateway as the source.
+                    "request_headers_to_add": [
+                        actions.header_value(names.SOURCE_PEER_HEADER, source_peer(index, proxy))
+                    ],
                 }
             )
     if any(s.server.tls and s.server.tls.https_redirect for s in servers):
@@ -226,3 +230,32 @@ def build_https_chain(
     if hosts:
         chain["filter_chain_match"] = {"server_names": sorted(hosts, key=str)}
     return chain, config
+
+
+def with_service_header(route: JsonValue) -> JsonValue:
+    """``route`` telling the callee which service it was called as, when it goes to one service.
+
+    A sidecar's outbound virtual host is per service and sets the header there; a gateway's
+    virtual host is per VirtualService host, so the service is known per route, from its clusters.
+    """
+    if not isinstance(route, dict) or not isinstance(route.get("route"), dict):
+        return route
+    action = route["route"]
+    assert isinstance(action, dict)
+    cluster_names: list[JsonValue] = [action.get("cluster")]
+    weighted = action.get("weighted_clusters")
+    if isinstance(weighted, dict) and isinstance(weighted.get("clusters"), list):
+        entries = weighted["clusters"]
+        assert isinstance(entries, list)
+        cluster_names = [c.get("name") for c in entries if isinstance(c, dict)]
+    hosts = {
+        parsed.host
+        for name in cluster_names
+        if isinstance(name, str) and (parsed := names.parse_cluster(name)) and parsed.host
+    }
+    if len(hosts) != 1:
+        return route
+    header: JsonValue = actions.header_value(names.DESTINATION_SERVICE_HEADER, hosts.pop())
+    existing = route.get("request_headers_to_add")
+    added: list[JsonValue] = [*existing, header] if isinstance(existing, list) else [header]
+    return {**route, "request_headers_to_add": added}

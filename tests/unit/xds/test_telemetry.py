@@ -148,3 +148,17 @@ def test_tcp_proxies_log_to_the_telemetry_server() -> None:
     listeners = snapshot(mesh, "ratings-v2-mysql-0").named(names.LISTENER)
     outbound = listeners[names.outbound_tcp_listener("mysqldb.default.svc.cluster.local", 3306)]
     assert "envoy.access_loggers.tcp_grpc" in str(outbound)
+
+
+def test_the_gateway_names_itself_and_the_called_service_to_the_callee() -> None:
+    from canarymesh.xds import names
+    from tests.unit.xds.meshes import bookinfo, snapshot
+
+    mesh = bookinfo("networking/bookinfo-gateway.yaml")
+    (route_config,) = snapshot(mesh, "istio-ingressgateway").of(names.ROUTE)
+    (vhost,) = route_config["virtual_hosts"]  # type: ignore[misc]
+    source = {h["header"]["key"]: h["header"]["value"] for h in vhost["request_headers_to_add"]}
+    assert source[names.SOURCE_PEER_HEADER].startswith("workload=istio-ingressgateway;")
+    for route in vhost["routes"]:
+        added = {h["header"]["key"]: h["header"]["value"] for h in route["request_headers_to_add"]}
+        assert added == {names.DESTINATION_SERVICE_HEADER: "productpage.default.svc.cluster.local"}
