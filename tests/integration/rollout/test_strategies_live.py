@@ -108,7 +108,9 @@ def red(page: str) -> bool:
     return "text-red-500" in page
 
 
-def test_ab_match_reaches_the_canary_with_the_weight_ramp(mesh: LocalMesh, tmp_path: Path) -> None:
+def test_ab_match_reaches_the_canary_with_the_weight_ramp_then_promote(
+    mesh: LocalMesh, tmp_path: Path
+) -> None:
     match = "match: [{headers: {end-user: {exact: jason}}}]"
     text = ramp(NAME="reviews", HOST="reviews", VS="reviews", STABLE="v1", CANARY="v3",
                 WEIGHT="10", MATCH=match)  # fmt: skip
@@ -118,10 +120,11 @@ def test_ab_match_reaches_the_canary_with_the_weight_ramp(mesh: LocalMesh, tmp_p
     assert all(red(get(mesh, cookie=jason)[0]) for _ in range(10))
     anonymous = sum(red(get(mesh)[0]) for _ in range(30))
     assert anonymous < 15, f"{anonymous}/30 anonymous pages on v3 at 10%"
-    mesh.cli("rollout", "abort", "reviews")
+    mesh.cli("rollout", "promote", "reviews")
     state = wait_state(mesh, "default/reviews", ended)
-    assert state.phase is Phase.FAILED and "aborted by user" in state.message
-    assert not any(red(get(mesh, cookie=jason)[0]) for _ in range(5))
+    assert state.phase is Phase.SUCCEEDED
+    assert any(h.reason.startswith("promoted by user at step 2 of 2") for h in state.history)
+    assert all(red(get(mesh)[0]) for _ in range(5))
 
 
 def test_blue_green_sends_no_live_traffic_during_analysis(mesh: LocalMesh, tmp_path: Path) -> None:
