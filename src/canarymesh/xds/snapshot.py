@@ -4,14 +4,21 @@ Built by ``xds.generate``; served by the runtime's ADS server (resources per typ
 content-hash version) and written by ``canarymesh render``. ``check_consistent`` is
 go-control-plane's ``Consistent()``: a snapshot whose listeners or routes name something missing
 must never be published.
+
+The check runs on every push, so what it learns from one type's resources (their names and the
+names they reference) is remembered by that type's digest, and a route config's by each virtual
+host's digest: a weight flip re-walks one virtual host, not every listener and cluster.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Generic, TypeVar
 
 from canarymesh.errors import CanaryMeshError
 from canarymesh.xds import names
@@ -93,20 +100,48 @@ class XdsSnapshot:
 
     def problems(self) -> list[str]:
         """Every dangling reference, as sentences; empty when the snapshot is consistent."""
-        clusters = self.named(names.CLUSTER)
-        loads = self.named(names.ENDPOINT)
-        routes = self.named(names.ROUTE)
-        secrets = self.named(names.SECRET)
-        refs = collect_references([*self.listeners, *self.routes, *self.clusters])
-        found = [f"route config {r!r} is missing" for r in sorted(refs.routes - routes.keys())]
-        found += [f"cluster {c!r} is missing" for c in sorted(refs.clusters - clusters.keys())]
-        for name, cluster in sorted(clusters.items()):
-            if cluster.get("type") == "EDS" and name not in loads:
-                found.append(f"EDS cluster {name!r} has no ClusterLoadAssignment")
+        digests = dict(self.digests)
+        facts = {url: self.facts(url, digests.get(url)) for url in names.TYPE_ORDER}
+        refs = References(set(), set(), set())
+        for url in (names.LISTENER, names.ROUTE, names.CLUSTER):
+            refs.routes |= facts[url].routes
+            refs.clusters |= facts[url].clusters
+            refs.secrets |= facts[url].secrets
+        missing_routes = refs.routes - facts[names.ROUTE].names
+        found = [f"route config {r!r} is missing" for r in sorted(missing_routes)]
+        missing_clusters = refs.clusters - facts[names.CLUSTER].names
+        found += [f"cluster {c!r} is missing" for c in sorted(missing_clusters)]
+        for name in sorted(facts[names.CLUSTER].eds - facts[names.ENDPOINT].names):
+            found.append(f"EDS cluster {name!r} has no ClusterLoadAssignment")
         if not self.external_secrets:
-            missing = sorted(refs.secrets - secrets.keys())
+            missing = sorted(refs.secrets - facts[names.SECRET].names)
             found += [f"secret {s!r} is missing" for s in missing]
         return found
+
+    def facts(self, type_url: str, digest: str | None) -> TypeFacts:
+        """What the check needs of one type, remembered by ``digest`` (None: not remembered)."""
+        if digest is None:
+            return self.learn(type_url)
+        return FACTS.get((type_url, digest), lambda: self.learn(type_url))
+
+    def learn(self, type_url: str) -> TypeFacts:
+        """Walk one type's resources (a route config's virtual hosts by their digests)."""
+        items = self.of(type_url)
+        named = {resource_name(item): item for item in items}
+        eds = frozenset(n for n, c in named.items() if c.get("type") == "EDS")
+        if type_url == names.ROUTE:
+            refs = route_references(items, self.vhost_digests)
+        elif type_url in (names.LISTENER, names.CLUSTER):
+            refs = collect_references(items)
+        else:
+            refs = References(set(), set(), set())
+        return TypeFacts(
+            frozenset(named),
+            frozenset(refs.routes),
+            frozenset(refs.clusters),
+            frozenset(refs.secrets),
+            eds if type_url == names.CLUSTER else frozenset(),
+        )
 
     def check_consistent(self) -> None:
         found = self.problems()
@@ -119,6 +154,75 @@ class References:
     routes: set[str]
     clusters: set[str]
     secrets: set[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TypeFacts:
+    """One type's resource names, the names its resources reference, and its EDS clusters."""
+
+    names: frozenset[str]
+    routes: frozenset[str]
+    clusters: frozenset[str]
+    secrets: frozenset[str]
+    eds: frozenset[str]
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Memo(Generic[K, V]):
+    """A bounded least-recently-used map: the check's memory of digests it has walked."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: K, compute: Callable[[], V]) -> V:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+            return found
+        self.misses += 1
+        value = compute()
+        self._items[key] = value
+        if len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return value
+
+
+# Keyed by content digest, so equal content across proxies and pushes is walked once; a digest
+# is a sha256 of the content (the snapshot's version already relies on that).
+FACTS: Memo[tuple[str, str], TypeFacts] = Memo(2048)
+VHOST_REFS: Memo[str, References] = Memo(8192)
+
+
+def route_references(
+    configs: Sequence[EnvoyJson], vhost_digests: Sequence[tuple[str, str]]
+) -> References:
+    """References of route configs, each virtual host's remembered by its digest.
+
+    ``vhost_digests`` lists one digest per virtual host in the configs' order (as
+    ``build_snapshot`` made them); when it does not line up, everything is walked.
+    """
+    hosts: list[JsonValue] = []
+    for config in configs:
+        vhosts = config.get("virtual_hosts")
+        hosts += vhosts if isinstance(vhosts, list) else []
+    if len(hosts) != len(vhost_digests):
+        return collect_references(configs)
+    refs = collect_references(
+        [{k: v for k, v in config.items() if k != "virtual_hosts"} for config in configs]
+    )
+    for vhost, (_, digest) in zip(hosts, vhost_digests, strict=True):
+        found = VHOST_REFS.get(digest, partial(collect_references, [vhost]))
+        refs.routes |= found.routes
+        refs.clusters |= found.clusters
+        refs.secrets |= found.secrets
+    return refs
 
 
 def collect_references(resources: Sequence[JsonValue]) -> References:

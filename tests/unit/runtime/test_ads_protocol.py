@@ -284,6 +284,50 @@ def test_an_inconsistent_snapshot_is_never_published() -> None:
     run(scenario)
 
 
+def test_unchanged_types_reuse_their_encoding_and_a_dangling_route_is_still_refused() -> None:
+    async def scenario(server: AdsServer, client: Client) -> None:
+        server.set_snapshot(NODE, snap("1", r80="/"))
+        await client.request(codec.CLUSTER)
+        cds = await client.read()
+        await client.ack(cds)
+        await client.request(codec.ROUTE, ["r80"])
+        await client.ack(await client.read(), ["r80"])
+        reused = server.encodings_reused
+        # Clusters, endpoints, listeners and secrets keep their digests: only routes are encoded.
+        server.set_snapshot(NODE, snap("2", r80="/other"))
+        assert server.encodings_reused - reused == 4
+        rds = await client.read()
+        assert rds.type_url == codec.ROUTE and names_in(rds) == ["r80"]
+        await client.ack(rds, ["r80"])
+        assert await client.nothing()
+
+        dangling = build_snapshot(
+            NODE,
+            {
+                codec.CLUSTER: [_cluster("a")],
+                codec.ROUTE: [
+                    {
+                        "name": "r80",
+                        "virtual_hosts": [
+                            {
+                                "name": "vh",
+                                "domains": ["*"],
+                                "routes": [{"route": {"cluster": "b"}}],
+                            }
+                        ],
+                    }
+                ],
+            },
+        )
+        with pytest.raises(InconsistentSnapshot, match="cluster 'b' is missing"):
+            server.set_snapshot(NODE, dangling)
+        assert await client.nothing()
+        status = await server.wait_settled(NODE)
+        assert status.synced and status.type(codec.CLUSTER).acked == cds.version_info
+
+    run(scenario)
+
+
 def test_named_types_the_proxy_stops_asking_for_are_ignored_not_stale() -> None:
     async def scenario(server: AdsServer, client: Client) -> None:
         server.set_snapshot(NODE, snap("1", r80="/"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from canarymesh.xds import names
-from canarymesh.xds.snapshot import InconsistentSnapshot, build_snapshot
+from canarymesh.xds import names, snapshot
+from canarymesh.xds.snapshot import InconsistentSnapshot, XdsSnapshot, build_snapshot
 from canarymesh.xds.types import EnvoyJson
 
 HCM = (
@@ -83,3 +83,62 @@ def test_version_hashes_content_not_input_order() -> None:
     assert first.version == second.version
     assert first.to_json() == second.to_json()
     assert first.version != changed.version
+
+
+def test_the_check_walks_each_type_once_per_digest_and_still_refuses_dangling_references() -> None:
+    by_type = {
+        names.LISTENER: [listener("r")],
+        names.ROUTE: [route("a")],
+        names.CLUSTER: [cluster("a")],
+    }
+    build_snapshot("p", by_type).check_consistent()
+    hits, misses = snapshot.FACTS.hits, snapshot.FACTS.misses
+    # Another proxy with the same content: every type's facts come from the memo.
+    build_snapshot("q", by_type).check_consistent()
+    assert (snapshot.FACTS.hits - hits, snapshot.FACTS.misses - misses) == (5, 0)
+
+    # Only the route type is new and walked; the remembered listener and cluster facts still
+    # meet the new route's reference and the snapshot is refused.
+    dangling = {**by_type, names.ROUTE: [route("a", "ghost-1")]}
+    with pytest.raises(InconsistentSnapshot, match="cluster 'ghost-1' is missing"):
+        build_snapshot("q", dangling).check_consistent()
+    assert snapshot.FACTS.misses - misses == 1
+
+    # Remembered listener and route facts against a cluster type that lost their target.
+    with pytest.raises(InconsistentSnapshot, match="cluster 'a' is missing"):
+        build_snapshot("q", {**by_type, names.CLUSTER: [cluster("b")]}).check_consistent()
+
+
+def test_an_incremental_route_update_walks_only_its_rebuilt_virtual_host() -> None:
+    def config(target: str) -> EnvoyJson:
+        hosts = [
+            {"name": name, "domains": [name], "routes": [{"route": {"cluster": cluster_name}}]}
+            for name, cluster_name in (("kept", "a"), ("rebuilt", target))
+        ]
+        return {"name": "r", "virtual_hosts": hosts}
+
+    clusters = [cluster("a"), cluster("b")]
+    first = build_snapshot(
+        "p", {names.LISTENER: [listener("r")], names.ROUTE: [config("b")], names.CLUSTER: clusters}
+    )
+    first.check_consistent()
+    known = {k: d for k, d in first.vhost_digests if k == "r/kept"}
+    reuse = {url: d for url, d in first.digests if url != names.ROUTE}
+    misses = snapshot.VHOST_REFS.misses
+    update = build_snapshot(
+        "p",
+        {**{url: list(items) for url, items in first.resources}, names.ROUTE: [config("ghost-2")]},
+        reuse=reuse,
+        vhost_digests=known,
+    )
+    with pytest.raises(InconsistentSnapshot, match="cluster 'ghost-2' is missing"):
+        update.check_consistent()
+    assert snapshot.VHOST_REFS.misses - misses == 1
+
+
+def test_a_snapshot_without_digests_is_walked_whole() -> None:
+    built = build_snapshot("p", {names.ROUTE: [route("ghost-3")]})
+    bare = XdsSnapshot("p", built.version, built.resources)
+    misses = snapshot.FACTS.misses
+    assert bare.problems() == ["cluster 'ghost-3' is missing"]
+    assert snapshot.FACTS.misses == misses

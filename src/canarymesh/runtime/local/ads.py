@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -38,11 +39,17 @@ __all__ = ["AdsServer", "SnapshotLike"]
 
 Resources = Sequence[Mapping[str, object]]
 
+# Encoded types kept by (type URL, content digest): a few types per proxy, a few versions each.
+_ENCODINGS_KEPT = 1024
+
 
 class SnapshotLike(Protocol):
     """What the server needs from a snapshot (``canarymesh.xds.snapshot.XdsSnapshot`` is one):
     a version, resource dicts by type URL (a mapping or ``(type_url, resources)`` pairs), and a
-    consistency check that raises when a listener or route names something the snapshot lacks."""
+    consistency check that raises when a listener or route names something the snapshot lacks.
+
+    A snapshot may also carry ``digests``, ``(type_url, content hash)`` pairs: a type whose digest
+    was encoded before is not encoded again."""
 
     @property
     def version(self) -> str: ...
@@ -116,6 +123,8 @@ class AdsServer:
         self._nodes: dict[str, _Node] = {}
         self._nonces = itertools.count(1)
         self._cache = codec.PackCache()
+        self._encodings: OrderedDict[tuple[str, str], _Encoded] = OrderedDict()
+        self.encodings_reused = 0
         self._changed = asyncio.Event()
         self._server: grpc.aio.Server | None = None
         self.port = 0
@@ -145,8 +154,10 @@ class AdsServer:
         snapshot.check_consistent()
         by_type = snapshot.resources
         pairs = by_type.items() if isinstance(by_type, Mapping) else by_type
+        digests = _digests(snapshot)
         config = {
-            type_url: _encode(type_url, resources, self._cache) for type_url, resources in pairs
+            type_url: self._encoded(type_url, resources, digests.get(type_url))
+            for type_url, resources in pairs
         }
         # An absent type is an empty one: Envoy must hear that its clusters or listeners are gone.
         for type_url in codec.PUSH_ORDER:
@@ -155,6 +166,23 @@ class AdsServer:
         node.snapshot_version = snapshot.version
         node.config = config
         self._wake(node)
+
+    def _encoded(self, type_url: str, resources: Resources, digest: str | None) -> _Encoded:
+        # Equal digest, equal content: a weight flip re-encodes the route type only, and
+        # proxies with identical types share one encoding.
+        if digest is None:
+            return _encode(type_url, resources, self._cache)
+        key = (type_url, digest)
+        found = self._encodings.get(key)
+        if found is not None:
+            self._encodings.move_to_end(key)
+            self.encodings_reused += 1
+            return found
+        encoded = _encode(type_url, resources, self._cache)
+        self._encodings[key] = encoded
+        if len(self._encodings) > _ENCODINGS_KEPT:
+            self._encodings.popitem(last=False)
+        return encoded
 
     def set_secrets(self, node_id: str, secrets: Resources) -> None:
         """Serve these SDS ``Secret`` dicts to ``node_id`` (they replace a snapshot's secrets)."""
@@ -307,6 +335,16 @@ class AdsServer:
         # Wake every waiter once, and give later waiters a fresh event to wait on.
         self._changed.set()
         self._changed = asyncio.Event()
+
+
+def _digests(snapshot: SnapshotLike) -> dict[str, str]:
+    """The snapshot's per-type content digests, when it has them (``XdsSnapshot`` does)."""
+    pairs = getattr(snapshot, "digests", ())
+    if not isinstance(pairs, tuple):
+        return {}
+    return {
+        url: digest for url, digest in pairs if isinstance(url, str) and isinstance(digest, str)
+    }
 
 
 def _needs_send(type_url: str, track: _Track, wanted: _Encoded) -> bool:
