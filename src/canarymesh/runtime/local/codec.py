@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
 from google.protobuf import any_pb2, descriptor_pool, json_format, message_factory
+from google.protobuf.message import Message
 
 from canarymesh.errors import ConfigError
 
@@ -45,6 +46,7 @@ ENDPOINT = _PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
 LISTENER = _PREFIX + "envoy.config.listener.v3.Listener"
 ROUTE = _PREFIX + "envoy.config.route.v3.RouteConfiguration"
 SECRET = _PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
+_VHOST = _PREFIX + "envoy.config.route.v3.VirtualHost"
 
 # The xDS protocol's make-before-break order: clusters (and their endpoints) exist before a
 # listener or route can point at them. Secrets are requested by Envoy while a cluster or listener
@@ -89,13 +91,14 @@ def resource_name(type_url: str, resource: Mapping[str, object]) -> str:
 
 def pack(type_url: str, resource: Mapping[str, object]) -> any_pb2.Any:
     """Parse one proto3-JSON dict as ``type_url`` and wrap it in an ``Any``."""
-    load_all_protos()
-    full_name = type_url.removeprefix(_PREFIX)
-    try:
-        descriptor = descriptor_pool.Default().FindMessageTypeByName(full_name)
-    except KeyError:
-        raise ConfigError(f"unknown xDS resource type {type_url!r}") from None
-    message = message_factory.GetMessageClass(descriptor)()
+    packed = any_pb2.Any()
+    packed.Pack(parse(type_url, resource))
+    return packed
+
+
+def parse(type_url: str, resource: Mapping[str, object]) -> Message:
+    """One proto3-JSON dict as a message of ``type_url``; ConfigError names what is wrong."""
+    message = new_message(type_url)
     try:
         json_format.ParseDict(dict(resource), message)
     except json_format.ParseError as err:
@@ -103,9 +106,18 @@ def pack(type_url: str, resource: Mapping[str, object]) -> any_pb2.Any:
         reason = str(err).splitlines()[0]
         name = resource.get("name") or resource.get("cluster_name") or "?"
         raise ConfigError(f"{short_type(type_url)} {name!r} is not valid: {reason}") from None
-    packed = any_pb2.Any()
-    packed.Pack(message)
-    return packed
+    return message
+
+
+def new_message(type_url: str) -> Message:
+    load_all_protos()
+    full_name = type_url.removeprefix(_PREFIX)
+    try:
+        descriptor = descriptor_pool.Default().FindMessageTypeByName(full_name)
+    except KeyError:
+        raise ConfigError(f"unknown xDS resource type {type_url!r}") from None
+    message: Message = message_factory.GetMessageClass(descriptor)()
+    return message
 
 
 def canonical(resource: object) -> str:
@@ -129,17 +141,54 @@ class PackCache:
     def __init__(self, size: int = 4096) -> None:
         self._size = size
         self._packed: OrderedDict[tuple[str, str], any_pb2.Any] = OrderedDict()
+        self._vhosts: OrderedDict[str, Message] = OrderedDict()
+        self.vhosts_parsed = 0
 
     def pack(self, type_url: str, resource: Mapping[str, object], key: str) -> any_pb2.Any:
         found = self._packed.get((type_url, key))
         if found is not None:
             self._packed.move_to_end((type_url, key))
             return found
-        packed = pack(type_url, resource)
+        packed = self._pack_routes(resource) if type_url == ROUTE else None
+        packed = packed or pack(type_url, resource)
         self._packed[(type_url, key)] = packed
         if len(self._packed) > self._size:
             self._packed.popitem(last=False)
         return packed
+
+    def _pack_routes(self, resource: Mapping[str, object]) -> any_pb2.Any | None:
+        """A route config assembled from virtual hosts parsed once per content.
+
+        A weight flip changes one virtual host of a config that every sidecar holds; parsing
+        whole configs cost ~2 ms per sidecar. None (parse the whole dict) when anything does not
+        parse, so the error names the field as a whole-config parse does.
+        """
+        vhosts = resource.get("virtual_hosts")
+        if not isinstance(vhosts, list):
+            return None
+        try:
+            message = parse(ROUTE, {k: v for k, v in resource.items() if k != "virtual_hosts"})
+            message.virtual_hosts.extend(self._vhost(vhost) for vhost in vhosts)
+        except (ConfigError, TypeError):
+            return None
+        packed = any_pb2.Any()
+        packed.Pack(message)
+        return packed
+
+    def _vhost(self, vhost: object) -> Message:
+        if not isinstance(vhost, Mapping):
+            raise TypeError("a virtual host is not an object")
+        key = canonical(vhost)
+        found = self._vhosts.get(key)
+        if found is not None:
+            self._vhosts.move_to_end(key)
+            return found
+        parsed = parse(_VHOST, vhost)
+        self.vhosts_parsed += 1
+        self._vhosts[key] = parsed
+        if len(self._vhosts) > self._size:
+            self._vhosts.popitem(last=False)
+        return parsed
 
 
 def _plain(value: object) -> object:
