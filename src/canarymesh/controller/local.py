@@ -42,6 +42,13 @@ from canarymesh.rollout.machine import WebhookResult
 from canarymesh.runtime.local.api_client import ApiClient, daemon_info, pid_alive
 from canarymesh.runtime.local.loadgen import LoadGenerator, loopback_target
 from canarymesh.runtime.local.metrics_source import PrometheusSource
+from canarymesh.runtime.local.prometheus import (
+    CONTROLLER_JOB,
+    TargetGroup,
+    targets_dir,
+    targets_path,
+    write_targets,
+)
 from canarymesh.runtime.local.rollout_store import RolloutStore
 from canarymesh.runtime.local.router import LocalRouter
 
@@ -254,6 +261,7 @@ def _serve(state_dir: Path, tick: float, stop: threading.Event) -> int:
     tmp = state_dir / f".{CONTROLLER_FILE}.tmp"
     tmp.write_text(json.dumps(info))
     os.replace(tmp, state_dir / CONTROLLER_FILE)
+    _publish_target(state_dir, f"127.0.0.1:{server.server_port}")
     log.info("canary controller up (pid %d), watching %s", os.getpid(), state_dir)
     try:
         Controller(wiring).run(lambda: stop.is_set() or daemon_info(state_dir) is None, tick)
@@ -261,6 +269,16 @@ def _serve(state_dir: Path, tick: float, stop: threading.Event) -> int:
         load.stop_all()
         if isinstance(wiring.metrics, PrometheusSource):
             wiring.metrics.close()
+        _publish_target(state_dir, None)
         server.shutdown()
     log.info("canary controller stopped")
     return 0
+
+
+def _publish_target(state_dir: Path, address: str | None) -> None:
+    """Let the mesh's Prometheus scrape (or stop scraping) this controller's metrics."""
+    sd_dir = targets_dir(state_dir)
+    if not sd_dir.is_dir():
+        return  # the mesh runs without Prometheus
+    groups = [TargetGroup((address,), {"app": "canarymesh-controller"})] if address else []
+    write_targets(targets_path(sd_dir, CONTROLLER_JOB), groups)

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,20 @@ def test_healthy_canary_is_promoted(mesh: LocalMesh, tmp_path: Path) -> None:
     shown = json.loads(mesh.cli("rollout", "get", "reviews", "-o", "json").stdout)
     assert shown["phase"] == "Succeeded" and shown["log"][-1]["reason"].startswith("promoted")
     assert "red" in mesh.page()  # v3's stars, now for everyone
+
+
+def test_the_mesh_prometheus_scrapes_the_controller(mesh: LocalMesh) -> None:
+    # Runs after the promotion above in this module's mesh, so the controller has decided.
+    prometheus = mesh.status()["prometheus_url"]
+    query = 'sum(canarymesh_rollout_decisions_total{job="canarymesh-controller"})'
+    deadline, value = time.monotonic() + 30, 0.0
+    while time.monotonic() < deadline and value == 0:
+        url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            result = json.load(resp)["data"]["result"]
+        value = float(result[0]["value"][1]) if result else 0.0
+        time.sleep(1)
+    assert value > 0, "the controller's decisions never reached the mesh's Prometheus"
 
 
 def test_faulty_canary_is_rolled_back(mesh: LocalMesh, tmp_path: Path) -> None:

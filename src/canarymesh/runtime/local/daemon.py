@@ -29,7 +29,7 @@ from canarymesh.runtime.local.api_client import DAEMON_FILE, TOKEN_FILE
 from canarymesh.runtime.local.api_server import ApiServer, write_token
 from canarymesh.runtime.local.ca import LocalCA
 from canarymesh.runtime.local.control import ControlPlane
-from canarymesh.runtime.local.prometheus import LocalPrometheus, ScrapeJob
+from canarymesh.runtime.local.prometheus import CONTROLLER_JOB, LocalPrometheus, ScrapeJob
 from canarymesh.runtime.local.reconcile import (
     ENVOY_JOB,
     TELEMETRY_JOB,
@@ -77,6 +77,9 @@ async def run(args: argparse.Namespace) -> None:
                     ENVOY_JOB, "/stats/prometheus", metric_relabel_configs=(DROP_HISTOGRAMS,)
                 ),
                 ScrapeJob(TELEMETRY_JOB),
+                # The canary controller is started later, by `rollout start`; it writes its own
+                # target into this job's file_sd file (canarymesh.controller.local).
+                ScrapeJob(CONTROLLER_JOB),
             ]
             prometheus = LocalPrometheus(
                 state_dir, jobs, free_port(set()), scrape_interval=args.scrape_interval

@@ -50,6 +50,10 @@ class PrometheusQueryError(ConfigError):
     """Prometheus refused the query itself (bad PromQL, wrong type): fix the query."""
 
 
+# The scrape job of the canary controller's own metrics (canarymesh_rollout_*).
+CONTROLLER_JOB = "canarymesh-controller"
+
+
 @dataclass(frozen=True, slots=True)
 class TargetGroup:
     """A ``file_sd`` group: ``host:port`` targets sharing labels (e.g. the pod's workload)."""
@@ -93,6 +97,11 @@ def targets_path(sd_dir: Path, job: str) -> Path:
     return sd_dir / f"{job}.json"
 
 
+def targets_dir(state_dir: Path) -> Path:
+    """Where the Prometheus of the mesh in ``state_dir`` reads its ``file_sd`` files."""
+    return state_dir / "prometheus" / "targets"
+
+
 def write_targets(path: Path, groups: Sequence[TargetGroup]) -> None:
     """Replace a ``file_sd`` file atomically: Prometheus must never read half a file."""
     content = [{"targets": list(g.targets), "labels": dict(g.labels)} for g in groups]
@@ -113,7 +122,8 @@ class LocalPrometheus:
         scrape_interval: str = "1s",
         binary: Path = PROMETHEUS_BINARY,
     ) -> None:
-        self.home = state_dir / "prometheus"
+        self.home = targets_dir(state_dir).parent
+        self._state_dir = state_dir
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self._jobs = {job.name: job for job in jobs}
@@ -124,7 +134,7 @@ class LocalPrometheus:
         """Write the config and initial targets, and describe the process for the supervisor."""
         if not self._binary.exists():
             raise ConfigError(f"{self._binary} not found: run scripts/setup (Debian prometheus)")
-        sd_dir = self.home / "targets"
+        sd_dir = targets_dir(self._state_dir)
         sd_dir.mkdir(parents=True, exist_ok=True)
         for job in self._jobs.values():
             write_targets(targets_path(sd_dir, job.name), job.targets)
