@@ -57,6 +57,10 @@ def test_spec_runs_the_wheels_binary_with_one_worker_and_no_hot_restart(tmp_path
         "--concurrency",
         "1",
         "--disable-hot-restart",
+        "--drain-strategy",
+        "immediate",
+        "--drain-time-s",
+        "2",
         "--log-level",
         "warning",
     ]

@@ -75,6 +75,13 @@ def envoy_spec(
         "1",
         # Hot restart needs shared memory named by --base-id; many Envoys on one host would clash.
         "--disable-hot-restart",
+        # A changed listener (e.g. a new AuthorizationPolicy) must govern kept-alive connections
+        # too: with Envoy's default gradual 600 s drain, pooled connections from the gateway kept
+        # the old RBAC rules for minutes. Immediate drain closes them after their next response.
+        "--drain-strategy",
+        "immediate",
+        "--drain-time-s",
+        "2",
         "--log-level",
         log_level,
     ]
