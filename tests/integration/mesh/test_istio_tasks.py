@@ -63,6 +63,7 @@ class Browser:
         )
         with pytest.raises(urllib.error.HTTPError) as answer:
             no_redirect.open(request, timeout=10)
+        answer.value.close()
         assert answer.value.code == 302
         assert [c.name for c in self.cookies] == ["session"]
 
