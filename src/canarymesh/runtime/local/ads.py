@@ -295,6 +295,12 @@ class AdsServer:
                 blocked = True  # later types wait, so a route never lands before its cluster
                 continue
             responses.append(self._respond(type_url, track, wanted))
+            endpoints = stream.tracks.get(codec.ENDPOINT)
+            if type_url == codec.CLUSTER and endpoints is not None:
+                # A changed cluster warms until it gets its endpoints, even unchanged ones: Envoy
+                # asks again with the same names and version, and without an answer it waited out
+                # initial_fetch_timeout (15 s) before using the cluster.
+                endpoints.sent = None
         if responses:
             self._notify()
         return responses
