@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from canarymesh.runtime.local.telemetry_metrics import HTTP_LABELS
 from tests.unit.test_manifests import REPO, Doc, by_name, containers, docs_in, documents, of_kind
 
 PROMTOOL = shutil.which("promtool")
@@ -25,35 +26,8 @@ needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian: 
 
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding"}
 
-# Istio's standard metric labels (istio_stats.cc), plus le (histograms) and Prometheus' own.
-ISTIO_LABELS = {
-    "reporter",
-    "source_workload",
-    "source_workload_namespace",
-    "source_principal",
-    "source_app",
-    "source_version",
-    "source_canonical_service",
-    "source_canonical_revision",
-    "source_cluster",
-    "destination_workload",
-    "destination_workload_namespace",
-    "destination_principal",
-    "destination_app",
-    "destination_version",
-    "destination_service",
-    "destination_service_name",
-    "destination_service_namespace",
-    "destination_canonical_service",
-    "destination_canonical_revision",
-    "destination_cluster",
-    "request_protocol",
-    "response_flags",
-    "connection_security_policy",
-    "response_code",
-    "grpc_response_status",
-    "le",
-}
+# Istio's standard metric labels (istio_stats.cc, as the local mesh exports them), plus le.
+ISTIO_LABELS = {*HTTP_LABELS, "le"}
 CANARY_LABELS = {"namespace", "canary", "phase", "decision"}
 
 
