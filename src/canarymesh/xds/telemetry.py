@@ -214,6 +214,20 @@ def labels_from_log_entry(
         service = resolve_host(authority.rpartition(":")[0] or authority, local.namespace)
     content_type = text(request_headers, "content-type") or ""
     return {
+        **peer_labels(reporter, source, destination, service),
+        "request_protocol": "grpc" if content_type.startswith("application/grpc") else "http",
+        "response_code": response_code(child(entry, "response")),
+        "response_flags": response_flags(child(common, "response_flags")),
+        "connection_security_policy": security,
+        "grpc_response_status": "",
+    }
+
+
+def peer_labels(
+    reporter: Reporter, source: PeerInfo, destination: PeerInfo, service: str
+) -> dict[str, str]:
+    """The labels HTTP and TCP metrics share: who called whom, as which service (Istio's order)."""
+    return {
         "reporter": reporter,
         "source_workload": source.workload,
         "source_workload_namespace": source.namespace,
@@ -236,11 +250,6 @@ def labels_from_log_entry(
             destination.version if destination.version != UNKNOWN else "latest"
         ),
         "destination_cluster": "Kubernetes",
-        "request_protocol": "grpc" if content_type.startswith("application/grpc") else "http",
-        "response_code": response_code(child(entry, "response")),
-        "response_flags": response_flags(child(common, "response_flags")),
-        "connection_security_policy": security,
-        "grpc_response_status": "",
     }
 
 
@@ -278,28 +287,7 @@ def labels_from_tcp_entry(
     if reporter == "destination":
         security = "mutual_tls" if peer_principal(common) != UNKNOWN else "none"
     return {
-        "reporter": reporter,
-        "source_workload": source.workload,
-        "source_workload_namespace": source.namespace,
-        "source_principal": source.principal,
-        "source_app": source.app,
-        "source_version": source.version,
-        "source_canonical_service": source.app,
-        "source_canonical_revision": source.version if source.version != UNKNOWN else "latest",
-        "source_cluster": "Kubernetes",
-        "destination_workload": destination.workload,
-        "destination_workload_namespace": destination.namespace,
-        "destination_principal": destination.principal,
-        "destination_app": destination.app,
-        "destination_version": destination.version,
-        "destination_service": service,
-        "destination_service_name": service.split(".")[0] if service != UNKNOWN else UNKNOWN,
-        "destination_service_namespace": service_namespace(service),
-        "destination_canonical_service": destination.app,
-        "destination_canonical_revision": (
-            destination.version if destination.version != UNKNOWN else "latest"
-        ),
-        "destination_cluster": "Kubernetes",
+        **peer_labels(reporter, source, destination, service),
         "request_protocol": "tcp",
         "response_flags": response_flags(child(common, "response_flags")),
         "connection_security_policy": security,
