@@ -253,7 +253,10 @@ def sidecar_proxies(
             {number for _, number in template.container_ports} | targeted_ports(template, services)
         )
         for replica in range(template.replicas):
+            # Unique across namespaces: the same Deployment may run in several.
             pod = f"{template.deployment}-{replica}"
+            if template.namespace != "default":
+                pod = f"{pod}.{template.namespace}"
             if addresses is not None:
                 proxies.append(pod_sidecar(template, pod, container_ports, addresses(("pod", pod))))
                 continue
