@@ -56,6 +56,7 @@ def pod_rows(runner: PodRunner) -> list[dict[str, object]]:
                 "node": "local",
                 "netns": running.place.netns,
                 "containers": [child_json(c) for c in children],
+                "warnings": list(running.warnings),
                 "labels": dict(proxy.labels),
                 "service_account": proxy.service_account,
                 "ports": {
