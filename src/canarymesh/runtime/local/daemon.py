@@ -157,6 +157,8 @@ async def serve(
         collector = TelemetryCollector(
             lambda node: reconciler.peers.get(node),
             addresses=lambda address: reconciler.inbound_peers.get(address),
+            services=lambda node: reconciler.services_of.get(node),
+            pod_network=network is not None,
         )
         tracing = TracingCollector()
         tracing_port = await tracing.start()
