@@ -175,8 +175,12 @@ class ControlPlane:
 
     async def proxy_config(self, pod: str, section: str, namespace: str | None = None) -> JsonDict:
         running = find_pod(self.reconciler.runner, pod, namespace)
-        admin_client = EnvoyAdmin(running.proxy.ports.admin, netns=running.place.netns_path)
+        admin_client = EnvoyAdmin(
+            running.proxy.ports.admin, netns=running.place.netns_path, unix=running.admin_socket
+        )
         async with admin_client as admin:
+            if section == "stats":
+                return {"text": await admin.stats_text()}
             if section == "endpoints":
                 return await admin.clusters()
             if section == "all":
