@@ -164,6 +164,7 @@ async def serve(
             services=lambda node: reconciler.services_of.get(node),
             pod_network=network is not None,
             authenticate=lambda token, node: credentials.verify(ALS_PURPOSE, node, token),
+            known=lambda: reconciler.known_workloads,
         )
         tracing = TracingCollector()
         tracing_port = await tracing.start()

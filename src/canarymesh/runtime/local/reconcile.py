@@ -113,6 +113,8 @@ class Reconciler:
         self.inbound_peers: dict[str, PeerInfo] = {}
         # Proxy id -> the hosts of the services that select it (what its inbound logs may name).
         self.services_of: dict[str, frozenset[str]] = {}
+        # (workload, namespace) of every running proxy: the only workloads metrics may name.
+        self.known_workloads: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def pod_network(self) -> bool:
@@ -265,6 +267,7 @@ class Reconciler:
         running = self.runner.running
         peers = {name: peer_info(r.proxy, self.settings) for name, r in running.items()}
         self.peers = peers
+        self.known_workloads = frozenset((p.workload, p.namespace) for p in peers.values())
         inbound: dict[str, PeerInfo] = {}
         for name, r in running.items():
             if r.proxy.ip is not None:

@@ -53,6 +53,7 @@ from canarymesh.xds.telemetry import (
     Reporter,
     claimed_source,
     labels_from_log_entry,
+    principal_namespace,
     labels_from_tcp_entry,
 )
 
@@ -157,6 +158,8 @@ class TelemetryCollector:
         services: Callable[[str], frozenset[str] | None] | None = None,
         pod_network: bool = False,
         authenticate: Callable[[str | None, str], bool] | None = None,
+        known: Callable[[], frozenset[tuple[str, str]]] | None = None,
+        max_series: int = 10_000,
     ) -> None:
         """``peers`` maps a proxy's node id to its workload; ``addresses`` (optional) maps a
         sidecar's inbound ``host:port`` (a pod's IP with ``pod_network``) to its workload,
@@ -167,7 +170,9 @@ class TelemetryCollector:
         address (pods cannot forge their address), never what a header claims; ``services``
         names the services that select a proxy, the only ones its inbound logs may name."""
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.metrics = IstioMetrics(self.registry)
+        self.metrics = IstioMetrics(self.registry, max_series=max_series)
+        # (workload, namespace) of every proxy the mesh runs: other label values are folded.
+        self._known = known
         self._peers = peers
         self._addresses = addresses
         self._services = services
@@ -177,6 +182,11 @@ class TelemetryCollector:
             "canarymesh_telemetry_rejected_streams",
             "Access-log streams refused: no or a wrong proxy token, or another proxy's log name.",
             ["reason"],
+            registry=self.registry,
+        )
+        self.folded = Counter(
+            "canarymesh_telemetry_folded_labels",
+            "Workload labels of no running workload, counted as unknown.",
             registry=self.registry,
         )
         self.dropped = Counter(
@@ -343,7 +353,7 @@ class TelemetryCollector:
         labels = labels_from_log_entry(
             _as_json(entry), stream.reporter, stream.local, peer, services
         )
-        series = self.metrics.http_series(labels)
+        series = self.metrics.http_series(self._bounded(labels))
         if len(stream.http) >= _CACHE_LIMIT:
             stream.http.clear()
         stream.http[key] = series
@@ -389,7 +399,7 @@ class TelemetryCollector:
         series = stream.tcp.get(key)
         if series is None:
             labels = labels_from_tcp_entry(_as_json(entry), stream.reporter, stream.local, peer)
-            series = self.metrics.tcp_series(labels)
+            series = self.metrics.tcp_series(self._bounded(labels))
             if len(stream.tcp) >= _CACHE_LIMIT:
                 stream.tcp.clear()
             stream.tcp[key] = series
@@ -401,6 +411,31 @@ class TelemetryCollector:
             if len(self._learned) >= _ADDRESS_LIMIT:
                 self._learned.clear()
             self._learned[address] = stream.local
+
+    def _bounded(self, labels: dict[str, str]) -> dict[str, str]:
+        """``labels`` with any workload the mesh does not run folded into ``unknown``: a label
+        value comes from the mesh's own records, never from whatever a header claims."""
+        known = self._known
+        if known is None:
+            return labels
+        workloads = known()
+        for side in ("source", "destination"):
+            workload = labels[f"{side}_workload"]
+            namespace = labels[f"{side}_workload_namespace"]
+            if workload == UNKNOWN or (workload, namespace) in workloads:
+                continue
+            self.folded.inc()
+            principal = labels[f"{side}_principal"]
+            labels = {
+                **labels,
+                f"{side}_workload": UNKNOWN,
+                f"{side}_app": UNKNOWN,
+                f"{side}_version": UNKNOWN,
+                f"{side}_canonical_service": UNKNOWN,
+                f"{side}_canonical_revision": "latest",
+                f"{side}_workload_namespace": principal_namespace(principal),
+            }
+        return labels
 
     def _by_address(self, address: str) -> PeerInfo | None:
         return self._addresses(address) if self._addresses is not None else None
