@@ -246,9 +246,21 @@ class ControlPlane:
 
     def status(self) -> JsonDict:
         components = [
-            {"name": "control-plane", "pid": self.info.get("pid"), "ready": True},
+            {
+                "name": "control-plane",
+                "pid": self.info.get("pid"),
+                "ready": True,
+                "phase": "Running",
+                "restarts": self.info.get("restarts", 0),
+            },
             *(
-                {"name": c.name, "pid": c.pid, "ready": c.ready, "phase": c.phase.value}
+                {
+                    "name": c.name,
+                    "pid": c.pid,
+                    "ready": c.ready,
+                    "phase": c.phase.value,
+                    "restarts": c.restarts,
+                }
                 for c in self.reconciler.runner.supervisor.status()
                 if c.phase.value != "Stopped"
             ),

@@ -159,6 +159,24 @@ class Reconciler:
         await self.finish(prepared)
         return staged.pushed
 
+    async def adopt(self, prepared: Prepared, settle: float = 3.0) -> list[str]:
+        """Take over the proxies an earlier control plane left running (before the first push),
+        and wait (at most ``settle`` s) for their readiness, so that the first push keeps them
+        as endpoints: a restart loses no traffic."""
+        plans = {p.proxy_id: p for p in prepared.pods}
+        adopted = [
+            proxy.id
+            for proxy in prepared.mesh.proxies
+            if proxy.id not in self.runner.running
+            and await self.runner.adopt(proxy, plans.get(proxy.id))
+        ]
+        pods = {p for p in adopted if p in plans}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settle
+        while adopted and not pods <= self.ready_pods() and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return adopted
+
     def stage(self, prepared: Prepared) -> Staged:
         """Push ``prepared``'s config to the proxies, remembering how to take it back.
 

@@ -53,8 +53,8 @@ from canarymesh.xds.telemetry import (
     Reporter,
     claimed_source,
     labels_from_log_entry,
-    principal_namespace,
     labels_from_tcp_entry,
+    principal_namespace,
 )
 
 __all__ = ["TelemetryCollector", "reporter_of"]
