@@ -207,6 +207,7 @@ async def serve(
     xds: int | str
     if network is not None:
         xds = await ads.start_unix(run_dir / "xds.sock", owner)
+        tracing.spans_from_unix_only = True
         settings = MeshSettings(
             telemetry_socket=await collector.start_unix(run_dir / "als.sock", owner),
             tracing_socket=await tracing.start_unix(run_dir / "zipkin.sock", owner),
