@@ -34,7 +34,7 @@ from canarymesh.mesh.capture import STATS_PORT
 from canarymesh.mesh.model import MeshSettings, MeshSnapshot
 from canarymesh.runtime.local.addresses import AddressBook
 from canarymesh.runtime.local.catalog import MariaDbRecipe
-from canarymesh.runtime.local.desired import Desired
+from canarymesh.runtime.local.desired import Desired, Typed
 from canarymesh.runtime.local.gateway import ingress_server_ports, primary_server_port
 from canarymesh.runtime.local.identities import Identities
 from canarymesh.runtime.local.local_ports import PortBook
@@ -43,7 +43,7 @@ from canarymesh.runtime.local.pod_processes import app_spec
 from canarymesh.runtime.local.pod_status import app_status
 from canarymesh.runtime.local.pods import PodPlan, plan_pods
 from canarymesh.runtime.local.prometheus import LocalPrometheus, TargetGroup
-from canarymesh.runtime.local.pushes import Pusher
+from canarymesh.runtime.local.pushes import PushCheckpoint, Pusher
 from canarymesh.runtime.local.store import Document, Key
 from canarymesh.xds.snapshot import XdsSnapshot
 from canarymesh.xds.telemetry import PeerInfo, peer_info
@@ -74,9 +74,9 @@ class Staged:
     """What :meth:`Reconciler.stage` changed, and what it was before (to take it back)."""
 
     mesh: MeshSnapshot | None
-    desired: object
+    desired: Typed
     snapshots: dict[str, XdsSnapshot]
-    pusher: object
+    pusher: PushCheckpoint
     pushed: list[str] = field(default_factory=list)
 
 
