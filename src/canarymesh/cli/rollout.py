@@ -24,14 +24,15 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from canarymesh.api.canary import Canary
+from canarymesh.api.canary import ROLLOUT_ID_ANNOTATION, Canary
 from canarymesh.api.flagger import FLAGGER_API_VERSION, translate_flagger
 from canarymesh.api.loader import load_text
 from canarymesh.cli.common import client, handle_errors, state_dir, state_dir_option
-from canarymesh.controller.local import CANARY_KIND, ROLLOUT_ID, ensure_running
-from canarymesh.controller.loop import state_of
 from canarymesh.errors import ConfigError
+from canarymesh.ports import state_of
 from canarymesh.rollout.phases import TERMINAL
+from canarymesh.runtime.local.api_models import CANARY_KIND
+from canarymesh.runtime.local.controller_process import ensure_running
 from canarymesh.runtime.local.rollout_store import RolloutStore
 from canarymesh.views.rollout import RolloutView, rollout_view
 
@@ -99,7 +100,9 @@ def start_rollout(
     keys = []
     for doc in docs:
         meta = doc.setdefault("metadata", {})
-        meta.setdefault("annotations", {})[ROLLOUT_ID] = f"{stamp}-{secrets.token_hex(3)}"
+        meta.setdefault("annotations", {})[ROLLOUT_ID_ANNOTATION] = (
+            f"{stamp}-{secrets.token_hex(3)}"
+        )
         keys.append(f"{meta.get('namespace') or namespace or 'default'}/{meta['name']}")
     if context is not None:
         return _kube_backend(context).start(docs, namespace)

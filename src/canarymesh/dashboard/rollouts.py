@@ -22,11 +22,12 @@ from aiohttp import web
 
 from canarymesh.analysis.panels import panel_query
 from canarymesh.api.canary import Canary
-from canarymesh.controller.local import CANARY_KIND, ensure_running
-from canarymesh.controller.loop import state_of
 from canarymesh.dashboard.sources import MeshApi, PromSource
 from canarymesh.errors import ConfigError
+from canarymesh.ports import state_of
 from canarymesh.runtime.local.api_client import TOKEN_FILE
+from canarymesh.runtime.local.api_models import CANARY_KIND
+from canarymesh.runtime.local.controller_process import ensure_running
 from canarymesh.runtime.local.rollout_store import RolloutStore
 from canarymesh.views.promjson import finite, matrix
 from canarymesh.views.rollout import rollout_view

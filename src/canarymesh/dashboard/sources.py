@@ -1,5 +1,6 @@
-"""Where the dashboard's data comes from: Prometheus' HTTP API, a Zipkin query API and the local
-mesh's control-plane API. Thin I/O only; the view models in :mod:`canarymesh.views` shape it.
+"""Where the dashboard's data comes from: Prometheus' HTTP API (through the one query client,
+:class:`canarymesh.ports.prometheus.PrometheusClient`), a Zipkin query API and the local mesh's
+control-plane API. Thin I/O only; the view models in :mod:`canarymesh.views` shape it.
 
 Called by :mod:`canarymesh.dashboard.app`. Answers are Prometheus' and Zipkin's JSON as they come,
 so the views are tested against the same JSON the tests can store as files.
@@ -15,7 +16,8 @@ from typing import cast
 
 import aiohttp
 
-from canarymesh.errors import ConfigError, TemporaryError
+from canarymesh.errors import CanaryMeshError, ConfigError, TemporaryError
+from canarymesh.ports.prometheus import PrometheusClient
 from canarymesh.runtime.local.api_client import ApiClient
 
 __all__ = ["MeshApi", "PromSource", "SourceError", "TraceSource"]
@@ -57,24 +59,28 @@ class _Http:
             self._session = None
 
 
-class PromSource(_Http):
-    """Instant and range queries; returns the ``data`` object of the answer."""
+class PromSource:
+    """Instant and range queries; returns the ``data`` object of the answer. Any failure, the
+    query's included, is a :class:`SourceError`: the page shows it and polls again."""
 
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
-        super().__init__(base_url, timeout)
+        self.base_url = base_url.rstrip("/")
+        self._client = PrometheusClient(self.base_url, timeout=timeout)
 
     async def query(self, promql: str) -> JsonDict:
-        return await self._data("/api/v1/query", {"query": promql})
+        try:
+            return await self._client.query_data(promql)
+        except CanaryMeshError as err:
+            raise SourceError(f"Prometheus: {err}", delay=2) from err
 
     async def query_range(self, promql: str, start: float, end: float, step: float) -> JsonDict:
-        params = {"query": promql, "start": repr(start), "end": repr(end), "step": repr(step)}
-        return await self._data("/api/v1/query_range", params)
+        try:
+            return await self._client.query_range(promql, start, end, step)
+        except CanaryMeshError as err:
+            raise SourceError(f"Prometheus: {err}", delay=2) from err
 
-    async def _data(self, path: str, params: Mapping[str, str]) -> JsonDict:
-        body = cast(JsonDict, await self.get_json(path, params))
-        if body.get("status") != "success":
-            raise SourceError(f"Prometheus: {body.get('errorType')}: {body.get('error')}", delay=2)
-        return cast(JsonDict, body["data"])
+    async def close(self) -> None:
+        await self._client.close()
 
 
 class TraceSource(_Http):

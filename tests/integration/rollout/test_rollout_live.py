@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from canarymesh.cli.demo import DEMO_RATINGS, DEMO_REVIEWS, FAULTY_RATINGS
-from canarymesh.controller.local import controller_info, ensure_running
-from canarymesh.controller.loop import state_of
+from canarymesh.ports import state_of
+from canarymesh.ports.load import LoadGenerator
 from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.state import CanaryState
-from canarymesh.runtime.local.loadgen import LoadGenerator
+from canarymesh.runtime.local.controller_process import controller_info, ensure_running
 from canarymesh.runtime.local.rollout_store import RolloutStore
 from tests.integration.mesh.conftest import LocalMesh, start_mesh, wait_gone
 

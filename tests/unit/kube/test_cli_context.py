@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from kubernetes import client
 
 from canarymesh.cli.main import cli
-from canarymesh.controller.loop import state_of
+from canarymesh.ports import state_of
 from canarymesh.runtime.kube.backend import CLI_FIELD_MANAGER
 from canarymesh.runtime.kube.client import COMMAND_ANNOTATION, KubeApi
 from canarymesh.runtime.kube.router import KubeRouter

@@ -19,7 +19,7 @@ from canarymesh.analysis.measure import window_queries
 from canarymesh.api.canary import Canary, Webhook
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.observe import fqdn
-from canarymesh.controller.sources import CanaryItem, Wiring
+from canarymesh.controller.wiring import CanaryItem, Wiring
 from canarymesh.ports import Sample, StateStore, TrafficRouter
 from canarymesh.rollout.machine import Decision, WebhookResult
 from canarymesh.rollout.state import CanaryState
