@@ -109,7 +109,7 @@ def test_router_refuses_a_subset_missing_from_the_destination_rule(
 def test_router_finds_an_httproute_when_there_is_no_virtual_service(
     server: FakeApiServer, api: KubeApi
 ) -> None:
-    route = yaml.safe_load((REPO / "tests/golden/kube/httproute-weights.in.yaml").read_text())
+    route = yaml.safe_load((REPO / "tests/golden/routes/httproute-weights.in.yaml").read_text())
     server.put("gateway.networking.k8s.io", "httproutes", route["object"])
     canary = Canary.model_validate(route["canary"])
     router = KubeRouter(api, "webapps", "reviews")

@@ -256,7 +256,7 @@ def test_rbac_grants_exactly_what_the_controller_uses(server: FakeApiServer, api
         canaries.annotations["webapps/reviews"][COMMAND_ANNOTATION] = "pause"
         assert canaries.take_command("webapps/reviews") == "pause"
         drive(KubeRouter(api, "webapps", "reviews"), KubeStore(api), FakeClock(), 0.0)
-        route = yaml.safe_load((REPO / "tests/golden/kube/httproute-weights.in.yaml").read_text())
+        route = yaml.safe_load((REPO / "tests/golden/routes/httproute-weights.in.yaml").read_text())
         route["object"]["metadata"]["name"] = route["canary"]["target"]["virtualService"] = "gw"
         server.put("gateway.networking.k8s.io", "httproutes", route["object"])
         gateway_canary = Canary.model_validate(route["canary"])
