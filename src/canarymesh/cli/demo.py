@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -27,6 +26,7 @@ from canarymesh.ports.load import LoadGenerator
 from canarymesh.rollout.phases import Phase
 from canarymesh.runtime.local import launcher
 from canarymesh.runtime.local.api_client import daemon_info
+from canarymesh.runtime.local.api_models import DocumentText
 from canarymesh.runtime.local.rollout_store import RolloutStore
 
 __all__ = ["DEMO_RATINGS", "DEMO_REVIEWS", "demo_command"]
@@ -109,8 +109,8 @@ class Narrator:
 
 
 def _apply(texts: list[tuple[str, str]]) -> None:
-    documents = [{"source": source, "text": text} for source, text in texts]
-    client().post("/v1/apply", {"documents": documents, "wait": True, "timeout": 60.0})
+    documents = [DocumentText(source=source, text=text) for source, text in texts]
+    client().apply(documents, wait=True, timeout=60.0)
 
 
 def _follow(key: str, narrator: Narrator) -> Phase:
@@ -141,9 +141,9 @@ def _bring_up(ingress_port: int, narrator: Narrator) -> None:
 def _run(narrator: Narrator) -> bool:
     repo = Path(__file__).resolve().parents[3]  # the checkout holding bookinfo/
     _apply([(name, (repo / name).read_text()) for name in REPO_FILES])
-    info: dict[str, Any] = client().get("/v1/status")
-    narrator.say(f"Bookinfo deployed, every service on v1: {info['ingress_url']}/productpage")
-    load = LoadGenerator(f"{info['ingress_url']}/productpage", DEMO_RPS, 600.0).start()
+    ingress = client().status().ingress_url
+    narrator.say(f"Bookinfo deployed, every service on v1: {ingress}/productpage")
+    load = LoadGenerator(f"{ingress}/productpage", DEMO_RPS, 600.0).start()
     narrator.say(f"load: {DEMO_RPS:g} requests/s through the ingress gateway")
     try:
         start_rollout(DEMO_REVIEWS, "demo: reviews v1 -> v3", None)

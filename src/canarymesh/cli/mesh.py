@@ -72,18 +72,18 @@ def status_command(output: str) -> None:
         else:
             click.echo(f"no local mesh running in {state_dir()}")
         raise SystemExit(3)
-    status = client().get("/v1/status")
+    status = client().status()
     if output == "json":
-        click.echo(json.dumps({"running": True, **status}, indent=2))
+        click.echo(json.dumps({"running": True, **status.model_dump(mode="json")}, indent=2))
         return
-    click.echo(f"state dir   {status['state_dir']}")
-    click.echo(f"ingress     {status['ingress_url']}")
-    click.echo(f"prometheus  {status.get('prometheus_url') or '-'}")
-    click.echo(f"ads         127.0.0.1:{status['ads_port']}")
-    for gateway in status.get("gateways", []):  # type: ignore[attr-defined]
-        ports = ", ".join(f"{k}->{v}" for k, v in gateway.get("ports", {}).items()) or "none yet"
-        click.echo(f"gateway     {gateway['name']}: server port -> local port: {ports}")
+    click.echo(f"state dir   {status.state_dir}")
+    click.echo(f"ingress     {status.ingress_url}")
+    click.echo(f"prometheus  {status.prometheus_url or '-'}")
+    click.echo(f"ads         127.0.0.1:{status.ads_port}")
+    for gateway in status.gateways:
+        ports = ", ".join(f"{k}->{v}" for k, v in gateway.ports.items()) or "none yet"
+        click.echo(f"gateway     {gateway.name}: server port -> local port: {ports}")
     click.echo(f"{'COMPONENT':<48} {'PID':>8}  READY")
-    for component in status.get("components", []):  # type: ignore[attr-defined]
-        ready = "yes" if component.get("ready") else "no"
-        click.echo(f"{component['name']:<48} {component.get('pid') or '-':>8}  {ready}")
+    for component in status.components:
+        ready = "yes" if component.ready else "no"
+        click.echo(f"{component.name:<48} {component.pid or '-':>8}  {ready}")

@@ -15,6 +15,7 @@ import click
 
 from canarymesh.cli.common import client, handle_errors, state_dir_option
 from canarymesh.cli.get import Doc, Row, table
+from canarymesh.runtime.local.api_models import ProxyStatus
 
 __all__ = ["proxy_config_command", "proxy_status_command"]
 
@@ -34,25 +35,28 @@ _TYPES = (
 @handle_errors
 def proxy_status_command(output: str) -> None:
     """Which proxies hold the latest config (SYNCED), which rejected it (NACKED) and why."""
-    proxies = cast(list[Doc], client().get("/v1/proxy-status")["proxies"])
+    proxies = client().proxy_status()
     if output == "json":
-        click.echo(json.dumps(proxies, indent=2))
+        click.echo(json.dumps([_proxy_json(p) for p in proxies], indent=2))
         return
     rows: list[Row] = [["NAME", *(short for short, _ in _TYPES), "VERSION"]]
     problems = []
     for proxy in proxies:
-        types = cast(dict[str, str], proxy.get("types", {}))
-        name = f"{proxy['name']}.{proxy['namespace']}"
-        if not proxy.get("connected"):
+        name = f"{proxy.name}.{proxy.namespace}"
+        if not proxy.connected:
             rows.append([name, *("DISCONNECTED" for _ in _TYPES), "-"])
             continue
-        states = [types.get(full, "NOT SENT") for _, full in _TYPES]
-        rows.append([name, *states, str(proxy.get("version") or "-")[:12]])
-        for type_name, message in cast(dict[str, str], proxy.get("errors", {})).items():
+        states = [proxy.types.get(full, "NOT SENT") for _, full in _TYPES]
+        rows.append([name, *states, (proxy.version or "-")[:12]])
+        for type_name, message in proxy.errors.items():
             problems.append(f"{name} NACKED {type_name}: {reason(message)}")
     click.echo(table(rows))
     for problem in problems:
         click.echo(problem)
+
+
+def _proxy_json(proxy: ProxyStatus) -> dict[str, object]:
+    return proxy.model_dump(mode="json")
 
 
 def reason(message: str) -> str:
@@ -139,7 +143,7 @@ def proxy_config_command(section: str, pod: str, output: str) -> None:
     """Show one proxy's clusters, listeners, routes or endpoints (from its Envoy admin API)."""
     # istioctl spells them singular (`proxy-config cluster POD`); both work.
     section = section if section in SECTIONS else section + "s"
-    body = client().get("/v1/proxy-config", {"pod": pod, "section": section})
+    body = client().proxy_config(pod, section)
     if output == "json" or section == "all":
         click.echo(json.dumps(body, indent=2))
         return

@@ -15,7 +15,7 @@ import secrets
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
@@ -31,7 +31,7 @@ from canarymesh.cli.common import client, handle_errors, state_dir, state_dir_op
 from canarymesh.errors import ConfigError
 from canarymesh.ports import state_of
 from canarymesh.rollout.phases import TERMINAL
-from canarymesh.runtime.local.api_models import CANARY_KIND
+from canarymesh.runtime.local.api_models import CANARY_KIND, DocumentText
 from canarymesh.runtime.local.controller_process import ensure_running
 from canarymesh.runtime.local.rollout_store import RolloutStore
 from canarymesh.views.rollout import RolloutView, rollout_view
@@ -106,8 +106,8 @@ def start_rollout(
         keys.append(f"{meta.get('namespace') or namespace or 'default'}/{meta['name']}")
     if context is not None:
         return _kube_backend(context).start(docs, namespace)
-    body = {"source": source, "text": yaml.safe_dump_all(docs, sort_keys=False)}
-    client().post("/v1/apply", {"documents": [{**body, "namespace": namespace}]})
+    text = yaml.safe_dump_all(docs, sort_keys=False)
+    client().apply([DocumentText(source=source, text=text, namespace=namespace)])
     ensure_running(state_dir())
     return keys
 
@@ -153,8 +153,7 @@ def view_of(key: str, context: str | None = None) -> RolloutView | None:
     if not isinstance(store, RolloutStore):
         return rollout_view(state, Canary.model_validate(store.spec(key)))
     namespace, name = key.split("/")
-    query = {"kinds": CANARY_KIND, "namespace": namespace, "name": name}
-    items = cast(list[dict[str, Any]], client().get("/v1/resources", query)["items"])
+    items = client().resources([CANARY_KIND], namespace, name)
     if not items:
         raise ConfigError(f"no Canary {key} is applied")
     return rollout_view(state, Canary.model_validate(items[0].get("spec") or {}))

@@ -19,7 +19,6 @@ import signal
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
 
 from prometheus_client import start_http_server
 from pydantic import ValidationError
@@ -35,7 +34,7 @@ from canarymesh.ports.clock import SystemClock
 from canarymesh.ports.load import LoadGenerator, loopback_target
 from canarymesh.ports.prometheus import PrometheusSource
 from canarymesh.runtime.local.api_client import ApiClient, daemon_info
-from canarymesh.runtime.local.api_models import CANARY_KIND, DESTINATION_RULE_KIND
+from canarymesh.runtime.local.api_models import CANARY_KIND, DESTINATION_RULE_KIND, MeshStatus
 from canarymesh.runtime.local.controller_process import publish_info, take_lock
 from canarymesh.runtime.local.prometheus import (
     CONTROLLER_JOB,
@@ -61,11 +60,8 @@ class LocalCanaries:
         self.api = api
 
     def list(self) -> tuple[CanaryItem, ...]:
-        docs = cast(
-            list[dict[str, Any]], self.api.get("/v1/resources", {"kinds": CANARY_KIND})["items"]
-        )
         items = []
-        for doc in docs:
+        for doc in self.api.resources([CANARY_KIND]):
             meta = doc.get("metadata") or {}
             namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name"))
             try:
@@ -79,8 +75,7 @@ class LocalCanaries:
         return tuple(items)
 
     def _versions(self, canary: Canary, namespace: str) -> tuple[tuple[str, str], ...]:
-        query = {"kinds": DESTINATION_RULE_KIND, "namespace": namespace}
-        rules = cast(list[dict[str, Any]], self.api.get("/v1/resources", query)["items"])
+        rules = self.api.resources([DESTINATION_RULE_KIND], namespace)
         host = fqdn(canary.target.host, namespace)
         found = []
         for rule in rules:
@@ -121,9 +116,10 @@ class LocalLoad:
 
 def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, LocalLoad]:
     api = ApiClient.for_state_dir(state_dir, timeout=30.0)
-    info = daemon_info(state_dir) or {}
-    prometheus = str(info.get("prometheus_url") or "http://127.0.0.1:9")
-    load = LocalLoad(cast(str | None, info.get("ingress_url")))
+    info = daemon_info(state_dir)  # daemon.json: the mesh's status without its components
+    mesh = MeshStatus.model_validate(info) if info is not None else None
+    prometheus = (mesh.prometheus_url if mesh else None) or "http://127.0.0.1:9"
+    load = LocalLoad(mesh.ingress_url if mesh else None)
     store = RolloutStore(state_dir)
     wiring = Wiring(
         canaries=LocalCanaries(api),

@@ -16,7 +16,7 @@ import hmac
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 
@@ -64,8 +64,7 @@ class RolloutsApi:
         if state is None or self.mesh is None:
             return None
         namespace, name = key.split("/")
-        query = {"kinds": CANARY_KIND, "namespace": namespace, "name": name}
-        items = cast(list[dict[str, Any]], (await self.mesh.get("/v1/resources", query))["items"])
+        items = await self.mesh.resources([CANARY_KIND], namespace, name)
         if not items:
             return None
         view = rollout_view(state, Canary.model_validate(items[0].get("spec") or {})).to_json()

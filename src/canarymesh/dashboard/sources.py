@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import aiohttp
 
 from canarymesh.errors import CanaryMeshError, ConfigError, TemporaryError
 from canarymesh.ports.prometheus import PrometheusClient
 from canarymesh.runtime.local.api_client import ApiClient
+from canarymesh.runtime.local.api_models import Document, ProxyStatus
 
 __all__ = ["MeshApi", "PromSource", "SourceError", "TraceSource"]
 
 JsonDict = dict[str, object]
+T = TypeVar("T")
 
 
 class SourceError(TemporaryError):
@@ -100,17 +102,25 @@ class TraceSource(_Http):
 
 
 class MeshApi:
-    """The local control plane's API (blocking client, run in a thread)."""
+    """The local control plane's API (the blocking client's typed calls, run in a thread)."""
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
 
-    async def get(self, path: str, query: Mapping[str, str | None] | None = None) -> JsonDict:
-        def call() -> JsonDict:
-            return ApiClient.for_state_dir(self.state_dir, timeout=10.0).get(path, query)
+    async def resources(
+        self, kinds: Sequence[str], namespace: str | None = None, name: str | None = None
+    ) -> tuple[Document, ...]:
+        return await self._call(lambda api: api.resources(kinds, namespace, name))
+
+    async def proxy_status(self) -> tuple[ProxyStatus, ...]:
+        return await self._call(lambda api: api.proxy_status())
+
+    async def _call(self, call: Callable[[ApiClient], T]) -> T:
+        def run() -> T:
+            return call(ApiClient.for_state_dir(self.state_dir, timeout=10.0))
 
         try:
-            return await asyncio.to_thread(call)
+            return await asyncio.to_thread(run)
         except ConfigError:
             raise
         except TemporaryError as err:

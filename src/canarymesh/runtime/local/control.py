@@ -3,7 +3,7 @@
 Built by :mod:`canarymesh.runtime.local.daemon` around one :class:`Reconciler` and one
 :class:`Store`; called by :mod:`canarymesh.runtime.local.api_server`. Changes are serialised by a
 lock, and a change is committed to the store only after the reconciler accepted it, so a refused
-input leaves the mesh as it was.
+input leaves the mesh as it was. Answers are the models of :mod:`.api_models`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,19 @@ from typing import cast
 
 from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.mesh.build import INGRESS_LABELS, INGRESS_NAME
+from canarymesh.runtime.local.api_models import (
+    ChangeResult,
+    Component,
+    DocumentText,
+    GatewayStatus,
+    Logs,
+    MeshStatus,
+    Pod,
+    PodList,
+    ProxyStatus,
+    ProxyStatusList,
+    ResourceList,
+)
 from canarymesh.runtime.local.envoy import EnvoyAdmin
 from canarymesh.runtime.local.reconcile import Reconciler
 from canarymesh.runtime.local.store import Document, Store, split_documents
@@ -40,18 +53,13 @@ class ControlPlane:
         self.shutdown = asyncio.Event()
 
     async def change(
-        self, texts: Sequence[JsonDict], delete: bool, wait: bool, timeout: float
-    ) -> JsonDict:
-        """Apply (or delete) the documents of ``texts`` ([{source, text, namespace}])."""
+        self, texts: Sequence[DocumentText], delete: bool, wait: bool, timeout: float
+    ) -> ChangeResult:
+        """Apply (or delete) the documents of ``texts``."""
         started = time.perf_counter()
         documents: list[Document] = []
         for item in texts:
-            namespace = item.get("namespace")
-            documents += split_documents(
-                str(item["text"]),
-                str(item.get("source", "<input>")),
-                str(namespace) if namespace else None,
-            )
+            documents += split_documents(item.text, item.source, item.namespace or None)
         async with self._lock:
             plan = self.store.plan_delete if delete else self.store.plan_apply
             after, changes = plan(documents)
@@ -63,12 +71,12 @@ class ControlPlane:
         applied_ms = (time.perf_counter() - started) * 1000
         if wait:
             await self.wait_converged(timeout)
-        return {
-            "lines": [c.line for c in changes],
-            "pushed": pushed,
-            "applied_ms": applied_ms,
-            "converged_ms": (time.perf_counter() - started) * 1000,
-        }
+        return ChangeResult(
+            lines=tuple(c.line for c in changes),
+            pushed=tuple(pushed),
+            applied_ms=applied_ms,
+            converged_ms=(time.perf_counter() - started) * 1000,
+        )
 
     async def wait_converged(self, timeout: float) -> None:
         """Until every pod is ready and every proxy ACKed its latest config (or NACKed it)."""
@@ -89,11 +97,15 @@ class ControlPlane:
             if node is None or not node.settled:
                 return False
         return all(
-            row["ready"] == "2/2" or row["status"] == "CrashLoopBackOff"
-            for row in self.reconciler.pod_rows()
+            pod.ready == "2/2" or pod.status == "CrashLoopBackOff" for pod in self.pods().items
         )
 
-    def resources(self, kinds: Sequence[str], namespace: str | None, name: str | None) -> JsonDict:
+    def pods(self) -> PodList:
+        return PodList(items=tuple(Pod.model_validate(row) for row in self.reconciler.pod_rows()))
+
+    def resources(
+        self, kinds: Sequence[str], namespace: str | None, name: str | None
+    ) -> ResourceList:
         items = self.store.select(kinds, namespace, name)
         ingress = self.ingress_service()
         if (
@@ -103,7 +115,7 @@ class ControlPlane:
             and ingress is not None
         ):
             items.append(ingress)
-        return {"items": items}
+        return ResourceList(items=tuple(items))
 
     def ingress_service(self) -> Document | None:
         """The ``istio-ingressgateway`` Service an Istio install has, so that the seed README's
@@ -134,13 +146,14 @@ class ControlPlane:
             "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}},
         }
 
-    def proxy_status(self) -> JsonDict:
-        rows = []
+    def proxy_status(self) -> ProxyStatusList:
         status = self.reconciler.ads.status()
-        for name, running in sorted(self.reconciler.running.items()):
-            node = status.get(name)
-            rows.append({"name": name, "namespace": running.proxy.namespace, **_node_json(node)})
-        return {"proxies": rows}
+        return ProxyStatusList(
+            proxies=tuple(
+                _proxy_status(name, running.proxy.namespace, status.get(name))
+                for name, running in sorted(self.reconciler.running.items())
+            )
+        )
 
     async def proxy_config(self, pod: str, section: str) -> JsonDict:
         running = self.reconciler.running.get(pod)
@@ -161,7 +174,7 @@ class ControlPlane:
                 items += value
         return {"items": items}
 
-    def logs(self, pod: str, container: str | None, tail: int | None) -> JsonDict:
+    def logs(self, pod: str, container: str | None, tail: int | None) -> Logs:
         children = self.reconciler.containers_of(pod)
         if container in (None, "app"):
             apps = [name for name in children if name != "istio-proxy"]
@@ -175,32 +188,43 @@ class ControlPlane:
         text = path.read_text(errors="replace") if path.exists() else ""
         if tail is not None:
             text = "\n".join(text.splitlines()[-tail:]) + "\n"
-        return {"text": text}
+        return Logs(text=text)
 
-    def status(self) -> JsonDict:
+    def status(self) -> MeshStatus:
+        control_plane = Component(name="control-plane", pid=_int(self.info.get("pid")), ready=True)
         components = [
-            {"name": "control-plane", "pid": self.info.get("pid"), "ready": True},
+            control_plane,
             *(
-                {"name": c.name, "pid": c.pid, "ready": c.ready, "phase": c.phase.value}
+                Component(name=c.name, pid=c.pid, ready=c.ready, phase=c.phase.value)
                 for c in self.reconciler.supervisor.status()
                 if c.phase.value != "Stopped"
             ),
         ]
-        return {
-            **self.info,
-            "components": components,
-            "gateways": self.reconciler.gateway_rows(),
-            "pods": len(self.reconciler.pod_rows()),
-        }
+        return MeshStatus.model_validate(
+            {
+                **self.info,
+                "components": components,
+                "gateways": [
+                    GatewayStatus.model_validate(row) for row in self.reconciler.gateway_rows()
+                ],
+                "pods": len(self.reconciler.pod_rows()),
+            }
+        )
 
 
-def _node_json(node: NodeStatus | None) -> JsonDict:
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _proxy_status(name: str, namespace: str, node: NodeStatus | None) -> ProxyStatus:
     if node is None:
-        return {"connected": False, "types": {}, "errors": {}, "synced": False}
-    return {
-        "connected": node.connected,
-        "synced": node.synced,
-        "version": node.snapshot_version,
-        "types": {t.type_name: t.state.value for t in node.types},
-        "errors": node.errors,
-    }
+        return ProxyStatus(name=name, namespace=namespace, connected=False, synced=False)
+    return ProxyStatus(
+        name=name,
+        namespace=namespace,
+        connected=node.connected,
+        synced=node.synced,
+        version=node.snapshot_version,
+        types={t.type_name: t.state.value for t in node.types},
+        errors=node.errors,
+    )

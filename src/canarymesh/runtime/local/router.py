@@ -15,7 +15,7 @@ from those of other Canaries in the same VirtualService.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import yaml
 
@@ -28,7 +28,7 @@ from canarymesh.routing.virtual_service import (
     virtual_service_weights,
 )
 from canarymesh.runtime.local.api_client import ApiClient
-from canarymesh.runtime.local.api_models import VIRTUAL_SERVICE_KIND
+from canarymesh.runtime.local.api_models import VIRTUAL_SERVICE_KIND, DocumentText
 
 __all__ = ["LocalRouter"]
 
@@ -56,8 +56,7 @@ class LocalRouter:
         wanted = managed_virtual_service(current, canary, self.name, weights)
         if current.get("spec") != wanted.get("spec"):
             return False
-        proxies = cast(list[dict[str, Any]], self.api.get("/v1/proxy-status")["proxies"])
-        return all(p["synced"] for p in proxies if p.get("connected"))
+        return all(p.synced for p in self.api.proxy_status() if p.connected)
 
     def finalize(self, canary: Canary, stable_subset: str) -> None:
         vs = self._virtual_service(canary)
@@ -65,8 +64,7 @@ class LocalRouter:
 
     def _virtual_service(self, canary: Canary) -> dict[str, Any]:
         name = canary.target.virtual_service
-        query = {"kinds": VIRTUAL_SERVICE_KIND, "namespace": self.namespace, "name": name}
-        items = cast(list[dict[str, Any]], self.api.get("/v1/resources", query)["items"])
+        items = self.api.resources([VIRTUAL_SERVICE_KIND], self.namespace, name)
         found = [i for i in items if i.get("metadata", {}).get("namespace") == self.namespace]
         if not found:
             raise ConfigError(
@@ -78,4 +76,4 @@ class LocalRouter:
     def _apply(self, vs: Mapping[str, Any]) -> None:
         text = yaml.safe_dump(dict(vs), sort_keys=False)
         source = f"canary-controller ({self.namespace}/{self.name})"
-        self.api.post("/v1/apply", {"documents": [{"source": source, "text": text}]})
+        self.api.apply([DocumentText(source=source, text=text)])
