@@ -4,8 +4,8 @@ affinity, A/B match), under the rules of :mod:`.managed`. Pure: dicts in, a new 
 
 Session affinity (Flagger's): while the canary gets some but not all of the traffic, its answers
 set ``<cookieName>=<canary subset>`` and the affinity route sends requests that carry it to the
-canary, so a user who reached the canary stays there. The cookie's value is the subset, so a
-cookie from an earlier rollout (another canary version) holds nobody.
+canary (refreshing the cookie), so a user who reached the canary stays there. The cookie's value
+is the subset, so a cookie from an earlier rollout of another canary version holds nobody.
 """
 
 from __future__ import annotations
@@ -114,9 +114,7 @@ def _weighted_route(route: Obj, canary: Canary, w: Weights) -> Obj:
     affinity = canary.strategy.session_affinity
     if affinity is not None and 0 < w.canary < 100:
         # The canary's answer sets the cookie; the affinity route keeps the user on the canary.
-        value = f"{affinity.cookie_name}={_cookie_value(canary)}"
-        cookie = f"{value}; Max-Age={_seconds(affinity.max_age)}"
-        canary_dest["headers"] = {"response": {"add": {"Set-Cookie": cookie}}}
+        canary_dest["headers"] = _set_cookie(canary)
     route["route"] = [stable, canary_dest]
     if w.mirror > 0:
         mirror: Obj = {"host": canary.target.host, "subset": canary.canary_subset()}
@@ -130,6 +128,15 @@ def _weighted_route(route: Obj, canary: Canary, w: Weights) -> Obj:
 
 def _cookie_value(canary: Canary) -> str:
     return canary.canary_subset()
+
+
+def _set_cookie(canary: Canary) -> Obj:
+    """The header operation that gives the user the affinity cookie (fresh ``Max-Age``)."""
+    affinity = canary.strategy.session_affinity
+    assert affinity is not None
+    value = f"{affinity.cookie_name}={_cookie_value(canary)}"
+    cookie = f"{value}; Max-Age={_seconds(affinity.max_age)}"
+    return {"response": {"add": {"Set-Cookie": cookie}}}
 
 
 def _without_mirror(route: Obj, canary: Canary) -> Obj:
@@ -175,12 +182,10 @@ def _added_routes(managed: Mapping[str, Any], canary: Canary, name: str, w: Weig
     if affinity is not None and 0 < w.canary < 100:
         regex = f".*{affinity.cookie_name}={_cookie_value(canary)}.*"
         cookie: list[Obj] = [{"headers": {"cookie": {"regex": regex}}}]
+        # Each answer refreshes the cookie: a user on the canary stays while they keep coming.
+        held = [{**copy.deepcopy(to_canary[0]), "headers": _set_cookie(canary)}]
         added.append(
-            {
-                "name": affinity_route_name(name),
-                "match": _both(theirs, cookie),
-                "route": copy.deepcopy(to_canary),
-            }
+            {"name": affinity_route_name(name), "match": _both(theirs, cookie), "route": held}
         )
     if w.match and canary.match():
         ours = [match_json(m) for m in canary.match()]

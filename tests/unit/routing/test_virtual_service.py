@@ -54,6 +54,7 @@ def test_weights_match_and_affinity_are_written_and_read_back() -> None:
     assert [d["weight"] for d in http[3]["route"]] == [70, 30]
     cookie = http[3]["route"][1]["headers"]["response"]["add"]["Set-Cookie"]
     assert cookie == "canary=v3; Max-Age=3600"
+    assert http[1]["route"][0]["headers"]["response"]["add"]["Set-Cookie"] == cookie  # refreshed
     assert virtual_service_weights(out, SPEC, "reviews") == weights
     again = managed_virtual_service(out, SPEC, "reviews", Weights(0, "v1"))
     assert [r.get("name") for r in again["spec"]["http"]] == ["other", None]
