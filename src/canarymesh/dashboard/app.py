@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from canarymesh import __version__
 from canarymesh.analysis.panels import panel_query
 from canarymesh.api.analyze import analyze
 from canarymesh.api.loader import load_text
@@ -91,6 +92,7 @@ class Dashboard:
         s = self.settings
         return to_json(
             {
+                "version": __version__,
                 "mode": s.mode,
                 "prometheus": s.prometheus_url,
                 "tracing": s.tracing_url,
