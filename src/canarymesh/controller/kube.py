@@ -37,8 +37,8 @@ from canarymesh.runtime.kube.client import (
 )
 from canarymesh.runtime.kube.health import serve_health
 from canarymesh.runtime.kube.lease import LeaderElector
+from canarymesh.runtime.kube.rollout_store import KubeStateStore
 from canarymesh.runtime.kube.router import KubeRouter
-from canarymesh.runtime.kube.store import KubeStateStore
 from canarymesh.runtime.kube.verify import IstiodVerifier
 from canarymesh.runtime.kube.watch import CanaryWatch
 

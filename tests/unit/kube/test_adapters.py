@@ -22,8 +22,8 @@ from canarymesh.rollout.state import CanaryState
 from canarymesh.runtime.kube.client import KubeApi
 from canarymesh.runtime.kube.lease import LeaderElector
 from canarymesh.runtime.kube.patches import FIELD_MANAGER
+from canarymesh.runtime.kube.rollout_store import KubeStateStore
 from canarymesh.runtime.kube.router import KubeRouter
-from canarymesh.runtime.kube.store import KubeStateStore
 from tests.unit.kube.fake_apiserver import FakeApiServer
 
 REPO = Path(__file__).resolve().parents[3]

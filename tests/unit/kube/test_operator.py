@@ -270,7 +270,7 @@ def test_rbac_grants_exactly_what_the_controller_uses(server: FakeApiServer, api
 
 
 def KubeStore(api: KubeApi) -> Any:
-    from canarymesh.runtime.kube.store import KubeStateStore
+    from canarymesh.runtime.kube.rollout_store import KubeStateStore
 
     return KubeStateStore(api, "rbac-test")
 
