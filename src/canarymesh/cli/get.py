@@ -101,7 +101,8 @@ def _service_columns(doc: Doc) -> Row:
     balancer = cast(Doc, status.get("loadBalancer", {})) if isinstance(status, dict) else {}
     ips = [str(i.get("ip")) for i in cast(list[Doc], balancer.get("ingress", []))]
     kind = str(_spec(doc).get("type") or "ClusterIP")
-    return [kind, "<none>", ",".join(ips) or "<none>", shown or "<none>"]
+    cluster_ip = str(_spec(doc).get("clusterIP") or "<none>")
+    return [kind, cluster_ip, ",".join(ips) or "<none>", shown or "<none>"]
 
 
 def _vs_columns(doc: Doc) -> Row:
@@ -126,11 +127,7 @@ COLUMNS: dict[str, tuple[Row, Callable[[Doc], Row]]] = {
 def _pods_output(
     pods: Sequence[Pod], name: str | None, namespace: str | None, output: str | None
 ) -> str:
-    chosen = [
-        p
-        for p in pods
-        if (namespace is None or p.namespace == namespace) and name in (None, p.name)
-    ]
+    chosen = [p for p in pods if namespace in (None, p.namespace) and name in (None, p.name)]
     if name is not None and not chosen:
         raise ConfigError(f'pods "{name}" not found')
     if output == "json":
@@ -140,14 +137,18 @@ def _pods_output(
     if not chosen:
         return f"No resources found in {namespace or 'any'} namespace."
     header = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    # kubectl's wide columns; on the shared network (no pod IPs) the loopback ports instead.
+    shared = any(not pod.ip for pod in chosen)
     if output == "wide":
-        header += ["ADMIN", "APP-PORTS", "SIDECAR-PORTS"]
+        header += ["IP", "NODE"] + (["ADMIN", "APP-PORTS", "SIDECAR-PORTS"] if shared else [])
     rows: list[Row] = [(["NAMESPACE"] if namespace is None else []) + header]
     for pod in chosen:
         row = [pod.name, pod.ready, pod.status, str(pod.restarts), age(pod.age)]
         if output == "wide":
-            ports = pod.ports
-            row += [str(ports.admin), _ports(ports.app), _ports(ports.inbound)]
+            row += [pod.ip or "<none>", pod.node or "local"]
+            if shared:
+                ports = pod.ports
+                row += [str(ports.admin), _ports(ports.app), _ports(ports.inbound)]
         rows.append(([pod.namespace] if namespace is None else []) + row)
     return table(rows)
 
@@ -218,7 +219,7 @@ def describe_command(kind: str, name: str, namespace: str) -> None:
     """Show one resource in full (for a pod: containers, pids, restarts, ports)."""
     api = client()
     if kind.lower() in POD_KINDS:
-        found = [p for p in api.pods() if p.name == name]
+        found = [p for p in api.pods() if p.name == name and p.namespace == namespace]
         if not found:
             raise ConfigError(f'pods "{name}" not found')
         click.echo(yaml.safe_dump(_pod_json(found[0]), sort_keys=False).rstrip())
@@ -237,8 +238,9 @@ def describe_command(kind: str, name: str, namespace: str) -> None:
     "-c", "--container", default=None, help="The app's container name (or app), or istio-proxy."
 )
 @click.option("--tail", type=int, default=None, help="Only the last N lines.")
+@click.option("-n", "--namespace", default=None, help="The pod's namespace (when ambiguous).")
 @state_dir_option
 @handle_errors
-def logs_command(pod: str, container: str | None, tail: int | None) -> None:
+def logs_command(pod: str, container: str | None, tail: int | None, namespace: str | None) -> None:
     """Print the log of a pod's container (the app by default)."""
-    click.echo(client().logs(pod, container, tail), nl=False)
+    click.echo(client().logs(pod, container, tail, namespace), nl=False)

@@ -100,7 +100,7 @@ def peer_info(proxy: ProxyNode, settings: MeshSettings) -> PeerInfo:
 
 def build_access_logs(proxy: ProxyNode, direction: str, settings: MeshSettings) -> list[JsonValue]:
     """The HCM ``access_log`` list: empty when the mesh runs without a telemetry server."""
-    if settings.telemetry_port is None:
+    if not settings.has_telemetry:
         return []
     config = typed(
         "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
@@ -124,7 +124,7 @@ def build_tcp_access_logs(
     proxy: ProxyNode, direction: str, settings: MeshSettings
 ) -> list[JsonValue]:
     """A ``tcp_proxy`` access log for Istio's TCP metrics (bytes, connections opened/closed)."""
-    if settings.telemetry_port is None:
+    if not settings.has_telemetry:
         return []
     config = typed(
         "envoy.extensions.access_loggers.grpc.v3.TcpGrpcAccessLogConfig",

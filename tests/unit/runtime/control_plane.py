@@ -14,7 +14,6 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace, TracebackType
-from typing import Any
 
 from canarymesh.runtime.local.api_client import ApiClient
 from canarymesh.runtime.local.api_server import ApiServer
@@ -27,16 +26,22 @@ TOKEN = "test-token"
 
 
 class NoProcesses:
-    """The parts of the reconciler the control plane calls, with nothing to run."""
+    """The parts of the reconciler the control plane calls, with nothing to run: no pods (so no
+    pod rows), proxies only as a test declares them, on the shared host network."""
 
-    def __init__(self) -> None:
-        self.running: dict[str, Any] = {}
+    def __init__(self, state_dir: Path) -> None:
         self.nodes: dict[str, NodeStatus] = {}
-        self.rows: list[dict[str, object]] = []
         self.version = 0
-        self.endpoint_pods: frozenset[str] = frozenset()
-        self.ads = SimpleNamespace(status=lambda: dict(self.nodes))
-        self.supervisor = SimpleNamespace(status=lambda: [])
+        self.addresses = None  # the shared network: no pod or service IPs
+        self.runner = SimpleNamespace(
+            running={},
+            supervisor=SimpleNamespace(status=lambda: []),
+            log_dir=state_dir / "logs",
+            started=lambda name: False,
+        )
+        self.pusher = SimpleNamespace(
+            ads=SimpleNamespace(status=lambda: dict(self.nodes)), endpoint_pods=frozenset()
+        )
 
     def prepare(self, documents: Mapping[Key, Document]) -> Mapping[Key, Document]:
         return documents
@@ -52,17 +57,14 @@ class NoProcesses:
             self.nodes[name] = _node(name, self.version, acked=self.version)
 
     def add_proxy(self, name: str, namespace: str) -> None:
-        self.running[name] = SimpleNamespace(proxy=SimpleNamespace(namespace=namespace))
+        """A connected proxy (a gateway's, as no pod runs here), synced with the last push."""
+        ports = SimpleNamespace(admin=15000, gateway=())
+        proxy = SimpleNamespace(id=name, namespace=namespace, ip=None, ports=ports)
+        self.runner.running[name] = SimpleNamespace(plan=None, proxy=proxy)
         self.nodes[name] = _node(name, self.version, acked=self.version)
 
     def ready_pods(self) -> frozenset[str]:
         return frozenset()
-
-    def pod_rows(self) -> list[dict[str, object]]:
-        return list(self.rows)
-
-    def gateway_rows(self) -> list[dict[str, object]]:
-        return []
 
 
 def _node(name: str, version: int, acked: int) -> NodeStatus:
@@ -74,11 +76,11 @@ class LocalControlPlane:
     """``with LocalControlPlane(tmp_path) as plane:`` serves the API; ``plane.api`` calls it."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.reconciler = NoProcesses()
+        self.reconciler = NoProcesses(state_dir)
         self.info: dict[str, object] = {
             "pid": 4242,
             "state_dir": str(state_dir),
-            "ads_port": 1,
+            "ads": "127.0.0.1:1",
             "ingress_port": 8080,
             "ingress_url": "http://127.0.0.1:8080",
             "prometheus_url": None,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from canarymesh.errors import CanaryMeshError, ConfigError
+from canarymesh.runtime.local import control
 from canarymesh.runtime.local.api_client import ApiClient
 from canarymesh.runtime.local.api_models import DocumentText, MeshStatus, Pod
 from tests.unit.runtime.control_plane import LocalControlPlane
@@ -74,9 +75,11 @@ def test_status_says_which_network_the_pods_use(plane: LocalControlPlane) -> Non
 
 
 def test_pods_are_typed_rows_with_an_ip_only_in_their_own_network(
-    plane: LocalControlPlane,
+    plane: LocalControlPlane, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plane.reconciler.rows = [POD_ROW, {**POD_ROW, "name": "reviews-v1-2", "ip": "10.244.0.7"}]
+    # The rows as the pod runner's status view makes them (tested with it); here: their types.
+    rows = [POD_ROW, {**POD_ROW, "name": "reviews-v1-2", "ip": "10.244.0.7"}]
+    monkeypatch.setattr(control, "pod_rows", lambda runner: rows)
     first, second = plane.api.pods()
     assert isinstance(first, Pod)
     assert first.ports.inbound == {9080: 15006}  # int keys again after JSON's strings

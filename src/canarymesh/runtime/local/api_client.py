@@ -30,6 +30,7 @@ from canarymesh.runtime.local.api_models import (
     ChangeResult,
     Document,
     DocumentText,
+    ExecTarget,
     Logs,
     MeshStatus,
     Pod,
@@ -122,13 +123,29 @@ class ApiClient:
     def proxy_status(self) -> tuple[ProxyStatus, ...]:
         return _parse(ProxyStatusList, self.get("/v1/proxy-status")).proxies
 
-    def proxy_config(self, pod: str, section: str) -> JsonDict:
+    def proxy_config(self, pod: str, section: str, namespace: str | None = None) -> JsonDict:
         """Envoy's own admin JSON for ``section`` of ``pod``'s proxy, as it comes."""
-        return self.get("/v1/proxy-config", {"pod": pod, "section": section})
+        query = {"pod": pod, "section": section, "namespace": namespace}
+        return self.get("/v1/proxy-config", query)
 
-    def logs(self, pod: str, container: str | None = None, tail: int | None = None) -> str:
-        query = {"pod": pod, "container": container, "tail": str(tail) if tail else None}
+    def logs(
+        self,
+        pod: str,
+        container: str | None = None,
+        tail: int | None = None,
+        namespace: str | None = None,
+    ) -> str:
+        query = {
+            "pod": pod,
+            "container": container,
+            "tail": str(tail) if tail else None,
+            "namespace": namespace,
+        }
         return _parse(Logs, self.get("/v1/logs", query)).text
+
+    def exec_target(self, pod: str, namespace: str | None, container: str | None) -> ExecTarget:
+        query = {"pod": pod, "namespace": namespace, "container": container}
+        return _parse(ExecTarget, self.get("/v1/exec-target", query))
 
     def wait(self, timeout: float = 30.0) -> None:
         self.post("/v1/wait", WaitRequest(timeout=timeout).model_dump())

@@ -29,6 +29,7 @@ __all__ = [
     "Converged",
     "Document",
     "DocumentText",
+    "ExecTarget",
     "GatewayStatus",
     "Logs",
     "MeshStatus",
@@ -40,7 +41,7 @@ __all__ = [
     "ProxyStatusList",
     "ResourceList",
     "Stopping",
-    "TelemetryPorts",
+    "Telemetry",
     "WaitRequest",
 ]
 
@@ -129,11 +130,13 @@ class Pod(_Answer):
     status: str  # kubectl's STATUS: Running, ContainerCreating, CrashLoopBackOff, ...
     restarts: int
     age: float  # seconds
+    ip: str | None = None  # the pod's own IP; None while pods share the host's network
+    node: str = "local"
+    netns: str | None = None  # the pod's network namespace (pod networks only)
     containers: tuple[Container, ...]
     labels: dict[str, str] = Field(default_factory=dict)
     service_account: str = "default"
     ports: PodPorts
-    ip: str | None = None  # the pod's own IP; None while pods share the host's network
 
 
 class PodList(_Answer):
@@ -146,7 +149,8 @@ class PodList(_Answer):
 class ProxyStatus(_Answer):
     """What one Envoy holds compared with what the control plane wants (``proxy-status``)."""
 
-    name: str
+    name: str  # the proxy's id (a pod's is ``<pod>.<namespace>``)
+    pod: str | None = None  # the pod (or gateway) it belongs to
     namespace: str
     connected: bool
     synced: bool  # connected, and every xDS type ACKed at the wanted version
@@ -176,6 +180,7 @@ class GatewayStatus(_Answer):
     namespace: str
     ports: dict[str, int] = Field(default_factory=dict)
     admin: int
+    ip: str | None = None
     pid: int | None = None
     phase: str | None = None
     ready: bool = False
@@ -184,8 +189,8 @@ class GatewayStatus(_Answer):
     error: str | None = None
 
 
-class TelemetryPorts(_Answer):
-    als_port: int
+class Telemetry(_Answer):
+    als: str  # where Envoys send access logs: a Unix socket, or 127.0.0.1:<port>
     metrics_port: int
 
 
@@ -195,13 +200,16 @@ class MeshStatus(_Answer):
     pid: int
     state_dir: str
     api_port: int
-    ads_port: int
+    network: Network = "host"
+    pod_cidr: str | None = None  # pod networks only
+    service_cidr: str | None = None
+    ads: str  # the ADS server: a Unix socket, or 127.0.0.1:<port>
+    ads_port: int | None = None
     ingress_port: int
     ingress_url: str
     prometheus_url: str | None = None
     tracing_url: str | None = None
-    telemetry: TelemetryPorts | None = None
-    network: Network = "host"
+    telemetry: Telemetry | None = None
     components: tuple[Component, ...] = ()
     gateways: tuple[GatewayStatus, ...] = ()
     pods: int = 0
@@ -212,6 +220,17 @@ class MeshStatus(_Answer):
 
 class Logs(_Answer):
     text: str
+
+
+class ExecTarget(_Answer):
+    """What ``canarymesh exec`` needs to run a command as a pod's container would."""
+
+    pod: str
+    namespace: str
+    netns: str | None = None
+    run_as: tuple[int, int] | None = None  # uid, gid
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
 
 
 class WaitRequest(_Request):

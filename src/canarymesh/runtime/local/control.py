@@ -19,6 +19,7 @@ from canarymesh.runtime.local.api_models import (
     ChangeResult,
     Component,
     DocumentText,
+    ExecTarget,
     GatewayStatus,
     Logs,
     MeshStatus,
@@ -29,6 +30,13 @@ from canarymesh.runtime.local.api_models import (
     ResourceList,
 )
 from canarymesh.runtime.local.envoy import EnvoyAdmin
+from canarymesh.runtime.local.pod_status import (
+    container_statuses,
+    find_pod,
+    gateway_rows,
+    pod_rows,
+)
+from canarymesh.runtime.local.pods import app_env
 from canarymesh.runtime.local.reconcile import Reconciler
 from canarymesh.runtime.local.store import Document, Store, split_documents
 from canarymesh.runtime.local.xds_status import NodeStatus
@@ -89,10 +97,10 @@ class ControlPlane:
 
     def converged(self) -> bool:
         reconciler = self.reconciler
-        if reconciler.endpoint_pods != reconciler.ready_pods():
+        if reconciler.pusher.endpoint_pods != reconciler.ready_pods():
             return False  # a pod's readiness changed and its endpoints are not pushed yet
-        status = self.reconciler.ads.status()
-        for name in self.reconciler.running:
+        status = reconciler.pusher.ads.status()
+        for name in reconciler.runner.running:
             node = status.get(name)
             if node is None or not node.settled:
                 return False
@@ -101,12 +109,13 @@ class ControlPlane:
         )
 
     def pods(self) -> PodList:
-        return PodList(items=tuple(Pod.model_validate(row) for row in self.reconciler.pod_rows()))
+        rows = pod_rows(self.reconciler.runner)
+        return PodList(items=tuple(Pod.model_validate(row) for row in rows))
 
     def resources(
         self, kinds: Sequence[str], namespace: str | None, name: str | None
     ) -> ResourceList:
-        items = self.store.select(kinds, namespace, name)
+        items = [self._with_status(doc) for doc in self.store.select(kinds, namespace, name)]
         ingress = self.ingress_service()
         if (
             "service" in kinds
@@ -117,11 +126,26 @@ class ControlPlane:
             items.append(ingress)
         return ResourceList(items=tuple(items))
 
+    def _with_status(self, doc: Document) -> Document:
+        """A Service as the API server shows it: with the ClusterIP it was given."""
+        addresses = self.reconciler.addresses
+        if addresses is None or doc.get("kind") != "Service" or doc.get("apiVersion") != "v1":
+            return doc
+        meta = doc.get("metadata")
+        spec = doc.get("spec")
+        if not isinstance(meta, dict) or not isinstance(spec, dict):
+            return doc
+        key = f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+        ip = addresses.assigned["service"].get(key)
+        if ip is None or spec.get("clusterIP") == "None":
+            return doc
+        return {**doc, "spec": {**spec, "clusterIP": ip, "clusterIPs": [ip]}}
+
     def ingress_service(self) -> Document | None:
         """The ``istio-ingressgateway`` Service an Istio install has, so that the seed README's
         ``get svc istio-ingressgateway -n istio-system`` shows where the gateway listens: a
         LoadBalancer on 127.0.0.1 whose nodePort is the local port of each server port."""
-        running = self.reconciler.running.get(INGRESS_NAME)
+        running = self.reconciler.runner.running.get(INGRESS_NAME)
         if running is None:
             return None
         gateway_ports = running.proxy.ports.gateway or (
@@ -147,19 +171,23 @@ class ControlPlane:
         }
 
     def proxy_status(self) -> ProxyStatusList:
-        status = self.reconciler.ads.status()
+        status = self.reconciler.pusher.ads.status()
         return ProxyStatusList(
             proxies=tuple(
-                _proxy_status(name, running.proxy.namespace, status.get(name))
-                for name, running in sorted(self.reconciler.running.items())
+                _proxy_status(
+                    name,
+                    running.plan.name if running.plan else name,
+                    running.proxy.namespace,
+                    status.get(name),
+                )
+                for name, running in sorted(self.reconciler.runner.running.items())
             )
         )
 
-    async def proxy_config(self, pod: str, section: str) -> JsonDict:
-        running = self.reconciler.running.get(pod)
-        if running is None:
-            raise ConfigError(f"no proxy named {pod!r}; see `canarymesh proxy-status`")
-        async with EnvoyAdmin(running.proxy.ports.admin) as admin:
+    async def proxy_config(self, pod: str, section: str, namespace: str | None = None) -> JsonDict:
+        running = find_pod(self.reconciler.runner, pod, namespace)
+        admin_client = EnvoyAdmin(running.proxy.ports.admin, netns=running.place.netns_path)
+        async with admin_client as admin:
             if section == "endpoints":
                 return await admin.clusters()
             if section == "all":
@@ -174,8 +202,33 @@ class ControlPlane:
                 items += value
         return {"items": items}
 
-    def logs(self, pod: str, container: str | None, tail: int | None) -> Logs:
-        children = self.reconciler.containers_of(pod)
+    def exec_target(self, pod: str, namespace: str | None, container: str | None) -> ExecTarget:
+        """What ``canarymesh exec`` needs to run a command as the container would: its network
+        namespace, user, environment and working directory."""
+        runner = self.reconciler.runner
+        running = find_pod(runner, pod, namespace)
+        plan = running.plan
+        if plan is None:
+            raise ConfigError(f"{pod} is a gateway: exec runs in pods")
+        if container not in (None, plan.container):
+            raise ConfigError(
+                f"container {container!r} is not in pod {plan.name}: {plan.container}"
+            )
+        env = app_env(plan, running.proxy, self.reconciler.runner.base_env)
+        return ExecTarget(
+            pod=plan.name,
+            namespace=plan.namespace,
+            netns=running.place.netns,
+            run_as=plan.run_as or None,
+            env=env,
+            cwd=plan.working_dir or str(running.place.pod_dir),
+        )
+
+    def logs(
+        self, pod: str, container: str | None, tail: int | None, namespace: str | None = None
+    ) -> Logs:
+        running = find_pod(self.reconciler.runner, pod, namespace)
+        children = container_statuses(self.reconciler.runner, running)
         if container in (None, "app"):
             apps = [name for name in children if name != "istio-proxy"]
             container = apps[0] if apps else "istio-proxy"
@@ -184,7 +237,7 @@ class ControlPlane:
                 f"container {container!r} is not in pod {pod}; choose one of {sorted(children)}"
             )
         name = children[container].name
-        path = self.reconciler.log_dir / f"{name}.log"
+        path = self.reconciler.runner.log_dir / f"{name}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
         if tail is not None:
             text = "\n".join(text.splitlines()[-tail:]) + "\n"
@@ -196,18 +249,19 @@ class ControlPlane:
             control_plane,
             *(
                 Component(name=c.name, pid=c.pid, ready=c.ready, phase=c.phase.value)
-                for c in self.reconciler.supervisor.status()
+                for c in self.reconciler.runner.supervisor.status()
                 if c.phase.value != "Stopped"
             ),
+        ]
+        gateways = [
+            GatewayStatus.model_validate(row) for row in gateway_rows(self.reconciler.runner)
         ]
         return MeshStatus.model_validate(
             {
                 **self.info,
                 "components": components,
-                "gateways": [
-                    GatewayStatus.model_validate(row) for row in self.reconciler.gateway_rows()
-                ],
-                "pods": len(self.reconciler.pod_rows()),
+                "gateways": gateways,
+                "pods": len(pod_rows(self.reconciler.runner)),
             }
         )
 
@@ -216,11 +270,12 @@ def _int(value: object) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _proxy_status(name: str, namespace: str, node: NodeStatus | None) -> ProxyStatus:
+def _proxy_status(name: str, pod: str, namespace: str, node: NodeStatus | None) -> ProxyStatus:
     if node is None:
-        return ProxyStatus(name=name, namespace=namespace, connected=False, synced=False)
+        return ProxyStatus(name=name, pod=pod, namespace=namespace, connected=False, synced=False)
     return ProxyStatus(
         name=name,
+        pod=pod,
         namespace=namespace,
         connected=node.connected,
         synced=node.synced,

@@ -27,6 +27,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import grpc
@@ -36,6 +37,7 @@ from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from canarymesh.errors import TemporaryError
+from canarymesh.runtime.local.sockets import restrict_socket
 from canarymesh.runtime.local.telemetry_metrics import HttpSeries, IstioMetrics, TcpSeries
 from canarymesh.xds import names
 from canarymesh.xds.telemetry import (
@@ -162,6 +164,18 @@ class TelemetryCollector:
         await server.start()
         self._server = server
         return bound
+
+    async def start_unix(self, path: Path, owner: tuple[int, int] | None = None) -> str:
+        """Listen for access logs on the Unix socket ``path`` (0600, owned by ``owner``)."""
+        path.unlink(missing_ok=True)
+        server = grpc.aio.server()
+        als_pb2_grpc.add_AccessLogServiceServicer_to_server(_Servicer(self), server)
+        if server.add_insecure_port(f"unix:{path}") == 0:
+            raise TemporaryError(f"telemetry server could not bind unix:{path}", delay=1.0)
+        await server.start()
+        restrict_socket(path, owner)
+        self._server = server
+        return str(path)
 
     async def serve_metrics(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Serve ``GET /metrics`` (Prometheus text format); returns the port."""
