@@ -117,11 +117,10 @@ class _Node:
 class AdsServer:
     """A grpc.aio ADS server on 127.0.0.1; start it inside the control plane's event loop.
 
-    Building one imports every xds-protos module (about 0.4 s, once per process).
+    Proto types are imported as resources need them (:mod:`~canarymesh.runtime.local.codec`).
     """
 
     def __init__(self) -> None:
-        codec.load_all_protos()
         self._nodes: dict[str, _Node] = {}
         self._nonces = itertools.count(1)
         self._cache = codec.PackCache()

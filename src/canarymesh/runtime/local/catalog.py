@@ -49,6 +49,8 @@ class PythonService:
 
     module: str
     env: Mapping[str, str] = field(default_factory=dict)
+    # The image's non-root user, taken when a Deployment asks for runAsNonRoot without a uid.
+    user: int = 1000
 
     def argv(self, python: str, port: int, host: str = "127.0.0.1") -> list[str]:
         return [python, "-m", self.module, str(port), "--host", host]
@@ -106,11 +108,18 @@ class MariaDbRecipe:
         ]
 
     def init_script(self, root_password: str, seed_sql: str) -> str:
-        """Set root's password (the image's MYSQL_ROOT_PASSWORD) and load the seed data."""
+        """Set root's password (the image's MYSQL_ROOT_PASSWORD) and load the seed data.
+
+        Like the image (MYSQL_ROOT_HOST defaults to ``%``), root may connect from anywhere: in a
+        pod network clients arrive from the sidecar (127.0.0.6), not from 127.0.0.1."""
         quoted = root_password.replace("\\", "\\\\").replace("'", "\\'")
         users = "".join(
             f"ALTER USER 'root'@'{host}' IDENTIFIED BY '{quoted}';\n"
             for host in ("localhost", "127.0.0.1")
+        )
+        users += (
+            f"CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY '{quoted}';\n"
+            "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;\n"
         )
         return users + seed_sql
 

@@ -157,6 +157,8 @@ async def serve(
         collector = TelemetryCollector(
             lambda node: reconciler.peers.get(node),
             addresses=lambda address: reconciler.inbound_peers.get(address),
+            services=lambda node: reconciler.services_of.get(node),
+            pod_network=network is not None,
         )
         tracing = TracingCollector()
         tracing_port = await tracing.start()
@@ -194,9 +196,9 @@ async def serve(
         reconciler.telemetry_targets = (f"127.0.0.1:{metrics_port}",)
         store = Store.load(state_dir / "store.json")
         await reconciler.realise(reconciler.prepare(store.documents))
+        # Serving needs only the gateway; Prometheus becomes ready a second or so later (its
+        # first scrape lands seconds after that anyway), and its readers wait for it.
         await supervisor.wait_ready(sidecar_name(INGRESS_NAME), 15.0)
-        if prometheus is not None:
-            await supervisor.wait_ready("prometheus", 15.0)
         info: dict[str, object] = {
             "pid": os.getpid(),
             "state_dir": str(state_dir),

@@ -70,6 +70,10 @@ async def prepare_mariadb(
     password = dict(plan.env).get("MYSQL_ROOT_PASSWORD", "password")
     init = workdir / "init.sql"
     init.write_text(recipe.init_script(password, seed_path(recipe).read_text()))
+    if as_root and plan.run_as is not None:
+        # The pod's volume belongs to its user (Kubernetes' fsGroup), and so does the server.
+        _chown_tree(workdir, *plan.run_as)
+        as_root = False
     bind = "0.0.0.0" if netns is not None else "127.0.0.1"
     argv = recipe.argv(workdir / "data", port, workdir / "mysqld.sock", init, as_root, bind)
     spec = ProcessSpec(
@@ -84,6 +88,13 @@ async def prepare_mariadb(
         stop_grace=10.0,
     )
     return spec, workdir
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    os.chown(root, uid, gid)
+    for directory, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            os.chown(os.path.join(directory, name), uid, gid)
 
 
 def remove_workdir(workdir: Path) -> None:

@@ -12,25 +12,34 @@ then the sidecar, then the namespace (its veth goes with it).
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from canarymesh.mesh.capture import PROXY_GID, PROXY_UID
 from canarymesh.mesh.model import MeshSettings, ProxyNode
-from canarymesh.runtime.local.catalog import MariaDbRecipe
+from canarymesh.runtime.local.catalog import MariaDbRecipe, PythonService
 from canarymesh.runtime.local.databases import prepare_mariadb, remove_workdir
 from canarymesh.runtime.local.envoy import envoy_spec, write_bootstrap
 from canarymesh.runtime.local.netns import netns_path
 from canarymesh.runtime.local.pod_processes import SIDECAR, PodPlace, app_spec, log_path
 from canarymesh.runtime.local.podnet import PodNetworks
 from canarymesh.runtime.local.pods import PodPlan
-from canarymesh.runtime.local.sandbox import app_launcher, gateway_launcher, sidecar_launcher
+from canarymesh.runtime.local.sandbox import (
+    app_launcher,
+    can_run,
+    gateway_launcher,
+    sidecar_launcher,
+)
 from canarymesh.runtime.local.supervisor import Supervisor
 from canarymesh.xds.bootstrap import build_ads_bootstrap
 
 __all__ = ["PodRunner", "Running", "sidecar_name"]
+
+log = logging.getLogger(__name__)
 
 
 def sidecar_name(proxy_id: str) -> str:
@@ -49,6 +58,8 @@ class Running:
     # A database pod: the task preparing its data directory, and that directory.
     init: asyncio.Task[None] | None = None
     workdir: Path | None = None
+    # What ``describe pod`` should say about how the pod runs (like the kubelet's events).
+    warnings: list[str] = field(default_factory=list)
 
 
 class PodRunner:
@@ -101,9 +112,25 @@ class PodRunner:
             running.app = f"{plan.proxy_id}.{plan.container}"
             running.init = asyncio.create_task(self._start_database(plan.recipe, plan, running))
             return
+        plan = self._reachable(plan, running)
         app = app_spec(plan, proxy, place, self.base_env, self.backoff)
         running.app = app.name
         await self.supervisor.start(app, ready_timeout=None)
+
+    def _reachable(self, plan: PodPlan, running: Running) -> PodPlan:
+        """``plan``, or for a catalog image whose user cannot reach this checkout's Python (a
+        private home), ``plan`` as root without privileges, with the reason kept on the pod."""
+        if plan.run_as is None or plan.command or not isinstance(plan.recipe, PythonService):
+            return plan
+        uid, gid = plan.run_as
+        if can_run(uid, gid, sys.executable):
+            return plan
+        running.warnings.append(
+            f"securityContext user {uid} cannot run {sys.executable} (a private directory):"
+            " the app runs as root without privileges instead"
+        )
+        log.warning("pod %s: %s", plan.proxy_id, running.warnings[-1])
+        return replace(plan, run_as=None)
 
     async def _start_sidecar(self, proxy: ProxyNode, plan: PodPlan | None, place: PodPlace) -> None:
         config = build_ads_bootstrap(proxy, self.settings, self.xds)

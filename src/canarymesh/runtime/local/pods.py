@@ -174,7 +174,7 @@ def plan_pods(resources: Sequence[Resource[BaseModel]]) -> list[PodPlan]:
                     ports[0] if ports else None,
                     command,
                     working_dir,
-                    _run_as(container, spec.template.spec, where),
+                    _run_as(container, spec.template.spec, where, recipe),
                     container.readiness_probe,
                     container.liveness_probe,
                     ports,
@@ -184,11 +184,15 @@ def plan_pods(resources: Sequence[Resource[BaseModel]]) -> list[PodPlan]:
     return sorted(plans, key=lambda p: (p.namespace, p.name))
 
 
-def _run_as(container: kube.Container, pod: kube.PodSpec, where: str) -> tuple[int, int] | None:
+def _run_as(
+    container: kube.Container, pod: kube.PodSpec, where: str, recipe: Recipe | None
+) -> tuple[int, int] | None:
     contexts = [c for c in (container.security_context, pod.security_context) if c is not None]
     uid = next((c.run_as_user for c in contexts if c.run_as_user is not None), None)
     gid = next((c.run_as_group for c in contexts if c.run_as_group is not None), None)
     non_root = next((c.run_as_non_root for c in contexts if c.run_as_non_root is not None), None)
+    if non_root and uid is None and isinstance(recipe, PythonService) and not container.command:
+        uid = recipe.user  # the image's own user, as the kubelet would find it
     if non_root and not uid:
         raise ConfigError(
             f"{where} container {container.name!r}: securityContext.runAsNonRoot needs a"

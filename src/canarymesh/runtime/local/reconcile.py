@@ -98,6 +98,8 @@ class Reconciler:
         # pod's IP in a pod network, a sidecar's inbound listener on the shared network).
         self.peers: dict[str, PeerInfo] = {}
         self.inbound_peers: dict[str, PeerInfo] = {}
+        # Proxy id -> the hosts of the services that select it (what its inbound logs may name).
+        self.services_of: dict[str, frozenset[str]] = {}
 
     @property
     def pod_network(self) -> bool:
@@ -209,6 +211,17 @@ class Reconciler:
                 for _, port in r.proxy.ports.inbound:
                     inbound[f"127.0.0.1:{port}"] = peers[name]
         self.inbound_peers = inbound
+        services_of: dict[str, set[str]] = {}
+        if self.mesh is not None:
+            for service in self.mesh.services:
+                if not service.selector:
+                    continue
+                for proxy in self.mesh.proxies:
+                    if proxy.kind == "sidecar" and proxy.namespace == service.namespace:
+                        labels = proxy.label_map
+                        if all(labels.get(k) == v for k, v in service.selector):
+                            services_of.setdefault(proxy.id, set()).add(service.hostname)
+        self.services_of = {k: frozenset(v) for k, v in services_of.items()}
 
     def update_targets(self) -> None:
         if self.prometheus is None:

@@ -16,7 +16,9 @@ signal and the process' user and capabilities, then execs the program in the sam
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 
 from canarymesh.mesh.capture import PROXY_GID, PROXY_UID
 
@@ -56,3 +58,15 @@ def app_launcher(netns: str | None, run_as: tuple[int, int] | None) -> tuple[str
         keep = ",".join(f"+{cap}" for cap in APP_CAPABILITIES)
         options += ["--bounding-set", f"-all,{keep}", "--inh-caps", "-all", "--no-new-privs"]
     return (*_netns(netns), "setpriv", *options, "--")
+
+
+@functools.lru_cache(maxsize=64)
+def can_run(uid: int, gid: int, program: str) -> bool:
+    """Whether ``uid`` may execute ``program`` and read the packages next to it (a checkout or
+    virtualenv under a private home, such as root's 0700, is out of other users' reach)."""
+    probe = [program, "-c", "import bookinfo"] if program.endswith(("python", "python3")) else []
+    argv = ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups"]
+    done = subprocess.run(
+        argv + (probe or ["test", "-x", program]), capture_output=True, timeout=30
+    )
+    return done.returncode == 0
