@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import TYPE_CHECKING
 
 import click
 
 from canarymesh.cli.common import client, handle_errors, state_dir_option
 from canarymesh.errors import ConfigError
-from canarymesh.runtime.local.api_models import ExecTarget
+
+if TYPE_CHECKING:
+    from canarymesh.runtime.local.api_models import ExecTarget
 
 __all__ = ["exec_argv", "exec_command"]
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 import yaml
 
 from canarymesh.cli.common import client, handle_errors, state_dir_option
 from canarymesh.errors import ConfigError
-from canarymesh.runtime.local.api_models import Pod
+
+if TYPE_CHECKING:
+    from canarymesh.runtime.local.api_models import Pod
 
 __all__ = ["describe_command", "get_command", "logs_command"]
 

@@ -9,13 +9,15 @@ raw JSON with ``-o json``.
 from __future__ import annotations
 
 import json
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from canarymesh.cli.common import client, handle_errors, state_dir_option
 from canarymesh.cli.get import Doc, Row, table
-from canarymesh.runtime.local.api_models import ProxyStatus
+
+if TYPE_CHECKING:
+    from canarymesh.runtime.local.api_models import ProxyStatus
 
 __all__ = ["proxy_config_command", "proxy_status_command"]
 

@@ -7,7 +7,9 @@ call has a typed method answering the models of :mod:`.api_models`; :meth:`ApiCl
 ``<state_dir>/daemon.json`` (pid and API port, written by the daemon once it is ready) and
 ``<state_dir>/token``.
 Plain ``http.client`` on purpose: a CLI call must not pay for an event loop, and it must ignore
-``HTTP_PROXY`` (the apps' variable), which ``http.client`` never reads.
+``HTTP_PROXY`` (the apps' variable), which ``http.client`` never reads. The models (and so
+pydantic) are imported on the first typed call: ``up``, ``down`` and ``version`` never pay for
+them.
 """
 
 from __future__ import annotations
@@ -18,35 +20,30 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 from urllib.parse import urlencode
 
-from pydantic import BaseModel, ValidationError
-
 from canarymesh.errors import CanaryMeshError, ConfigError, TemporaryError
-from canarymesh.runtime.local.api_models import (
-    ApiError,
-    ChangeRequest,
-    ChangeResult,
-    Document,
-    DocumentText,
-    ExecTarget,
-    Logs,
-    MeshStatus,
-    Pod,
-    PodList,
-    ProxyStatus,
-    ProxyStatusList,
-    ResourceList,
-    WaitRequest,
-)
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from canarymesh.runtime.local.api_models import (
+        ChangeResult,
+        Document,
+        DocumentText,
+        ExecTarget,
+        MeshStatus,
+        Pod,
+        ProxyStatus,
+    )
 
 __all__ = ["DAEMON_FILE", "TOKEN_FILE", "ApiClient", "MeshNotRunning", "daemon_info", "pid_alive"]
 
 DAEMON_FILE = "daemon.json"
 TOKEN_FILE = "token"
 JsonDict = dict[str, object]
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="BaseModel")
 
 
 class MeshNotRunning(ConfigError):
@@ -99,6 +96,8 @@ class ApiClient:
     # --- typed calls ---------------------------------------------------------------------------
 
     def status(self) -> MeshStatus:
+        from canarymesh.runtime.local.api_models import MeshStatus
+
         return _parse(MeshStatus, self.get("/v1/status"))
 
     def apply(
@@ -114,13 +113,19 @@ class ApiClient:
     def resources(
         self, kinds: Sequence[str], namespace: str | None = None, name: str | None = None
     ) -> tuple[Document, ...]:
+        from canarymesh.runtime.local.api_models import ResourceList
+
         query = {"kinds": ",".join(kinds), "namespace": namespace, "name": name}
         return _parse(ResourceList, self.get("/v1/resources", query)).items
 
     def pods(self) -> tuple[Pod, ...]:
+        from canarymesh.runtime.local.api_models import PodList
+
         return _parse(PodList, self.get("/v1/pods")).items
 
     def proxy_status(self) -> tuple[ProxyStatus, ...]:
+        from canarymesh.runtime.local.api_models import ProxyStatusList
+
         return _parse(ProxyStatusList, self.get("/v1/proxy-status")).proxies
 
     def proxy_config(self, pod: str, section: str, namespace: str | None = None) -> JsonDict:
@@ -135,6 +140,8 @@ class ApiClient:
         tail: int | None = None,
         namespace: str | None = None,
     ) -> str:
+        from canarymesh.runtime.local.api_models import Logs
+
         query = {
             "pod": pod,
             "container": container,
@@ -144,15 +151,21 @@ class ApiClient:
         return _parse(Logs, self.get("/v1/logs", query)).text
 
     def exec_target(self, pod: str, namespace: str | None, container: str | None) -> ExecTarget:
+        from canarymesh.runtime.local.api_models import ExecTarget
+
         query = {"pod": pod, "namespace": namespace, "container": container}
         return _parse(ExecTarget, self.get("/v1/exec-target", query))
 
     def wait(self, timeout: float = 30.0) -> None:
+        from canarymesh.runtime.local.api_models import WaitRequest
+
         self.post("/v1/wait", WaitRequest(timeout=timeout).model_dump())
 
     def _change(
         self, path: str, documents: Iterable[DocumentText], wait: bool, timeout: float
     ) -> ChangeResult:
+        from canarymesh.runtime.local.api_models import ChangeRequest, ChangeResult
+
         body = ChangeRequest(documents=tuple(documents), wait=wait, timeout=timeout)
         return _parse(ChangeResult, self.post(path, body.model_dump()))
 
@@ -185,6 +198,10 @@ class ApiClient:
             ) from None
         if response.status == 200:
             return answer
+        from pydantic import ValidationError
+
+        from canarymesh.runtime.local.api_models import ApiError
+
         try:
             error = ApiError.model_validate(answer)
         except ValidationError:
@@ -197,6 +214,8 @@ class ApiClient:
 
 
 def _parse(model: type[M], answer: JsonDict) -> M:
+    from pydantic import ValidationError
+
     try:
         return model.model_validate(answer)
     except ValidationError as err:
