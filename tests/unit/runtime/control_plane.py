@@ -46,11 +46,20 @@ class NoProcesses:
     def prepare(self, documents: Mapping[Key, Document]) -> Mapping[Key, Document]:
         return documents
 
-    async def realise(self, prepared: object) -> list[str]:
+    def stage(self, prepared: object) -> SimpleNamespace:
         self.version += 1  # a push: every proxy is sent it and has not ACKed it yet
         for name in self.nodes:
             self.nodes[name] = _node(name, self.version, acked=self.version - 1)
-        return sorted(self.nodes)
+        return SimpleNamespace(pushed=sorted(self.nodes))
+
+    async def rejections(self, staged: object) -> dict[str, str]:
+        return {}  # no Envoy here to NACK
+
+    def restore(self, staged: object) -> None:
+        raise AssertionError("nothing was rejected, nothing to restore")
+
+    async def finish(self, prepared: object) -> None:
+        return None
 
     def settle(self) -> None:
         for name in self.nodes:

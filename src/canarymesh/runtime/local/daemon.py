@@ -36,10 +36,11 @@ from canarymesh.runtime.local.api_client import DAEMON_FILE, TOKEN_FILE
 from canarymesh.runtime.local.api_server import ApiServer, write_token
 from canarymesh.runtime.local.ca import LocalCA
 from canarymesh.runtime.local.control import ControlPlane
+from canarymesh.runtime.local.credentials import ALS_PURPOSE, XDS_PURPOSE, MeshCredentials
 from canarymesh.runtime.local.envoy import binary_for_proxy_user, envoy_binary
 from canarymesh.runtime.local.identities import Identities
 from canarymesh.runtime.local.local_ports import free_port
-from canarymesh.runtime.local.pod_lifecycle import PodRunner, sidecar_name
+from canarymesh.runtime.local.pod_lifecycle import PodRunner, admin_dir, sidecar_name
 from canarymesh.runtime.local.podnet import RUN_ROOT, PodNetworks, mesh_id
 from canarymesh.runtime.local.pods import app_base_env
 from canarymesh.runtime.local.prometheus import CONTROLLER_JOB, LocalPrometheus, ScrapeJob
@@ -54,6 +55,7 @@ from canarymesh.runtime.local.tracing import TracingCollector
 __all__ = ["DROP_HISTOGRAMS", "main", "run", "run_dir_of"]
 
 ADDRESSES_FILE = "addresses.json"
+SECRET_FILE = "mesh-secret"
 
 # Connection-level histograms nobody queries: a third of Envoy's series, and Prometheus' memory
 # grows with series. Request histograms (upstream_rq_time, downstream_rq_time) are kept.
@@ -116,6 +118,7 @@ async def run(args: argparse.Namespace) -> None:
             await network.stop()
         if pod_network:
             shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(admin_dir(state_dir), ignore_errors=True)
 
 
 async def serve(
@@ -153,12 +156,14 @@ async def serve(
                 run_dir, state_dir / "logs", scrape_port, network.node, network.host_netns
             )
             await supervisor.start(spec, ready_timeout=None)
-        ads = AdsServer()
+        credentials = MeshCredentials.load_or_create(state_dir / SECRET_FILE)
+        ads = AdsServer(lambda token, node: credentials.verify(XDS_PURPOSE, node, token))
         collector = TelemetryCollector(
             lambda node: reconciler.peers.get(node),
             addresses=lambda address: reconciler.inbound_peers.get(address),
             services=lambda node: reconciler.services_of.get(node),
             pod_network=network is not None,
+            authenticate=lambda token, node: credentials.verify(ALS_PURPOSE, node, token),
         )
         tracing = TracingCollector()
         tracing_port = await tracing.start()
@@ -189,9 +194,16 @@ async def serve(
             backoff=args.restart_backoff,
             base_env=app_base_env(),
             envoy=envoy,
+            credentials=credentials,
         )
         reconciler = Reconciler(
-            runner, Pusher(ads), Identities(ca), prometheus, args.ingress_port, settings, addresses
+            runner,
+            Pusher(ads),
+            Identities(ca, credentials),
+            prometheus,
+            args.ingress_port,
+            settings,
+            addresses,
         )
         reconciler.telemetry_targets = (f"127.0.0.1:{metrics_port}",)
         store = Store.load(state_dir / "store.json")

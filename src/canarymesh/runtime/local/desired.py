@@ -62,6 +62,13 @@ class Desired:
     def commit(self) -> None:
         self._loaded = self._pending
 
+    def checkpoint(self) -> Typed:
+        return self._loaded
+
+    def restore(self, loaded: object) -> None:
+        assert isinstance(loaded, dict)
+        self._loaded = self._pending = loaded
+
     def scope(
         self, before_mesh: MeshSnapshot | None, mesh: MeshSnapshot
     ) -> tuple[frozenset[str] | None, frozenset[str] | None]:

@@ -12,8 +12,11 @@ then the sidecar, then the namespace (its veth goes with it).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -22,11 +25,12 @@ from pathlib import Path
 from canarymesh.mesh.capture import PROXY_GID, PROXY_UID
 from canarymesh.mesh.model import MeshSettings, ProxyNode
 from canarymesh.runtime.local.catalog import MariaDbRecipe, PythonService
+from canarymesh.runtime.local.credentials import XDS_PURPOSE, MeshCredentials
 from canarymesh.runtime.local.databases import prepare_mariadb, remove_workdir
 from canarymesh.runtime.local.envoy import envoy_spec, write_bootstrap
 from canarymesh.runtime.local.netns import netns_path
 from canarymesh.runtime.local.pod_processes import SIDECAR, PodPlace, app_spec, log_path
-from canarymesh.runtime.local.podnet import PodNetworks
+from canarymesh.runtime.local.podnet import PodNetworks, mesh_id
 from canarymesh.runtime.local.pods import PodPlan
 from canarymesh.runtime.local.sandbox import (
     app_launcher,
@@ -46,6 +50,11 @@ def sidecar_name(proxy_id: str) -> str:
     return f"{proxy_id}.{SIDECAR}"
 
 
+def admin_dir(state_dir: Path) -> Path:
+    """The shared network's admin sockets: a 0700 directory under the system temp dir."""
+    return Path(tempfile.gettempdir()) / f"cm-admin-{mesh_id(state_dir)}"
+
+
 @dataclass(slots=True)
 class Running:
     """A proxy this control plane started: its Envoy, and for a pod, its plan and app."""
@@ -60,6 +69,8 @@ class Running:
     workdir: Path | None = None
     # What ``describe pod`` should say about how the pod runs (like the kubelet's events).
     warnings: list[str] = field(default_factory=list)
+    # The shared network: the Envoy admin's 0600 Unix socket (a pod's admin is on its loopback).
+    admin_socket: str | None = None
 
 
 class PodRunner:
@@ -77,6 +88,7 @@ class PodRunner:
         backoff: float = 0.5,
         base_env: Mapping[str, str] | None = None,
         envoy: Path | None = None,
+        credentials: MeshCredentials | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.log_dir = state_dir / "logs"
@@ -88,6 +100,7 @@ class PodRunner:
         self.backoff = backoff
         self.base_env = dict(base_env or {})
         self.envoy = envoy
+        self.credentials = credentials
         self.running: dict[str, Running] = {}
 
     def place(self, proxy: ProxyNode, plan: PodPlan | None) -> PodPlace:
@@ -132,8 +145,23 @@ class PodRunner:
         log.warning("pod %s: %s", plan.proxy_id, running.warnings[-1])
         return replace(plan, run_as=None)
 
+    def admin_socket(self, proxy: ProxyNode) -> str | None:
+        """On the shared network, where the proxy's admin listens (short: Unix socket paths
+        must fit in 107 bytes); None in a pod network (the pod's own loopback)."""
+        if proxy.network is not None:
+            return None
+        digest = hashlib.sha256(proxy.id.encode()).hexdigest()[:16]
+        return str(admin_dir(self.state_dir) / f"{digest}.sock")
+
     async def _start_sidecar(self, proxy: ProxyNode, plan: PodPlan | None, place: PodPlace) -> None:
-        config = build_ads_bootstrap(proxy, self.settings, self.xds)
+        token = self.credentials.token(XDS_PURPOSE, proxy.id) if self.credentials else None
+        admin_socket = self.admin_socket(proxy)
+        if admin_socket is not None:
+            directory = Path(admin_socket).parent
+            directory.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(directory, 0o700)
+            self.running[proxy.id].admin_socket = admin_socket
+        config = build_ads_bootstrap(proxy, self.settings, self.xds, token, admin_socket)
         in_pod = place.netns is not None
         owner = (PROXY_UID, PROXY_GID) if in_pod and plan is not None else None
         directory = self.run_dir / "proxies" if in_pod else self.state_dir / "proxies"
@@ -150,6 +178,7 @@ class PodRunner:
             binary=self.envoy,
             launcher=launcher,
             netns=place.netns_path,
+            admin_socket=admin_socket,
         )
         await self.supervisor.start(spec, ready_timeout=None)
 

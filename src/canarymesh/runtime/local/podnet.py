@@ -21,6 +21,7 @@ import ipaddress
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from canarymesh.mesh.capture import iptables_rules
@@ -147,4 +148,5 @@ def remove_pod_network(state_dir: Path) -> list[str]:
         for leftover in ETC_NETNS.glob(prefix + "*"):
             shutil.rmtree(leftover, ignore_errors=True)
     shutil.rmtree(RUN_ROOT / mesh_id(state_dir), ignore_errors=True)
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"cm-admin-{mesh_id(state_dir)}", True)
     return removed

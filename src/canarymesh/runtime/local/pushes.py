@@ -66,6 +66,23 @@ class Pusher:
             pushed.append(proxy.id)
         return pushed
 
+    def checkpoint(self) -> tuple[MeshIndex | None, frozenset[str] | None]:
+        return self._index, self.endpoint_pods
+
+    def restore(
+        self, checkpoint: object, snapshots: dict[str, XdsSnapshot], pushed: list[str]
+    ) -> None:
+        """Back to ``snapshots``: the proxies in ``pushed`` are sent their previous config."""
+        assert isinstance(checkpoint, tuple)
+        self._index, self.endpoint_pods = checkpoint
+        self.snapshots = dict(snapshots)
+        for proxy_id in pushed:
+            previous = snapshots.get(proxy_id)
+            if previous is not None:
+                self.ads.set_snapshot(proxy_id, previous)
+            else:
+                self.ads.remove_node(proxy_id)
+
     def forget(self, proxy_id: str) -> None:
         self.ads.remove_node(proxy_id)
         self.snapshots.pop(proxy_id, None)

@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from pydantic import BaseModel
 
 from canarymesh.api.objects import Resource
+from canarymesh.errors import TemporaryError
 from canarymesh.mesh.build import INGRESS_NAME, build_mesh
 from canarymesh.mesh.capture import STATS_PORT
 from canarymesh.mesh.model import MeshSettings, MeshSnapshot
@@ -44,6 +45,7 @@ from canarymesh.runtime.local.pods import PodPlan, plan_pods
 from canarymesh.runtime.local.prometheus import LocalPrometheus, TargetGroup
 from canarymesh.runtime.local.pushes import Pusher
 from canarymesh.runtime.local.store import Document, Key
+from canarymesh.xds.snapshot import XdsSnapshot
 from canarymesh.xds.telemetry import PeerInfo, peer_info
 
 __all__ = ["ENVOY_JOB", "TELEMETRY_JOB", "Prepared", "Reconciler"]
@@ -65,6 +67,17 @@ class Prepared:
     affected: frozenset[str] | None = None
     # Set when only VirtualServices changed: their hosts, whose virtual hosts alone are rebuilt.
     vs_hosts: frozenset[str] | None = None
+
+
+@dataclass(slots=True)
+class Staged:
+    """What :meth:`Reconciler.stage` changed, and what it was before (to take it back)."""
+
+    mesh: MeshSnapshot | None
+    desired: object
+    snapshots: dict[str, XdsSnapshot]
+    pusher: object
+    pushed: list[str] = field(default_factory=list)
 
 
 class Reconciler:
@@ -140,10 +153,60 @@ class Reconciler:
 
     async def realise(self, prepared: Prepared) -> list[str]:
         """Push, start and stop as ``prepared`` says; returns the proxies whose config changed."""
-        mesh = prepared.mesh
-        self.mesh = mesh
+        staged = self.stage(prepared)
+        await self.finish(prepared)
+        return staged.pushed
+
+    def stage(self, prepared: Prepared) -> Staged:
+        """Push ``prepared``'s config to the proxies, remembering how to take it back.
+
+        Raises ConfigError (with everything restored) when a resource cannot even be encoded."""
+        staged = Staged(
+            self.mesh,
+            self.desired.checkpoint(),
+            dict(self.pusher.snapshots),
+            self.pusher.checkpoint(),
+        )
+        self.mesh = prepared.mesh
         self.desired.commit()
-        pushed = self.pusher.push(mesh, self.ready_pods(), prepared.affected, prepared.vs_hosts)
+        try:
+            staged.pushed = self.pusher.push(
+                prepared.mesh, self.ready_pods(), prepared.affected, prepared.vs_hosts
+            )
+        except Exception:
+            self.restore(staged)
+            raise
+        return staged
+
+    async def rejections(self, staged: Staged, timeout: float = 5.0) -> dict[str, str]:
+        """The running proxies that NACKed what :meth:`stage` pushed, with Envoy's reasons."""
+        ads = self.pusher.ads
+        waiting = [
+            node
+            for node in staged.pushed
+            if node in self.runner.running and ads.node_status(node).connected
+        ]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        found: dict[str, str] = {}
+        for node in waiting:
+            try:
+                status = await ads.wait_settled(node, max(0.05, deadline - loop.time()))
+            except TemporaryError:
+                continue  # no answer in time: what it says later shows in proxy-status
+            if status.errors:
+                found[node] = "; ".join(f"{t}: {m}" for t, m in sorted(status.errors.items()))
+        return found
+
+    def restore(self, staged: Staged) -> None:
+        """Take back what :meth:`stage` pushed: every proxy returns to its previous config."""
+        self.mesh = staged.mesh
+        self.desired.restore(staged.desired)
+        self.pusher.restore(staged.pusher, staged.snapshots, staged.pushed)
+
+    async def finish(self, prepared: Prepared) -> None:
+        """Start the new pods and gateways, stop those that are gone, update who is who."""
+        mesh = prepared.mesh
         plans = {p.proxy_id: p for p in prepared.pods}
         await asyncio.gather(
             *(
@@ -166,7 +229,6 @@ class Reconciler:
             self.addresses.save()
         self.update_peers()
         self.update_targets()
-        return pushed
 
     async def stop(self, proxy_id: str) -> None:
         await self.runner.stop(proxy_id)

@@ -56,6 +56,8 @@ class HttpProbe:
     netns: str | None = None
     any_success: bool = False
     headers: tuple[tuple[str, str], ...] = ()
+    # The server's Unix socket (the URL then gives only the path and Host).
+    unix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,9 +401,12 @@ async def _probe_once(probe: Probe, spec: ProcessSpec, timeout: float = 1.0) -> 
     request = (
         f"GET {path} HTTP/1.1\r\nHost: {url.netloc}\r\n{extra}Connection: close\r\n\r\n"
     ).encode()
-    status_line = await _exchange(
-        url.hostname or "127.0.0.1", url.port or 80, request, probe.netns, timeout
-    )
+    if probe.unix is not None:
+        status_line = await _exchange_unix(probe.unix, request, timeout)
+    else:
+        status_line = await _exchange(
+            url.hostname or "127.0.0.1", url.port or 80, request, probe.netns, timeout
+        )
     parts = (status_line or b"").split()
     if len(parts) < 2 or not parts[1].isdigit():
         return False
@@ -448,6 +453,20 @@ async def _exchange(
     try:
         if not request:
             return b""
+        writer.write(request)
+        return await asyncio.wait_for(reader.readline(), timeout)
+    except (OSError, TimeoutError):
+        return None
+    finally:
+        writer.close()
+
+
+async def _exchange_unix(path: str, request: bytes, timeout: float) -> bytes | None:
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), timeout)
+    except (OSError, TimeoutError):
+        return None
+    try:
         writer.write(request)
         return await asyncio.wait_for(reader.readline(), timeout)
     except (OSError, TimeoutError):
