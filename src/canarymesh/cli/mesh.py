@@ -125,7 +125,10 @@ def status_command(output: str) -> None:
     for gateway in status.gateways:
         ports = ", ".join(f"{k}->{v}" for k, v in gateway.ports.items()) or "none yet"
         click.echo(f"gateway     {gateway.name}: server port -> local port: {ports}")
-    click.echo(f"{'COMPONENT':<48} {'PID':>8}  READY")
+    click.echo(f"{'COMPONENT':<52} {'PID':>8}  {'READY':<5}  {'STATUS':<16} RESTARTS")
     for component in status.components:
         ready = "yes" if component.ready else "no"
-        click.echo(f"{component.name:<48} {component.pid or '-':>8}  {ready}")
+        click.echo(
+            f"{component.name:<52} {component.pid or '-':>8}  {ready:<5}"
+            f"  {component.phase or '-':<16} {component.restarts}"
+        )

@@ -195,3 +195,21 @@ def test_envoy_admin_is_not_reachable_by_other_processes(trust_mesh: LocalMesh) 
     assert after["pid"] == sidecar["pid"]
     dump = json.loads(mesh.cli("proxy-config", "clusters", str(pod["name"]), "-o", "json").stdout)
     assert dump["items"]
+
+
+def test_spans_come_only_from_the_proxies_in_a_pod_network(trust_mesh: LocalMesh) -> None:
+    mesh = trust_mesh
+    url = str(mesh.status()["tracing_url"])
+    forged = json.dumps([{"traceId": "1" * 32, "id": "2" * 16, "name": "forged"}]).encode()
+    request = urllib.request.Request(
+        url + "/api/v2/spans", data=forged, headers={"Content-Type": "application/json"}
+    )
+    if mesh.network == "pod":
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=5)
+        assert err.value.code == 403
+        with urllib.request.urlopen(url + "/api/v2/traces?limit=100", timeout=5) as response:
+            assert b"forged" not in response.read()
+    else:  # the shared network's proxies send spans to this very port
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status in (200, 202)

@@ -167,10 +167,13 @@ class ProxyStatusList(_Answer):
 
 
 class Component(_Answer):
+    """A process of the mesh (the control plane, Prometheus, a pod's app or sidecar)."""
+
     name: str
     pid: int | None
     ready: bool
     phase: str | None = None
+    restarts: int = 0
 
 
 class GatewayStatus(_Answer):

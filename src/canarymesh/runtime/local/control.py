@@ -256,11 +256,23 @@ class ControlPlane:
         return Logs(text=text)
 
     def status(self) -> MeshStatus:
-        control_plane = Component(name="control-plane", pid=_int(self.info.get("pid")), ready=True)
+        control_plane = Component(
+            name="control-plane",
+            pid=_int(self.info.get("pid")),
+            ready=True,
+            phase="Running",
+            restarts=_int(self.info.get("restarts")) or 0,
+        )
         components = [
             control_plane,
             *(
-                Component(name=c.name, pid=c.pid, ready=c.ready, phase=c.phase.value)
+                Component(
+                    name=c.name,
+                    pid=c.pid,
+                    ready=c.ready,
+                    phase=c.phase.value,
+                    restarts=c.restarts,
+                )
                 for c in self.reconciler.runner.supervisor.status()
                 if c.phase.value != "Stopped"
             ),

@@ -94,6 +94,7 @@ def envoy_spec(
     launcher: tuple[str, ...] | None = None,
     netns: str | None = None,
     admin_socket: str | None = None,
+    detached: bool = False,
 ) -> ProcessSpec:
     """The supervised process for one Envoy: one worker thread, no hot restart, a log per proxy.
 
@@ -124,6 +125,7 @@ def envoy_spec(
         log_path=log_dir / f"{name}.log",
         probe=HttpProbe(f"http://127.0.0.1:{admin_port}/ready", netns=netns, unix=admin_socket),
         launcher=launcher,
+        detached=detached,
         restart=restart,
         backoff_initial=backoff_initial,
         stop_grace=2.0,

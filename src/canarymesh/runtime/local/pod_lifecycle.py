@@ -26,7 +26,12 @@ from canarymesh.mesh.capture import PROXY_GID, PROXY_UID
 from canarymesh.mesh.model import MeshSettings, ProxyNode
 from canarymesh.runtime.local.catalog import MariaDbRecipe, PythonService
 from canarymesh.runtime.local.credentials import XDS_PURPOSE, MeshCredentials
-from canarymesh.runtime.local.databases import prepare_mariadb, remove_workdir
+from canarymesh.runtime.local.databases import (
+    database_workdir,
+    mariadb_spec,
+    prepare_mariadb,
+    remove_workdir,
+)
 from canarymesh.runtime.local.envoy import envoy_spec, write_bootstrap
 from canarymesh.runtime.local.netns import netns_path
 from canarymesh.runtime.local.pod_processes import SIDECAR, PodPlace, app_spec, log_path
@@ -38,7 +43,7 @@ from canarymesh.runtime.local.sandbox import (
     gateway_launcher,
     sidecar_launcher,
 )
-from canarymesh.runtime.local.supervisor import Supervisor
+from canarymesh.runtime.local.supervisor import ProcessSpec, Supervisor
 from canarymesh.xds.bootstrap import build_ads_bootstrap
 
 __all__ = ["PodRunner", "Running", "sidecar_name"]
@@ -71,6 +76,8 @@ class Running:
     warnings: list[str] = field(default_factory=list)
     # The shared network: the Envoy admin's 0600 Unix socket (a pod's admin is on its loopback).
     admin_socket: str | None = None
+    # Taken over from an earlier control plane, not started by this one.
+    adopted: bool = False
 
 
 class PodRunner:
@@ -115,20 +122,50 @@ class PodRunner:
         running = Running(proxy, plan, time.time(), place)
         self.running[proxy.id] = running
         if place.netns is not None and self.network is not None and proxy.ip is not None:
-            await self.network.add_pod(place.netns, proxy.namespace, proxy.ip, plan is not None)
+            await self.network.ensure_pod(place.netns, proxy.namespace, proxy.ip, plan is not None)
         place.pod_dir.mkdir(parents=True, exist_ok=True)
-        await self._start_sidecar(proxy, plan, place)
+        await self.supervisor.start(self._sidecar_spec(running), ready_timeout=None)
         if plan is None:
             return
-        if isinstance(plan.recipe, MariaDbRecipe) and not plan.command:
+        if self._is_database(plan):
             # Its data directory takes a second or two to create: the apply does not wait.
             running.app = f"{plan.proxy_id}.{plan.container}"
-            running.init = asyncio.create_task(self._start_database(plan.recipe, plan, running))
+            running.init = asyncio.create_task(self._start_database(plan, running))
             return
-        plan = self._reachable(plan, running)
-        app = app_spec(plan, proxy, place, self.base_env, self.backoff)
+        app = app_spec(self._reachable(plan, running), proxy, place, self.base_env, self.backoff)
         running.app = app.name
         await self.supervisor.start(app, ready_timeout=None)
+
+    async def adopt(self, proxy: ProxyNode, plan: PodPlan | None) -> bool:
+        """Take over a pod (or gateway) an earlier control plane started, if its sidecar still
+        runs from the very same spec: nothing is restarted, its app is adopted too (or, if it
+        died meanwhile, started). False, and nothing done, when there is nothing to adopt."""
+        place = self.place(proxy, plan)
+        if place.netns is not None and not Path(str(place.netns_path)).exists():
+            return False
+        running = Running(proxy, plan, time.time(), place)
+        if not self.supervisor.adopt(self._sidecar_spec(running)):
+            return False
+        self.running[proxy.id] = running
+        running.adopted = True
+        if plan is None:
+            return True
+        if self._is_database(plan):
+            assert isinstance(plan.recipe, MariaDbRecipe)
+            spec = self._database_spec(plan, running)
+            running.app, running.workdir = spec.name, database_workdir(plan.proxy_id)
+            if not self.supervisor.adopt(spec):
+                running.init = asyncio.create_task(self._start_database(plan, running))
+            return True
+        app = app_spec(self._reachable(plan, running), proxy, place, self.base_env, self.backoff)
+        running.app = app.name
+        if not self.supervisor.adopt(app):
+            await self.supervisor.start(app, ready_timeout=None)
+        return True
+
+    @staticmethod
+    def _is_database(plan: PodPlan) -> bool:
+        return isinstance(plan.recipe, MariaDbRecipe) and not plan.command
 
     def _reachable(self, plan: PodPlan, running: Running) -> PodPlan:
         """``plan``, or for a catalog image whose user cannot reach this checkout's Python (a
@@ -153,14 +190,17 @@ class PodRunner:
         digest = hashlib.sha256(proxy.id.encode()).hexdigest()[:16]
         return str(admin_dir(self.state_dir) / f"{digest}.sock")
 
-    async def _start_sidecar(self, proxy: ProxyNode, plan: PodPlan | None, place: PodPlace) -> None:
+    def _sidecar_spec(self, running: Running) -> ProcessSpec:
+        """The Envoy of a pod or gateway, its bootstrap (re)written: the same content for the
+        same proxy, so an adopted Envoy restarted later starts as it was."""
+        proxy, plan, place = running.proxy, running.plan, running.place
         token = self.credentials.token(XDS_PURPOSE, proxy.id) if self.credentials else None
         admin_socket = self.admin_socket(proxy)
         if admin_socket is not None:
             directory = Path(admin_socket).parent
             directory.mkdir(mode=0o700, exist_ok=True)
             os.chmod(directory, 0o700)
-            self.running[proxy.id].admin_socket = admin_socket
+            running.admin_socket = admin_socket
         config = build_ads_bootstrap(proxy, self.settings, self.xds, token, admin_socket)
         in_pod = place.netns is not None
         owner = (PROXY_UID, PROXY_GID) if in_pod and plan is not None else None
@@ -169,7 +209,7 @@ class PodRunner:
         launcher = (
             sidecar_launcher(place.netns) if plan is not None else gateway_launcher(place.netns)
         )
-        spec = envoy_spec(
+        return envoy_spec(
             sidecar_name(proxy.id),
             path,
             self.log_dir,
@@ -179,13 +219,14 @@ class PodRunner:
             launcher=launcher,
             netns=place.netns_path,
             admin_socket=admin_socket,
+            detached=True,
         )
-        await self.supervisor.start(spec, ready_timeout=None)
 
-    async def _start_database(self, recipe: MariaDbRecipe, plan: PodPlan, running: Running) -> None:
+    def _database_spec(self, plan: PodPlan, running: Running) -> ProcessSpec:
+        assert isinstance(plan.recipe, MariaDbRecipe)
         place = running.place
-        spec, running.workdir = await prepare_mariadb(
-            recipe,
+        return mariadb_spec(
+            plan.recipe,
             plan,
             running.proxy,
             log_path(place, plan, plan.container),
@@ -193,7 +234,12 @@ class PodRunner:
             app_launcher(place.netns, plan.run_as),
             place.netns_path,
         )
-        await self.supervisor.start(spec, ready_timeout=None)
+
+    async def _start_database(self, plan: PodPlan, running: Running) -> None:
+        assert isinstance(plan.recipe, MariaDbRecipe)
+        log_file = log_path(running.place, plan, plan.container)
+        running.workdir = await prepare_mariadb(plan.recipe, plan, log_file)
+        await self.supervisor.start(self._database_spec(plan, running), ready_timeout=None)
 
     async def stop(self, proxy_id: str) -> Running:
         running = self.running.pop(proxy_id)

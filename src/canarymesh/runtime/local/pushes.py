@@ -17,7 +17,10 @@ from canarymesh.runtime.local.ads import AdsServer
 from canarymesh.xds.generate import generate, update_virtual_services
 from canarymesh.xds.snapshot import XdsSnapshot
 
-__all__ = ["Pusher"]
+__all__ = ["PushCheckpoint", "Pusher"]
+
+# What a push changes besides the snapshots: the index it built and the pods it made endpoints.
+PushCheckpoint = tuple[MeshIndex | None, frozenset[str] | None]
 
 
 class Pusher:
@@ -66,14 +69,13 @@ class Pusher:
             pushed.append(proxy.id)
         return pushed
 
-    def checkpoint(self) -> tuple[MeshIndex | None, frozenset[str] | None]:
+    def checkpoint(self) -> PushCheckpoint:
         return self._index, self.endpoint_pods
 
     def restore(
-        self, checkpoint: object, snapshots: dict[str, XdsSnapshot], pushed: list[str]
+        self, checkpoint: PushCheckpoint, snapshots: dict[str, XdsSnapshot], pushed: list[str]
     ) -> None:
         """Back to ``snapshots``: the proxies in ``pushed`` are sent their previous config."""
-        assert isinstance(checkpoint, tuple)
         self._index, self.endpoint_pods = checkpoint
         self.snapshots = dict(snapshots)
         for proxy_id in pushed:

@@ -34,7 +34,7 @@ from canarymesh.mesh.capture import STATS_PORT
 from canarymesh.mesh.model import MeshSettings, MeshSnapshot
 from canarymesh.runtime.local.addresses import AddressBook
 from canarymesh.runtime.local.catalog import MariaDbRecipe
-from canarymesh.runtime.local.desired import Desired
+from canarymesh.runtime.local.desired import Desired, Typed
 from canarymesh.runtime.local.gateway import ingress_server_ports, primary_server_port
 from canarymesh.runtime.local.identities import Identities
 from canarymesh.runtime.local.local_ports import PortBook
@@ -43,7 +43,7 @@ from canarymesh.runtime.local.pod_processes import app_spec
 from canarymesh.runtime.local.pod_status import app_status
 from canarymesh.runtime.local.pods import PodPlan, plan_pods
 from canarymesh.runtime.local.prometheus import LocalPrometheus, TargetGroup
-from canarymesh.runtime.local.pushes import Pusher
+from canarymesh.runtime.local.pushes import PushCheckpoint, Pusher
 from canarymesh.runtime.local.store import Document, Key
 from canarymesh.xds.snapshot import XdsSnapshot
 from canarymesh.xds.telemetry import PeerInfo, peer_info
@@ -74,9 +74,9 @@ class Staged:
     """What :meth:`Reconciler.stage` changed, and what it was before (to take it back)."""
 
     mesh: MeshSnapshot | None
-    desired: object
+    desired: Typed
     snapshots: dict[str, XdsSnapshot]
-    pusher: object
+    pusher: PushCheckpoint
     pushed: list[str] = field(default_factory=list)
 
 
@@ -113,6 +113,8 @@ class Reconciler:
         self.inbound_peers: dict[str, PeerInfo] = {}
         # Proxy id -> the hosts of the services that select it (what its inbound logs may name).
         self.services_of: dict[str, frozenset[str]] = {}
+        # (workload, namespace) of every running proxy: the only workloads metrics may name.
+        self.known_workloads: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def pod_network(self) -> bool:
@@ -156,6 +158,24 @@ class Reconciler:
         staged = self.stage(prepared)
         await self.finish(prepared)
         return staged.pushed
+
+    async def adopt(self, prepared: Prepared, settle: float = 3.0) -> list[str]:
+        """Take over the proxies an earlier control plane left running (before the first push),
+        and wait (at most ``settle`` s) for their readiness, so that the first push keeps them
+        as endpoints: a restart loses no traffic."""
+        plans = {p.proxy_id: p for p in prepared.pods}
+        adopted = [
+            proxy.id
+            for proxy in prepared.mesh.proxies
+            if proxy.id not in self.runner.running
+            and await self.runner.adopt(proxy, plans.get(proxy.id))
+        ]
+        pods = {p for p in adopted if p in plans}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settle
+        while adopted and not pods <= self.ready_pods() and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return adopted
 
     def stage(self, prepared: Prepared) -> Staged:
         """Push ``prepared``'s config to the proxies, remembering how to take it back.
@@ -265,6 +285,7 @@ class Reconciler:
         running = self.runner.running
         peers = {name: peer_info(r.proxy, self.settings) for name, r in running.items()}
         self.peers = peers
+        self.known_workloads = frozenset((p.workload, p.namespace) for p in peers.values())
         inbound: dict[str, PeerInfo] = {}
         for name, r in running.items():
             if r.proxy.ip is not None:

@@ -44,7 +44,7 @@ from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 from canarymesh.errors import TemporaryError
-from canarymesh.runtime.local.sockets import restrict_socket
+from canarymesh.runtime.local.sockets import serve_grpc_on_socket
 from canarymesh.runtime.local.telemetry_metrics import HttpSeries, IstioMetrics, TcpSeries
 from canarymesh.xds import names
 from canarymesh.xds.telemetry import (
@@ -54,6 +54,7 @@ from canarymesh.xds.telemetry import (
     claimed_source,
     labels_from_log_entry,
     labels_from_tcp_entry,
+    principal_namespace,
 )
 
 __all__ = ["TelemetryCollector", "reporter_of"]
@@ -157,6 +158,8 @@ class TelemetryCollector:
         services: Callable[[str], frozenset[str] | None] | None = None,
         pod_network: bool = False,
         authenticate: Callable[[str | None, str], bool] | None = None,
+        known: Callable[[], frozenset[tuple[str, str]]] | None = None,
+        max_series: int = 10_000,
     ) -> None:
         """``peers`` maps a proxy's node id to its workload; ``addresses`` (optional) maps a
         sidecar's inbound ``host:port`` (a pod's IP with ``pod_network``) to its workload,
@@ -167,7 +170,9 @@ class TelemetryCollector:
         address (pods cannot forge their address), never what a header claims; ``services``
         names the services that select a proxy, the only ones its inbound logs may name."""
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.metrics = IstioMetrics(self.registry)
+        self.metrics = IstioMetrics(self.registry, max_series=max_series)
+        # (workload, namespace) of every proxy the mesh runs: other label values are folded.
+        self._known = known
         self._peers = peers
         self._addresses = addresses
         self._services = services
@@ -177,6 +182,11 @@ class TelemetryCollector:
             "canarymesh_telemetry_rejected_streams",
             "Access-log streams refused: no or a wrong proxy token, or another proxy's log name.",
             ["reason"],
+            registry=self.registry,
+        )
+        self.folded = Counter(
+            "canarymesh_telemetry_folded_labels",
+            "Workload labels of no running workload, counted as unknown.",
             registry=self.registry,
         )
         self.dropped = Counter(
@@ -206,14 +216,13 @@ class TelemetryCollector:
 
     async def start_unix(self, path: Path, owner: tuple[int, int] | None = None) -> str:
         """Listen for access logs on the Unix socket ``path`` (0600, owned by ``owner``)."""
-        path.unlink(missing_ok=True)
-        server = grpc.aio.server()
-        als_pb2_grpc.add_AccessLogServiceServicer_to_server(_Servicer(self), server)
-        if server.add_insecure_port(f"unix:{path}") == 0:
-            raise TemporaryError(f"telemetry server could not bind unix:{path}", delay=1.0)
-        await server.start()
-        restrict_socket(path, owner)
-        self._server = server
+        self._server = await serve_grpc_on_socket(
+            path,
+            owner,
+            lambda server: als_pb2_grpc.add_AccessLogServiceServicer_to_server(
+                _Servicer(self), server
+            ),
+        )
         return str(path)
 
     async def serve_metrics(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -330,20 +339,12 @@ class TelemetryCollector:
         self.entries += len(entries)
 
     def _new_http_series(self, stream: _Stream, entry: Any, key: tuple[object, ...]) -> HttpSeries:
-        common = entry.common_properties
-        peer = None
-        if self._pod_network:
-            remote = (
-                common.downstream_remote_address
-                if stream.reporter == "destination"
-                else common.upstream_remote_address
-            )
-            peer = self._by_address(remote.socket_address.address) or _UNKNOWN_PEER
+        peer = self._remote_pod(stream, entry.common_properties) if self._pod_network else None
         services = self._services(stream.node_id) if self._services is not None else None
         labels = labels_from_log_entry(
             _as_json(entry), stream.reporter, stream.local, peer, services
         )
-        series = self.metrics.http_series(labels)
+        series = self.metrics.http_series(self._bounded(labels))
         if len(stream.http) >= _CACHE_LIMIT:
             stream.http.clear()
         stream.http[key] = series
@@ -366,12 +367,7 @@ class TelemetryCollector:
             # then); on-connect and periodic entries would count it twice.
             return
         if self._pod_network:
-            remote = (
-                common.downstream_remote_address
-                if stream.reporter == "destination"
-                else common.upstream_remote_address
-            )
-            peer = self._by_address(remote.socket_address.address) or _UNKNOWN_PEER
+            peer = self._remote_pod(stream, common)
             if stream.reporter == "destination":
                 peer = claimed_source(_sans(common)[0] if _sans(common) else UNKNOWN, peer)
         elif stream.reporter == "destination":
@@ -389,7 +385,7 @@ class TelemetryCollector:
         series = stream.tcp.get(key)
         if series is None:
             labels = labels_from_tcp_entry(_as_json(entry), stream.reporter, stream.local, peer)
-            series = self.metrics.tcp_series(labels)
+            series = self.metrics.tcp_series(self._bounded(labels))
             if len(stream.tcp) >= _CACHE_LIMIT:
                 stream.tcp.clear()
             stream.tcp[key] = series
@@ -401,6 +397,40 @@ class TelemetryCollector:
             if len(self._learned) >= _ADDRESS_LIMIT:
                 self._learned.clear()
             self._learned[address] = stream.local
+
+    def _bounded(self, labels: dict[str, str]) -> dict[str, str]:
+        """``labels`` with any workload the mesh does not run folded into ``unknown``: a label
+        value comes from the mesh's own records, never from whatever a header claims."""
+        known = self._known
+        if known is None:
+            return labels
+        workloads = known()
+        for side in ("source", "destination"):
+            workload = labels[f"{side}_workload"]
+            namespace = labels[f"{side}_workload_namespace"]
+            if workload == UNKNOWN or (workload, namespace) in workloads:
+                continue
+            self.folded.inc()
+            principal = labels[f"{side}_principal"]
+            labels = {
+                **labels,
+                f"{side}_workload": UNKNOWN,
+                f"{side}_app": UNKNOWN,
+                f"{side}_version": UNKNOWN,
+                f"{side}_canonical_service": UNKNOWN,
+                f"{side}_canonical_revision": "latest",
+                f"{side}_workload_namespace": principal_namespace(principal),
+            }
+        return labels
+
+    def _remote_pod(self, stream: _Stream, common: Any) -> PeerInfo:
+        """In a pod network, the other side of a logged request: the pod behind its address."""
+        remote = (
+            common.downstream_remote_address
+            if stream.reporter == "destination"
+            else common.upstream_remote_address
+        )
+        return self._by_address(remote.socket_address.address) or _UNKNOWN_PEER
 
     def _by_address(self, address: str) -> PeerInfo | None:
         return self._addresses(address) if self._addresses is not None else None
