@@ -74,6 +74,15 @@ def test_status_says_which_network_the_pods_use(plane: LocalControlPlane) -> Non
     assert plane.api.status().network == "pod"
 
 
+def test_status_drops_no_fact_of_the_daemon(plane: LocalControlPlane) -> None:
+    """Every key of the daemon's info has a field: a new one fails loudly, never vanishes."""
+    plane.info["keeper"] = 41
+    assert plane.api.status().keeper == 41
+    plane.info["new_fact"] = 1
+    with pytest.raises(CanaryMeshError, match=r"MeshStatus has no field for \['new_fact'\]"):
+        plane.api.status()
+
+
 def test_pods_are_typed_rows_with_an_ip_only_in_their_own_network(
     plane: LocalControlPlane, monkeypatch: pytest.MonkeyPatch
 ) -> None:

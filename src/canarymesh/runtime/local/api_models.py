@@ -201,6 +201,9 @@ class MeshStatus(_Answer):
     """The running mesh: where it is, its URLs and ports, and every component with its pid."""
 
     pid: int
+    keeper: int | None = None  # the process that restarts a killed control plane
+    restarts: int = 0  # how often the keeper restarted it
+    adopted: int = 0  # children a restarted control plane found running and kept
     state_dir: str
     api_port: int
     network: Network = "host"

@@ -280,6 +280,9 @@ class ControlPlane:
         gateways = [
             GatewayStatus.model_validate(row) for row in gateway_rows(self.reconciler.runner)
         ]
+        unknown = sorted(set(self.info) - set(MeshStatus.model_fields))
+        if unknown:  # a daemon fact the typed status would silently drop
+            raise RuntimeError(f"MeshStatus has no field for {unknown}: add it to api_models.py")
         return MeshStatus.model_validate(
             {
                 **self.info,
