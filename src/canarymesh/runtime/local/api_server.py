@@ -25,6 +25,7 @@ from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.runtime.local.api_models import (
     ApiError,
     ChangeRequest,
+    ConfigCanaryRequest,
     Converged,
     Stopping,
     WaitRequest,
@@ -70,6 +71,7 @@ class ApiServer:
             web.get("/v1/proxy-config", self._proxy_config),
             web.get("/v1/logs", self._logs),
             web.post("/v1/wait", self._wait),
+            web.post("/v1/config-canary", self._config_canary),
             web.get("/v1/exec-target", self._exec_target),
             web.post("/v1/shutdown", self._shutdown),
         ]
@@ -152,6 +154,12 @@ class ApiServer:
         body = _request(WaitRequest, await _body(request))
         await self.control.wait_converged(body.timeout)
         return _answer(Converged(converged=True))
+
+    async def _config_canary(self, request: web.Request) -> web.Response:
+        body = _request(ConfigCanaryRequest, await _body(request))
+        return _answer(
+            await self.control.config_canary(body.namespace, body.name, body.percent, body.promote)
+        )
 
     async def _shutdown(self, request: web.Request) -> web.Response:
         self.control.shutdown.set()
