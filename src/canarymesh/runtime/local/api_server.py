@@ -5,6 +5,11 @@ Started by :mod:`canarymesh.runtime.local.daemon`; the CLI talks to it through
 mode 0600, so only the user who ran ``up`` can drive the mesh. Errors come back as
 ``{"error": ..., "kind": "config"|"temporary"}`` with 400 or 503, which the client turns back
 into the matching :mod:`canarymesh.errors` class.
+
+Bodies are hostile input like any other: larger than ``MAX_API_BODY_BYTES`` (aiohttp's
+``client_max_size``), not UTF-8, not JSON, nested too deep or of the wrong shape, they get a
+400 naming the problem; the texts of an apply then go through the api package's reader and
+validation, which the CLI's input goes through too.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import cast
 
 from aiohttp import web
 
+from canarymesh.api.limits import MAX_API_BODY_BYTES, format_size
 from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.runtime.local.control import ControlPlane, JsonDict
 
@@ -47,7 +53,7 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024 * 1024)
+        app = web.Application(middlewares=[self._guard], client_max_size=MAX_API_BODY_BYTES)
         routes = [
             web.get("/v1/status", self._status),
             web.post("/v1/apply", self._apply),
@@ -102,10 +108,11 @@ class ApiServer:
 
     async def _change(self, request: web.Request, delete: bool) -> web.Response:
         body = await _body(request)
-        texts = cast(list[JsonDict], body["documents"])
-        wait = bool(body.get("wait", False))
-        timeout = float(cast(float, body.get("timeout", 30.0)))
-        return _json(await self.control.change(texts, delete, wait, timeout))
+        texts = _documents(body.get("documents"))
+        wait = body.get("wait", False)
+        if not isinstance(wait, bool):
+            raise ConfigError("wait must be true or false")
+        return _json(await self.control.change(texts, delete, wait, _timeout(body)))
 
     async def _resources(self, request: web.Request) -> web.Response:
         kinds = request.query.get("kinds", "").split(",")
@@ -142,7 +149,7 @@ class ApiServer:
 
     async def _wait(self, request: web.Request) -> web.Response:
         body = await _body(request)
-        await self.control.wait_converged(float(cast(float, body.get("timeout", 30.0))))
+        await self.control.wait_converged(_timeout(body))
         return _json({"converged": True})
 
     async def _shutdown(self, request: web.Request) -> web.Response:
@@ -152,12 +159,42 @@ class ApiServer:
 
 async def _body(request: web.Request) -> JsonDict:
     try:
-        body = await request.json()
-    except json.JSONDecodeError:
-        raise ConfigError("the request body is not JSON") from None
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = format_size(MAX_API_BODY_BYTES)
+        raise ConfigError(f"the request body is larger than {limit}") from None
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"the request body is not UTF-8 (byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"the request body is not JSON: {err.msg} at {err.pos}") from None
+    except RecursionError:
+        raise ConfigError("the request body nests too deep") from None
     if not isinstance(body, dict):
         raise ConfigError("the request body is not a JSON object")
     return body
+
+
+def _timeout(body: JsonDict) -> float:
+    timeout = body.get("timeout", 30.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < 1e6:
+        raise ConfigError("timeout must be a positive number of seconds")
+    return float(timeout)
+
+
+def _documents(value: object) -> list[JsonDict]:
+    """The ``documents`` of an apply or delete: [{text, source?, namespace?}], checked."""
+    if not isinstance(value, list):
+        raise ConfigError("documents must be a list of {text, source, namespace}")
+    for index, item in enumerate(value):
+        where = f"documents[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise ConfigError(f"{where} must be an object with a text")
+        for key in ("source", "namespace"):
+            if item.get(key) is not None and not isinstance(item[key], str):
+                raise ConfigError(f"{where}.{key} must be text")
+    return cast(list[JsonDict], value)
 
 
 def _json(body: JsonDict, status: int = 200) -> web.Response:

@@ -18,7 +18,8 @@ from typing import Literal
 
 import yaml
 
-from canarymesh.api.loader import parse_text
+from canarymesh.api.loader import load_text, parse_text
+from canarymesh.api.object_limits import object_problems
 from canarymesh.api.objects import CLUSTER_SCOPED_KINDS
 from canarymesh.errors import ConfigError
 
@@ -70,13 +71,21 @@ def split_documents(text: str, source: str, namespace: str | None = None) -> lis
     if problems.has_errors:
         raise ConfigError("\n".join(problems.lines()))
     documents: list[Document] = []
-    for document in loaded:
-        if not isinstance(document, dict):
-            raise ConfigError(f"{source}: a document is not a mapping")
-        items = document.get("items") if str(document.get("kind", "")).endswith("List") else None
-        for item in items if isinstance(items, list) else [document]:
-            if isinstance(item, dict):
-                documents.append(_with_namespace(item, namespace))
+    try:
+        for document in loaded:
+            if not isinstance(document, dict):
+                raise ConfigError(f"{source}: a document is not a mapping")
+            kind = str(document.get("kind", ""))
+            items = document.get("items") if kind.endswith("List") else None
+            for item in items if isinstance(items, list) else [document]:
+                if isinstance(item, dict):
+                    if object_problems(item):  # sizes, NaN: what JSON and etcd cannot hold
+                        raise ConfigError(f"{source}: an object breaks a limit")
+                    documents.append(_with_namespace(item, namespace))
+    except ConfigError as err:
+        # Say it as validate would (code, line, object, field); only ever on this bad path.
+        found = load_text(text, source).diagnostics
+        raise ConfigError("\n".join(found.lines()) if found.has_errors else str(err)) from None
     return documents
 
 
