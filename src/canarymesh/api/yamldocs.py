@@ -62,7 +62,9 @@ def parse_documents(text: str) -> tuple[list[YamlDocument], list[YamlProblem]]:
     documents: list[YamlDocument] = []
     problems: list[YamlProblem] = []
     for index, (offset, chunk) in enumerate(_split(text)):
-        size = len(chunk.encode("utf-8", "surrogatepass"))
+        # Characters are at most bytes: a long text is measured without encoding a copy of it.
+        over = len(chunk) > MAX_DOCUMENT_BYTES
+        size = len(chunk) if over else len(chunk.encode("utf-8", "surrogatepass"))
         if size > MAX_DOCUMENT_BYTES:
             args = size_args(size, MAX_DOCUMENT_BYTES)
             problems.append(_about(chunk, "CM0702", index, offset + 1, largest_field(chunk), args))
