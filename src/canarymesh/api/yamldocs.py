@@ -25,7 +25,16 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from canarymesh.api.fieldpaths import format_path
 from canarymesh.api.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, size_args
 from canarymesh.api.objects import FieldPath
-from canarymesh.api.yamlguard import Refusal, largest_field, measure, peek_label
+from canarymesh.api.yamlguard import (
+    Refusal,
+    Refused,
+    check_depth,
+    check_key,
+    check_tag,
+    largest_field,
+    measure,
+    peek_label,
+)
 
 __all__ = ["YamlDocument", "YamlProblem", "parse_documents"]
 
@@ -76,7 +85,8 @@ def parse_documents(text: str) -> tuple[list[YamlDocument], list[YamlProblem]]:
             continue
         if node is None:
             continue
-        refusal = measure(node)
+        # Anchors are the only way a document repeats itself; most have none.
+        refusal = measure(node) if "&" in chunk else None
         if refusal is not None:
             line = offset + refusal.line + 1
             problems.append(_about(chunk, refusal.code, index, line, refusal.path, refusal.args))
@@ -84,7 +94,7 @@ def parse_documents(text: str) -> tuple[list[YamlDocument], list[YamlProblem]]:
         converter = _Converter(offset, index)
         try:
             data = converter.convert(node, ())
-        except _Unreadable as exc:
+        except Refused as exc:
             problem = exc.refusal
             line = offset + problem.line + 1
             problems.append(_about(chunk, problem.code, index, line, problem.path, problem.args))
@@ -162,13 +172,6 @@ def _has_content(line: str) -> bool:
     return bool(stripped) and not stripped.startswith("#")
 
 
-class _Unreadable(Exception):
-    """A value that cannot be built (its tag cannot read it); the document is not built."""
-
-    def __init__(self, refusal: Refusal) -> None:
-        self.refusal = refusal
-
-
 _INT = "tag:yaml.org,2002:int"
 # More digits than any 64-bit integer has, with room for signs, underscores and 0x prefixes;
 # Python refuses to read integers of more than 4300 digits at all.
@@ -178,8 +181,9 @@ _MAX_INT_CHARS = 100
 class _Converter:
     """Node tree -> Python data, recording the line of each key and list item.
 
-    Recursive: :func:`~canarymesh.api.yamlguard.measure` has bounded the depth and what the
-    aliases repeat before a document gets here.
+    Recursive, and bounded: it refuses (:class:`~canarymesh.api.yamlguard.Refused`) a
+    collection nested deeper than ``MAX_DEPTH`` before recursing into it, and
+    :func:`~canarymesh.api.yamlguard.measure` has bounded what aliases repeat.
     """
 
     def __init__(self, offset: int, document: int) -> None:
@@ -192,37 +196,42 @@ class _Converter:
     def line_of(self, node: Node) -> int:
         return self.offset + node.start_mark.line + 1
 
-    def convert(self, node: Node, path: FieldPath) -> object:
+    def convert(self, node: Node, path: FieldPath, depth: int = 1) -> object:
+        check_tag(node, path)
         if isinstance(node, MappingNode):
-            return self._mapping(node, path)
+            check_depth(depth, node.start_mark.line, path)
+            return self._mapping(node, path, depth)
         if isinstance(node, SequenceNode):
+            check_depth(depth, node.start_mark.line, path)
             items: list[object] = []
             for index, item in enumerate(node.value):
                 self.lines[(*path, index)] = self.line_of(item)
-                items.append(self.convert(item, (*path, index)))
+                items.append(self.convert(item, (*path, index), depth + 1))
             return items
         return _plain(self._scalar(node, path))
 
     def _scalar(self, node: Node, path: FieldPath) -> object:
         if isinstance(node, ScalarNode) and node.tag == _INT and len(node.value) > _MAX_INT_CHARS:
             problem = f"an integer of {len(node.value)} digits is far beyond 64 bits"
-            raise _Unreadable(Refusal("CM0013", node.start_mark.line, path, {"problem": problem}))
+            raise Refused(Refusal("CM0013", node.start_mark.line, path, {"problem": problem}))
         try:
             return self.constructor.construct_object(node, deep=True)
         except (ValueError, OverflowError, TypeError, yaml.YAMLError) as exc:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             problem = f"cannot read {str(node.value)[:40]!r} as {tag}: {reason}"
-            raise _Unreadable(
+            raise Refused(
                 Refusal("CM0013", node.start_mark.line, path, {"problem": problem})
             ) from None
 
-    def _mapping(self, node: MappingNode, path: FieldPath) -> dict[str, object]:
+    def _mapping(self, node: MappingNode, path: FieldPath, depth: int) -> dict[str, object]:
+        for key_node, value_node in node.value:
+            check_key(key_node, value_node, path)
         try:
             self.constructor.flatten_mapping(node)  # resolves YAML merge keys (<<)
         except yaml.YAMLError as exc:
             problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
-            raise _Unreadable(
+            raise Refused(
                 Refusal("CM0013", node.start_mark.line, path, {"problem": problem})
             ) from None
         result: dict[str, object] = {}
@@ -237,7 +246,7 @@ class _Converter:
                     YamlProblem("CM0002", self.document, line, args, field=format_path(child))
                 )
             self.lines[child] = line
-            result[key] = self.convert(value_node, child)
+            result[key] = self.convert(value_node, child, depth + 1)
         return result
 
 

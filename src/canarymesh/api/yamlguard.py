@@ -5,9 +5,9 @@ which an alias is the very node of its anchor, so a "billion laughs" bomb is a f
 until something walks it. :func:`measure` walks each node once (remembering the size of what
 it has seen) and adds up what aliases and merge keys would repeat, so the bomb is refused in
 milliseconds, before :class:`yamldocs._Converter` would spend a minute and gigabytes expanding
-it. It also refuses nesting deeper than :data:`~canarymesh.api.limits.MAX_DEPTH` (the converter
-recurses), aliases inside their own anchor (a cycle), tags YAML's JSON subset has no meaning
-for, and keys that are not scalars.
+it. It also refuses aliases inside their own anchor (a cycle), and (with the converter, which
+calls the same checks as it goes) nesting deeper than :data:`~canarymesh.api.limits.MAX_DEPTH`,
+tags YAML's JSON subset has no meaning for, and keys that are not scalars.
 
 :func:`peek_label` and :func:`largest_field` read a document's text without parsing it, to name
 the object and the field of a document too large to parse.
@@ -23,7 +23,16 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from canarymesh.api.limits import MAX_ALIAS_BYTES, MAX_ALIAS_VALUES, MAX_DEPTH, format_size
 from canarymesh.api.objects import FieldPath, raw_label
 
-__all__ = ["Refusal", "largest_field", "measure", "peek_label"]
+__all__ = [
+    "Refusal",
+    "Refused",
+    "check_depth",
+    "check_key",
+    "check_tag",
+    "largest_field",
+    "measure",
+    "peek_label",
+]
 
 _YAML = "tag:yaml.org,2002:"
 _MERGE = _YAML + "merge"
@@ -48,7 +57,9 @@ class Refusal:
     args: dict[str, str] = field(default_factory=dict)
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """Raised by the checks below (and by the converter that shares them)."""
+
     def __init__(self, refusal: Refusal) -> None:
         self.refusal = refusal
 
@@ -73,10 +84,14 @@ class _Walk:
 
 
 def measure(root: Node) -> Refusal | None:
-    """The first reason not to build ``root``, or None when it is safe to convert."""
+    """The first reason not to build ``root``, or None when it is safe to convert.
+
+    Only a document with anchors needs it (aliases need an anchor): without one, nothing is
+    repeated, and the converter's own checks (depth, tags, keys) suffice.
+    """
     walk = _Walk()
     try:
-        _check_tag(root, ())
+        check_tag(root, ())
         if not isinstance(root, MappingNode | SequenceNode):
             return None
         stack = [_frame(root, (), 1)]
@@ -96,7 +111,7 @@ def measure(root: Node) -> Refusal | None:
             values, size = _visit(walk, child, path, line, frame.depth, stack)
             frame.values += values
             frame.size += size
-    except _Refused as refused:
+    except Refused as refused:
         return refused.refusal
     return None
 
@@ -108,23 +123,22 @@ def _visit(
     key = id(child)
     if key in walk.open:
         problem = "an alias refers to a node that contains it (a cycle)"
-        raise _Refused(Refusal("CM0013", line, path, {"problem": problem}))
+        raise Refused(Refusal("CM0013", line, path, {"problem": problem}))
     seen = walk.sizes.get(key)
     if seen is not None:  # an alias (or merge key) repeats a node already measured
         walk.extra_values += seen[0]
         walk.extra_bytes += seen[1]
         if walk.extra_values > MAX_ALIAS_VALUES:
-            raise _Refused(Refusal("CM0704", line, path, {"limit": f"{MAX_ALIAS_VALUES:,} values"}))
+            raise Refused(Refusal("CM0704", line, path, {"limit": f"{MAX_ALIAS_VALUES:,} values"}))
         if walk.extra_bytes > MAX_ALIAS_BYTES:
             limit = format_size(MAX_ALIAS_BYTES)
-            raise _Refused(Refusal("CM0704", line, path, {"limit": limit}))
+            raise Refused(Refusal("CM0704", line, path, {"limit": limit}))
         return seen
-    _check_tag(child, path)
+    check_tag(child, path)
     if isinstance(child, ScalarNode):
         walk.sizes[key] = (1, len(child.value) + _OVERHEAD)
         return walk.sizes[key]
-    if depth + 1 > MAX_DEPTH:
-        raise _Refused(Refusal("CM0703", line, path, {"limit": str(MAX_DEPTH)}))
+    check_depth(depth + 1, child.start_mark.line, path)
     stack.append(_frame(child, path, depth + 1))
     walk.open.add(key)
     return 0, 0
@@ -138,29 +152,39 @@ def _frame(node: Node, path: FieldPath, depth: int) -> _Frame:
     elif isinstance(node, MappingNode):
         for key_node, value_node in node.value:
             key_line = key_node.start_mark.line
-            if not isinstance(key_node, ScalarNode):
-                problem = "a mapping key must be text or a number, not a mapping or a list"
-                raise _Refused(Refusal("CM0013", key_line, path, {"problem": problem}))
+            check_key(key_node, value_node, path)
             child = (*path, key_node.value)
-            if key_node.tag == _MERGE:
-                _check_merge(value_node, key_line, path)
             children.append((key_node, child, key_line))
             children.append((value_node, child, key_line))
     return _Frame(node, path, depth, children)
 
 
-def _check_merge(value: Node, line: int, path: FieldPath) -> None:
+def check_key(key: Node, value: Node, path: FieldPath) -> None:
+    """A mapping key is a scalar; a merge key (<<) merges a mapping or a list of mappings."""
+    if not isinstance(key, ScalarNode):
+        problem = "a mapping key must be text or a number, not a mapping or a list"
+        raise Refused(Refusal("CM0013", key.start_mark.line, path, {"problem": problem}))
+    if key.tag == _MERGE:
+        check_merge(value, key.start_mark.line, path)
+
+
+def check_merge(value: Node, line: int, path: FieldPath) -> None:
     items = value.value if isinstance(value, SequenceNode) else [value]
     if not all(isinstance(item, MappingNode) for item in items):
         problem = "the value of a merge key (<<) must be a mapping or a list of mappings"
-        raise _Refused(Refusal("CM0013", line, (*path, "<<"), {"problem": problem}))
+        raise Refused(Refusal("CM0013", line, (*path, "<<"), {"problem": problem}))
 
 
-def _check_tag(node: Node, path: FieldPath) -> None:
+def check_depth(depth: int, line: int, path: FieldPath) -> None:
+    if depth > MAX_DEPTH:
+        raise Refused(Refusal("CM0703", line, path, {"limit": str(MAX_DEPTH)}))
+
+
+def check_tag(node: Node, path: FieldPath) -> None:
     if node.tag not in _STANDARD_TAGS:
         tag = node.tag.replace(_YAML, "!!")
         problem = f"the tag {tag} is not supported: manifests use YAML's standard types"
-        raise _Refused(Refusal("CM0013", node.start_mark.line, path, {"problem": problem}))
+        raise Refused(Refusal("CM0013", node.start_mark.line, path, {"problem": problem}))
 
 
 # --- reading a document's text without parsing it ---------------------------------------------
