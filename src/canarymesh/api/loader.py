@@ -31,7 +31,7 @@ from canarymesh.api.kinds import (
 )
 from canarymesh.api.object_limits import object_problems
 from canarymesh.api.objects import FieldPath, ObjectMeta, Resource, raw_label
-from canarymesh.api.schema_errors import schema_diagnostics, without_bad_fields
+from canarymesh.api.schema_errors import line_of, schema_diagnostics, without_bad_fields
 from canarymesh.api.source import Source
 from canarymesh.api.yamldocs import YamlDocument, YamlProblem, parse_documents
 from canarymesh.api.yamlguard import peek_label
@@ -175,7 +175,7 @@ def _load_document(
     if limits:
         label = raw_label(data)
         for problem in limits:
-            line = _line_of(document.field_lines, problem.path, document.line)
+            line = line_of(document.field_lines, problem.path, document.line)
             value = None if problem.value is None else render_value(problem.value)
             diagnostics.append(
                 make(problem.code, file=filename, line=line, resource=label,
@@ -185,14 +185,6 @@ def _load_document(
     decoded = _decode(data, document.field_lines, source, diagnostics)
     if decoded is not None:
         resources.append(decoded)
-
-
-def _line_of(lines: dict[FieldPath, int], path: FieldPath, default: int) -> int:
-    for end in range(len(path), 0, -1):
-        line = lines.get(path[:end])
-        if line is not None:
-            return line
-    return default
 
 
 def _load_list(
