@@ -42,6 +42,8 @@ VIRTUAL_INBOUND = "virtualInbound"
 DNS_LISTENER = "dns"
 OUTBOUND_HTTP_ROUTE = "outbound_http_proxy"
 PASSTHROUGH_VHOST = "allow_any"
+# gRPC metadata carrying a proxy's credential to the runtime's xDS and access-log servers.
+PROXY_TOKEN_METADATA = "x-canarymesh-proxy-token"
 # The local mesh's metadata-exchange headers (Istio's x-envoy-peer-metadata, simplified).
 SOURCE_PEER_HEADER = "x-canarymesh-source"
 DESTINATION_PEER_HEADER = "x-canarymesh-destination"

@@ -424,3 +424,43 @@ def test_down_removes_everything_and_leaves_the_host_as_it_was(
     assert not list(ETC_NETNS.glob(prefix + "*"))
     assert not (RUN_ROOT / mesh_id(mesh.state_dir)).exists()
     assert _host_state() == host_before
+
+
+FLAKY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: flaky, namespace: default}
+spec:
+  selector: {matchLabels: {app: flaky}}
+  template:
+    metadata: {labels: {app: flaky}}
+    spec:
+      containers:
+      - name: flaky
+        image: registry.example.com/acme/flaky:1
+        command: [PYTHON, -c, "import time; time.sleep(3600)"]
+        ports: [{containerPort: 7000}]
+        readinessProbe: {tcpSocket: {port: 7000}, periodSeconds: 1}
+        livenessProbe: {exec: {command: [test, -e, /no/such/file]}, periodSeconds: 1,
+                        failureThreshold: 2}
+"""
+
+
+def test_liveness_and_readiness_probes_act_as_the_kubelets(pod_mesh: LocalMesh) -> None:
+    manifest = FLAKY.replace("PYTHON", sys.executable)
+    pod_mesh.cli("apply", "-f", "-", stdin=manifest)
+    try:
+        deadline = time.monotonic() + 20
+        pod: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            pod = pod_mesh.pod("flaky")
+            app = next(c for c in pod["containers"] if not c["name"].endswith(".istio-proxy"))
+            if app["restarts"] >= 1:
+                break
+            time.sleep(0.3)
+        # The exec probe fails (in the container, as its user): killed and restarted; the
+        # TCP readiness probe never passes (nothing listens on 7000): never ready.
+        assert app["restarts"] >= 1, pod
+        assert pod["ready"] == "1/2", pod
+    finally:
+        pod_mesh.cli("delete", "-f", "-", stdin=manifest)
