@@ -18,23 +18,28 @@ from canarymesh.api.loader import LoadResult, load_inputs
 from canarymesh.cli.common import client, handle_errors, state_dir_option
 from canarymesh.cli.validate import EXIT_ERRORS
 from canarymesh.cli.validate import read_inputs as read_validate_inputs
+from canarymesh.runtime.local.api_models import DocumentText
 
 __all__ = ["apply_command", "delete_command", "read_inputs"]
 
 
-def read_inputs(paths: Sequence[Path]) -> tuple[list[dict[str, object]], LoadResult]:
-    """The texts to send ([{source, text}]) and their validation, ``-`` being standard input;
-    each input is read once, so what is sent is what was validated."""
+def read_inputs(
+    paths: Sequence[Path], namespace: str | None = None
+) -> tuple[list[DocumentText], LoadResult]:
+    """The texts to send and their validation, ``-`` being standard input; each input is read
+    once (bounded, strictly UTF-8), so what is sent is what was validated."""
     inputs, missing = read_validate_inputs(paths)
     result = load_inputs(inputs)
-    texts: list[dict[str, object]] = [
-        {"source": item.name, "text": item.text} for item in inputs if item.problem is None
+    texts = [
+        DocumentText(source=item.name, text=item.text, namespace=namespace)
+        for item in inputs
+        if item.problem is None
     ]
     return texts, LoadResult(result.resources, result.diagnostics + missing)
 
 
 def _change(paths: tuple[Path, ...], namespace: str | None, wait: bool, delete: bool) -> None:
-    texts, result = read_inputs(paths)
+    texts, result = read_inputs(paths, namespace)
     diagnostics = result.diagnostics
     if diagnostics.has_errors:
         for line in diagnostics.lines():
@@ -43,11 +48,9 @@ def _change(paths: tuple[Path, ...], namespace: str | None, wait: bool, delete: 
         raise SystemExit(EXIT_ERRORS)
     for line in diagnostics.lines():
         click.echo(line, err=True)
-    for text in texts:
-        text["namespace"] = namespace
-    path = "/v1/delete" if delete else "/v1/apply"
-    answer = client().post(path, {"documents": texts, "wait": wait, "timeout": 60.0})
-    for line in answer.get("lines", []):  # type: ignore[attr-defined]
+    api = client()
+    change = api.delete if delete else api.apply
+    for line in change(texts, wait=wait, timeout=60.0).lines:
         click.echo(line)
 
 

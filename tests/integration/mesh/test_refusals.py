@@ -73,7 +73,7 @@ BAD_BODIES = {
     "document-without-text": b'{"documents": [{"source": "x.yaml"}]}',
     "text-not-text": b'{"documents": [{"text": 5}]}',
     "namespace-not-text": b'{"documents": [{"text": "a: b", "namespace": []}]}',
-    "wait-not-a-bool": b'{"documents": [], "wait": "yes"}',
+    "wait-not-a-bool": b'{"documents": [], "wait": {"a": 1}}',
     "timeout-not-a-number": b'{"documents": [], "timeout": "soon"}',
     "lone-surrogate": b'{"documents": [{"text": "kind: ConfigMap\\nname: \\ud800"}]}',
 }
