@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -173,13 +174,30 @@ def _serve(state_dir: Path, tick: float, stop: threading.Event) -> int:
     _publish_target(state_dir, f"127.0.0.1:{server.server_port}")
     log.info("canary controller up (pid %d), watching %s", os.getpid(), state_dir)
     try:
-        Controller(wiring).run(lambda: stop.is_set() or daemon_info(state_dir) is None, tick)
+        gone = _MeshWatch(state_dir)
+        Controller(wiring).run(lambda: stop.is_set() or gone(), tick)
     finally:
         load.stop_all()
         _publish_target(state_dir, None)
         server.shutdown()
     log.info("canary controller stopped")
     return 0
+
+
+class _MeshWatch:
+    """True once the mesh's control plane has been gone for ``grace`` seconds: a restart (the
+    keeper brings a killed one back in about a second) is waited out, a mesh taken down is not
+    (``down`` stops this process itself; this is the fallback)."""
+
+    def __init__(self, state_dir: Path, grace: float = 60.0) -> None:
+        self.state_dir, self.grace = state_dir, grace
+        self.seen = time.monotonic()
+
+    def __call__(self) -> bool:
+        if daemon_info(self.state_dir) is not None:
+            self.seen = time.monotonic()
+            return False
+        return time.monotonic() - self.seen > self.grace
 
 
 def _publish_target(state_dir: Path, address: str | None) -> None:

@@ -45,9 +45,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def write_token(path: Path) -> str:
-    """A fresh random token in ``path``, readable by the mesh's secrets owner only (the CLI as
-    root or as the mesh's user reads it; an unprivileged app in a pod does not)."""
-    token = secrets.token_urlsafe(32)
+    """The API's token in ``path``, readable by the mesh's secrets owner only (the CLI as root
+    or as the mesh's user reads it; an unprivileged app in a pod does not). A restarted control
+    plane keeps the token its clients hold (the canary controller, a dashboard); ``down``
+    removes it, so the next mesh gets a fresh one."""
+    try:
+        kept = path.read_text().strip()
+    except OSError:
+        kept = ""
+    token = kept if len(kept) >= 32 else secrets.token_urlsafe(32)
     write_secret_file(path, token.encode())
     return token
 
