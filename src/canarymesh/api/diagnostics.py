@@ -12,6 +12,7 @@ the catalog with ``retired=True`` so that it is never reused. Ranges:
 * ``CM01xx`` field values any kind can get wrong: unknown fields, types, ranges, names, durations
 * ``CM02xx`` VirtualService, ``CM03xx`` DestinationRule, ``CM04xx`` Gateway and ServiceEntry,
   ``CM05xx`` security policies, ``CM06xx`` Gateway API, Kubernetes objects and Canary
+* ``CM07xx`` limits on input and objects (sizes, nesting, aliases, replicas), see ``limits``
 * ``CM1xxx`` cross-resource analysis (``canarymesh analyze``)
 
 One line per diagnostic, as the CLI prints it::
@@ -153,6 +154,17 @@ CATALOG: tuple[Message, ...] = (
         "{kind} ({api_version}) has no effect on the local mesh; it is skipped",
         "A Kubernetes object that does not change how traffic flows (RBAC, monitoring CRDs, "
         "cert-manager...). It is valid for a real cluster and ignored locally.",
+    ),
+    # --- CM0013: YAML that parses but cannot be a manifest (see also CM07xx) -----------------
+    _m(
+        "CM0013",
+        "error",
+        "Unsupported YAML",
+        "{problem}",
+        "The YAML is well-formed but cannot be turned into the JSON the Kubernetes API server "
+        "stores: a tag other than YAML's standard ones (!!python/object, !custom), a mapping or "
+        "list used as a key, a value its tag cannot read (!!int abc, a 5,000-digit number), a "
+        "merge key (<<) whose value is not a mapping, or an alias inside the node it refers to.",
     ),
     # --- CM01xx: field values ---------------------------------------------------------------
     _m(
@@ -520,6 +532,64 @@ CATALOG: tuple[Message, ...] = (
         "A config canary names changed VirtualService, DestinationRule or AuthorizationPolicy "
         "documents about its target host, each valid on its own, and moves the target's clients "
         "to them in canary steps.",
+    ),
+    # --- CM07xx: limits (api/limits.py) ------------------------------------------------------
+    _m(
+        "CM0701",
+        "error",
+        "Input too large",
+        "is {size}; a file or standard input may be at most {limit}",
+        "Each file, standard input, and each text sent to the control plane is refused above "
+        "the limit before it is read, so that a huge or endless input cannot exhaust memory.",
+    ),
+    _m(
+        "CM0702",
+        "error",
+        "Document too large",
+        "the document is {size}; a YAML document may be at most {limit}",
+        "One YAML document (between --- lines) is refused above the Kubernetes API server's "
+        "request limit before it is parsed. The field named is the one that holds most of it.",
+    ),
+    _m(
+        "CM0703",
+        "error",
+        "Nesting too deep",
+        "mappings and lists nest more than {limit} levels deep",
+        "No manifest nests anywhere near this deep; such a document is refused before it is "
+        "read into objects. The field named is where the limit was crossed.",
+    ),
+    _m(
+        "CM0704",
+        "error",
+        "Alias expansion",
+        "anchors and aliases expand the document by more than {limit}",
+        "YAML aliases (*name) repeat the node of an anchor (&name), and a few lines of nested "
+        "aliases can stand for billions of values (the 'billion laughs' attack). The expansion "
+        "is measured before it is built and refused above the limit.",
+    ),
+    _m(
+        "CM0705",
+        "error",
+        "Object too large",
+        "the object is {size} as JSON; Kubernetes stores objects of at most {limit}",
+        "The API server refuses objects over 1 MiB (ConfigMaps and Secrets explicitly); keep "
+        "large data in files or volumes. The field named is the one that holds most of it.",
+    ),
+    _m(
+        "CM0706",
+        "error",
+        "Annotations too large",
+        "annotations add up to {size}; Kubernetes allows at most {limit}",
+        "The API server refuses objects whose annotation keys and values together exceed 256 KiB.",
+    ),
+    _m(
+        "CM0707",
+        "error",
+        "Too many replicas for the local mesh",
+        "the local mesh runs at most {limit} replicas of a Deployment",
+        "Every replica on the local mesh is real processes (the application, its Envoy "
+        "sidecar, a network namespace), so a Deployment may ask for at most this many. A "
+        "cluster has no such ceiling; there, scale with the cluster's own tools.",
     ),
     # --- CM1xxx: analysis -------------------------------------------------------------------
     _m(

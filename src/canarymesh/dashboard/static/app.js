@@ -198,16 +198,23 @@ function traceQuery() {
   return params.toString();
 }
 
+// A trace still receiving spans (proxies send them in batches) or missing some for good.
+const TRACE_STATES = { receiving: ["badge muted", "receiving spans…"], partial: ["badge warn", "partial"] };
+function traceState(state) {
+  const [cls, text] = TRACE_STATES[state] || [];
+  return cls ? el("span", { class: cls, title: state === "partial" ? "some spans never arrived" : "spans are still arriving" }, text) : "";
+}
+
 async function loadTraces() {
   const [{ services }, { traces }] = await Promise.all([api("/api/trace-services"), api(`/api/traces?${traceQuery()}`)]);
   const pick = $("#trace-service"), chosen = pick.value;
   pick.replaceChildren(el("option", { value: "" }, "any"), ...services.map((s) => el("option", { value: s, selected: s === chosen }, s)));
   const longest = Math.max(1, ...traces.map((t) => t.duration_ms));
   $("#trace-list").replaceChildren(...(traces.length ? traces.map((t) => el("div", {
-    class: `trace${t.errors ? " err" : ""}${state.trace === t.trace_id ? " selected" : ""}`, "data-trace": t.trace_id,
+    class: `trace${t.errors ? " err" : ""}${state.trace === t.trace_id ? " selected" : ""}`, "data-trace": t.trace_id, "data-state": t.state,
     onclick: () => { state.trace = t.trace_id; loadTraces().catch(showError); } },
   el("div", {}, el("b", {}, `${t.root_service}: ${t.root_request || t.root_operation}`), el("span", { class: "muted", style: "float:right" }, ms(t.duration_ms))),
-  el("div", { class: "muted" }, `${t.spans} spans · ${t.services.length} services${t.errors ? ` · ${t.errors} errors` : ""} · ${new Date(t.start_us / 1000).toLocaleTimeString()}`),
+  el("div", { class: "muted" }, `${t.spans} spans · ${t.services.length} services${t.errors ? ` · ${t.errors} errors` : ""} · ${new Date(t.start_us / 1000).toLocaleTimeString()} `, traceState(t.state)),
   el("div", { class: "bar", style: `width:${(100 * t.duration_ms) / longest}%` }))) : [el("p", { class: "empty" }, "No trace matches.")]));
   if (!traces.length) $("#waterfall").replaceChildren();
   if (!state.trace && traces.length) state.trace = traces[0].trace_id;
@@ -229,8 +236,8 @@ function drawWaterfall(wf) {
     el("div", { class: "track" },
       el("div", { class: `span ${r.kind}${r.error ? " err" : ""}`, style: `left:${(100 * r.offset_ms) / total}%;width:${(100 * r.duration_ms) / total}%` }),
       durationLabel(r, total))));
-  $("#waterfall").replaceChildren(el("div", { class: "wf" },
-    el("h3", { style: "margin:0 0 8px" }, `Trace ${wf.trace_id.slice(0, 16)}… · ${ms(wf.duration_ms)} · ${wf.rows.length} spans`), rows));
+  $("#waterfall").replaceChildren(el("div", { class: "wf", "data-state": wf.state },
+    el("h3", { style: "margin:0 0 8px" }, `Trace ${wf.trace_id.slice(0, 16)}… · ${ms(wf.duration_ms)} · ${wf.rows.length} spans `, traceState(wf.state)), rows));
 }
 
 // ---------------------------------------------------------------- rollouts
