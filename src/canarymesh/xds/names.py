@@ -35,6 +35,7 @@ ROOT_SECRET = "ROOTCA"
 OUTBOUND_HTTP_LISTENER = "outbound_http_proxy"
 OUTBOUND_HTTP_ROUTE = "outbound_http_proxy"
 PASSTHROUGH_VHOST = "allow_any"
+BLOCK_ALL_VHOST = "block_all"
 # The local mesh's metadata-exchange headers (Istio's x-envoy-peer-metadata, simplified).
 SOURCE_PEER_HEADER = "x-canarymesh-source"
 DESTINATION_PEER_HEADER = "x-canarymesh-destination"
