@@ -54,7 +54,10 @@ def sidecar_resources(
         app_port = proxy.ports.app_port(container_port)
         if app_port is not None:
             http2 = listeners.inbound_is_http2(index, proxy, container_port)
-            cluster_list.append(clusters.build_inbound_cluster(container_port, app_port, http2))
+            pool = clusters.inbound_connection_pool(index, proxy, container_port)
+            cluster_list.append(
+                clusters.build_inbound_cluster(container_port, app_port, http2, pool)
+            )
     if index.mesh.settings.allow_any:
         cluster_list.append(clusters.build_passthrough_cluster())
     route_list = [routes.build_outbound_route_config(index, proxy)]
