@@ -183,11 +183,13 @@ def protocol_options(
     port: ServicePort,
     pool: ConnectionPoolSettings | None,
     error_codes: Sequence[int] = (),
+    upstream: EnvoyJson | None = None,
 ) -> None:
     """``typed_extension_protocol_options``: HTTP/2 for http2/grpc ports (or an ``UPGRADE``
-    policy), the client's protocol for ``useClientProtocol``, with the connection pool's
-    common options (HTTP/1.1 explicitly when only they are set) and the statuses outlier
-    detection counts as errors (``outlierDetectionHttpErrorCodes``, instead of every 5xx)."""
+    policy), the client's protocol for ``useClientProtocol``; the connection pool's common
+    options, the statuses outlier detection counts (``outlierDetectionHttpErrorCodes``, not
+    every 5xx) and ``upstream`` options (auto SNI). Envoy requires a protocol once any option
+    is set: HTTP/1.1 then, as istiod's clusterWrapper.build chooses."""
     common = common_http_options(pool)
     http = pool.http if pool is not None else None
     upgrade = http is not None and http.h2_upgrade_policy == "UPGRADE" and port.is_http
@@ -199,10 +201,14 @@ def protocol_options(
         }
     elif port.protocol in ("http2", "grpc", "grpc-web") or upgrade:
         body["explicit_http_config"] = {"http2_protocol_options": {}}
-    elif common:
-        body["explicit_http_config"] = http1()
+    if upstream:
+        body["upstream_http_protocol_options"] = upstream
     if error_codes:
         body["outlier_detection"] = {"error_matcher": outlier_error_matcher(error_codes)}
+    if body and not any(
+        k in body for k in ("explicit_http_config", "use_downstream_protocol_config")
+    ):
+        body["explicit_http_config"] = http1()
     if body:
         cluster["typed_extension_protocol_options"] = {HTTP_OPTIONS: typed(HTTP_OPTIONS, body)}
 
@@ -316,7 +322,8 @@ def build_outbound_cluster(
     cluster["metadata"] = cluster_metadata(service, port.port, subset)
     outlier = policy.outlier_detection
     codes = outlier.outlier_detection_http_error_codes if outlier is not None else ()
-    protocol_options(cluster, port, policy.connection_pool, codes)
+    upstream = tls.auto_sni_options(policy.tls)
+    protocol_options(cluster, port, policy.connection_pool, codes, upstream)
     socket = upstream_socket(index, service, port.port, subset, policy, endpoints)
     if socket is not None:
         cluster["transport_socket"] = socket
@@ -363,7 +370,7 @@ def upstream_socket(
     sans = [names.spiffe_id(e.namespace, e.service_account) for e in endpoints if e.proxy_id]
     sni = names.sni(port, subset, service.hostname)
     if policy.tls is not None:
-        return tls.translate_client_tls(policy.tls, sni, sans, service.hostname)
+        return tls.translate_client_tls(policy.tls, sni, sans)
     service_port = service.port(port)
     target = service_port.target_port if service_port else port
     if service.resolution != "EDS" or not endpoints or not accepts_mtls(index, endpoints, target):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from canarymesh.api.istio_networking import (
+    ClientTLSSettings,
     ConnectionPoolSettings,
     HTTPFaultInjection,
     HTTPRetry,
@@ -15,7 +16,7 @@ from canarymesh.api.istio_networking import (
     OutlierDetection,
 )
 from canarymesh.mesh.model import MeshSettings
-from canarymesh.xds import actions, clusters, names
+from canarymesh.xds import actions, clusters, names, tls
 from canarymesh.xds.simulate import Request, header_matches, simulate
 from canarymesh.xds.types import EnvoyJson, JsonValue
 from tests.unit.xds.meshes import bookinfo, snapshot
@@ -218,3 +219,44 @@ def test_registry_only_answers_502_for_hosts_outside_the_mesh() -> None:
     assert (result.virtual_host, result.status) == (names.BLOCK_ALL_VHOST, 502)
     opened = simulate(snapshot(bookinfo(), "productpage-v1-0"), Request("example.com"))
     assert opened.cluster == names.PASSTHROUGH_CLUSTER
+
+
+@pytest.mark.parametrize(
+    ("settings", "validation", "sni", "auto"),
+    [
+        (
+            {"mode": "SIMPLE"},
+            {"trusted_ca": {"filename": tls.SYSTEM_ROOTS}},
+            None,
+            {"auto_sni": True, "auto_san_validation": True},
+        ),
+        (
+            {"mode": "SIMPLE", "caCertificates": "/ca.pem", "subjectAltNames": ["api.example"]},
+            {
+                "trusted_ca": {"filename": "/ca.pem"},
+                "match_typed_subject_alt_names": [
+                    {"san_type": "DNS", "matcher": {"exact": "api.example"}}
+                ],
+            },
+            None,
+            {"auto_sni": True},
+        ),
+        (
+            {"mode": "SIMPLE", "sni": "api.example", "insecureSkipVerify": True},
+            None,
+            "api.example",
+            {},
+        ),
+    ],
+)
+def test_tls_origination_verifies_the_server_as_istiod(
+    settings: EnvoyJson, validation: EnvoyJson | None, sni: str | None, auto: EnvoyJson
+) -> None:
+    client = ClientTLSSettings.model_validate(settings)
+    socket = tls.translate_client_tls(client, "outbound_.443_._.api.example", [])
+    assert socket is not None
+    body = socket["typed_config"]
+    assert isinstance(body, dict) and isinstance(body["common_tls_context"], dict)
+    assert body["common_tls_context"].get("validation_context") == validation
+    assert body.get("sni") == sni
+    assert tls.auto_sni_options(client) == auto
