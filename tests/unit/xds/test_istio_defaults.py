@@ -19,7 +19,7 @@ from canarymesh.mesh.model import MeshSettings
 from canarymesh.xds import actions, clusters, names, tls
 from canarymesh.xds.simulate import Request, header_matches, simulate
 from canarymesh.xds.types import EnvoyJson, JsonValue
-from tests.unit.xds.meshes import bookinfo, snapshot
+from tests.unit.xds.meshes import bookinfo, inbound_port, snapshot
 
 WITHOUT_JASON = """
 apiVersion: networking.istio.io/v1
@@ -260,3 +260,52 @@ def test_tls_origination_verifies_the_server_as_istiod(
     assert body["common_tls_context"].get("validation_context") == validation
     assert body.get("sni") == sni
     assert tls.auto_sni_options(client) == auto
+
+
+WILDCARDS = """
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: wildcards, namespace: default}
+spec:
+  selector: {matchLabels: {app: details}}
+  rules:
+  - from:
+    - source: {namespaces: ["prod*"]}
+  - from:
+    - source: {serviceAccounts: ["bookinfo-productpage"]}
+    to:
+    - operation: {methods: ["P*"], hosts: ["*"]}
+  - when:
+    - {key: "request.headers[x-token]", values: ["*"]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("principal", "method", "headers", "allowed"),
+    [
+        # namespaces: "prod*" is a wildcard (it used to be the regex "pro" + "d*")
+        ("spiffe://cluster.local/ns/prod-eu/sa/x", "GET", {}, True),
+        ("spiffe://cluster.local/ns/pro/sa/x", "GET", {}, False),
+        # serviceAccounts in the policy's namespace, any trust domain; methods "P*"
+        ("spiffe://other.domain/ns/default/sa/bookinfo-productpage", "POST", {}, True),
+        ("spiffe://cluster.local/ns/default/sa/bookinfo-productpage", "GET", {}, False),
+        ("spiffe://cluster.local/ns/default/sa/bookinfo-productpage-2", "PUT", {}, False),
+        # a header value "*" is a presence test, even for an empty value
+        ("spiffe://cluster.local/ns/dev/sa/x", "GET", {"x-token": ""}, True),
+        ("spiffe://cluster.local/ns/dev/sa/x", "GET", {}, False),
+    ],
+)
+def test_authorization_wildcards_follow_istiod(
+    principal: str, method: str, headers: dict[str, str], allowed: bool
+) -> None:
+    mesh = bookinfo(extra=WILDCARDS)
+    request = Request(
+        "details:9080",
+        "/details/0",
+        method=method,
+        headers=headers,
+        port=inbound_port(mesh, "details-v1-0"),
+        source_principal=principal,
+    )
+    result = simulate(snapshot(mesh, "details-v1-0"), request)
+    assert (result.status != 403) is allowed, result
