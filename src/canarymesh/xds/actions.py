@@ -73,6 +73,20 @@ def timeouts(timeout: str | None) -> EnvoyJson:
     return {"timeout": value, "max_grpc_timeout": value}
 
 
+def inbound_route_action(cluster: str, grpc: bool = False) -> EnvoyJson:
+    """istiod's BuildDefaultHTTPInboundRoute: no timeout, grpc-timeout headers honoured without
+    a cap, and (except for gRPC, whose streams it would break) two retries of a request whose
+    connection to the app was reset before the request was sent."""
+    action: EnvoyJson = {
+        "cluster": cluster,
+        "timeout": "0s",
+        "max_stream_duration": {"max_stream_duration": "0s", "grpc_timeout_header_max": "0s"},
+    }
+    if not grpc:
+        action["retry_policy"] = {"retry_on": "reset-before-request", "num_retries": 2}
+    return action
+
+
 def default_retry_policy(consistent_hash: bool = False) -> EnvoyJson:
     """Istio's retry policy when a rule sets none. A consistent-hash destination keeps its
     host on retries, so only then is the previous-hosts predicate left out."""

@@ -147,7 +147,7 @@ def build_inbound_route_config(container_port: int, proxy: ProxyNode, peer: str)
                     {
                         "name": "default",
                         "match": {"prefix": "/"},
-                        "route": {"cluster": cluster, "timeout": "0s"},
+                        "route": actions.inbound_route_action(cluster),
                     }
                 ],
             }
