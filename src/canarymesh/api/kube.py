@@ -1,6 +1,7 @@
 """Kubernetes core and apps objects the local mesh uses: Namespace, Service, ServiceAccount,
-Deployment, Secret, ConfigMap. Pure input schemas, read by the loader, consumed by the mesh model
-and the local runtime (which starts one process per Deployment replica).
+Deployment, Secret, ConfigMap; and Pod and Node, which only analysis reads (as Istio's workload
+analyzers do). Pure input schemas, read by the loader, consumed by the mesh model and the local
+runtime (which starts one process per Deployment replica).
 
 Only the fields we use are typed; every other Kubernetes field is kept untouched
 (``extra="allow"``), so real manifests (securityContext, volumes, dual-stack settings) load.
@@ -22,6 +23,7 @@ __all__ = [
     "EnvVar",
     "LabelSelector",
     "Namespace",
+    "Node",
     "PodSpec",
     "PodTemplateMetadata",
     "PodTemplateSpec",
@@ -114,9 +116,16 @@ class Container(KubeModel):
 
 
 class PodSpec(KubeModel):
+    """A pod template's spec, and a bare Pod's (which the local mesh does not run)."""
+
     containers: tuple[Container, ...] = ()
     init_containers: tuple[Container, ...] = ()
     service_account_name: Str | None = None
+    node_name: Str | None = None
+
+
+class Node(KubeModel):
+    """A cluster node: analysis reads its topology labels (region, zone) from metadata."""
 
 
 class PodTemplateMetadata(KubeModel):
