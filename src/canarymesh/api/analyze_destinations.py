@@ -65,8 +65,9 @@ def check_subsets(
 
 
 def check_ca_certificates(report: Reporter, rule: istio_networking.DestinationRule) -> None:
-    """SIMPLE/MUTUAL without caCertificates, at the rule's top level and on each port (Istio's
-    analyzer looks at neither subsets nor ... a credentialName on a rule with a selector)."""
+    """SIMPLE/MUTUAL without caCertificates, at the rule's top level and on each port (as
+    Istio's analyzer: not in subsets; a credentialName on a rule with a workload selector, which
+    an egress gateway reads, is fine)."""
     policy = rule.traffic_policy
     if policy is None:
         return

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from canarymesh.api import istio_networking
-from canarymesh.api.analyze_index import AnalysisIndex, Workload, namespace_of
+from canarymesh.api.analyze_index import AnalysisIndex, Workload
 from canarymesh.api.diagnostics import Diagnostic
 from canarymesh.api.objects import FieldPath, Resource
 from canarymesh.api.reporter import Reporter
@@ -99,7 +99,3 @@ def claims_same(server: istio_networking.Server, other: istio_networking.Server)
     if port != other_port or (server.bind or "") != (other.bind or ""):
         return False
     return bool(set(server.hosts) & set(other.hosts))
-
-
-def gateway_namespace(resource: GatewayResource) -> str:
-    return namespace_of(resource)
