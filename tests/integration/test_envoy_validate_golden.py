@@ -70,7 +70,7 @@ def test_ads_bootstrap_passes_envoy_validate(tmp_path: Path) -> None:
     mesh = case_mesh(golden_cases()[0], SETTINGS)
     proxy = mesh.proxies[0]
     config = tmp_path / "ads.json"
-    config.write_text(json.dumps(build_ads_bootstrap(proxy, mesh.settings, xds_port=18000)))
+    config.write_text(json.dumps(build_ads_bootstrap(proxy, mesh.settings, xds=18000)))
     result = subprocess.run(
         [envoy_binary(), "--mode", "validate", "-c", str(config), "--log-level", "error"],
         capture_output=True,

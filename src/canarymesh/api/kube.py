@@ -20,7 +20,9 @@ __all__ = [
     "Container",
     "ContainerPort",
     "Deployment",
+    "EnvFromSource",
     "EnvVar",
+    "KeyRefSource",
     "LabelSelector",
     "Namespace",
     "Node",
@@ -30,6 +32,7 @@ __all__ = [
     "Probe",
     "ResourceRequirements",
     "Secret",
+    "SecurityContext",
     "Service",
     "ServiceAccount",
     "ServicePort",
@@ -77,6 +80,27 @@ class EnvVar(KubeModel):
     value_from: dict[Str, object] | None = None
 
 
+class KeyRefSource(KubeModel):
+    """``envFrom``'s ``configMapRef``/``secretRef``: every key of the named object."""
+
+    name: Str
+    optional: bool | None = None
+
+
+class EnvFromSource(KubeModel):
+    prefix: Str | None = None
+    config_map_ref: KeyRefSource | None = None
+    secret_ref: KeyRefSource | None = None
+
+
+class SecurityContext(KubeModel):
+    """The user a container (or, on the pod, every container) runs as."""
+
+    run_as_user: Int | None = None
+    run_as_group: Int | None = None
+    run_as_non_root: bool | None = None
+
+
 class ContainerPort(KubeModel):
     container_port: Int
     name: Str | None = None
@@ -107,6 +131,9 @@ class Container(KubeModel):
     command: Strs = ()
     args: Strs = ()
     env: tuple[EnvVar, ...] = ()
+    env_from: tuple[EnvFromSource, ...] = ()
+    working_dir: Str | None = None
+    security_context: SecurityContext | None = None
     ports: tuple[ContainerPort, ...] = ()
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
@@ -121,6 +148,7 @@ class PodSpec(KubeModel):
     containers: tuple[Container, ...] = ()
     init_containers: tuple[Container, ...] = ()
     service_account_name: Str | None = None
+    security_context: SecurityContext | None = None
     node_name: Str | None = None
 
 

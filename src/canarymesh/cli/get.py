@@ -100,7 +100,8 @@ def _service_columns(doc: Doc) -> Row:
     balancer = cast(Doc, status.get("loadBalancer", {})) if isinstance(status, dict) else {}
     ips = [str(i.get("ip")) for i in cast(list[Doc], balancer.get("ingress", []))]
     kind = str(_spec(doc).get("type") or "ClusterIP")
-    return [kind, "<none>", ",".join(ips) or "<none>", shown or "<none>"]
+    cluster_ip = str(_spec(doc).get("clusterIP") or "<none>")
+    return [kind, cluster_ip, ",".join(ips) or "<none>", shown or "<none>"]
 
 
 def _vs_columns(doc: Doc) -> Row:
@@ -139,15 +140,19 @@ def _pods_output(
     if not chosen:
         return f"No resources found in {namespace or 'any'} namespace."
     header = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    # kubectl's wide columns; on the shared network (no pod IPs) the loopback ports instead.
+    shared = any(not pod.get("ip") for pod in chosen)
     if output == "wide":
-        header += ["ADMIN", "APP-PORTS", "SIDECAR-PORTS"]
+        header += ["IP", "NODE"] + (["ADMIN", "APP-PORTS", "SIDECAR-PORTS"] if shared else [])
     rows: list[Row] = [(["NAMESPACE"] if namespace is None else []) + header]
     for pod in chosen:
         row = [str(pod["name"]), str(pod["ready"]), str(pod["status"]), str(pod["restarts"])]
         row.append(age(float(cast(float, pod["age"]))))
         if output == "wide":
-            ports = cast(Doc, pod["ports"])
-            row += [str(ports["admin"]), _ports(ports["app"]), _ports(ports["inbound"])]
+            row += [str(pod.get("ip") or "<none>"), str(pod.get("node") or "local")]
+            if shared:
+                ports = cast(Doc, pod["ports"])
+                row += [str(ports["admin"]), _ports(ports["app"]), _ports(ports["inbound"])]
         rows.append(([str(pod["namespace"])] if namespace is None else []) + row)
     return table(rows)
 
@@ -217,7 +222,7 @@ def describe_command(kind: str, name: str, namespace: str) -> None:
     api = client()
     if kind.lower() in POD_KINDS:
         pods = cast(list[Doc], api.get("/v1/pods")["items"])
-        found = [p for p in pods if p["name"] == name]
+        found = [p for p in pods if p["name"] == name and p["namespace"] == namespace]
         if not found:
             raise ConfigError(f'pods "{name}" not found')
         click.echo(yaml.safe_dump(found[0], sort_keys=False).rstrip())
@@ -237,9 +242,15 @@ def describe_command(kind: str, name: str, namespace: str) -> None:
     "-c", "--container", default=None, help="The app's container name (or app), or istio-proxy."
 )
 @click.option("--tail", type=int, default=None, help="Only the last N lines.")
+@click.option("-n", "--namespace", default=None, help="The pod's namespace (when ambiguous).")
 @state_dir_option
 @handle_errors
-def logs_command(pod: str, container: str | None, tail: int | None) -> None:
+def logs_command(pod: str, container: str | None, tail: int | None, namespace: str | None) -> None:
     """Print the log of a pod's container (the app by default)."""
-    query = {"pod": pod, "container": container, "tail": str(tail) if tail else None}
+    query = {
+        "pod": pod,
+        "container": container,
+        "tail": str(tail) if tail else None,
+        "namespace": namespace,
+    }
     click.echo(str(client().get("/v1/logs", query)["text"]), nl=False)

@@ -42,7 +42,10 @@ def proxy_status_command(output: str) -> None:
     problems = []
     for proxy in proxies:
         types = cast(dict[str, str], proxy.get("types", {}))
-        name = f"{proxy['name']}.{proxy['namespace']}"
+        # Istio's NAME: <pod>.<namespace> (a pod's proxy id already is).
+        name = str(proxy["name"])
+        if not name.endswith(f".{proxy['namespace']}"):
+            name = f"{name}.{proxy['namespace']}"
         if not proxy.get("connected"):
             rows.append([name, *("DISCONNECTED" for _ in _TYPES), "-"])
             continue
@@ -119,10 +122,13 @@ def _endpoint_rows(body: Doc) -> list[Row]:
     rows: list[Row] = [["ENDPOINT", "STATUS", "CLUSTER"]]
     for cluster in cast(list[Doc], body.get("cluster_statuses", [])):
         for host in cast(list[Doc], cluster.get("host_statuses", [])):
-            address = cast(Doc, cast(Doc, host.get("address", {})).get("socket_address", {}))
+            where = cast(Doc, host.get("address", {}))
+            address = cast(Doc, where.get("socket_address", {}))
             health = cast(Doc, host.get("health_status", {}))
             status = str(health.get("eds_health_status", "HEALTHY"))
             endpoint = f"{address.get('address')}:{address.get('port_value')}"
+            if "pipe" in where:  # the control plane's Unix sockets
+                endpoint = "unix:" + str(cast(Doc, where["pipe"]).get("path", ""))
             rows.append([endpoint, status, str(cluster.get("name", ""))])
     return rows
 
@@ -132,14 +138,18 @@ def _endpoint_rows(body: Doc) -> list[Row]:
     "section", type=click.Choice([*SECTIONS, "cluster", "listener", "route", "endpoint"])
 )
 @click.argument("pod")
+@click.option("-n", "--namespace", default=None, help="The pod's namespace (when ambiguous).")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
 @state_dir_option
 @handle_errors
-def proxy_config_command(section: str, pod: str, output: str) -> None:
-    """Show one proxy's clusters, listeners, routes or endpoints (from its Envoy admin API)."""
+def proxy_config_command(section: str, pod: str, namespace: str | None, output: str) -> None:
+    """Show one proxy's clusters, listeners, routes or endpoints (from its Envoy admin API).
+
+    POD is a pod's name, ``<pod>.<namespace>`` as istioctl writes it, or a gateway's name."""
     # istioctl spells them singular (`proxy-config cluster POD`); both work.
     section = section if section in SECTIONS else section + "s"
-    body = client().get("/v1/proxy-config", {"pod": pod, "section": section})
+    query = {"pod": pod, "section": section, "namespace": namespace}
+    body = client().get("/v1/proxy-config", query)
     if output == "json" or section == "all":
         click.echo(json.dumps(body, indent=2))
         return

@@ -32,7 +32,8 @@ LOOPBACK = "127.0.0.1"
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One address of a service port: a sidecar's inbound listener (or a static address)."""
+    """One address of a service port: a pod's IP and port, a sidecar's inbound listener on the
+    shared network's loopback, or a static address."""
 
     address: str
     port: int
@@ -148,9 +149,11 @@ class MeshIndex:
         for proxy in self.selected_sidecars(service.namespace, service.selector_map):
             local = proxy.ports.inbound_port(service_port.target_port)
             if local is not None:
+                # A pod's own IP and the container port (its sidecar captures it), or on the
+                # shared network the sidecar's inbound listener on the loopback.
                 found.append(
                     Endpoint(
-                        LOOPBACK,
+                        proxy.ip or LOOPBACK,
                         local,
                         proxy.labels,
                         proxy.id,

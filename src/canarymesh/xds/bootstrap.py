@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import copy
 
+from canarymesh.mesh.capture import ADMIN_PORT, STATS_PORT
 from canarymesh.mesh.model import MeshSettings, ProxyNode
 from canarymesh.xds import names, telemetry
-from canarymesh.xds.endpoints import socket_address
+from canarymesh.xds.endpoints import pipe_address, socket_address
 from canarymesh.xds.snapshot import XdsSnapshot, walk
 from canarymesh.xds.types import EnvoyJson, JsonValue, typed
 
@@ -55,8 +56,65 @@ def admin(proxy: ProxyNode) -> EnvoyJson:
     return {"address": socket_address("127.0.0.1", proxy.ports.admin)}
 
 
-def build_ads_bootstrap(proxy: ProxyNode, settings: MeshSettings, xds_port: int) -> EnvoyJson:
-    """What a live proxy starts with: its node, admin, and one gRPC ADS cluster."""
+def build_stats_listener() -> tuple[EnvoyJson, EnvoyJson]:
+    """Istio's ``0.0.0.0:15090`` stats listener and its admin cluster: in a pod network the admin
+    stays on the pod's loopback and Prometheus reads ``/stats/prometheus`` on the pod IP."""
+    cluster: EnvoyJson = {
+        "name": names.STATS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": names.STATS_CLUSTER,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": socket_address("127.0.0.1", ADMIN_PORT)}}
+                    ]
+                }
+            ],
+        },
+    }
+    route: EnvoyJson = {
+        "match": {"path": "/stats/prometheus"},
+        "route": {"cluster": names.STATS_CLUSTER, "timeout": "5s"},
+    }
+    hcm = typed(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        {
+            "stat_prefix": "stats",
+            "route_config": {
+                "virtual_hosts": [{"name": "stats", "domains": ["*"], "routes": [route]}]
+            },
+            "http_filters": [
+                {
+                    "name": "envoy.filters.http.router",
+                    "typed_config": typed("envoy.extensions.filters.http.router.v3.Router", {}),
+                }
+            ],
+        },
+    )
+    listener: EnvoyJson = {
+        "name": names.STATS_LISTENER,
+        "address": socket_address("0.0.0.0", STATS_PORT),
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
+    }
+    return listener, cluster
+
+
+def xds_address(xds: int | str) -> EnvoyJson:
+    """The control plane's ADS endpoint: 127.0.0.1:<port>, or a Unix socket path."""
+    return pipe_address(xds) if isinstance(xds, str) else socket_address("127.0.0.1", xds)
+
+
+def build_ads_bootstrap(proxy: ProxyNode, settings: MeshSettings, xds: int | str) -> EnvoyJson:
+    """What a live proxy starts with: its node, admin, and one gRPC ADS cluster (``xds`` is the
+    server's loopback port or Unix socket path); in a pod network also the 15090 stats port."""
     http2 = typed(
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         {"explicit_http_config": {"http2_protocol_options": {}}},
@@ -67,15 +125,17 @@ def build_ads_bootstrap(proxy: ProxyNode, settings: MeshSettings, xds_port: int)
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": names.XDS_CLUSTER,
-            "endpoints": [
-                {"lb_endpoints": [{"endpoint": {"address": socket_address("127.0.0.1", xds_port)}}]}
-            ],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": xds_address(xds)}}]}],
         },
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": http2
         },
     }
     ads: EnvoyJson = {"ads": {}, "resource_api_version": "V3"}
+    static: EnvoyJson = {"clusters": [xds_cluster]}
+    if proxy.network is not None:
+        stats_listener, stats_cluster = build_stats_listener()
+        static = {"listeners": [stats_listener], "clusters": [xds_cluster, stats_cluster]}
     return {
         "node": node(proxy, settings),
         "admin": admin(proxy),
@@ -100,7 +160,7 @@ def build_ads_bootstrap(proxy: ProxyNode, settings: MeshSettings, xds_port: int)
             "cds_config": dict(ads),
             "lds_config": copy.deepcopy(ads),
         },
-        "static_resources": {"clusters": [xds_cluster]},
+        "static_resources": static,
     }
 
 

@@ -23,14 +23,19 @@ from canarymesh.api.istio_networking import (
     OutlierDetection,
     Subset,
 )
+from canarymesh.mesh.capture import INBOUND_SOURCE
 from canarymesh.mesh.index import Endpoint, MeshIndex, subset_endpoints
 from canarymesh.mesh.merge import (
     ResolvedPolicy,
     compose_traffic_policy,
 )
-from canarymesh.mesh.model import MeshService, ProxyNode, ServicePort, labels_match
+from canarymesh.mesh.model import MeshService, MeshSettings, ProxyNode, ServicePort, labels_match
 from canarymesh.xds import names, tls
-from canarymesh.xds.endpoints import build_load_assignment, build_static_assignment
+from canarymesh.xds.endpoints import (
+    build_load_assignment,
+    build_local_assignment,
+    build_static_assignment,
+)
 from canarymesh.xds.types import EnvoyJson, JsonValue, duration, typed
 
 # Istio's defaults: 10 s connect timeout (MeshConfig connectTimeout), circuit breakers at
@@ -391,6 +396,7 @@ def build_inbound_cluster(
     container_port: int,
     app_port: int,
     http2: bool = False,
+    pod_ip: str | None = None,
     pool: ConnectionPoolSettings | None = None,
 ) -> EnvoyJson:
     """The local app behind a sidecar port; gRPC/HTTP2 apps get HTTP/2 upstream.
@@ -399,6 +405,10 @@ def build_inbound_cluster(
     connections would cap a busy server below what its clients are allowed), overridden by
     the connectionPool of the DestinationRule of the service the port serves, so that a
     server accepts the volume its clients were allowed.
+
+    In a pod network the app is reached on the pod's IP from 127.0.0.6, as Istio does since
+    1.10: the capture rules leave that source alone, and an app bound to 127.0.0.1 only is not
+    exposed (it is not on a cluster either).
     """
     name = names.inbound_cluster(container_port)
     cluster: EnvoyJson = {
@@ -407,8 +417,12 @@ def build_inbound_cluster(
         "type": "STATIC",
         **translate_connection_pool(pool),
         "lb_policy": "ROUND_ROBIN",
-        "load_assignment": build_static_assignment(name, "127.0.0.1", app_port),
+        "load_assignment": build_static_assignment(name, pod_ip or "127.0.0.1", app_port),
     }
+    if pod_ip is not None:
+        cluster["upstream_bind_config"] = {
+            "source_address": {"address": INBOUND_SOURCE, "port_value": 0}
+        }
     port = ServicePort(name="", port=container_port, target_port=app_port,
                        protocol="http2" if http2 else "http")  # fmt: skip
     protocol_options(cluster, port, pool)
@@ -449,6 +463,26 @@ def build_passthrough_cluster() -> EnvoyJson:
     }
 
 
+def build_original_dst_cluster(name: str, bind: str | None = None) -> EnvoyJson:
+    """Pod networks: ``PassthroughCluster`` (outbound, ALLOW_ANY) and
+    ``InboundPassthroughCluster`` (inbound, from 127.0.0.6): to where the connection was going."""
+    cluster: EnvoyJson = {
+        "name": name,
+        "type": "ORIGINAL_DST",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "connect_timeout": CONNECT_TIMEOUT,
+        # istiod's buildDefaultPassthroughCluster caps both with the default connection pool.
+        "circuit_breakers": {"thresholds": [default_thresholds()]},
+    }
+    if bind is not None:
+        cluster["upstream_bind_config"] = {"source_address": {"address": bind, "port_value": 0}}
+    return cluster
+
+
+def inbound_passthrough_cluster() -> EnvoyJson:
+    return build_original_dst_cluster(names.INBOUND_PASSTHROUGH_CLUSTER, INBOUND_SOURCE)
+
+
 def build_blackhole_cluster() -> EnvoyJson:
     """Where routes to an unknown host or subset go: no endpoints, so Envoy answers 503."""
     return {
@@ -459,13 +493,15 @@ def build_blackhole_cluster() -> EnvoyJson:
     }
 
 
-def build_telemetry_cluster(port: int) -> EnvoyJson:
+def build_telemetry_cluster(settings: MeshSettings) -> EnvoyJson:
     """The runtime's gRPC access-log server (HTTP/2 is required by gRPC)."""
     options = typed(HTTP_OPTIONS, {"explicit_http_config": {"http2_protocol_options": {}}})
     return {
         "name": names.TELEMETRY_CLUSTER,
         "type": "STATIC",
         "connect_timeout": "1s",
-        "load_assignment": build_static_assignment(names.TELEMETRY_CLUSTER, "127.0.0.1", port),
+        "load_assignment": build_local_assignment(
+            names.TELEMETRY_CLUSTER, settings.telemetry_port, settings.telemetry_socket
+        ),
         "typed_extension_protocol_options": {HTTP_OPTIONS: options},
     }

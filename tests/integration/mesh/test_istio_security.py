@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.integration.mesh.conftest import LocalMesh
+from tests.integration.mesh.conftest import LocalMesh, plaintext_get
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -135,13 +135,24 @@ def test_strict_mtls_refuses_a_plaintext_client_and_the_page_still_works(
     bookinfo_mesh: LocalMesh,
 ) -> None:
     mesh = bookinfo_mesh
-    port = _inbound_port(mesh, "details-v1")
+    if mesh.network == "pod":
+        # A client on the pod network without a sidecar (Istio's "legacy" sleep), to the pod.
+        ip = str(mesh.pod("details-v1")["ip"])
+
+        def get() -> bytes:
+            return plaintext_get(ip, 9080, mesh.node_netns)
+    else:
+        port = _inbound_port(mesh, "details-v1")
+
+        def get() -> bytes:
+            return _plaintext_get(port)
+
     # PERMISSIVE (the default): the sidecar answers plaintext too.
-    assert _plaintext_get(port).startswith(b"HTTP/1.1 200")
+    assert get().startswith(b"HTTP/1.1 200")
     mesh.cli("apply", "-f", "-", "--wait", stdin=STRICT)
     try:
         # curl's "000", exit 56: no HTTP answer at all, the connection is closed on the client.
-        assert _plaintext_get(port) == b""
+        assert get() == b""
         # The first page may lose details: productpage's sidecar reused a connection that
         # details' sidecar is draining (its listener changed); the next one is whole.
         status, page = _settled(
@@ -150,4 +161,4 @@ def test_strict_mtls_refuses_a_plaintext_client_and_the_page_still_works(
         assert status == 200 and "Book Details" in page and "Book Reviews" in page
     finally:
         mesh.cli("delete", "-f", "-", "--wait", stdin=STRICT)
-    assert _plaintext_get(port).startswith(b"HTTP/1.1 200")
+    assert get().startswith(b"HTTP/1.1 200")

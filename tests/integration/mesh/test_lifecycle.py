@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,11 +146,8 @@ spec:
         for line in table
     ), table
     pod = small_mesh.json("get", "pods", "-o", "json")["items"][0]
-    proxy = urllib.request.build_opener(
-        urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{pod['ports']['outbound_http']}"})
-    )
-    with proxy.open("http://ratings:9080/ratings/0", timeout=5) as response:
-        assert response.status == 200 and b'"Reviewer1":5' in response.read()
+    status, body = small_mesh.call_from(pod, "http://ratings:9080/ratings/0")
+    assert status == 200 and b'"Reviewer1":5' in body
     small_mesh.cli("delete", "-f", "-", "--wait", stdin=rule)
     statuses = small_mesh.json("proxy-status", "-o", "json")
     assert all(p["synced"] for p in statuses), statuses
@@ -187,4 +183,10 @@ spec:
     v1 = next(p for p in pods if p["deployment"] == "ratings-v1")
     rows = small_mesh.cli("proxy-config", "endpoints", v1["name"]).stdout.splitlines()
     ratings = [r.split() for r in rows if r.endswith("|ratings.default.svc.cluster.local")]
-    assert [r[0] for r in ratings] == [f"127.0.0.1:{v1['ports']['inbound']['9080']}"]
+    # Only the ready pod: its IP and container port, or its sidecar's loopback port.
+    endpoint = (
+        f"{v1['ip']}:9080"
+        if small_mesh.network == "pod"
+        else f"127.0.0.1:{v1['ports']['inbound']['9080']}"
+    )
+    assert [r[0] for r in ratings] == [endpoint]

@@ -58,6 +58,7 @@ class ApiServer:
             web.get("/v1/proxy-config", self._proxy_config),
             web.get("/v1/logs", self._logs),
             web.post("/v1/wait", self._wait),
+            web.get("/v1/exec-target", self._exec_target),
             web.post("/v1/shutdown", self._shutdown),
         ]
         app.add_routes(routes)
@@ -113,19 +114,31 @@ class ApiServer:
         )
 
     async def _pods(self, request: web.Request) -> web.Response:
-        return _json({"items": self.control.reconciler.pod_rows()})
+        return _json({"items": self.control.pod_rows()})
+
+    async def _exec_target(self, request: web.Request) -> web.Response:
+        query = request.query
+        return _json(
+            self.control.exec_target(query["pod"], query.get("namespace"), query.get("container"))
+        )
 
     async def _proxy_status(self, request: web.Request) -> web.Response:
         return _json(self.control.proxy_status())
 
     async def _proxy_config(self, request: web.Request) -> web.Response:
         query = request.query
-        return _json(await self.control.proxy_config(query["pod"], query.get("section", "all")))
+        return _json(
+            await self.control.proxy_config(
+                query["pod"], query.get("section", "all"), query.get("namespace")
+            )
+        )
 
     async def _logs(self, request: web.Request) -> web.Response:
         query = request.query
         tail = int(query["tail"]) if query.get("tail") else None
-        return _json(self.control.logs(query["pod"], query.get("container"), tail))
+        return _json(
+            self.control.logs(query["pod"], query.get("container"), tail, query.get("namespace"))
+        )
 
     async def _wait(self, request: web.Request) -> web.Response:
         body = await _body(request)

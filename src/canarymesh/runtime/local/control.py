@@ -16,6 +16,13 @@ from typing import cast
 from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.mesh.build import INGRESS_LABELS, INGRESS_NAME
 from canarymesh.runtime.local.envoy import EnvoyAdmin
+from canarymesh.runtime.local.pod_status import (
+    container_statuses,
+    find_pod,
+    gateway_rows,
+    pod_rows,
+)
+from canarymesh.runtime.local.pods import app_env
 from canarymesh.runtime.local.reconcile import Reconciler
 from canarymesh.runtime.local.store import Document, Store, split_documents
 from canarymesh.runtime.local.xds_status import NodeStatus
@@ -81,20 +88,22 @@ class ControlPlane:
 
     def converged(self) -> bool:
         reconciler = self.reconciler
-        if reconciler.endpoint_pods != reconciler.ready_pods():
+        if reconciler.pusher.endpoint_pods != reconciler.ready_pods():
             return False  # a pod's readiness changed and its endpoints are not pushed yet
-        status = self.reconciler.ads.status()
-        for name in self.reconciler.running:
+        status = reconciler.pusher.ads.status()
+        for name in reconciler.runner.running:
             node = status.get(name)
             if node is None or not node.settled:
                 return False
         return all(
-            row["ready"] == "2/2" or row["status"] == "CrashLoopBackOff"
-            for row in self.reconciler.pod_rows()
+            row["ready"] == "2/2" or row["status"] == "CrashLoopBackOff" for row in self.pod_rows()
         )
 
+    def pod_rows(self) -> list[JsonDict]:
+        return pod_rows(self.reconciler.runner)
+
     def resources(self, kinds: Sequence[str], namespace: str | None, name: str | None) -> JsonDict:
-        items = self.store.select(kinds, namespace, name)
+        items = [self._with_status(doc) for doc in self.store.select(kinds, namespace, name)]
         ingress = self.ingress_service()
         if (
             "service" in kinds
@@ -105,11 +114,26 @@ class ControlPlane:
             items.append(ingress)
         return {"items": items}
 
+    def _with_status(self, doc: Document) -> Document:
+        """A Service as the API server shows it: with the ClusterIP it was given."""
+        addresses = self.reconciler.addresses
+        if addresses is None or doc.get("kind") != "Service" or doc.get("apiVersion") != "v1":
+            return doc
+        meta = doc.get("metadata")
+        spec = doc.get("spec")
+        if not isinstance(meta, dict) or not isinstance(spec, dict):
+            return doc
+        key = f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+        ip = addresses.assigned["service"].get(key)
+        if ip is None or spec.get("clusterIP") == "None":
+            return doc
+        return {**doc, "spec": {**spec, "clusterIP": ip, "clusterIPs": [ip]}}
+
     def ingress_service(self) -> Document | None:
         """The ``istio-ingressgateway`` Service an Istio install has, so that the seed README's
         ``get svc istio-ingressgateway -n istio-system`` shows where the gateway listens: a
         LoadBalancer on 127.0.0.1 whose nodePort is the local port of each server port."""
-        running = self.reconciler.running.get(INGRESS_NAME)
+        running = self.reconciler.runner.running.get(INGRESS_NAME)
         if running is None:
             return None
         gateway_ports = running.proxy.ports.gateway or (
@@ -136,17 +160,23 @@ class ControlPlane:
 
     def proxy_status(self) -> JsonDict:
         rows = []
-        status = self.reconciler.ads.status()
-        for name, running in sorted(self.reconciler.running.items()):
+        status = self.reconciler.pusher.ads.status()
+        for name, running in sorted(self.reconciler.runner.running.items()):
             node = status.get(name)
-            rows.append({"name": name, "namespace": running.proxy.namespace, **_node_json(node)})
+            rows.append(
+                {
+                    "name": name,
+                    "pod": running.plan.name if running.plan else name,
+                    "namespace": running.proxy.namespace,
+                    **_node_json(node),
+                }
+            )
         return {"proxies": rows}
 
-    async def proxy_config(self, pod: str, section: str) -> JsonDict:
-        running = self.reconciler.running.get(pod)
-        if running is None:
-            raise ConfigError(f"no proxy named {pod!r}; see `canarymesh proxy-status`")
-        async with EnvoyAdmin(running.proxy.ports.admin) as admin:
+    async def proxy_config(self, pod: str, section: str, namespace: str | None = None) -> JsonDict:
+        running = find_pod(self.reconciler.runner, pod, namespace)
+        admin_client = EnvoyAdmin(running.proxy.ports.admin, netns=running.place.netns_path)
+        async with admin_client as admin:
             if section == "endpoints":
                 return await admin.clusters()
             if section == "all":
@@ -161,8 +191,33 @@ class ControlPlane:
                 items += value
         return {"items": items}
 
-    def logs(self, pod: str, container: str | None, tail: int | None) -> JsonDict:
-        children = self.reconciler.containers_of(pod)
+    def exec_target(self, pod: str, namespace: str | None, container: str | None) -> JsonDict:
+        """What ``canarymesh exec`` needs to run a command as the container would: its network
+        namespace, user, environment and working directory."""
+        runner = self.reconciler.runner
+        running = find_pod(runner, pod, namespace)
+        plan = running.plan
+        if plan is None:
+            raise ConfigError(f"{pod} is a gateway: exec runs in pods")
+        if container not in (None, plan.container):
+            raise ConfigError(
+                f"container {container!r} is not in pod {plan.name}: {plan.container}"
+            )
+        env = app_env(plan, running.proxy, self.reconciler.runner.base_env)
+        return {
+            "pod": plan.name,
+            "namespace": plan.namespace,
+            "netns": running.place.netns,
+            "run_as": list(plan.run_as) if plan.run_as else None,
+            "env": env,
+            "cwd": plan.working_dir or str(running.place.pod_dir),
+        }
+
+    def logs(
+        self, pod: str, container: str | None, tail: int | None, namespace: str | None = None
+    ) -> JsonDict:
+        running = find_pod(self.reconciler.runner, pod, namespace)
+        children = container_statuses(self.reconciler.runner, running)
         if container in (None, "app"):
             apps = [name for name in children if name != "istio-proxy"]
             container = apps[0] if apps else "istio-proxy"
@@ -171,7 +226,7 @@ class ControlPlane:
                 f"container {container!r} is not in pod {pod}; choose one of {sorted(children)}"
             )
         name = children[container].name
-        path = self.reconciler.log_dir / f"{name}.log"
+        path = self.reconciler.runner.log_dir / f"{name}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
         if tail is not None:
             text = "\n".join(text.splitlines()[-tail:]) + "\n"
@@ -182,15 +237,15 @@ class ControlPlane:
             {"name": "control-plane", "pid": self.info.get("pid"), "ready": True},
             *(
                 {"name": c.name, "pid": c.pid, "ready": c.ready, "phase": c.phase.value}
-                for c in self.reconciler.supervisor.status()
+                for c in self.reconciler.runner.supervisor.status()
                 if c.phase.value != "Stopped"
             ),
         ]
         return {
             **self.info,
             "components": components,
-            "gateways": self.reconciler.gateway_rows(),
-            "pods": len(self.reconciler.pod_rows()),
+            "gateways": gateway_rows(self.reconciler.runner),
+            "pods": len(self.pod_rows()),
         }
 
 

@@ -39,15 +39,23 @@ def seed_path(recipe: MariaDbRecipe) -> Path:
 
 
 async def prepare_mariadb(
-    recipe: MariaDbRecipe, plan: PodPlan, proxy: ProxyNode, log_dir: Path, backoff: float
+    recipe: MariaDbRecipe,
+    plan: PodPlan,
+    proxy: ProxyNode,
+    log_path: Path,
+    backoff: float,
+    launcher: tuple[str, ...] | None = None,
+    netns: str | None = None,
 ) -> tuple[ProcessSpec, Path]:
-    """An initialised data directory and the server's process spec; returns both."""
+    """An initialised data directory and the server's process spec; returns both.
+
+    In a pod network (``launcher``/``netns``) it listens on the pod's addresses on its container
+    port, as the image does; on the shared network on the loopback port build_mesh allocated."""
     if plan.container_port is None or proxy.ports.app_port(plan.container_port) is None:
         raise ConfigError(f"pod {plan.name}: the database container declares no port")
     port = proxy.ports.app_port(plan.container_port) or 0
     workdir = Path(tempfile.mkdtemp(prefix="cm-db-"))
     as_root = os.geteuid() == 0
-    log_path = log_dir / f"{plan.name}.{plan.container}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         install = await asyncio.create_subprocess_exec(
@@ -62,18 +70,31 @@ async def prepare_mariadb(
     password = dict(plan.env).get("MYSQL_ROOT_PASSWORD", "password")
     init = workdir / "init.sql"
     init.write_text(recipe.init_script(password, seed_path(recipe).read_text()))
-    argv = recipe.argv(workdir / "data", port, workdir / "mysqld.sock", init, as_root)
+    if as_root and plan.run_as is not None:
+        # The pod's volume belongs to its user (Kubernetes' fsGroup), and so does the server.
+        _chown_tree(workdir, *plan.run_as)
+        as_root = False
+    bind = "0.0.0.0" if netns is not None else "127.0.0.1"
+    argv = recipe.argv(workdir / "data", port, workdir / "mysqld.sock", init, as_root, bind)
     spec = ProcessSpec(
-        name=f"{plan.name}.{plan.container}",
+        name=f"{plan.proxy_id}.{plan.container}",
         argv=argv,
         log_path=log_path,
         env={"PATH": os.environ.get("PATH", os.defpath)},
-        probe=TcpProbe(port),
+        probe=TcpProbe(port, netns=netns),
+        launcher=launcher,
         backoff_initial=backoff,
         backoff_max=10.0,
         stop_grace=10.0,
     )
     return spec, workdir
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    os.chown(root, uid, gid)
+    for directory, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            os.chown(os.path.join(directory, name), uid, gid)
 
 
 def remove_workdir(workdir: Path) -> None:

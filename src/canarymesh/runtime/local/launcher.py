@@ -18,8 +18,18 @@ from pathlib import Path
 
 from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.runtime.local.api_client import ApiClient, daemon_info, pid_alive
+from canarymesh.runtime.local.netns import pod_networks_unavailable
+from canarymesh.runtime.local.podnet import remove_pod_network
 
-__all__ = ["LOG_FILE", "check_binaries", "check_port", "start", "stop"]
+__all__ = [
+    "LOG_FILE",
+    "check_binaries",
+    "check_port",
+    "choose_network",
+    "remove_leftovers",
+    "start",
+    "stop",
+]
 
 LOG_FILE = "daemon.log"
 
@@ -58,6 +68,19 @@ def check_port(port: int) -> int:
         return int(sock.getsockname()[1])
 
 
+def choose_network(asked: str) -> tuple[str, str | None]:
+    """``pod`` or ``host`` for ``asked`` (pod, host or auto), and why pods cannot have their own
+    networks when ``auto`` falls back to the shared host network (None otherwise)."""
+    if asked == "host":
+        return "host", None
+    reason = pod_networks_unavailable()
+    if reason is None:
+        return "pod", None
+    if asked == "pod":
+        raise ConfigError(f"--network pod: {reason}; use --network host (the shared network)")
+    return "host", reason
+
+
 def start(
     state_dir: Path,
     ingress_port: int,
@@ -65,6 +88,9 @@ def start(
     prometheus: bool = True,
     restart_backoff: float = 0.5,
     timeout: float = 60.0,
+    network: str = "host",
+    pod_cidr: str | None = None,
+    service_cidr: str | None = None,
 ) -> dict[str, object]:
     """Start the daemon and return its ``daemon.json`` once everything is ready."""
     if daemon_info(state_dir) is not None:
@@ -74,6 +100,10 @@ def start(
     check_binaries(prometheus)
     port = check_port(ingress_port)
     state_dir.mkdir(parents=True, exist_ok=True)
+    cidrs = [
+        *(["--pod-cidr", pod_cidr] if pod_cidr else []),
+        *(["--service-cidr", service_cidr] if service_cidr else []),
+    ]
     argv = [
         sys.executable,
         "-m",
@@ -85,6 +115,9 @@ def start(
         "--restart-backoff",
         str(restart_backoff),
         *([] if prometheus else ["--no-prometheus"]),
+        "--network",
+        network,
+        *cidrs,
     ]
     log_path = state_dir / LOG_FILE
     with log_path.open("ab") as log:
@@ -114,6 +147,7 @@ def stop(state_dir: Path, timeout: float = 20.0) -> int | None:
     """Stop the mesh of ``state_dir``; returns the daemon's pid, None when none was running."""
     info = daemon_info(state_dir)
     if info is None:
+        remove_leftovers(state_dir)
         return None
     pid = int(str(info["pid"]))
     try:
@@ -127,7 +161,13 @@ def stop(state_dir: Path, timeout: float = 20.0) -> int | None:
             os.kill(pid, signal.SIGKILL)
             break
         time.sleep(0.02)
+    remove_leftovers(state_dir)
     return pid
+
+
+def remove_leftovers(state_dir: Path) -> list[str]:
+    """Whatever a control plane that died without cleaning up left of its pod network."""
+    return remove_pod_network(state_dir)
 
 
 def _tail(path: Path, lines: int = 20) -> str:

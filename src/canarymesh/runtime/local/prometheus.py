@@ -68,6 +68,8 @@ class ScrapeJob:
     metrics_path: str = "/metrics"
     targets: tuple[TargetGroup, ...] = ()
     metric_relabel_configs: tuple[Mapping[str, object], ...] = ()
+    # Pod networks: the host reaches the pods' stats only through the scrape proxy.
+    proxy_url: str | None = None
 
 
 def render_config(
@@ -84,6 +86,8 @@ def render_config(
             "metrics_path": job.metrics_path,
             "file_sd_configs": [{"files": [str(targets_path(sd_dir, job.name))]}],
         }
+        if job.proxy_url:
+            scrape["proxy_url"] = job.proxy_url
         if job.metric_relabel_configs:
             scrape["metric_relabel_configs"] = [dict(c) for c in job.metric_relabel_configs]
         scrape_configs.append(scrape)

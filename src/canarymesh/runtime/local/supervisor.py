@@ -29,11 +29,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from canarymesh.errors import ConfigError, TemporaryError
+from canarymesh.runtime.local.netns import socket_in_netns
 
 __all__ = [
     "ChildStatus",
+    "ExecProbe",
     "HttpProbe",
     "Phase",
+    "Probe",
+    "ProbeTiming",
     "ProcessSpec",
     "RestartPolicy",
     "Supervisor",
@@ -44,18 +48,44 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class HttpProbe:
-    """Ready when ``GET url`` answers ``status`` (one plain request, loopback only)."""
+    """Passes when ``GET url`` answers ``status`` (or, with ``any_success``, any 2xx/3xx as the
+    kubelet counts); ``netns``: the request is made inside that network namespace file."""
 
     url: str
     status: int = 200
+    netns: str | None = None
+    any_success: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class TcpProbe:
-    """Ready when something accepts a TCP connection on ``host:port``."""
+    """Passes when something accepts a TCP connection on ``host:port`` (inside ``netns``)."""
 
     port: int
     host: str = "127.0.0.1"
+    netns: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecProbe:
+    """Passes when ``argv`` exits 0, started with the container's own launcher and env."""
+
+    argv: tuple[str, ...]
+
+
+Probe = HttpProbe | TcpProbe | ExecProbe
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTiming:
+    """Kubernetes' probe fields, in seconds and counts (its defaults)."""
+
+    initial_delay: float = 0.0
+    period: float = 10.0
+    timeout: float = 1.0
+    success_threshold: int = 1
+    failure_threshold: int = 3
 
 
 class RestartPolicy(enum.Enum):
@@ -73,7 +103,15 @@ class ProcessSpec:
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
-    probe: HttpProbe | TcpProbe | None = None
+    # Readiness. Without ``readiness`` timing the child is ready from its probe's first success
+    # until it exits (the mesh's own processes); with it, the kubelet's loop runs for its life.
+    probe: Probe | None = None
+    readiness: ProbeTiming | None = None
+    # Liveness, as the kubelet: ``failure_threshold`` failures in a row restart the child.
+    liveness: Probe | None = None
+    liveness_timing: ProbeTiming = field(default_factory=ProbeTiming)
+    # Replaces the supervisor's launcher (a pod's: its network namespace and user, then exec).
+    launcher: tuple[str, ...] | None = None
     restart: RestartPolicy = RestartPolicy.ALWAYS
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
@@ -114,6 +152,8 @@ class _Child:
     error: str | None = None
     stopping: bool = False
     task: asyncio.Task[None] | None = None
+    # Why the kubelet-style liveness probe last killed it, for ``describe``.
+    killed_by_liveness: int = 0
 
     def status(self) -> ChildStatus:
         pid = self.proc.pid if self.proc and self.proc.returncode is None else None
@@ -177,6 +217,10 @@ class Supervisor:
     def status(self) -> list[ChildStatus]:
         return [child.status() for _, child in sorted(self._children.items())]
 
+    def has(self, name: str) -> bool:
+        """Whether ``name`` was started (and not replaced since); it may have stopped."""
+        return name in self._children
+
     def child_status(self, name: str) -> ChildStatus:
         return self._child(name).status()
 
@@ -219,9 +263,12 @@ class Supervisor:
                 child.phase, child.error = Phase.FAILED, f"cannot run {spec.argv[0]}: {err}"
                 return
             child.proc, started = proc, loop.time()
-            prober = loop.create_task(self._probe_until_ready(child))
+            probers = [loop.create_task(self._readiness(child))]
+            if spec.liveness is not None:
+                probers.append(loop.create_task(self._liveness(child, proc)))
             code = await proc.wait()
-            prober.cancel()
+            for prober in probers:
+                prober.cancel()
             child.ready, child.last_exit_code = False, code
             if child.stopping:
                 return
@@ -239,17 +286,60 @@ class Supervisor:
             child.phase = Phase.BACKOFF
             await asyncio.sleep(delay)
 
-    async def _probe_until_ready(self, child: _Child) -> None:
-        probe = child.spec.probe
+    async def _readiness(self, child: _Child) -> None:
+        """Poll quickly until the first success (the kubelet waits a whole period; locally
+        that only slows start-up), then, with ``readiness`` timing, the kubelet's loop."""
+        spec = child.spec
+        probe, timing = spec.probe, spec.readiness
+        if timing is not None and timing.initial_delay:
+            await asyncio.sleep(timing.initial_delay)
         interval = self._probe_interval
-        while probe is not None and not await _probe_once(probe):
+        timeout = timing.timeout if timing is not None else 1.0
+        while probe is not None and not await _probe_once(probe, spec, timeout):
             await asyncio.sleep(interval)
             interval = min(interval * 1.5, 0.5)
         child.ready, child.phase = True, Phase.RUNNING
+        if probe is None or timing is None:
+            return
+        successes = failures = 0
+        while True:
+            await asyncio.sleep(timing.period)
+            if await _probe_once(probe, spec, timing.timeout):
+                successes, failures = successes + 1, 0
+                if successes >= timing.success_threshold:
+                    child.ready = True
+            else:
+                successes, failures = 0, failures + 1
+                if failures >= timing.failure_threshold:
+                    child.ready = False
+
+    async def _liveness(self, child: _Child, proc: asyncio.subprocess.Process) -> None:
+        spec = child.spec
+        probe, timing = spec.liveness, spec.liveness_timing
+        assert probe is not None
+        await asyncio.sleep(timing.initial_delay)
+        failures = 0
+        while proc.returncode is None:
+            if await _probe_once(probe, spec, timing.timeout):
+                failures = 0
+            else:
+                failures += 1
+                if failures >= timing.failure_threshold:
+                    # As the kubelet: the container is killed and restarted by its policy.
+                    child.killed_by_liveness += 1
+                    _signal_group(proc.pid, signal.SIGTERM)
+                    try:
+                        await asyncio.wait_for(proc.wait(), spec.stop_grace)
+                    except TimeoutError:
+                        _signal_group(proc.pid, signal.SIGKILL)
+                    return
+            await asyncio.sleep(timing.period)
 
 
 async def _spawn(spec: ProcessSpec, launcher: Sequence[str]) -> asyncio.subprocess.Process:
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+    if spec.launcher is not None:
+        launcher = spec.launcher
     program = spec.argv[0]
     if "/" not in program:
         found = shutil.which(program, path=spec.env.get("PATH", os.defpath))
@@ -297,33 +387,85 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-async def _probe_once(probe: HttpProbe | TcpProbe) -> bool:
+async def _probe_once(probe: Probe, spec: ProcessSpec, timeout: float = 1.0) -> bool:
+    if isinstance(probe, ExecProbe):
+        return await _exec_probe(probe, spec, timeout)
     if isinstance(probe, TcpProbe):
-        return await _exchange(probe.host, probe.port, b"") is not None
+        return await _exchange(probe.host, probe.port, b"", probe.netns, timeout) is not None
     url = urlsplit(probe.url)
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    extra = "".join(f"{k}: {v}\r\n" for k, v in probe.headers)
     # HTTP/1.1: Envoy's admin (like its listeners by default) refuses HTTP/1.0 with a 426.
-    request = f"GET {path} HTTP/1.1\r\nHost: {url.netloc}\r\nConnection: close\r\n\r\n".encode()
-    status_line = await _exchange(url.hostname or "127.0.0.1", url.port or 80, request)
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {url.netloc}\r\n{extra}Connection: close\r\n\r\n"
+    ).encode()
+    status_line = await _exchange(
+        url.hostname or "127.0.0.1", url.port or 80, request, probe.netns, timeout
+    )
     parts = (status_line or b"").split()
-    return len(parts) >= 2 and parts[1] == str(probe.status).encode()
+    if len(parts) < 2 or not parts[1].isdigit():
+        return False
+    if probe.any_success:
+        return 200 <= int(parts[1]) < 400
+    return parts[1] == str(probe.status).encode()
 
 
-async def _exchange(host: str, port: int, request: bytes) -> bytes | None:
+async def _exec_probe(probe: ExecProbe, spec: ProcessSpec, timeout: float) -> bool:
+    launcher = list(spec.launcher or ())
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *launcher,
+            *probe.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=dict(spec.env),
+            cwd=spec.cwd,
+            start_new_session=True,
+        )
+    except OSError:
+        return False
+    try:
+        return await asyncio.wait_for(proc.wait(), timeout) == 0
+    except TimeoutError:
+        _signal_group(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        return False
+
+
+async def _exchange(
+    host: str, port: int, request: bytes, netns: str | None = None, timeout: float = 1.0
+) -> bytes | None:
     """Connect, send ``request`` and return the first line back (b"" if nothing was sent)."""
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+        if netns is None:
+            connecting = asyncio.open_connection(host, port)
+        else:
+            connecting = _open_in_netns(netns, host, port)
+        reader, writer = await asyncio.wait_for(connecting, timeout)
     except (OSError, TimeoutError):
         return None
     try:
         if not request:
             return b""
         writer.write(request)
-        return await asyncio.wait_for(reader.readline(), 1.0)
+        return await asyncio.wait_for(reader.readline(), timeout)
     except (OSError, TimeoutError):
         return None
     finally:
         writer.close()
+
+
+async def _open_in_netns(
+    netns: str, host: str, port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    sock = socket_in_netns(netns)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    except OSError:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock)
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:

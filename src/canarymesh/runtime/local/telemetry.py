@@ -27,6 +27,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import grpc
@@ -36,12 +37,14 @@ from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from canarymesh.errors import TemporaryError
+from canarymesh.runtime.local.sockets import restrict_socket
 from canarymesh.runtime.local.telemetry_metrics import HttpSeries, IstioMetrics, TcpSeries
 from canarymesh.xds import names
 from canarymesh.xds.telemetry import (
     UNKNOWN,
     PeerInfo,
     Reporter,
+    claimed_source,
     labels_from_log_entry,
     labels_from_tcp_entry,
 )
@@ -75,8 +78,9 @@ def _sans(common: Any) -> tuple[str, ...]:
     )
 
 
-def _http_key(entry: Any) -> tuple[object, ...]:
-    """Every field :func:`labels_from_log_entry` reads, raw: equal keys, equal labels.
+def _http_key(entry: Any, pod_network: bool = False) -> tuple[object, ...]:
+    """Every field :func:`labels_from_log_entry` reads, raw: equal keys, equal labels (in a pod
+    network the peers' addresses too, which name the other side).
 
     Unequal keys may still give equal labels (a certificate's subject, say); they then share
     one series, since :meth:`IstioMetrics.http_series` is keyed by label values.
@@ -98,6 +102,9 @@ def _http_key(entry: Any) -> tuple[object, ...]:
         common.response_flags.SerializeToString(deterministic=True),
         tls.tls_version,
         tls.peer_certificate_properties.SerializeToString(deterministic=True),
+        tls.tls_sni_hostname,
+        common.downstream_remote_address.socket_address.address if pod_network else "",
+        common.upstream_remote_address.socket_address.address if pod_network else "",
     )
 
 
@@ -134,15 +141,23 @@ class TelemetryCollector:
         registry: CollectorRegistry | None = None,
         *,
         addresses: Callable[[str], PeerInfo | None] | None = None,
+        services: Callable[[str], frozenset[str] | None] | None = None,
+        pod_network: bool = False,
     ) -> None:
         """``peers`` maps a proxy's node id to its workload; ``addresses`` (optional) maps a
-        sidecar's inbound ``host:port`` to its workload, naming the destination of outbound TCP
-        connections (which carry no exchange headers). Without it the collector learns those
-        addresses from the inbound logs it has seen."""
+        sidecar's inbound ``host:port`` (a pod's IP with ``pod_network``) to its workload,
+        naming the destination of outbound TCP connections (which carry no exchange headers).
+        Without it the collector learns those addresses from the inbound logs it has seen.
+
+        With ``pod_network`` the other side of every request is the pod behind its remote
+        address (pods cannot forge their address), never what a header claims; ``services``
+        names the services that select a proxy, the only ones its inbound logs may name."""
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = IstioMetrics(self.registry)
         self._peers = peers
         self._addresses = addresses
+        self._services = services
+        self._pod_network = pod_network
         self._learned: dict[str, PeerInfo] = {}
         self._by_principal: dict[str, PeerInfo | None] = {}
         self._server: grpc.aio.Server | None = None
@@ -162,6 +177,18 @@ class TelemetryCollector:
         await server.start()
         self._server = server
         return bound
+
+    async def start_unix(self, path: Path, owner: tuple[int, int] | None = None) -> str:
+        """Listen for access logs on the Unix socket ``path`` (0600, owned by ``owner``)."""
+        path.unlink(missing_ok=True)
+        server = grpc.aio.server()
+        als_pb2_grpc.add_AccessLogServiceServicer_to_server(_Servicer(self), server)
+        if server.add_insecure_port(f"unix:{path}") == 0:
+            raise TemporaryError(f"telemetry server could not bind unix:{path}", delay=1.0)
+        await server.start()
+        restrict_socket(path, owner)
+        self._server = server
+        return str(path)
 
     async def serve_metrics(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Serve ``GET /metrics`` (Prometheus text format); returns the port."""
@@ -238,7 +265,7 @@ class TelemetryCollector:
         cache = stream.http
         for entry in entries:
             try:
-                key = _http_key(entry)
+                key = _http_key(entry, self._pod_network)
                 series = cache.get(key)
                 if series is None:
                     series = self._new_http_series(stream, entry, key)
@@ -253,7 +280,19 @@ class TelemetryCollector:
         self.entries += len(entries)
 
     def _new_http_series(self, stream: _Stream, entry: Any, key: tuple[object, ...]) -> HttpSeries:
-        labels = labels_from_log_entry(_as_json(entry), stream.reporter, stream.local)
+        common = entry.common_properties
+        peer = None
+        if self._pod_network:
+            remote = (
+                common.downstream_remote_address
+                if stream.reporter == "destination"
+                else common.upstream_remote_address
+            )
+            peer = self._by_address(remote.socket_address.address) or _UNKNOWN_PEER
+        services = self._services(stream.node_id) if self._services is not None else None
+        labels = labels_from_log_entry(
+            _as_json(entry), stream.reporter, stream.local, peer, services
+        )
         series = self.metrics.http_series(labels)
         if len(stream.http) >= _CACHE_LIMIT:
             stream.http.clear()
@@ -276,7 +315,16 @@ class TelemetryCollector:
             # The mesh logs a connection once, when it ends (opened and closed are counted
             # then); on-connect and periodic entries would count it twice.
             return
-        if stream.reporter == "destination":
+        if self._pod_network:
+            remote = (
+                common.downstream_remote_address
+                if stream.reporter == "destination"
+                else common.upstream_remote_address
+            )
+            peer = self._by_address(remote.socket_address.address) or _UNKNOWN_PEER
+            if stream.reporter == "destination":
+                peer = claimed_source(_sans(common)[0] if _sans(common) else UNKNOWN, peer)
+        elif stream.reporter == "destination":
             self._learn(_address(common.downstream_local_address), stream)
             peer = self._caller(common)
         else:
@@ -303,6 +351,9 @@ class TelemetryCollector:
             if len(self._learned) >= _ADDRESS_LIMIT:
                 self._learned.clear()
             self._learned[address] = stream.local
+
+    def _by_address(self, address: str) -> PeerInfo | None:
+        return self._addresses(address) if self._addresses is not None else None
 
     def _callee(self, address: str) -> PeerInfo:
         found = self._addresses(address) if self._addresses is not None else None

@@ -16,9 +16,13 @@ import json
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 from aiohttp import web
+
+from canarymesh.errors import TemporaryError
+from canarymesh.runtime.local.sockets import restrict_socket
 
 __all__ = ["SpanStore", "TraceQuery", "TracingCollector"]
 
@@ -156,6 +160,15 @@ class TracingCollector:
         sockets = getattr(server, "sockets", None) or []
         self.port = int(sockets[0].getsockname()[1]) if sockets else port
         return self.port
+
+    async def start_unix(self, path: Path, owner: tuple[int, int] | None = None) -> str:
+        """Also take spans on the Unix socket ``path``, where the pods' proxies send them."""
+        if self._runner is None:
+            raise TemporaryError("start the collector's HTTP port first", delay=0.0)
+        path.unlink(missing_ok=True)
+        await web.UnixSite(self._runner, str(path)).start()
+        restrict_socket(path, owner)
+        return str(path)
 
     async def stop(self) -> None:
         if self._runner is not None:
