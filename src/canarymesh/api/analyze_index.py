@@ -120,7 +120,7 @@ class AnalysisIndex:
         self.all = list(latest.values())
         self.services = select(self.all, kube.Service)
         self.deployments = select(self.all, kube.Deployment)
-        self.pods = [r for r in select(self.all, kube.PodSpec) if r.kind == "Pod"]
+        self.pods = select(self.all, kube.Pod)
         self.nodes = {r.name: r.metadata.labels for r in select(self.all, kube.Node)}
         self.accounts = select(self.all, kube.ServiceAccount)
         self.secrets = select(self.all, kube.Secret)

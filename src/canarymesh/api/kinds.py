@@ -56,7 +56,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("", "Secret", ("v1",), kube.Secret, body="top"),
     KindInfo("", "ConfigMap", ("v1",), kube.ConfigMap, body="top"),
     KindInfo("apps", "Deployment", ("v1",), kube.Deployment),
-    KindInfo("", "Pod", ("v1",), kube.PodSpec, local_mesh=False),
+    KindInfo("", "Pod", ("v1",), kube.Pod, local_mesh=False),
     KindInfo("", "Node", ("v1",), kube.Node, local_mesh=False),
     _istio("networking.istio.io", "VirtualService", _ISTIO_NETWORKING_VERSIONS,
            istio_networking.VirtualService),

@@ -26,6 +26,7 @@ __all__ = [
     "LabelSelector",
     "Namespace",
     "Node",
+    "Pod",
     "PodSpec",
     "PodTemplateMetadata",
     "PodTemplateSpec",
@@ -143,12 +144,16 @@ class Container(KubeModel):
 
 
 class PodSpec(KubeModel):
-    """A pod template's spec, and a bare Pod's (which the local mesh does not run)."""
-
     containers: tuple[Container, ...] = ()
     init_containers: tuple[Container, ...] = ()
     service_account_name: Str | None = None
     security_context: SecurityContext | None = None
+
+
+class Pod(PodSpec):
+    """A bare Pod's spec, which the local mesh does not run and analysis reads. A field of its
+    own (not of PodSpec): the local runtime names pods after their template's fields."""
+
     node_name: Str | None = None
 
 

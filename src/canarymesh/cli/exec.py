@@ -34,11 +34,7 @@ def exec_argv(target: dict[str, object], command: tuple[str, ...]) -> list[str]:
         # As the app runs: root without the capabilities that would reach past the sidecar.
         from canarymesh.runtime.local.sandbox import app_launcher
 
-        launcher = app_launcher(str(netns), None) or ()
-        argv = list(launcher)
-        if "--pdeathsig" in argv:  # exec'd by the user's shell, not by the supervisor
-            at = argv.index("--pdeathsig")
-            del argv[at : at + 2]
+        argv = list(app_launcher(str(netns), None) or ())
     return argv + list(command)
 
 

@@ -125,7 +125,10 @@ def status_command(output: str) -> None:
     for gateway in status.get("gateways", []):  # type: ignore[attr-defined]
         ports = ", ".join(f"{k}->{v}" for k, v in gateway.get("ports", {}).items()) or "none yet"
         click.echo(f"gateway     {gateway['name']}: server port -> local port: {ports}")
-    click.echo(f"{'COMPONENT':<48} {'PID':>8}  READY")
+    click.echo(f"{'COMPONENT':<52} {'PID':>8}  {'READY':<5}  {'STATUS':<16} RESTARTS")
     for component in status.get("components", []):  # type: ignore[attr-defined]
         ready = "yes" if component.get("ready") else "no"
-        click.echo(f"{component['name']:<48} {component.get('pid') or '-':>8}  {ready}")
+        click.echo(
+            f"{component['name']:<52} {component.get('pid') or '-':>8}  {ready:<5}"
+            f"  {component.get('phase', '-'):<16} {component.get('restarts', 0)}"
+        )

@@ -150,6 +150,8 @@ class WorkloadIdentity:
     cert_chain: str
     private_key: str
     root_cert: str
+    # The proxy's credential for the runtime's access-log server (sent as gRPC metadata).
+    telemetry_token: str = ""
 
 
 @dataclass(frozen=True, slots=True)

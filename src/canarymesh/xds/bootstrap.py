@@ -56,9 +56,12 @@ def admin(proxy: ProxyNode) -> EnvoyJson:
     return {"address": socket_address("127.0.0.1", proxy.ports.admin)}
 
 
-def build_stats_listener() -> tuple[EnvoyJson, EnvoyJson]:
-    """Istio's ``0.0.0.0:15090`` stats listener and its admin cluster: in a pod network the admin
-    stays on the pod's loopback and Prometheus reads ``/stats/prometheus`` on the pod IP."""
+def build_stats_listener(
+    address: EnvoyJson | None = None, admin_address: EnvoyJson | None = None
+) -> tuple[EnvoyJson, EnvoyJson]:
+    """Istio's ``0.0.0.0:15090`` stats listener and its admin cluster: the admin stays private
+    (the pod's loopback, or a 0600 Unix socket on the shared network) and Prometheus reads
+    ``/stats/prometheus`` here, the listener's one route (``address``: where it listens)."""
     cluster: EnvoyJson = {
         "name": names.STATS_CLUSTER,
         "type": "STATIC",
@@ -68,7 +71,11 @@ def build_stats_listener() -> tuple[EnvoyJson, EnvoyJson]:
             "endpoints": [
                 {
                     "lb_endpoints": [
-                        {"endpoint": {"address": socket_address("127.0.0.1", ADMIN_PORT)}}
+                        {
+                            "endpoint": {
+                                "address": admin_address or socket_address("127.0.0.1", ADMIN_PORT)
+                            }
+                        }
                     ]
                 }
             ],
@@ -95,7 +102,7 @@ def build_stats_listener() -> tuple[EnvoyJson, EnvoyJson]:
     )
     listener: EnvoyJson = {
         "name": names.STATS_LISTENER,
-        "address": socket_address("0.0.0.0", STATS_PORT),
+        "address": address or socket_address("0.0.0.0", STATS_PORT),
         "filter_chains": [
             {
                 "filters": [
@@ -112,9 +119,32 @@ def xds_address(xds: int | str) -> EnvoyJson:
     return pipe_address(xds) if isinstance(xds, str) else socket_address("127.0.0.1", xds)
 
 
-def build_ads_bootstrap(proxy: ProxyNode, settings: MeshSettings, xds: int | str) -> EnvoyJson:
+def ads_service(token: str | None) -> EnvoyJson:
+    service: EnvoyJson = {
+        "envoy_grpc": {
+            "cluster_name": names.XDS_CLUSTER,
+            # Reconnect quickly after a control-plane restart (default base 0.5s).
+            "retry_policy": {"retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}},
+        }
+    }
+    if token:
+        service["initial_metadata"] = [{"key": names.PROXY_TOKEN_METADATA, "value": token}]
+    return service
+
+
+def build_ads_bootstrap(
+    proxy: ProxyNode,
+    settings: MeshSettings,
+    xds: int | str,
+    token: str | None = None,
+    admin_socket: str | None = None,
+) -> EnvoyJson:
     """What a live proxy starts with: its node, admin, and one gRPC ADS cluster (``xds`` is the
-    server's loopback port or Unix socket path); in a pod network also the 15090 stats port."""
+    server's loopback port or Unix socket path; ``token`` the proxy's credential, sent as gRPC
+    metadata on the ADS stream); in a pod network also the 15090 stats port.
+
+    ``admin_socket`` (the shared network): the admin listens on that Unix socket, mode 0600,
+    and ``proxy.ports.admin`` serves only ``/stats/prometheus``, as 15090 does in a pod."""
     http2 = typed(
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         {"explicit_http_config": {"http2_protocol_options": {}}},
@@ -133,29 +163,27 @@ def build_ads_bootstrap(proxy: ProxyNode, settings: MeshSettings, xds: int | str
     }
     ads: EnvoyJson = {"ads": {}, "resource_api_version": "V3"}
     static: EnvoyJson = {"clusters": [xds_cluster]}
-    if proxy.network is not None:
+    admin_config = admin(proxy)
+    if admin_socket is not None:
+        private: EnvoyJson = {"pipe": {"path": admin_socket, "mode": 0o600}}
+        admin_config = {"address": private}
+        stats_listener, stats_cluster = build_stats_listener(
+            socket_address("127.0.0.1", proxy.ports.admin), {"pipe": {"path": admin_socket}}
+        )
+        static = {"listeners": [stats_listener], "clusters": [xds_cluster, stats_cluster]}
+    elif proxy.network is not None:
         stats_listener, stats_cluster = build_stats_listener()
         static = {"listeners": [stats_listener], "clusters": [xds_cluster, stats_cluster]}
     return {
         "node": node(proxy, settings),
-        "admin": admin(proxy),
+        "admin": admin_config,
         "stats_config": stats_config(),
         "dynamic_resources": {
             "ads_config": {
                 "api_type": "GRPC",
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": True,
-                "grpc_services": [
-                    {
-                        "envoy_grpc": {
-                            "cluster_name": names.XDS_CLUSTER,
-                            # Reconnect quickly after a control-plane restart (default base 0.5s).
-                            "retry_policy": {
-                                "retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}
-                            },
-                        }
-                    }
-                ],
+                "grpc_services": [ads_service(token)],
             },
             "cds_config": dict(ads),
             "lds_config": copy.deepcopy(ads),

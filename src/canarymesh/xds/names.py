@@ -43,6 +43,8 @@ DNS_LISTENER = "dns"
 OUTBOUND_HTTP_ROUTE = "outbound_http_proxy"
 PASSTHROUGH_VHOST = "allow_any"
 BLOCK_ALL_VHOST = "block_all"
+# gRPC metadata carrying a proxy's credential to the runtime's xDS and access-log servers.
+PROXY_TOKEN_METADATA = "x-canarymesh-proxy-token"
 # The local mesh's metadata-exchange headers (Istio's x-envoy-peer-metadata, simplified).
 SOURCE_PEER_HEADER = "x-canarymesh-source"
 DESTINATION_PEER_HEADER = "x-canarymesh-destination"

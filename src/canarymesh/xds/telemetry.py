@@ -98,6 +98,15 @@ def peer_info(proxy: ProxyNode, settings: MeshSettings) -> PeerInfo:
     )
 
 
+def grpc_service(proxy: ProxyNode) -> dict[str, JsonValue]:
+    """The telemetry server, with the proxy's token when the runtime issued one."""
+    service: dict[str, JsonValue] = {"envoy_grpc": {"cluster_name": names.TELEMETRY_CLUSTER}}
+    token = proxy.identity.telemetry_token if proxy.identity is not None else ""
+    if token:
+        service["initial_metadata"] = [{"key": names.PROXY_TOKEN_METADATA, "value": token}]
+    return service
+
+
 def build_access_logs(proxy: ProxyNode, direction: str, settings: MeshSettings) -> list[JsonValue]:
     """The HCM ``access_log`` list: empty when the mesh runs without a telemetry server."""
     if not settings.has_telemetry:
@@ -107,7 +116,7 @@ def build_access_logs(proxy: ProxyNode, direction: str, settings: MeshSettings) 
         {
             "common_config": {
                 "log_name": names.access_log_name(proxy.id, direction),
-                "grpc_service": {"envoy_grpc": {"cluster_name": names.TELEMETRY_CLUSTER}},
+                "grpc_service": grpc_service(proxy),
                 "transport_api_version": "V3",
             },
             "additional_request_headers_to_log": [
@@ -131,7 +140,7 @@ def build_tcp_access_logs(
         {
             "common_config": {
                 "log_name": names.access_log_name(proxy.id, direction),
-                "grpc_service": {"envoy_grpc": {"cluster_name": names.TELEMETRY_CLUSTER}},
+                "grpc_service": grpc_service(proxy),
                 "transport_api_version": "V3",
             }
         },

@@ -132,22 +132,10 @@ class LocalMesh:
             return int(err.code), bytes(err.read())
 
     def admin_stats(self, pod: dict[str, Any]) -> dict[str, int]:
-        """The counters and gauges of ``pod``'s sidecar (its admin ``/stats``): on the pod's own
-        loopback in a pod network, so read from inside the pod."""
-        if self.network == "pod":
-            script = "import urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())"
-            text = self.exec(
-                str(pod["name"]),
-                sys.executable,
-                "-c",
-                "import sys; " + script,
-                "http://127.0.0.1:15000/stats",
-                namespace=str(pod["namespace"]),
-            )
-        else:
-            url = f"http://127.0.0.1:{pod['ports']['admin']}/stats"
-            with _NO_PROXY.open(url, timeout=5) as response:
-                text = response.read().decode()
+        """The counters and gauges of ``pod``'s sidecar (its admin ``/stats``, which is private:
+        the pod's loopback or a 0600 socket), read through the control plane."""
+        query = {"pod": str(pod["name"]), "namespace": str(pod["namespace"]), "section": "stats"}
+        text = str(self.api().get("/v1/proxy-config", query)["text"])
         found = {}
         for line in text.splitlines():
             name, _, value = line.rpartition(": ")

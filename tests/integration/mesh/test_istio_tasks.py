@@ -317,8 +317,9 @@ def test_circuit_breaking_overflows_with_503_and_x_envoy_overloaded(mesh: LocalM
     start = time.monotonic()
     mesh.cli("apply", "-f", "-", "--wait", stdin=CIRCUIT_BREAKER)
     # The changed details cluster warms with its endpoints at once (it once waited out Envoy's
-    # 15 s initial fetch timeout, the control plane not resending unchanged endpoints).
-    assert time.monotonic() - start < 5
+    # 15 s initial fetch timeout, the control plane not resending unchanged endpoints): well
+    # under that timeout even on a machine loaded by other suites.
+    assert time.monotonic() - start < 12
     try:
         before = _pending_overflow(mesh)
         # From inside the mesh, like fortio: a program in productpage's pod calls details through

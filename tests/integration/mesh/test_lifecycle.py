@@ -3,6 +3,7 @@ left behind, neither after ``down`` nor after the control plane is SIGKILLed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -121,7 +122,7 @@ def test_delete_stops_the_pods_and_forgets_the_proxy(small_mesh: LocalMesh) -> N
     assert again.stdout.splitlines()[0] == "service/ratings not found"
 
 
-def test_a_nacked_config_is_reported_and_the_previous_one_keeps_serving(
+def test_a_config_a_proxy_rejects_is_refused_whole_and_never_stored(
     small_mesh: LocalMesh,
 ) -> None:
     # Valid for the api package, refused by Envoy (RingHashLbConfig allows at most 8388608).
@@ -135,22 +136,24 @@ spec:
     loadBalancer:
       consistentHash: {httpHeaderName: x-user, minimumRingSize: 100000000}
 """
-    small_mesh.cli("apply", "-f", "-", "--wait", stdin=rule)
-    table = small_mesh.cli("proxy-status").stdout.splitlines()
-    ratings = next(line for line in table if line.startswith("ratings-v1-"))
-    assert ratings.split()[1] == "NACKED"
-    assert any(
-        line.startswith("ratings-v1-")
-        and "NACKED Cluster: Proto constraint validation failed" in line
-        and "8388608" in line
-        for line in table
-    ), table
+    for _ in range(2):  # refused again, never "unchanged": nothing was stored
+        done = small_mesh.cli("apply", "-f", "-", stdin=rule, check=False)
+        assert done.returncode != 0
+        error = done.stdout + done.stderr
+        assert "nothing was applied" in error and "ratings-v1-" in error, error
+        assert "Proto constraint validation failed" in error and "8388608" in error, error
+        assert "Traceback" not in error
+    listed = small_mesh.cli("get", "destinationrules", check=False)
+    assert "ratings" not in listed.stdout
+    # Every proxy is back on (and ACKed) its previous config, which keeps serving.
+    statuses = small_mesh.json("proxy-status", "-o", "json")
+    assert all(p["synced"] and not p["errors"] for p in statuses), statuses
     pod = small_mesh.json("get", "pods", "-o", "json")["items"][0]
     status, body = small_mesh.call_from(pod, "http://ratings:9080/ratings/0")
     assert status == 200 and b'"Reviewer1":5' in body
-    small_mesh.cli("delete", "-f", "-", "--wait", stdin=rule)
-    statuses = small_mesh.json("proxy-status", "-o", "json")
-    assert all(p["synced"] for p in statuses), statuses
+    # And a restart pushes what is stored: still nothing of the refused rule.
+    clusters = small_mesh.json("proxy-config", "clusters", str(pod["name"]), "-o", "json")
+    assert "100000000" not in json.dumps(clusters)
 
 
 def test_a_pod_that_is_not_ready_gets_no_traffic(small_mesh: LocalMesh) -> None:

@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from canarymesh.errors import ConfigError
-from canarymesh.mesh.build import AddressKey
+
+# ("pod" | "service" | "entry", owner): the shape of mesh.build.AddressKey, without its imports
+# (the CLI reads this module's defaults and should start fast).
+AddressKey = tuple[str, str]
 
 __all__ = ["DEFAULT_POD_CIDR", "DEFAULT_SERVICE_CIDR", "ENTRY_CIDR", "AddressBook"]
 

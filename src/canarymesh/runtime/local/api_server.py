@@ -12,7 +12,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from aiohttp import web
 
 from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.runtime.local.control import ControlPlane, JsonDict
+from canarymesh.runtime.local.credentials import write_secret_file
 
 __all__ = ["ApiServer", "write_token"]
 
@@ -30,13 +30,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def write_token(path: Path) -> str:
-    """A fresh random token in ``path``, readable by its owner only."""
+    """A fresh random token in ``path``, readable by the mesh's secrets owner only (the CLI as
+    root or as the mesh's user reads it; an unprivileged app in a pod does not)."""
     token = secrets.token_urlsafe(32)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token)
-    os.replace(tmp, path)
+    write_secret_file(path, token.encode())
     return token
 
 

@@ -64,9 +64,17 @@ class ControlPlane:
             after, changes = plan(documents)
             pushed: list[str] = []
             if after != self.store.documents:
+                # Atomic: validated and translated, pushed, and stored only once no running
+                # proxy rejected it; a rejection takes the push back and stores nothing.
                 prepared = self.reconciler.prepare(after)
+                staged = self.reconciler.stage(prepared)
+                rejected = await self.reconciler.rejections(staged)
+                if rejected:
+                    self.reconciler.restore(staged)
+                    raise ConfigError(_rejection_message(rejected))
                 self.store.commit(after)
-                pushed = await self.reconciler.realise(prepared)
+                await self.reconciler.finish(prepared)
+                pushed = staged.pushed
         applied_ms = (time.perf_counter() - started) * 1000
         if wait:
             await self.wait_converged(timeout)
@@ -175,8 +183,12 @@ class ControlPlane:
 
     async def proxy_config(self, pod: str, section: str, namespace: str | None = None) -> JsonDict:
         running = find_pod(self.reconciler.runner, pod, namespace)
-        admin_client = EnvoyAdmin(running.proxy.ports.admin, netns=running.place.netns_path)
+        admin_client = EnvoyAdmin(
+            running.proxy.ports.admin, netns=running.place.netns_path, unix=running.admin_socket
+        )
         async with admin_client as admin:
+            if section == "stats":
+                return {"text": await admin.stats_text()}
             if section == "endpoints":
                 return await admin.clusters()
             if section == "all":
@@ -234,9 +246,21 @@ class ControlPlane:
 
     def status(self) -> JsonDict:
         components = [
-            {"name": "control-plane", "pid": self.info.get("pid"), "ready": True},
+            {
+                "name": "control-plane",
+                "pid": self.info.get("pid"),
+                "ready": True,
+                "phase": "Running",
+                "restarts": self.info.get("restarts", 0),
+            },
             *(
-                {"name": c.name, "pid": c.pid, "ready": c.ready, "phase": c.phase.value}
+                {
+                    "name": c.name,
+                    "pid": c.pid,
+                    "ready": c.ready,
+                    "phase": c.phase.value,
+                    "restarts": c.restarts,
+                }
                 for c in self.reconciler.runner.supervisor.status()
                 if c.phase.value != "Stopped"
             ),
@@ -247,6 +271,24 @@ class ControlPlane:
             "gateways": gateway_rows(self.reconciler.runner),
             "pods": len(self.pod_rows()),
         }
+
+
+def _rejection_message(rejected: dict[str, str]) -> str:
+    lines = [
+        f"the change was refused by {len(rejected)} proxy(ies) and nothing was applied"
+        " (every proxy keeps its previous config):"
+    ]
+    for proxy, reason in sorted(rejected.items()):
+        lines.append(f"  {proxy}: {_envoy_reason(reason)}")
+    return "\n".join(lines)
+
+
+def _envoy_reason(message: str) -> str:
+    """Envoy's rejection without the proto dump it embeds."""
+    kept = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if len(kept) <= 1:
+        return message.strip()
+    return f"{kept[0]} ... {kept[-1]}"
 
 
 def _node_json(node: NodeStatus | None) -> JsonDict:

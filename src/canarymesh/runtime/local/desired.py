@@ -22,7 +22,7 @@ from canarymesh.mesh.index import affected_proxies
 from canarymesh.mesh.model import Config, MeshSnapshot, resolve_host
 from canarymesh.runtime.local.store import Document, Key
 
-__all__ = ["ROUTING_KINDS", "Desired"]
+__all__ = ["ROUTING_KINDS", "Desired", "Typed"]
 
 # Istio config kinds whose change ``affected_proxies`` can narrow down to some proxies.
 ROUTING_KINDS = frozenset(
@@ -61,6 +61,12 @@ class Desired:
 
     def commit(self) -> None:
         self._loaded = self._pending
+
+    def checkpoint(self) -> Typed:
+        return self._loaded
+
+    def restore(self, loaded: Typed) -> None:
+        self._loaded = self._pending = loaded
 
     def scope(
         self, before_mesh: MeshSnapshot | None, mesh: MeshSnapshot

@@ -93,6 +93,8 @@ def envoy_spec(
     binary: Path | None = None,
     launcher: tuple[str, ...] | None = None,
     netns: str | None = None,
+    admin_socket: str | None = None,
+    detached: bool = False,
 ) -> ProcessSpec:
     """The supervised process for one Envoy: one worker thread, no hot restart, a log per proxy.
 
@@ -121,8 +123,9 @@ def envoy_spec(
         name=name,
         argv=argv,
         log_path=log_dir / f"{name}.log",
-        probe=HttpProbe(f"http://127.0.0.1:{admin_port}/ready", netns=netns),
+        probe=HttpProbe(f"http://127.0.0.1:{admin_port}/ready", netns=netns, unix=admin_socket),
         launcher=launcher,
+        detached=detached,
         restart=restart,
         backoff_initial=backoff_initial,
         stop_grace=2.0,
@@ -136,12 +139,18 @@ class EnvoyAdmin:
     namespace (:func:`canarymesh.runtime.local.netns.socket_in_netns`)."""
 
     def __init__(
-        self, port: int, host: str = "127.0.0.1", timeout: float = 5.0, netns: str | None = None
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        timeout: float = 5.0,
+        netns: str | None = None,
+        unix: str | None = None,
     ) -> None:
         self.base = f"http://{host}:{port}"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._netns = netns
+        self._unix = unix
 
     async def __aenter__(self) -> EnvoyAdmin:
         return self
@@ -181,6 +190,13 @@ class EnvoyAdmin:
                 found[str(entry["name"])] = value
         return found
 
+    async def stats_text(self) -> str:
+        """``/stats``: every counter, gauge and histogram summary as ``name: value`` lines."""
+        status, body = await self._get("/stats")
+        if status != 200:
+            raise TemporaryError(f"envoy admin {self.base}/stats answered {status}: {body[:200]}")
+        return body
+
     async def prometheus_stats(self) -> str:
         _, body = await self._get("/stats/prometheus")
         return body
@@ -193,8 +209,10 @@ class EnvoyAdmin:
 
     async def _get(self, path: str) -> tuple[int, str]:
         if self._session is None:
-            connector = None
-            if self._netns is not None:
+            connector: aiohttp.BaseConnector | None = None
+            if self._unix is not None:
+                connector = aiohttp.UnixConnector(path=self._unix)
+            elif self._netns is not None:
                 netns = self._netns
                 connector = aiohttp.TCPConnector(
                     socket_factory=lambda info: socket_in_netns(netns, info[0], info[1])

@@ -172,6 +172,7 @@ def app_spec(
         probe=readiness,
         readiness=timing,
         launcher=launcher,
+        detached=True,
         backoff_initial=backoff,
         backoff_max=10.0,
         stop_grace=3.0,

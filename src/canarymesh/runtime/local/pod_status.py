@@ -104,6 +104,9 @@ def find_pod(runner: PodRunner, pod: str, namespace: str | None = None) -> Runni
     ]
     if len(matches) == 1:
         return matches[0]
+    in_default = [r for r in matches if r.proxy.namespace == "default"]
+    if namespace is None and len(in_default) == 1:
+        return in_default[0]  # kubectl's default namespace
     if matches:
         spaces = ", ".join(sorted(r.proxy.namespace for r in matches))
         raise ConfigError(f"pod {pod!r} is in several namespaces ({spaces}): pass -n NAMESPACE")

@@ -21,10 +21,11 @@ import ipaddress
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from canarymesh.mesh.capture import iptables_rules
-from canarymesh.runtime.local.netns import NETNS_DIR, ip_batch, netns_path, run
+from canarymesh.runtime.local.netns import NETNS_DIR, NetnsError, ip_batch, netns_path, run
 
 __all__ = ["BRIDGE", "ETC_NETNS", "RUN_ROOT", "PodNetworks", "mesh_id", "remove_pod_network"]
 
@@ -74,8 +75,13 @@ class PodNetworks:
         except FileNotFoundError:
             return []
 
-    async def start(self) -> None:
-        """The node with its bridge and the host handle, after removing any leftovers."""
+    async def start(self, adopt: bool = False) -> None:
+        """The node with its bridge and the host handle, after removing any leftovers; with
+        ``adopt`` (a restarted control plane whose pods still run) what exists is kept."""
+        if adopt and (NETNS_DIR / self.node).exists():
+            if not (NETNS_DIR / self.host).exists():
+                await run(["ip", "netns", "attach", self.host, str(os.getpid())])
+            return
         await self.stop()
         await run(["ip", "netns", "add", self.node])
         await run(["ip", "netns", "attach", self.host, str(os.getpid())])
@@ -118,6 +124,29 @@ class PodNetworks:
             await run(["ip", "netns", "exec", name, "iptables-restore"], rules)
         return name
 
+    async def ensure_pod(self, name: str, namespace: str, ip: str, capture: bool) -> str:
+        """:meth:`add_pod`, unless that namespace exists already, whole (a pod a crashed
+        control plane left, whose processes died): then it is kept; half made, it is remade."""
+        if (NETNS_DIR / name).exists():
+            try:
+                shown = await run(["ip", "-n", name, "-4", "-o", "addr", "show", "dev", "eth0"])
+            except NetnsError:
+                shown = ""
+            if f"inet {ip}/" in shown:
+                return name
+            await self.remove_pod(name)
+        return await self.add_pod(name, namespace, ip, capture)
+
+    async def prune(self, keep: set[str]) -> list[str]:
+        """Remove this mesh's pod namespaces that ``keep`` does not name (nor node and host)."""
+        removed = []
+        for name in self.existing():
+            if name in keep or name in (self.node, self.host):
+                continue
+            await self.remove_pod(name)
+            removed.append(name)
+        return removed
+
     async def remove_pod(self, name: str) -> None:
         """Delete the pod's namespace (its veth goes with it) once no process is left in it."""
         if (NETNS_DIR / name).exists():
@@ -147,4 +176,5 @@ def remove_pod_network(state_dir: Path) -> list[str]:
         for leftover in ETC_NETNS.glob(prefix + "*"):
             shutil.rmtree(leftover, ignore_errors=True)
     shutil.rmtree(RUN_ROOT / mesh_id(state_dir), ignore_errors=True)
+    shutil.rmtree(Path(tempfile.gettempdir()) / f"cm-admin-{mesh_id(state_dir)}", True)
     return removed

@@ -125,6 +125,7 @@ class LocalPrometheus:
         *,
         scrape_interval: str = "1s",
         binary: Path = PROMETHEUS_BINARY,
+        detached: bool = False,
     ) -> None:
         self.home = targets_dir(state_dir).parent
         self._state_dir = state_dir
@@ -133,6 +134,7 @@ class LocalPrometheus:
         self._jobs = {job.name: job for job in jobs}
         self._scrape_interval = scrape_interval
         self._binary = binary
+        self._detached = detached
 
     def spec(self, name: str = "prometheus") -> ProcessSpec:
         """Write the config and initial targets, and describe the process for the supervisor."""
@@ -158,6 +160,7 @@ class LocalPrometheus:
             argv=argv,
             log_path=self.home / "prometheus.log",
             probe=HttpProbe(f"{self.url}/-/ready"),
+            detached=self._detached,
             stop_grace=5.0,
         )
 

@@ -17,7 +17,10 @@ from canarymesh.runtime.local.ads import AdsServer
 from canarymesh.xds.generate import generate, update_virtual_services
 from canarymesh.xds.snapshot import XdsSnapshot
 
-__all__ = ["Pusher"]
+__all__ = ["PushCheckpoint", "Pusher"]
+
+# What a push changes besides the snapshots: the index it built and the pods it made endpoints.
+PushCheckpoint = tuple[MeshIndex | None, frozenset[str] | None]
 
 
 class Pusher:
@@ -65,6 +68,22 @@ class Pusher:
             self.snapshots[proxy.id] = snapshot
             pushed.append(proxy.id)
         return pushed
+
+    def checkpoint(self) -> PushCheckpoint:
+        return self._index, self.endpoint_pods
+
+    def restore(
+        self, checkpoint: PushCheckpoint, snapshots: dict[str, XdsSnapshot], pushed: list[str]
+    ) -> None:
+        """Back to ``snapshots``: the proxies in ``pushed`` are sent their previous config."""
+        self._index, self.endpoint_pods = checkpoint
+        self.snapshots = dict(snapshots)
+        for proxy_id in pushed:
+            previous = snapshots.get(proxy_id)
+            if previous is not None:
+                self.ads.set_snapshot(proxy_id, previous)
+            else:
+                self.ads.remove_node(proxy_id)
 
     def forget(self, proxy_id: str) -> None:
         self.ads.remove_node(proxy_id)

@@ -23,17 +23,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from pydantic import BaseModel
 
 from canarymesh.api.objects import Resource
+from canarymesh.errors import TemporaryError
 from canarymesh.mesh.build import INGRESS_NAME, build_mesh
 from canarymesh.mesh.capture import STATS_PORT
 from canarymesh.mesh.model import MeshSettings, MeshSnapshot
 from canarymesh.runtime.local.addresses import AddressBook
 from canarymesh.runtime.local.catalog import MariaDbRecipe
-from canarymesh.runtime.local.desired import Desired
+from canarymesh.runtime.local.desired import Desired, Typed
 from canarymesh.runtime.local.gateway import ingress_server_ports, primary_server_port
 from canarymesh.runtime.local.identities import Identities
 from canarymesh.runtime.local.local_ports import PortBook
@@ -42,8 +43,9 @@ from canarymesh.runtime.local.pod_processes import app_spec
 from canarymesh.runtime.local.pod_status import app_status
 from canarymesh.runtime.local.pods import PodPlan, plan_pods
 from canarymesh.runtime.local.prometheus import LocalPrometheus, TargetGroup
-from canarymesh.runtime.local.pushes import Pusher
+from canarymesh.runtime.local.pushes import PushCheckpoint, Pusher
 from canarymesh.runtime.local.store import Document, Key
+from canarymesh.xds.snapshot import XdsSnapshot
 from canarymesh.xds.telemetry import PeerInfo, peer_info
 
 __all__ = ["ENVOY_JOB", "TELEMETRY_JOB", "Prepared", "Reconciler"]
@@ -65,6 +67,17 @@ class Prepared:
     affected: frozenset[str] | None = None
     # Set when only VirtualServices changed: their hosts, whose virtual hosts alone are rebuilt.
     vs_hosts: frozenset[str] | None = None
+
+
+@dataclass(slots=True)
+class Staged:
+    """What :meth:`Reconciler.stage` changed, and what it was before (to take it back)."""
+
+    mesh: MeshSnapshot | None
+    desired: Typed
+    snapshots: dict[str, XdsSnapshot]
+    pusher: PushCheckpoint
+    pushed: list[str] = field(default_factory=list)
 
 
 class Reconciler:
@@ -100,6 +113,8 @@ class Reconciler:
         self.inbound_peers: dict[str, PeerInfo] = {}
         # Proxy id -> the hosts of the services that select it (what its inbound logs may name).
         self.services_of: dict[str, frozenset[str]] = {}
+        # (workload, namespace) of every running proxy: the only workloads metrics may name.
+        self.known_workloads: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def pod_network(self) -> bool:
@@ -140,10 +155,78 @@ class Reconciler:
 
     async def realise(self, prepared: Prepared) -> list[str]:
         """Push, start and stop as ``prepared`` says; returns the proxies whose config changed."""
-        mesh = prepared.mesh
-        self.mesh = mesh
+        staged = self.stage(prepared)
+        await self.finish(prepared)
+        return staged.pushed
+
+    async def adopt(self, prepared: Prepared, settle: float = 3.0) -> list[str]:
+        """Take over the proxies an earlier control plane left running (before the first push),
+        and wait (at most ``settle`` s) for their readiness, so that the first push keeps them
+        as endpoints: a restart loses no traffic."""
+        plans = {p.proxy_id: p for p in prepared.pods}
+        adopted = [
+            proxy.id
+            for proxy in prepared.mesh.proxies
+            if proxy.id not in self.runner.running
+            and await self.runner.adopt(proxy, plans.get(proxy.id))
+        ]
+        pods = {p for p in adopted if p in plans}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settle
+        while adopted and not pods <= self.ready_pods() and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return adopted
+
+    def stage(self, prepared: Prepared) -> Staged:
+        """Push ``prepared``'s config to the proxies, remembering how to take it back.
+
+        Raises ConfigError (with everything restored) when a resource cannot even be encoded."""
+        staged = Staged(
+            self.mesh,
+            self.desired.checkpoint(),
+            dict(self.pusher.snapshots),
+            self.pusher.checkpoint(),
+        )
+        self.mesh = prepared.mesh
         self.desired.commit()
-        pushed = self.pusher.push(mesh, self.ready_pods(), prepared.affected, prepared.vs_hosts)
+        try:
+            staged.pushed = self.pusher.push(
+                prepared.mesh, self.ready_pods(), prepared.affected, prepared.vs_hosts
+            )
+        except Exception:
+            self.restore(staged)
+            raise
+        return staged
+
+    async def rejections(self, staged: Staged, timeout: float = 5.0) -> dict[str, str]:
+        """The running proxies that NACKed what :meth:`stage` pushed, with Envoy's reasons."""
+        ads = self.pusher.ads
+        waiting = [
+            node
+            for node in staged.pushed
+            if node in self.runner.running and ads.node_status(node).connected
+        ]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        found: dict[str, str] = {}
+        for node in waiting:
+            try:
+                status = await ads.wait_settled(node, max(0.05, deadline - loop.time()))
+            except TemporaryError:
+                continue  # no answer in time: what it says later shows in proxy-status
+            if status.errors:
+                found[node] = "; ".join(f"{t}: {m}" for t, m in sorted(status.errors.items()))
+        return found
+
+    def restore(self, staged: Staged) -> None:
+        """Take back what :meth:`stage` pushed: every proxy returns to its previous config."""
+        self.mesh = staged.mesh
+        self.desired.restore(staged.desired)
+        self.pusher.restore(staged.pusher, staged.snapshots, staged.pushed)
+
+    async def finish(self, prepared: Prepared) -> None:
+        """Start the new pods and gateways, stop those that are gone, update who is who."""
+        mesh = prepared.mesh
         plans = {p.proxy_id: p for p in prepared.pods}
         await asyncio.gather(
             *(
@@ -166,7 +249,6 @@ class Reconciler:
             self.addresses.save()
         self.update_peers()
         self.update_targets()
-        return pushed
 
     async def stop(self, proxy_id: str) -> None:
         await self.runner.stop(proxy_id)
@@ -203,6 +285,7 @@ class Reconciler:
         running = self.runner.running
         peers = {name: peer_info(r.proxy, self.settings) for name, r in running.items()}
         self.peers = peers
+        self.known_workloads = frozenset((p.workload, p.namespace) for p in peers.values())
         inbound: dict[str, PeerInfo] = {}
         for name, r in running.items():
             if r.proxy.ip is not None:

@@ -2,8 +2,9 @@
 
 The supervisor runs each process behind a *launcher* (argv prefix, then ``exec``). In a pod
 network the launcher is ``ip netns exec <pod> setpriv ... --``: ``ip netns exec`` enters the pod's
-namespace and mounts its ``/etc/netns/<pod>/resolv.conf``; ``setpriv`` sets the parent-death
-signal and the process' user and capabilities, then execs the program in the same process:
+namespace and mounts its ``/etc/netns/<pod>/resolv.conf``; ``setpriv`` sets the process' user and
+capabilities, then execs the program in the same process. No parent-death signal: a pod outlives
+a crashed control plane, which adopts it again when it restarts (``supervisor``).
 
 * the sidecar runs as uid/gid 1337, the user the capture rules exempt (istio-iptables);
 * the app runs as its ``securityContext`` user, or as root with a container's reduced
@@ -38,19 +39,19 @@ def sidecar_launcher(netns: str | None) -> tuple[str, ...] | None:
     if netns is None:
         return None
     ids = ["--reuid", str(PROXY_UID), "--regid", str(PROXY_GID), "--clear-groups"]
-    return (*_netns(netns), "setpriv", "--pdeathsig", "KILL", *ids, "--")
+    return (*_netns(netns), "setpriv", *ids, "--")
 
 
 def gateway_launcher(netns: str | None) -> tuple[str, ...] | None:
     if netns is None:
         return None
-    return (*_netns(netns), "setpriv", "--pdeathsig", "KILL", "--")
+    return (*_netns(netns), "setpriv", "--")
 
 
 def app_launcher(netns: str | None, run_as: tuple[int, int] | None) -> tuple[str, ...] | None:
     if netns is None and run_as is None:
         return None
-    options = ["--pdeathsig", "KILL"]
+    options: list[str] = []
     if run_as is not None:
         uid, gid = run_as
         options += ["--reuid", str(uid), "--regid", str(gid), "--clear-groups"]

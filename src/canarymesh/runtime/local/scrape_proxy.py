@@ -110,7 +110,7 @@ def scrape_proxy_spec(
     path = write_bootstrap(
         run_dir / f"{NAME}.json", build_scrape_proxy_bootstrap(port, host_netns, admin_port)
     )
-    launcher = ("ip", "netns", "exec", node_netns, "setpriv", "--pdeathsig", "KILL", "--")
+    launcher = ("ip", "netns", "exec", node_netns)
     spec = envoy_spec(NAME, path, log_dir, admin_port, launcher=launcher)
     # Ready when the host side answers (its admin is inside the node namespace).
     return ProcessSpec(
@@ -119,6 +119,7 @@ def scrape_proxy_spec(
         log_path=spec.log_path,
         probe=TcpProbe(port),
         launcher=launcher,
+        detached=True,
         backoff_initial=0.5,
         backoff_max=10.0,
         stop_grace=2.0,

@@ -5,6 +5,12 @@ The local control plane starts one :class:`TelemetryCollector`, puts the port of
 ``MeshSettings.telemetry_port`` (so ``canarymesh.xds`` points the ``canarymesh_telemetry`` cluster
 at it) and gives Prometheus the port of :meth:`serve_metrics` to scrape.
 
+With an ``authenticate`` function (the local control plane always passes one), a stream is
+counted only if the token in its gRPC metadata proves the proxy its first message names, and its
+log name is that proxy's (``<proxy id>|inbound|outbound|gateway``); any other stream is refused
+(PERMISSION_DENIED) and counted in ``canarymesh_telemetry_rejected_streams_total``, so no
+process but the mesh's own proxies writes a metric, and each only as itself.
+
 Each ALS stream names its proxy once, on its first message (``identifier.node.id`` and
 ``log_name`` = ``<proxy id>|<direction>``); the stream keeps that identity. ``outbound`` and
 ``gateway`` logs report ``source``, ``inbound`` logs ``destination``
@@ -23,6 +29,7 @@ counts a connection at its close, not at its open as Istio does. Their peers com
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -34,7 +41,7 @@ import grpc
 from aiohttp import web
 from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 from google.protobuf import json_format
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 from canarymesh.errors import TemporaryError
 from canarymesh.runtime.local.sockets import restrict_socket
@@ -47,6 +54,7 @@ from canarymesh.xds.telemetry import (
     claimed_source,
     labels_from_log_entry,
     labels_from_tcp_entry,
+    principal_namespace,
 )
 
 __all__ = ["TelemetryCollector", "reporter_of"]
@@ -130,6 +138,12 @@ class _Stream:
     known: bool = False
     http: dict[tuple[object, ...], HttpSeries] = field(default_factory=dict)
     tcp: dict[tuple[object, ...], TcpSeries] = field(default_factory=dict)
+    token: str | None = None
+    authenticated: bool = False
+
+
+class Rejected(Exception):
+    """An access-log stream the collector will not count (its reason is the message)."""
 
 
 class TelemetryCollector:
@@ -143,6 +157,9 @@ class TelemetryCollector:
         addresses: Callable[[str], PeerInfo | None] | None = None,
         services: Callable[[str], frozenset[str] | None] | None = None,
         pod_network: bool = False,
+        authenticate: Callable[[str | None, str], bool] | None = None,
+        known: Callable[[], frozenset[tuple[str, str]]] | None = None,
+        max_series: int = 10_000,
     ) -> None:
         """``peers`` maps a proxy's node id to its workload; ``addresses`` (optional) maps a
         sidecar's inbound ``host:port`` (a pod's IP with ``pod_network``) to its workload,
@@ -153,11 +170,30 @@ class TelemetryCollector:
         address (pods cannot forge their address), never what a header claims; ``services``
         names the services that select a proxy, the only ones its inbound logs may name."""
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.metrics = IstioMetrics(self.registry)
+        self.metrics = IstioMetrics(self.registry, max_series=max_series)
+        # (workload, namespace) of every proxy the mesh runs: other label values are folded.
+        self._known = known
         self._peers = peers
         self._addresses = addresses
         self._services = services
         self._pod_network = pod_network
+        self._authenticate = authenticate
+        self.rejected = Counter(
+            "canarymesh_telemetry_rejected_streams",
+            "Access-log streams refused: no or a wrong proxy token, or another proxy's log name.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.folded = Counter(
+            "canarymesh_telemetry_folded_labels",
+            "Workload labels of no running workload, counted as unknown.",
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "canarymesh_telemetry_dropped_entries",
+            "Access-log entries that could not be counted (malformed).",
+            registry=self.registry,
+        )
         self._learned: dict[str, PeerInfo] = {}
         self._by_principal: dict[str, PeerInfo | None] = {}
         self._server: grpc.aio.Server | None = None
@@ -215,19 +251,26 @@ class TelemetryCollector:
             self._runner = None
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        # Rendered in a thread: a large registry must not stall the control plane's loop (the
+        # collector snapshots its series first, see IstioMetrics.collect).
+        body = await asyncio.to_thread(generate_latest, self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # -- ingestion (the servicer calls these; tests and bench/ call them directly) --------------
 
-    def new_stream(self) -> _Stream:
-        return _Stream()
+    def new_stream(self, token: str | None = None) -> _Stream:
+        return _Stream(token=token)
 
     def ingest(self, stream: _Stream, message: als_pb2.StreamAccessLogsMessage) -> None:
-        """Count one ALS message (a batch of entries) of ``stream``; bad entries are skipped."""
+        """Count one ALS message (a batch of entries) of ``stream``; bad entries are skipped.
+
+        Rejected when the stream does not prove it is the proxy it names."""
         if message.HasField("identifier"):
-            self._identify(stream, message.identifier.node.id, message.identifier.log_name)
+            identifier = message.identifier
+            self._check(stream, identifier.node.id, identifier.log_name)
+            self._identify(stream, identifier.node.id, identifier.log_name)
+        elif self._authenticate is not None and not stream.authenticated:
+            self._reject("no identifier on the first message")
         elif not stream.known and stream.node_id:
             # The proxy may log before the runtime registered it: ask again, once per batch.
             self._identify(stream, stream.node_id, stream.log_name)
@@ -236,8 +279,25 @@ class TelemetryCollector:
         elif message.HasField("tcp_logs"):
             self._ingest_tcp(stream, message.tcp_logs.log_entry)
 
+    def _check(self, stream: _Stream, node_id: str, log_name: str) -> None:
+        if self._authenticate is None:
+            return
+        if stream.authenticated and node_id == stream.node_id:
+            return
+        if not self._authenticate(stream.token, node_id):
+            self._reject("no proxy token" if not stream.token else "a token of another proxy")
+        proxy, _, direction = log_name.rpartition("|")
+        if proxy != node_id or direction not in ("inbound", "outbound", "gateway"):
+            self._reject("a log name that is not the proxy's own")
+        stream.authenticated = True
+
+    def _reject(self, reason: str) -> None:
+        self.rejected.labels(reason).inc()
+        raise Rejected(reason)
+
     def _skip(self, stream: _Stream) -> None:
         # Never let one odd entry end the stream: Envoy would reconnect and the batch be lost.
+        self.dropped.inc()
         self.errors += 1
         log.exception("telemetry: could not count an access log of %s", stream.log_name)
 
@@ -293,7 +353,7 @@ class TelemetryCollector:
         labels = labels_from_log_entry(
             _as_json(entry), stream.reporter, stream.local, peer, services
         )
-        series = self.metrics.http_series(labels)
+        series = self.metrics.http_series(self._bounded(labels))
         if len(stream.http) >= _CACHE_LIMIT:
             stream.http.clear()
         stream.http[key] = series
@@ -339,7 +399,7 @@ class TelemetryCollector:
         series = stream.tcp.get(key)
         if series is None:
             labels = labels_from_tcp_entry(_as_json(entry), stream.reporter, stream.local, peer)
-            series = self.metrics.tcp_series(labels)
+            series = self.metrics.tcp_series(self._bounded(labels))
             if len(stream.tcp) >= _CACHE_LIMIT:
                 stream.tcp.clear()
             stream.tcp[key] = series
@@ -351,6 +411,31 @@ class TelemetryCollector:
             if len(self._learned) >= _ADDRESS_LIMIT:
                 self._learned.clear()
             self._learned[address] = stream.local
+
+    def _bounded(self, labels: dict[str, str]) -> dict[str, str]:
+        """``labels`` with any workload the mesh does not run folded into ``unknown``: a label
+        value comes from the mesh's own records, never from whatever a header claims."""
+        known = self._known
+        if known is None:
+            return labels
+        workloads = known()
+        for side in ("source", "destination"):
+            workload = labels[f"{side}_workload"]
+            namespace = labels[f"{side}_workload_namespace"]
+            if workload == UNKNOWN or (workload, namespace) in workloads:
+                continue
+            self.folded.inc()
+            principal = labels[f"{side}_principal"]
+            labels = {
+                **labels,
+                f"{side}_workload": UNKNOWN,
+                f"{side}_app": UNKNOWN,
+                f"{side}_version": UNKNOWN,
+                f"{side}_canonical_service": UNKNOWN,
+                f"{side}_canonical_revision": "latest",
+                f"{side}_workload_namespace": principal_namespace(principal),
+            }
+        return labels
 
     def _by_address(self, address: str) -> PeerInfo | None:
         return self._addresses(address) if self._addresses is not None else None
@@ -376,12 +461,16 @@ class _Servicer(als_pb2_grpc.AccessLogServiceServicer):  # type: ignore[misc]
         self._collector = collector
 
     async def StreamAccessLogs(
-        self, request_iterator: AsyncIterator[als_pb2.StreamAccessLogsMessage], context: object
+        self, request_iterator: AsyncIterator[als_pb2.StreamAccessLogsMessage], context: Any
     ) -> als_pb2.StreamAccessLogsResponse:
-        stream = self._collector.new_stream()
+        metadata = dict(context.invocation_metadata() or ())
+        stream = self._collector.new_stream(metadata.get(names.PROXY_TOKEN_METADATA))
         try:
             async for message in request_iterator:
                 self._collector.ingest(stream, message)
         except grpc.RpcError:
             pass  # the proxy went away; what it sent is counted
+        except Rejected as err:
+            log.warning("telemetry: refused a stream %s: %s", context.peer(), err)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(err))
         return als_pb2.StreamAccessLogsResponse()

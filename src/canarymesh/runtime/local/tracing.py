@@ -136,6 +136,9 @@ class TracingCollector:
         self.store = store or SpanStore()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        # Pod networks: the proxies send spans over the Unix socket only (owned by their user),
+        # so the loopback port, which anyone may reach, answers queries but takes no spans.
+        self.spans_from_unix_only = False
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -176,6 +179,13 @@ class TracingCollector:
             self._runner = None
 
     async def _post_spans(self, request: web.Request) -> web.Response:
+        on_unix = isinstance(
+            request.transport and request.transport.get_extra_info("sockname"), str
+        )
+        if self.spans_from_unix_only and not on_unix:
+            return web.json_response(
+                {"error": "spans are taken from the mesh's proxies only"}, status=403
+            )
         try:
             body = json.loads(await request.read())
         except ValueError:
