@@ -8,7 +8,6 @@ Each test removes what it applied and leaves the page working.
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -108,15 +107,7 @@ spec:
 
 def _plaintext_get(port: int) -> bytes:
     """What a plaintext HTTP client gets from 127.0.0.1:port (b"" when the peer hangs up)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-        conn.sendall(b"GET /details/0 HTTP/1.1\r\nHost: details:9080\r\nConnection: close\r\n\r\n")
-        received = b""
-        try:
-            while chunk := conn.recv(4096):
-                received += chunk
-        except ConnectionResetError:
-            pass
-        return received
+    return plaintext_get("127.0.0.1", port)
 
 
 def _inbound_port(mesh: LocalMesh, deployment: str) -> int:

@@ -87,12 +87,19 @@ def test_down_leaves_no_process(small_mesh: LocalMesh) -> None:
     assert status.returncode == 3 and "no local mesh running" in status.stdout
 
 
-def test_a_killed_control_plane_takes_its_children_along(small_mesh: LocalMesh) -> None:
+def test_down_stops_what_a_dead_control_plane_left_running(small_mesh: LocalMesh) -> None:
     status = small_mesh.status()
-    pids = small_mesh.pids()
+    pids = [p for p in small_mesh.pids() if p != status["pid"]]
+    # The keeper first (else it brings the control plane back), then the control plane.
+    os.kill(int(status["keeper"]), signal.SIGKILL)
     os.kill(int(status["pid"]), signal.SIGKILL)
-    assert wait_gone(pids) == []
+    assert wait_gone([int(status["pid"])]) == []
+    # Its pods keep running (as a kubelet's containers outlive the kubelet)...
+    assert wait_gone(pids, timeout=0.5) == pids
     assert small_mesh.cli("status", check=False).returncode == 3
+    # ...until `down` stops them from the control plane's records.
+    small_mesh.cli("down")
+    assert wait_gone(pids) == []
     # The stale daemon.json does not block a new mesh in the same state directory, and the
     # applied resources come back with it.
     small_mesh.cli("up", "--ingress-port", "0", "--no-prometheus")

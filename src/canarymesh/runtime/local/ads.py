@@ -37,7 +37,7 @@ from google.protobuf import any_pb2
 
 from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.runtime.local import codec
-from canarymesh.runtime.local.sockets import restrict_socket
+from canarymesh.runtime.local.sockets import serve_grpc_on_socket
 from canarymesh.runtime.local.xds_status import NodeStatus, TypeStatus, order_key
 from canarymesh.xds import names
 
@@ -162,14 +162,13 @@ class AdsServer:
 
     async def start_unix(self, path: Path, owner: tuple[int, int] | None = None) -> str:
         """Listen on the Unix socket ``path`` (0600, owned by ``owner``: the proxies' user)."""
-        path.unlink(missing_ok=True)
-        server = grpc.aio.server()
-        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(_Servicer(self), server)
-        if server.add_insecure_port(f"unix:{path}") == 0:
-            raise TemporaryError(f"ADS server could not bind unix:{path}", delay=1.0)
-        await server.start()
-        restrict_socket(path, owner)
-        self._server = server
+        self._server = await serve_grpc_on_socket(
+            path,
+            owner,
+            lambda server: ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
+                _Servicer(self), server
+            ),
+        )
         return str(path)
 
     async def stop(self, grace: float = 0.5) -> None:

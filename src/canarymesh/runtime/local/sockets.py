@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["restrict_socket"]
+import grpc
+
+from canarymesh.errors import TemporaryError
+
+__all__ = ["restrict_socket", "serve_grpc_on_socket"]
+
+
+async def serve_grpc_on_socket(
+    path: Path, owner: tuple[int, int] | None, add_servicer: Callable[[Any], None]
+) -> Any:
+    """A started grpc.aio server on the Unix socket ``path`` (see :func:`restrict_socket`)."""
+    path.unlink(missing_ok=True)
+    server = grpc.aio.server()
+    add_servicer(server)
+    if server.add_insecure_port(f"unix:{path}") == 0:
+        raise TemporaryError(f"could not bind unix:{path}", delay=1.0)
+    await server.start()
+    restrict_socket(path, owner)
+    return server
 
 
 def restrict_socket(path: Path, owner: tuple[int, int] | None) -> None:

@@ -44,7 +44,7 @@ from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 from canarymesh.errors import TemporaryError
-from canarymesh.runtime.local.sockets import restrict_socket
+from canarymesh.runtime.local.sockets import serve_grpc_on_socket
 from canarymesh.runtime.local.telemetry_metrics import HttpSeries, IstioMetrics, TcpSeries
 from canarymesh.xds import names
 from canarymesh.xds.telemetry import (
@@ -216,14 +216,13 @@ class TelemetryCollector:
 
     async def start_unix(self, path: Path, owner: tuple[int, int] | None = None) -> str:
         """Listen for access logs on the Unix socket ``path`` (0600, owned by ``owner``)."""
-        path.unlink(missing_ok=True)
-        server = grpc.aio.server()
-        als_pb2_grpc.add_AccessLogServiceServicer_to_server(_Servicer(self), server)
-        if server.add_insecure_port(f"unix:{path}") == 0:
-            raise TemporaryError(f"telemetry server could not bind unix:{path}", delay=1.0)
-        await server.start()
-        restrict_socket(path, owner)
-        self._server = server
+        self._server = await serve_grpc_on_socket(
+            path,
+            owner,
+            lambda server: als_pb2_grpc.add_AccessLogServiceServicer_to_server(
+                _Servicer(self), server
+            ),
+        )
         return str(path)
 
     async def serve_metrics(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -340,15 +339,7 @@ class TelemetryCollector:
         self.entries += len(entries)
 
     def _new_http_series(self, stream: _Stream, entry: Any, key: tuple[object, ...]) -> HttpSeries:
-        common = entry.common_properties
-        peer = None
-        if self._pod_network:
-            remote = (
-                common.downstream_remote_address
-                if stream.reporter == "destination"
-                else common.upstream_remote_address
-            )
-            peer = self._by_address(remote.socket_address.address) or _UNKNOWN_PEER
+        peer = self._remote_pod(stream, entry.common_properties) if self._pod_network else None
         services = self._services(stream.node_id) if self._services is not None else None
         labels = labels_from_log_entry(
             _as_json(entry), stream.reporter, stream.local, peer, services
@@ -376,12 +367,7 @@ class TelemetryCollector:
             # then); on-connect and periodic entries would count it twice.
             return
         if self._pod_network:
-            remote = (
-                common.downstream_remote_address
-                if stream.reporter == "destination"
-                else common.upstream_remote_address
-            )
-            peer = self._by_address(remote.socket_address.address) or _UNKNOWN_PEER
+            peer = self._remote_pod(stream, common)
             if stream.reporter == "destination":
                 peer = claimed_source(_sans(common)[0] if _sans(common) else UNKNOWN, peer)
         elif stream.reporter == "destination":
@@ -436,6 +422,15 @@ class TelemetryCollector:
                 f"{side}_workload_namespace": principal_namespace(principal),
             }
         return labels
+
+    def _remote_pod(self, stream: _Stream, common: Any) -> PeerInfo:
+        """In a pod network, the other side of a logged request: the pod behind its address."""
+        remote = (
+            common.downstream_remote_address
+            if stream.reporter == "destination"
+            else common.upstream_remote_address
+        )
+        return self._by_address(remote.socket_address.address) or _UNKNOWN_PEER
 
     def _by_address(self, address: str) -> PeerInfo | None:
         return self._addresses(address) if self._addresses is not None else None
