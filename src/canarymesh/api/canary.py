@@ -39,6 +39,7 @@ __all__ = [
     "API_VERSION",
     "BUILTIN_METRICS",
     "DEFAULT_STEPS",
+    "ROLLOUT_ID_ANNOTATION",
     "TEMPLATE_VARIABLE",
     "WEBHOOK_TYPES",
     "AnalysisSpec",
@@ -47,7 +48,7 @@ __all__ = [
     "CanaryStep",
     "CanaryStrategy",
     "DeploymentPair",
-    "LoadGenerator",
+    "LoadGeneratorSpec",
     "MetricCheck",
     "MirrorStrategy",
     "PauseStep",
@@ -62,6 +63,8 @@ __all__ = [
 
 API_GROUP = "canarymesh.io"
 API_VERSION = f"{API_GROUP}/v1alpha1"
+# Stamped by ``canarymesh rollout start`` on a Canary (both runtimes): a new value, a new rollout.
+ROLLOUT_ID_ANNOTATION = f"{API_GROUP}/rollout-id"
 
 # Metrics computed from Istio's standard metrics, so they work on both runtimes.
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
@@ -227,7 +230,7 @@ class Webhook(IstioModel):
     metadata: dict[Str, Str] = Field(default_factory=dict)
 
 
-class LoadGenerator(IstioModel):
+class LoadGeneratorSpec(IstioModel):
     """Built-in load for when there is no live traffic: ``rps`` GETs of ``url``."""
 
     url: Str
@@ -242,7 +245,7 @@ class Canary(IstioModel):
     strategy: Strategy = Field(default_factory=Strategy)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     webhooks: tuple[Webhook, ...] = ()
-    load_generator: LoadGenerator | None = None
+    load_generator: LoadGeneratorSpec | None = None
     progress_deadline: Duration = "10m"
     skip_analysis: Bool = False
 

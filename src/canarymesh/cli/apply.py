@@ -18,27 +18,31 @@ import click
 from canarymesh.api.loader import LoadResult, expand_paths, load_paths, load_text
 from canarymesh.cli.common import client, handle_errors, state_dir_option
 from canarymesh.cli.validate import EXIT_ERRORS
+from canarymesh.runtime.local.api_models import DocumentText
 
 __all__ = ["apply_command", "delete_command", "read_inputs"]
 
 
-def read_inputs(paths: Sequence[Path]) -> tuple[list[dict[str, object]], LoadResult]:
-    """The texts to send ([{source, text}]) and their validation, ``-`` being standard input."""
+def read_inputs(
+    paths: Sequence[Path], namespace: str | None = None
+) -> tuple[list[DocumentText], LoadResult]:
+    """The texts to send and their validation, ``-`` being standard input."""
     files = [p for p in dict.fromkeys(paths) if str(p) != "-"]
     found, _ = expand_paths(files)
-    texts: list[dict[str, object]] = [
-        {"source": str(f), "text": f.read_text(encoding="utf-8")} for f in found
+    texts = [
+        DocumentText(source=str(f), text=f.read_text(encoding="utf-8"), namespace=namespace)
+        for f in found
     ]
     result = load_paths(files) if files else LoadResult((), load_text("", "-").diagnostics)
     if any(str(p) == "-" for p in paths):
         stdin = sys.stdin.read()
-        texts.append({"source": "<stdin>", "text": stdin})
+        texts.append(DocumentText(source="<stdin>", text=stdin, namespace=namespace))
         result = result + load_text(stdin, "<stdin>")
     return texts, result
 
 
 def _change(paths: tuple[Path, ...], namespace: str | None, wait: bool, delete: bool) -> None:
-    texts, result = read_inputs(paths)
+    texts, result = read_inputs(paths, namespace)
     diagnostics = result.diagnostics
     if diagnostics.has_errors:
         for line in diagnostics.lines():
@@ -47,11 +51,9 @@ def _change(paths: tuple[Path, ...], namespace: str | None, wait: bool, delete: 
         raise SystemExit(EXIT_ERRORS)
     for line in diagnostics.lines():
         click.echo(line, err=True)
-    for text in texts:
-        text["namespace"] = namespace
-    path = "/v1/delete" if delete else "/v1/apply"
-    answer = client().post(path, {"documents": texts, "wait": wait, "timeout": 60.0})
-    for line in answer.get("lines", []):  # type: ignore[attr-defined]
+    api = client()
+    change = api.delete if delete else api.apply
+    for line in change(texts, wait=wait, timeout=60.0).lines:
         click.echo(line)
 
 

@@ -10,25 +10,28 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import cast
+from typing import TYPE_CHECKING
 
 import click
 
 from canarymesh.cli.common import client, handle_errors, state_dir_option
 from canarymesh.errors import ConfigError
 
+if TYPE_CHECKING:
+    from canarymesh.runtime.local.api_models import ExecTarget
+
 __all__ = ["exec_argv", "exec_command"]
 
 
-def exec_argv(target: dict[str, object], command: tuple[str, ...]) -> list[str]:
+def exec_argv(target: ExecTarget, command: tuple[str, ...]) -> list[str]:
     """The argv that runs ``command`` as the pod's container (what ``exec`` execs)."""
     argv: list[str] = []
-    netns = target.get("netns")
+    netns = target.netns
     if netns:
         argv += ["ip", "netns", "exec", str(netns)]
-    run_as = target.get("run_as")
+    run_as = target.run_as
     if run_as:
-        uid, gid = cast(list[int], run_as)
+        uid, gid = run_as
         argv += ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups", "--"]
     elif netns:
         # As the app runs: root without the capabilities that would reach past the sidecar.
@@ -47,15 +50,14 @@ def exec_argv(target: dict[str, object], command: tuple[str, ...]) -> list[str]:
 @handle_errors
 def exec_command(pod: str, command: tuple[str, ...], namespace: str, container: str | None) -> None:
     """Run COMMAND inside POD's network, as its container (use -- before the command)."""
-    query = {"pod": pod, "namespace": namespace, "container": container}
-    target = client().get("/v1/exec-target", query)
+    target = client().exec_target(pod, namespace, container)
     argv = exec_argv(target, command)
-    if target.get("netns") and os.geteuid() != 0:
+    if target.netns and os.geteuid() != 0:
         raise ConfigError("exec into a pod's network namespace needs root")
-    program = shutil.which(argv[0], path=str(cast(dict[str, str], target["env"]).get("PATH")))
+    program = shutil.which(argv[0], path=target.env.get("PATH"))
     if program is None:
         raise ConfigError(f"{argv[0]}: command not found")
-    cwd = str(target.get("cwd") or "/")
+    cwd = target.cwd or "/"
     if os.path.isdir(cwd):
         os.chdir(cwd)
-    os.execve(program, argv, dict(cast(dict[str, str], target["env"])))
+    os.execve(program, argv, dict(target.env))

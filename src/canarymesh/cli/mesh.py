@@ -113,22 +113,22 @@ def status_command(output: str) -> None:
         else:
             click.echo(f"no local mesh running in {state_dir()}")
         raise SystemExit(3)
-    status = client().get("/v1/status")
+    status = client().status()
     if output == "json":
-        click.echo(json.dumps({"running": True, **status}, indent=2))
+        click.echo(json.dumps({"running": True, **status.model_dump(mode="json")}, indent=2))
         return
-    click.echo(f"state dir   {status['state_dir']}")
-    click.echo(f"ingress     {status['ingress_url']}")
-    click.echo(f"prometheus  {status.get('prometheus_url') or '-'}")
-    click.echo(f"network     {_network_line(status)}")
-    click.echo(f"ads         {status.get('ads')}")
-    for gateway in status.get("gateways", []):  # type: ignore[attr-defined]
-        ports = ", ".join(f"{k}->{v}" for k, v in gateway.get("ports", {}).items()) or "none yet"
-        click.echo(f"gateway     {gateway['name']}: server port -> local port: {ports}")
+    click.echo(f"state dir   {status.state_dir}")
+    click.echo(f"ingress     {status.ingress_url}")
+    click.echo(f"prometheus  {status.prometheus_url or '-'}")
+    click.echo(f"network     {_network_line(status.model_dump())}")
+    click.echo(f"ads         {status.ads}")
+    for gateway in status.gateways:
+        ports = ", ".join(f"{k}->{v}" for k, v in gateway.ports.items()) or "none yet"
+        click.echo(f"gateway     {gateway.name}: server port -> local port: {ports}")
     click.echo(f"{'COMPONENT':<52} {'PID':>8}  {'READY':<5}  {'STATUS':<16} RESTARTS")
-    for component in status.get("components", []):  # type: ignore[attr-defined]
-        ready = "yes" if component.get("ready") else "no"
+    for component in status.components:
+        ready = "yes" if component.ready else "no"
         click.echo(
-            f"{component['name']:<52} {component.get('pid') or '-':>8}  {ready:<5}"
-            f"  {component.get('phase', '-'):<16} {component.get('restarts', 0)}"
+            f"{component.name:<52} {component.pid or '-':>8}  {ready:<5}"
+            f"  {component.phase or '-':<16} {component.restarts}"
         )

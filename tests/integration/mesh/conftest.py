@@ -190,9 +190,13 @@ def plaintext_get(
         conn = socket.create_connection((host, port), timeout=5)
     else:
         conn = socket_in_netns(netns)
-        conn.setblocking(True)
-        conn.settimeout(5)
-        conn.connect((host, port))
+        try:
+            conn.setblocking(True)
+            conn.settimeout(5)
+            conn.connect((host, port))
+        except OSError:
+            conn.close()
+            raise
     with conn:
         conn.sendall(
             f"GET {path} HTTP/1.1\r\nHost: details:9080\r\nConnection: close\r\n\r\n".encode()

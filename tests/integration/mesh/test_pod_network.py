@@ -410,15 +410,16 @@ def test_down_removes_everything_and_leaves_the_host_as_it_was(
     prefix = f"cm-{mesh_id(mesh.state_dir)}-"
     made = [p.name for p in NETNS_DIR.iterdir() if p.name.startswith(prefix)]
     assert len(made) == 4  # node, host handle, ratings, the gateway
-    # A control plane killed outright leaves its namespaces; the next `up` clears them first.
-    pid = int(mesh.status()["pid"])
-    subprocess.run(["kill", "-9", str(pid)], check=True)
+    # A control plane killed outright (its keeper first) leaves its pods and namespaces; the
+    # next `up` takes them over, and `down` removes them all.
+    status = mesh.status()
+    for pid in (status["keeper"], status["pid"]):
+        subprocess.run(["kill", "-9", str(pid)], check=True)
     time.sleep(0.5)
-    (mesh.state_dir / "daemon.json").unlink(missing_ok=True)
     assert any(p.name.startswith(prefix) for p in NETNS_DIR.iterdir())
     mesh.cli("up", "--ingress-port", "0", "--network", "pod", "--no-prometheus")
     pods: list[dict[str, Any]] = mesh.json("get", "pods", "-o", "json")["items"]
-    assert len(pods) == 1
+    assert len(pods) == 1 and mesh.status()["adopted"] == 2
     mesh.down()
     assert not [p.name for p in NETNS_DIR.iterdir() if p.name.startswith(prefix)]
     assert not list(ETC_NETNS.glob(prefix + "*"))

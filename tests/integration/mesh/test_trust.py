@@ -187,8 +187,11 @@ def test_envoy_admin_is_not_reachable_by_other_processes(trust_mesh: LocalMesh) 
         request = urllib.request.Request(f"http://127.0.0.1:{port}/quitquitquit", method="POST")
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(request, timeout=5)
+        err.value.close()
         assert err.value.code == 404
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats/prometheus") as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/stats/prometheus", timeout=5
+        ) as response:
             assert b"envoy_server_live" in response.read()
     # Still the same process, and its config still readable through the control plane.
     after = next(c for c in mesh.pod("details-v1")["containers"] if c["name"] == sidecar["name"])
@@ -207,6 +210,7 @@ def test_spans_come_only_from_the_proxies_in_a_pod_network(trust_mesh: LocalMesh
     if mesh.network == "pod":
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(request, timeout=5)
+        err.value.close()
         assert err.value.code == 403
         with urllib.request.urlopen(url + "/api/v2/traces?limit=100", timeout=5) as response:
             assert b"forged" not in response.read()

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from canarymesh.cli.demo import DEMO_RATINGS, DEMO_REVIEWS, FAULTY_RATINGS
-from canarymesh.controller.local import controller_info, ensure_running
-from canarymesh.controller.loop import state_of
+from canarymesh.ports import state_of
+from canarymesh.ports.load import LoadGenerator
 from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.state import CanaryState
-from canarymesh.runtime.local.loadgen import LoadGenerator
+from canarymesh.runtime.local.controller_process import controller_info, ensure_running
 from canarymesh.runtime.local.rollout_store import RolloutStore
 from tests.integration.mesh.conftest import LocalMesh, start_mesh, wait_gone
 
@@ -80,8 +80,10 @@ def test_healthy_canary_is_promoted(mesh: LocalMesh, tmp_path: Path) -> None:
     start(mesh, tmp_path, DEMO_REVIEWS)
     state = wait_state(mesh, "default/reviews", final)
     assert state.phase is Phase.SUCCEEDED, state.message
+    # Written as on a cluster (the route writer both runtimes share): v3 alone, weight 100.
     assert routes(mesh, "reviews") == [{"route": [{"destination": {"host": "reviews",
-                                                                   "subset": "v3"}}]}]  # fmt: skip
+                                                                   "subset": "v3"},
+                                                   "weight": 100}]}]  # fmt: skip
     shown = json.loads(mesh.cli("rollout", "get", "reviews", "-o", "json").stdout)
     assert shown["phase"] == "Succeeded" and shown["log"][-1]["reason"].startswith("promoted")
     assert "red" in mesh.page()  # v3's stars, now for everyone

@@ -46,7 +46,7 @@ BOUNDS: dict[tuple[str, str], dict[str, Any]] = {
     ("AnalysisSpec", "alpha"): {"minimum": 0, "maximum": 1},
     ("AnalysisSpec", "failureLimit"): {"minimum": 0},
     ("AnalysisSpec", "minRequests"): {"minimum": 0},
-    ("LoadGenerator", "rps"): {"minimum": 0},
+    ("LoadGeneratorSpec", "rps"): {"minimum": 0},
     ("Target", "port"): {"minimum": 1, "maximum": 65535},
 }
 # A step is exactly one of setWeight, pause, analysis (CM0601).

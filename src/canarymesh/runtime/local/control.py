@@ -3,7 +3,7 @@
 Built by :mod:`canarymesh.runtime.local.daemon` around one :class:`Reconciler` and one
 :class:`Store`; called by :mod:`canarymesh.runtime.local.api_server`. Changes are serialised by a
 lock, and a change is committed to the store only after the reconciler accepted it, so a refused
-input leaves the mesh as it was.
+input leaves the mesh as it was. Answers are the models of :mod:`.api_models`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,20 @@ from typing import cast
 
 from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.mesh.build import INGRESS_LABELS, INGRESS_NAME
+from canarymesh.runtime.local.api_models import (
+    ChangeResult,
+    Component,
+    DocumentText,
+    ExecTarget,
+    GatewayStatus,
+    Logs,
+    MeshStatus,
+    Pod,
+    PodList,
+    ProxyStatus,
+    ProxyStatusList,
+    ResourceList,
+)
 from canarymesh.runtime.local.envoy import EnvoyAdmin
 from canarymesh.runtime.local.pod_status import (
     container_statuses,
@@ -47,18 +61,13 @@ class ControlPlane:
         self.shutdown = asyncio.Event()
 
     async def change(
-        self, texts: Sequence[JsonDict], delete: bool, wait: bool, timeout: float
-    ) -> JsonDict:
-        """Apply (or delete) the documents of ``texts`` ([{source, text, namespace}])."""
+        self, texts: Sequence[DocumentText], delete: bool, wait: bool, timeout: float
+    ) -> ChangeResult:
+        """Apply (or delete) the documents of ``texts``."""
         started = time.perf_counter()
         documents: list[Document] = []
         for item in texts:
-            namespace = item.get("namespace")
-            documents += split_documents(
-                str(item["text"]),
-                str(item.get("source", "<input>")),
-                str(namespace) if namespace else None,
-            )
+            documents += split_documents(item.text, item.source, item.namespace or None)
         async with self._lock:
             plan = self.store.plan_delete if delete else self.store.plan_apply
             after, changes = plan(documents)
@@ -78,12 +87,12 @@ class ControlPlane:
         applied_ms = (time.perf_counter() - started) * 1000
         if wait:
             await self.wait_converged(timeout)
-        return {
-            "lines": [c.line for c in changes],
-            "pushed": pushed,
-            "applied_ms": applied_ms,
-            "converged_ms": (time.perf_counter() - started) * 1000,
-        }
+        return ChangeResult(
+            lines=tuple(c.line for c in changes),
+            pushed=tuple(pushed),
+            applied_ms=applied_ms,
+            converged_ms=(time.perf_counter() - started) * 1000,
+        )
 
     async def wait_converged(self, timeout: float) -> None:
         """Until every pod is ready and every proxy ACKed its latest config (or NACKed it)."""
@@ -104,13 +113,16 @@ class ControlPlane:
             if node is None or not node.settled:
                 return False
         return all(
-            row["ready"] == "2/2" or row["status"] == "CrashLoopBackOff" for row in self.pod_rows()
+            pod.ready == "2/2" or pod.status == "CrashLoopBackOff" for pod in self.pods().items
         )
 
-    def pod_rows(self) -> list[JsonDict]:
-        return pod_rows(self.reconciler.runner)
+    def pods(self) -> PodList:
+        rows = pod_rows(self.reconciler.runner)
+        return PodList(items=tuple(Pod.model_validate(row) for row in rows))
 
-    def resources(self, kinds: Sequence[str], namespace: str | None, name: str | None) -> JsonDict:
+    def resources(
+        self, kinds: Sequence[str], namespace: str | None, name: str | None
+    ) -> ResourceList:
         items = [self._with_status(doc) for doc in self.store.select(kinds, namespace, name)]
         ingress = self.ingress_service()
         if (
@@ -120,7 +132,7 @@ class ControlPlane:
             and ingress is not None
         ):
             items.append(ingress)
-        return {"items": items}
+        return ResourceList(items=tuple(items))
 
     def _with_status(self, doc: Document) -> Document:
         """A Service as the API server shows it: with the ClusterIP it was given."""
@@ -166,20 +178,19 @@ class ControlPlane:
             "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}},
         }
 
-    def proxy_status(self) -> JsonDict:
-        rows = []
+    def proxy_status(self) -> ProxyStatusList:
         status = self.reconciler.pusher.ads.status()
-        for name, running in sorted(self.reconciler.runner.running.items()):
-            node = status.get(name)
-            rows.append(
-                {
-                    "name": name,
-                    "pod": running.plan.name if running.plan else name,
-                    "namespace": running.proxy.namespace,
-                    **_node_json(node),
-                }
+        return ProxyStatusList(
+            proxies=tuple(
+                _proxy_status(
+                    name,
+                    running.plan.name if running.plan else name,
+                    running.proxy.namespace,
+                    status.get(name),
+                )
+                for name, running in sorted(self.reconciler.runner.running.items())
             )
-        return {"proxies": rows}
+        )
 
     async def proxy_config(self, pod: str, section: str, namespace: str | None = None) -> JsonDict:
         running = find_pod(self.reconciler.runner, pod, namespace)
@@ -203,7 +214,7 @@ class ControlPlane:
                 items += value
         return {"items": items}
 
-    def exec_target(self, pod: str, namespace: str | None, container: str | None) -> JsonDict:
+    def exec_target(self, pod: str, namespace: str | None, container: str | None) -> ExecTarget:
         """What ``canarymesh exec`` needs to run a command as the container would: its network
         namespace, user, environment and working directory."""
         runner = self.reconciler.runner
@@ -216,18 +227,18 @@ class ControlPlane:
                 f"container {container!r} is not in pod {plan.name}: {plan.container}"
             )
         env = app_env(plan, running.proxy, self.reconciler.runner.base_env)
-        return {
-            "pod": plan.name,
-            "namespace": plan.namespace,
-            "netns": running.place.netns,
-            "run_as": list(plan.run_as) if plan.run_as else None,
-            "env": env,
-            "cwd": plan.working_dir or str(running.place.pod_dir),
-        }
+        return ExecTarget(
+            pod=plan.name,
+            namespace=plan.namespace,
+            netns=running.place.netns,
+            run_as=plan.run_as or None,
+            env=env,
+            cwd=plan.working_dir or str(running.place.pod_dir),
+        )
 
     def logs(
         self, pod: str, container: str | None, tail: int | None, namespace: str | None = None
-    ) -> JsonDict:
+    ) -> Logs:
         running = find_pod(self.reconciler.runner, pod, namespace)
         children = container_statuses(self.reconciler.runner, running)
         if container in (None, "app"):
@@ -242,35 +253,44 @@ class ControlPlane:
         text = path.read_text(errors="replace") if path.exists() else ""
         if tail is not None:
             text = "\n".join(text.splitlines()[-tail:]) + "\n"
-        return {"text": text}
+        return Logs(text=text)
 
-    def status(self) -> JsonDict:
+    def status(self) -> MeshStatus:
+        control_plane = Component(
+            name="control-plane",
+            pid=_int(self.info.get("pid")),
+            ready=True,
+            phase="Running",
+            restarts=_int(self.info.get("restarts")) or 0,
+        )
         components = [
-            {
-                "name": "control-plane",
-                "pid": self.info.get("pid"),
-                "ready": True,
-                "phase": "Running",
-                "restarts": self.info.get("restarts", 0),
-            },
+            control_plane,
             *(
-                {
-                    "name": c.name,
-                    "pid": c.pid,
-                    "ready": c.ready,
-                    "phase": c.phase.value,
-                    "restarts": c.restarts,
-                }
+                Component(
+                    name=c.name,
+                    pid=c.pid,
+                    ready=c.ready,
+                    phase=c.phase.value,
+                    restarts=c.restarts,
+                )
                 for c in self.reconciler.runner.supervisor.status()
                 if c.phase.value != "Stopped"
             ),
         ]
-        return {
-            **self.info,
-            "components": components,
-            "gateways": gateway_rows(self.reconciler.runner),
-            "pods": len(self.pod_rows()),
-        }
+        gateways = [
+            GatewayStatus.model_validate(row) for row in gateway_rows(self.reconciler.runner)
+        ]
+        unknown = sorted(set(self.info) - set(MeshStatus.model_fields))
+        if unknown:  # a daemon fact the typed status would silently drop
+            raise RuntimeError(f"MeshStatus has no field for {unknown}: add it to api_models.py")
+        return MeshStatus.model_validate(
+            {
+                **self.info,
+                "components": components,
+                "gateways": gateways,
+                "pods": len(pod_rows(self.reconciler.runner)),
+            }
+        )
 
 
 def _rejection_message(rejected: dict[str, str]) -> str:
@@ -291,13 +311,20 @@ def _envoy_reason(message: str) -> str:
     return f"{kept[0]} ... {kept[-1]}"
 
 
-def _node_json(node: NodeStatus | None) -> JsonDict:
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _proxy_status(name: str, pod: str, namespace: str, node: NodeStatus | None) -> ProxyStatus:
     if node is None:
-        return {"connected": False, "types": {}, "errors": {}, "synced": False}
-    return {
-        "connected": node.connected,
-        "synced": node.synced,
-        "version": node.snapshot_version,
-        "types": {t.type_name: t.state.value for t in node.types},
-        "errors": node.errors,
-    }
+        return ProxyStatus(name=name, pod=pod, namespace=namespace, connected=False, synced=False)
+    return ProxyStatus(
+        name=name,
+        pod=pod,
+        namespace=namespace,
+        connected=node.connected,
+        synced=node.synced,
+        version=node.snapshot_version,
+        types={t.type_name: t.state.value for t in node.types},
+        errors=node.errors,
+    )

@@ -46,6 +46,7 @@ from canarymesh.runtime.local.control import ControlPlane
 from canarymesh.runtime.local.credentials import ALS_PURPOSE, XDS_PURPOSE, MeshCredentials
 from canarymesh.runtime.local.envoy import binary_for_proxy_user, envoy_binary
 from canarymesh.runtime.local.identities import Identities
+from canarymesh.runtime.local.keeper import ALREADY_RUNNING, hold_lock
 from canarymesh.runtime.local.local_ports import PortRecord
 from canarymesh.runtime.local.pod_lifecycle import PodRunner, admin_dir, sidecar_name
 from canarymesh.runtime.local.podnet import RUN_ROOT, PodNetworks, mesh_id
@@ -65,6 +66,7 @@ ADDRESSES_FILE = "addresses.json"
 SECRET_FILE = "mesh-secret"
 CHILDREN_FILE = "children.json"
 PORTS_FILE = "ports.json"
+DAEMON_LOCK = "daemon.lock"
 
 # Connection-level histograms nobody queries: a third of Envoy's series, and Prometheus' memory
 # grows with series. Request histograms (upstream_rq_time, downstream_rq_time) are kept.
@@ -117,9 +119,16 @@ class Shutdown(Exception):
     """A requested stop (``down``): every child stops, the pod network goes."""
 
 
+class AlreadyRunning(CanaryMeshError):
+    """Another control plane holds the state directory."""
+
+
 async def run(args: argparse.Namespace) -> None:
     state_dir: Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
+    lock = hold_lock(state_dir / DAEMON_LOCK)
+    if lock is None:
+        raise AlreadyRunning(f"another control plane runs for {state_dir}")
     (state_dir / DAEMON_FILE).unlink(missing_ok=True)
     # Children an earlier control plane left running: adopt them, keep their network.
     adopting = bool(recorded_children(state_dir / CHILDREN_FILE))
@@ -310,6 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         asyncio.run(run(args))
+    except AlreadyRunning as err:
+        print(f"canarymesh control plane: {err}", file=sys.stderr)
+        return ALREADY_RUNNING
     except CanaryMeshError as err:
         # The children keep running: the keeper starts a control plane that adopts them.
         print(f"canarymesh control plane: {err}", file=sys.stderr)

@@ -9,6 +9,7 @@ control plane stopped everything and exited 0) ends the keeper too; SIGTERM is p
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 __all__ = ["main"]
 
@@ -25,10 +27,40 @@ BACKOFF_MAX = 5.0
 STABLE_AFTER = 30.0
 
 
+# The control plane's exit code when another one already runs for the state directory.
+ALREADY_RUNNING = 3
+KEEPER_LOCK = "keeper.lock"
+
+
+def hold_lock(path: Path) -> IO[str] | None:
+    """An exclusive lock on ``path`` held for the life of the process (None: someone has it)."""
+    handle = path.open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def lock_is_held(path: Path) -> bool:
+    if not path.exists():
+        return False
+    handle = hold_lock(path)
+    if handle is None:
+        return True
+    handle.close()
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     state_dir = Path(args[args.index("--state-dir") + 1])
     log_path = state_dir / "daemon.log"
+    lock = hold_lock(state_dir / KEEPER_LOCK)
+    if lock is None:
+        print("keeper: another keeper runs for this state directory", file=sys.stderr)
+        return ALREADY_RUNNING
     stopping = False
     child: subprocess.Popen[bytes] | None = None
 
@@ -53,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 env=env,
             )
         code = child.wait()
-        if stopping or code == 0:
-            return 0
+        if stopping or code in (0, ALREADY_RUNNING):
+            return code if code == ALREADY_RUNNING else 0
         if time.monotonic() - started > STABLE_AFTER:
             backoff = BACKOFF_INITIAL
         with log_path.open("a") as note:

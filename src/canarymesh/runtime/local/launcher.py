@@ -20,6 +20,7 @@ from pathlib import Path
 from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.runtime.local.api_client import ApiClient, daemon_info, pid_alive
 from canarymesh.runtime.local.child_records import recorded_children
+from canarymesh.runtime.local.keeper import KEEPER_LOCK, lock_is_held
 from canarymesh.runtime.local.netns import pod_networks_unavailable
 from canarymesh.runtime.local.podnet import remove_pod_network
 
@@ -95,7 +96,7 @@ def start(
     service_cidr: str | None = None,
 ) -> dict[str, object]:
     """Start the daemon and return its ``daemon.json`` once everything is ready."""
-    if daemon_info(state_dir) is not None:
+    if daemon_info(state_dir) is not None or lock_is_held(state_dir / KEEPER_LOCK):
         raise ConfigError(
             f"a local mesh is already running in {state_dir}; `canarymesh down` first"
         )

@@ -1,5 +1,5 @@
 """The controller's own Prometheus metrics and decision log: the ``DecisionSink`` of
-:mod:`canarymesh.controller.sources`. Called by the loop after every decision; served on
+:mod:`canarymesh.controller.wiring`. Called by the loop after every decision; served on
 ``/metrics`` by :mod:`canarymesh.controller.local`. The names and labels are the ones the Grafana
 dashboard in ``addons/grafana.yaml`` reads (documented in ``addons/README.md``):
 
@@ -16,7 +16,7 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from canarymesh.controller.sources import CanaryItem
+from canarymesh.controller.wiring import CanaryItem
 from canarymesh.rollout.machine import Decision
 from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.state import CanaryState

@@ -1,5 +1,7 @@
 """Weights written into a user's VirtualService: only the managed routes change, our own routes
-come and go, and what is written reads back equal."""
+come and go, and what is written reads back equal. (Written for the local mesh's writer, which
+the cluster's replaced: route names, cookie value and the order of the added routes are the
+ones both runtimes now share, see docs/cluster.md.)"""
 
 from __future__ import annotations
 
@@ -8,9 +10,13 @@ from typing import Any
 import pytest
 
 from canarymesh.api.canary import Canary
-from canarymesh.controller.managed_routes import finalized, patched, read_weights
 from canarymesh.errors import ConfigError
 from canarymesh.rollout.actions import Weights
+from canarymesh.routing.virtual_service import (
+    finalized_virtual_service,
+    managed_virtual_service,
+    virtual_service_weights,
+)
 
 SPEC = Canary.model_validate(
     {
@@ -37,36 +43,42 @@ VS: dict[str, Any] = {
 
 def test_weights_match_and_affinity_are_written_and_read_back() -> None:
     weights = Weights(30, "v1", mirror=0.0, match=True)
-    out = patched(VS, "reviews", SPEC, weights)
+    out = managed_virtual_service(VS, SPEC, "reviews", weights)
     http = out["spec"]["http"]
     assert [r.get("name") for r in http] == [
-        "other", "canarymesh-reviews-ab", "canarymesh-reviews-affinity", None,
+        "other", "canarymesh-reviews-affinity", "canarymesh-reviews-match", None,
     ]  # fmt: skip
     assert http[0] == VS["spec"]["http"][0]  # not ours: untouched
-    assert http[1]["match"] == [{"headers": {"end-user": {"exact": "jason"}}}]
+    assert http[2]["match"] == [{"headers": {"end-user": {"exact": "jason"}}}]
     assert http[3]["timeout"] == "3s"
     assert [d["weight"] for d in http[3]["route"]] == [70, 30]
     cookie = http[3]["route"][1]["headers"]["response"]["add"]["Set-Cookie"]
-    assert cookie == "canary=reviews; Max-Age=3600"
-    assert read_weights(out, "reviews", SPEC) == weights
-    again = patched(out, "reviews", SPEC, Weights(0, "v1"))
+    assert cookie == "canary=v3; Max-Age=3600"
+    assert http[1]["route"][0]["headers"]["response"]["add"]["Set-Cookie"] == cookie  # refreshed
+    assert virtual_service_weights(out, SPEC, "reviews") == weights
+    again = managed_virtual_service(out, SPEC, "reviews", Weights(0, "v1"))
     assert [r.get("name") for r in again["spec"]["http"]] == ["other", None]
 
 
 def test_mirror_and_finalize() -> None:
-    out = patched(VS, "reviews", SPEC, Weights(0, "v1", mirror=50.0))
+    out = managed_virtual_service(VS, SPEC, "reviews", Weights(0, "v1", mirror=50.0))
     route = out["spec"]["http"][-1]
     assert route["mirror"] == {"host": "reviews", "subset": "v3"}
     assert route["mirrorPercentage"] == {"value": 50.0}
-    done = finalized(out, "reviews", SPEC, "v3")
+    done = finalized_virtual_service(out, SPEC, "reviews", "v3")
     assert done["spec"]["http"][-1]["route"] == [
-        {"destination": {"host": "reviews", "subset": "v3"}}
+        {"destination": {"host": "reviews", "subset": "v3"}, "weight": 100}
     ]
     assert "mirror" not in done["spec"]["http"][-1]
-    assert read_weights(done, "reviews", SPEC) == Weights(0, "v3")
+    assert virtual_service_weights(done, SPEC, "reviews") == Weights(0, "v3")
+
+
+def test_weights_of_a_promoted_canary_are_the_finalized_routes() -> None:
+    promoted = managed_virtual_service(VS, SPEC, "reviews", Weights(0, "v3"))
+    assert promoted == finalized_virtual_service(VS, SPEC, "reviews", "v3")
 
 
 def test_a_virtual_service_without_the_host_is_refused() -> None:
     vs = {**VS, "spec": {"hosts": ["reviews"], "http": [VS["spec"]["http"][0]]}}
-    with pytest.raises(ConfigError, match="no HTTP route to it for host reviews"):
-        patched(vs, "reviews", SPEC, Weights(10, "v1"))
+    with pytest.raises(ConfigError, match="no route sends traffic only to 'reviews'"):
+        managed_virtual_service(vs, SPEC, "reviews", Weights(10, "v1"))

@@ -1,11 +1,15 @@
-"""The ports of the canary controller: small Protocols the shell implements and the pure core
-never sees. Each has five methods or fewer (Flagger's router has four, its metrics provider
-two).
+"""The ports of the canary controller, and the adapters both runtimes share.
 
-Implemented by the local mesh (``canarymesh.runtime.local``), later by Kubernetes, and by the
-in-memory fakes of ``tests/fakes.py``; the controller loop calls them to execute a
-:class:`~canarymesh.rollout.machine.Decision` and to build the next
+This module holds the small Protocols the shell implements and the pure core never sees. Each
+has five methods or fewer (Flagger's router has four, its metrics provider two). They are
+implemented by the local mesh (:mod:`canarymesh.runtime.local`), by Kubernetes
+(:mod:`canarymesh.runtime.kube`) and by the in-memory fakes of ``tests/fakes.py``; the controller
+loop calls them to execute a :class:`~canarymesh.rollout.machine.Decision` and to build the next
 :class:`~canarymesh.rollout.machine.Observation`.
+
+The adapters that are the same on both runtimes live beside it, once: the Prometheus query
+client and the ``MetricsSource`` over it (:mod:`.prometheus`), the system clock (:mod:`.clock`)
+and the built-in load generator (:mod:`.load`).
 
 Errors follow :mod:`canarymesh.errors`: a ``TemporaryError`` means try again later (the loop
 holds), a ``ConfigError`` means the spec names something that does not exist.
@@ -15,21 +19,25 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from canarymesh.api.canary import Canary
 from canarymesh.rollout.actions import Weights
+from canarymesh.rollout.state import CanaryState
 
-__all__ = ["Clock", "MetricsSource", "Sample", "StateStore", "TrafficRouter"]
+__all__ = ["Clock", "MetricsSource", "Sample", "StateStore", "TrafficRouter", "state_of"]
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One series of an instant query: its labels and its value at the query time."""
+    """One series of an instant query: its labels (sorted pairs) and its value at the query
+    time. ``timestamp`` is Prometheus' evaluation time, when known; it takes no part in ``==``,
+    so a sample compares by what it measured."""
 
     labels: tuple[tuple[str, str], ...]
     value: float
+    timestamp: float | None = field(default=None, compare=False)
 
     def label(self, name: str) -> str | None:
         return dict(self.labels).get(name)
@@ -78,3 +86,11 @@ class StateStore(Protocol):
         """The state saved under ``name``, or None when there is none."""
 
     def save(self, name: str, state: Mapping[str, Any]) -> None: ...
+
+
+def state_of(record: Mapping[str, Any] | None) -> CanaryState | None:
+    """The rollout state in a record a :class:`StateStore` returned (``{"rolloutId",
+    "namespace", "state"}``, written by the controller loop), or None when there is none."""
+    if record is None:
+        return None
+    return CanaryState.from_dict(dict(record["state"]))

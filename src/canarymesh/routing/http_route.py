@@ -1,7 +1,7 @@
-"""The server-side-apply bodies for a Gateway API HTTPRoute: the weights of the managed rules'
-``backendRefs``, a ``RequestMirror`` filter, and an A/B rule in front. Pure; the HTTPRoute
-counterpart of :mod:`.patches` (whose docstring says what the controller owns and why the body
-holds the whole list), called by :class:`canarymesh.runtime.kube.router.KubeRouter`.
+"""A rollout's weights in a Gateway API HTTPRoute: the weights of the managed rules'
+``backendRefs``, a ``RequestMirror`` filter, and an A/B rule in front, under the rules of
+:mod:`.managed`. Pure; the HTTPRoute counterpart of :mod:`.virtual_service`, used by
+:class:`canarymesh.runtime.kube.router.KubeRouter`.
 
 There are no subsets on Gateway API: a subset ``v3`` of host ``reviews`` is the Service
 ``reviews-v3``, as in Istio's Bookinfo (``bookinfo-versions.yaml``). Session affinity needs a
@@ -11,36 +11,38 @@ per-backend response header, which HTTPRoute cannot set, so it is refused.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from canarymesh.api.canary import Canary
 from canarymesh.api.istio_networking import HTTPMatchRequest
 from canarymesh.errors import ConfigError
 from canarymesh.rollout.actions import Weights
-from canarymesh.runtime.kube.patches import (
+from canarymesh.routing.managed import (
     Obj,
-    identity,
     managed_indexes,
     match_json,
     match_route_name,
     qualified,
     short_host,
     subset_service,
+    with_list,
 )
 
-__all__ = ["apply_http_route", "finalize_http_route", "read_http_route_weights"]
+__all__ = ["finalized_http_route", "http_route_weights", "managed_http_route"]
 
 
-def apply_http_route(route: Mapping[str, Any], canary: Canary, name: str, w: Weights) -> Obj:
-    """The apply body giving the managed rules of an HTTPRoute the weights ``w``."""
+def managed_http_route(route: Mapping[str, Any], canary: Canary, name: str, w: Weights) -> Obj:
+    """``route`` with its managed rules giving the weights ``w``, the A/B rule in front."""
     if canary.strategy.session_affinity is not None:
         raise ConfigError(
             f"Canary {name}: sessionAffinity needs an Istio VirtualService; "
             f"HTTPRoute {qualified(route)} cannot set a cookie per backend"
         )
+    if w.stable_subset == canary.canary_subset():
+        return finalized_http_route(route, canary, name, w.stable_subset)
     rules = _rules(route)
-    managed = managed_indexes(rules, canary, _backend_names)
+    managed = _managed(rules, canary, route)
     out: list[Obj] = []
     for index, rule in enumerate(rules):
         if rule.get("name") == match_route_name(name):
@@ -59,12 +61,13 @@ def apply_http_route(route: Mapping[str, Any], canary: Canary, name: str, w: Wei
                 mirror = {"backendRef": mirror_ref, "percent": round(w.mirror)}
                 rule["filters"] = [*rule.get("filters", []), _mirror_filter(mirror)]
         out.append(rule)
-    return _route_body(route, out)
+    return with_list(route, "rules", out)
 
 
-def finalize_http_route(route: Mapping[str, Any], canary: Canary, name: str, stable: str) -> Obj:
+def finalized_http_route(route: Mapping[str, Any], canary: Canary, name: str, stable: str) -> Obj:
+    """Every managed rule to ``stable`` alone; the A/B rule removed."""
     rules = _rules(route)
-    managed = managed_indexes(rules, canary, _backend_names)
+    managed = _managed(rules, canary, route)
     out: list[Obj] = []
     for index, rule in enumerate(rules):
         if rule.get("name") == match_route_name(name):
@@ -73,12 +76,13 @@ def finalize_http_route(route: Mapping[str, Any], canary: Canary, name: str, sta
             rule = _without_rule_mirror(rule, canary)
             rule["backendRefs"] = [_backend(rule, canary, stable, 100)]
         out.append(rule)
-    return _route_body(route, out)
+    return with_list(route, "rules", out)
 
 
-def read_http_route_weights(route: Mapping[str, Any], canary: Canary, name: str) -> Weights:
+def http_route_weights(route: Mapping[str, Any], canary: Canary, name: str) -> Weights:
+    """The weights the first managed rule holds now (what ``get_weights`` reports)."""
     rules = _rules(route)
-    first = rules[managed_indexes(rules, canary, _backend_names)[0]]
+    first = rules[_managed(rules, canary, route)[0]]
     host = canary.target.host
     canary_service = subset_service(host, canary.canary_subset())
     by_service: dict[str, int] = {}
@@ -99,20 +103,17 @@ def read_http_route_weights(route: Mapping[str, Any], canary: Canary, name: str)
     return Weights(canary_weight, stable, mirror=percent, match=matched)
 
 
-def _route_body(route: Mapping[str, Any], rules: list[Obj]) -> Obj:
-    return {
-        "apiVersion": route["apiVersion"],
-        "kind": "HTTPRoute",
-        "metadata": identity(route),
-        "spec": {"rules": rules},
-    }
-
-
 def _rules(route: Mapping[str, Any]) -> list[Obj]:
     rules = route.get("spec", {}).get("rules")
     if not isinstance(rules, list) or not rules:
         raise ConfigError(f"HTTPRoute {qualified(route)} has no rules to manage")
     return copy.deepcopy(rules)
+
+
+def _managed(rules: Sequence[Obj], canary: Canary, route: Mapping[str, Any]) -> tuple[int, ...]:
+    target = canary.target
+    where = f"HTTPRoute {qualified(route)}"
+    return managed_indexes(rules, target.host, target.routes, _backend_names, where)
 
 
 def _backend_names(rule: Mapping[str, Any]) -> list[str]:
@@ -151,7 +152,16 @@ def _without_rule_mirror(rule: Obj, canary: Canary) -> Obj:
 
 
 def _match_rule(rule: Mapping[str, Any], canary: Canary, name: str) -> Obj:
-    matches = [_gateway_match(m, name) for m in canary.match()]
+    """The A/B rule: the strategy's matches, each also requiring one of the managed rule's own
+    (an HTTPRoute ORs its ``matches`` and ANDs the fields of one)."""
+    ours = [_gateway_match(m, name) for m in canary.match()]
+    matches = []
+    for theirs in rule.get("matches") or [{}]:
+        for extra in ours:
+            merged = {**copy.deepcopy(theirs), **copy.deepcopy(extra)}
+            if theirs.get("headers"):
+                merged["headers"] = [*copy.deepcopy(theirs["headers"]), *extra["headers"]]
+            matches.append(merged)
     backend = _backend(rule, canary, canary.canary_subset(), 100)
     backend.pop("weight")
     return {"name": match_route_name(name), "matches": matches, "backendRefs": [backend]}

@@ -1,7 +1,8 @@
-"""What the controller loop needs beyond :mod:`canarymesh.ports`: the Canaries to run, the
-manual-command inbox, webhooks, the load generator, and its own metrics. Small Protocols, so
-the loop runs the same against the local mesh (:mod:`canarymesh.controller.local`), a
-Kubernetes API later, and the in-memory doubles of the unit tests.
+"""What the controller loop is wired to (:class:`Wiring`): the ports of :mod:`canarymesh.ports`
+plus its own few, the Canaries to run, the manual-command inbox, webhooks, the load generator,
+and its own metrics. Small Protocols, so the loop runs the same against the local mesh
+(:mod:`canarymesh.controller.local`), a cluster (:mod:`canarymesh.controller.kube`), and the
+in-memory doubles of the unit tests.
 """
 
 from __future__ import annotations
