@@ -47,6 +47,7 @@ __all__ = [
     "Canary",
     "CanaryStep",
     "CanaryStrategy",
+    "ConfigChange",
     "DeploymentPair",
     "LoadGeneratorSpec",
     "MetricCheck",
@@ -92,7 +93,8 @@ class Target(IstioModel):
     """
 
     host: Str
-    virtual_service: Str
+    # Required for a version canary; a config canary brings its own changed documents.
+    virtual_service: Str = ""
     stable_subset: Str | None = None
     canary_subset: Str | None = None
     deployments: DeploymentPair | None = None
@@ -238,10 +240,22 @@ class LoadGeneratorSpec(IstioModel):
     headers: dict[Str, Str] = Field(default_factory=dict)
 
 
+class ConfigChange(IstioModel):
+    """A config canary: changed VirtualService, DestinationRule or AuthorizationPolicy
+    documents, taken first by the canary's share of the sidecars (each step's ``setWeight`` is
+    the percent of the target's client sidecars, or of the policy's workloads, that run them),
+    then by all of them on promotion; the rest keep the current config
+    (:mod:`canarymesh.routing.config_split`)."""
+
+    resources: tuple[dict[Str, object], ...] = ()
+
+
 class Canary(IstioModel):
-    """Shift ``target.host`` from its stable subset to its canary subset, judged as it goes."""
+    """Shift ``target.host`` from its stable subset to its canary subset, judged as it goes;
+    with ``config``, shift the target's clients from the current config to a changed one."""
 
     target: Target
+    config: ConfigChange | None = None
     strategy: Strategy = Field(default_factory=Strategy)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     webhooks: tuple[Webhook, ...] = ()

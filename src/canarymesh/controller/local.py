@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,11 +31,13 @@ from canarymesh.controller.observe import fqdn
 from canarymesh.controller.webhooks import HttpWebhooks
 from canarymesh.controller.wiring import CanaryItem, Wiring
 from canarymesh.errors import CanaryMeshError
+from canarymesh.ports import TrafficRouter
 from canarymesh.ports.clock import SystemClock
 from canarymesh.ports.load import LoadGenerator, loopback_target
 from canarymesh.ports.prometheus import PrometheusSource
 from canarymesh.runtime.local.api_client import ApiClient, daemon_info
 from canarymesh.runtime.local.api_models import CANARY_KIND, DESTINATION_RULE_KIND, MeshStatus
+from canarymesh.runtime.local.config_router import LocalConfigRouter
 from canarymesh.runtime.local.controller_process import publish_info, take_lock
 from canarymesh.runtime.local.prometheus import (
     CONTROLLER_JOB,
@@ -75,6 +78,8 @@ class LocalCanaries:
         return tuple(items)
 
     def _versions(self, canary: Canary, namespace: str) -> tuple[tuple[str, str], ...]:
+        if canary.config is not None:
+            return ()  # its sets are named canary and stable; no subset to look up
         rules = self.api.resources([DESTINATION_RULE_KIND], namespace)
         host = fqdn(canary.target.host, namespace)
         found = []
@@ -123,7 +128,7 @@ def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, Loc
     store = RolloutStore(state_dir)
     wiring = Wiring(
         canaries=LocalCanaries(api),
-        router_for=lambda item: LocalRouter(api, item.namespace, item.name),
+        router_for=lambda item: _router(api, item),
         metrics=PrometheusSource(prometheus, timeout=3.0),
         store=store,
         clock=SystemClock(),
@@ -133,6 +138,12 @@ def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, Loc
         sink=metrics,
     )
     return wiring, load
+
+
+def _router(api: ApiClient, item: CanaryItem) -> TrafficRouter:
+    if item.canary.config is not None:
+        return LocalConfigRouter(api, item.namespace, item.name)
+    return LocalRouter(api, item.namespace, item.name)
 
 
 # --- the process ------------------------------------------------------------------------------
@@ -173,13 +184,30 @@ def _serve(state_dir: Path, tick: float, stop: threading.Event) -> int:
     _publish_target(state_dir, f"127.0.0.1:{server.server_port}")
     log.info("canary controller up (pid %d), watching %s", os.getpid(), state_dir)
     try:
-        Controller(wiring).run(lambda: stop.is_set() or daemon_info(state_dir) is None, tick)
+        gone = _MeshWatch(state_dir)
+        Controller(wiring).run(lambda: stop.is_set() or gone(), tick)
     finally:
         load.stop_all()
         _publish_target(state_dir, None)
         server.shutdown()
     log.info("canary controller stopped")
     return 0
+
+
+class _MeshWatch:
+    """True once the mesh's control plane has been gone for ``grace`` seconds: a restart (the
+    keeper brings a killed one back in about a second) is waited out, a mesh taken down is not
+    (``down`` stops this process itself; this is the fallback)."""
+
+    def __init__(self, state_dir: Path, grace: float = 60.0) -> None:
+        self.state_dir, self.grace = state_dir, grace
+        self.seen = time.monotonic()
+
+    def __call__(self) -> bool:
+        if daemon_info(self.state_dir) is not None:
+            self.seen = time.monotonic()
+            return False
+        return time.monotonic() - self.seen > self.grace
 
 
 def _publish_target(state_dir: Path, address: str | None) -> None:

@@ -292,7 +292,7 @@ def build_outbound_clusters(index: MeshIndex, proxy: ProxyNode) -> ClusterSet:
     clusters: list[EnvoyJson] = []
     loads: list[EnvoyJson] = []
     for service in index.sorted_services():
-        rule = index.destination_rule(service.hostname, proxy.namespace)
+        rule = index.destination_rule(service.hostname, proxy.namespace, proxy.labels)
         subsets: list[Subset | None] = [None]
         if rule is not None:
             subsets += [s for s in rule.subsets if s.name]

@@ -25,6 +25,7 @@ from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.runtime.local.api_models import (
     ApiError,
     ChangeRequest,
+    ConfigCanaryRequest,
     Converged,
     Stopping,
     WaitRequest,
@@ -39,9 +40,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def write_token(path: Path) -> str:
-    """A fresh random token in ``path``, readable by the mesh's secrets owner only (the CLI as
-    root or as the mesh's user reads it; an unprivileged app in a pod does not)."""
-    token = secrets.token_urlsafe(32)
+    """The API's token in ``path``, readable by the mesh's secrets owner only (the CLI as root
+    or as the mesh's user reads it; an unprivileged app in a pod does not). A restarted control
+    plane keeps the token its clients hold (the canary controller, a dashboard); ``down``
+    removes it, so the next mesh gets a fresh one."""
+    try:
+        kept = path.read_text().strip()
+    except OSError:
+        kept = ""
+    token = kept if len(kept) >= 32 else secrets.token_urlsafe(32)
     write_secret_file(path, token.encode())
     return token
 
@@ -64,6 +71,8 @@ class ApiServer:
             web.get("/v1/proxy-config", self._proxy_config),
             web.get("/v1/logs", self._logs),
             web.post("/v1/wait", self._wait),
+            web.post("/v1/config-canary", self._config_canary),
+            web.get("/v1/config-canary", self._config_canary_state),
             web.get("/v1/exec-target", self._exec_target),
             web.post("/v1/shutdown", self._shutdown),
         ]
@@ -146,6 +155,16 @@ class ApiServer:
         body = _request(WaitRequest, await _body(request))
         await self.control.wait_converged(body.timeout)
         return _answer(Converged(converged=True))
+
+    async def _config_canary(self, request: web.Request) -> web.Response:
+        body = _request(ConfigCanaryRequest, await _body(request))
+        return _answer(
+            await self.control.config_canary(body.namespace, body.name, body.percent, body.promote)
+        )
+
+    async def _config_canary_state(self, request: web.Request) -> web.Response:
+        query = request.query
+        return _answer(self.control.config_canary_state(query["namespace"], query["name"]))
 
     async def _shutdown(self, request: web.Request) -> web.Response:
         self.control.shutdown.set()

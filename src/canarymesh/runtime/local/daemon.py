@@ -42,6 +42,7 @@ from canarymesh.runtime.local.api_client import DAEMON_FILE, TOKEN_FILE
 from canarymesh.runtime.local.api_server import ApiServer, write_token
 from canarymesh.runtime.local.ca import LocalCA
 from canarymesh.runtime.local.child_records import recorded_children
+from canarymesh.runtime.local.config_canaries import ConfigCanaries
 from canarymesh.runtime.local.control import ControlPlane
 from canarymesh.runtime.local.credentials import ALS_PURPOSE, XDS_PURPOSE, MeshCredentials
 from canarymesh.runtime.local.envoy import binary_for_proxy_user, envoy_binary
@@ -153,6 +154,25 @@ async def run(args: argparse.Namespace) -> None:
             shutil.rmtree(run_dir, ignore_errors=True)
         shutil.rmtree(admin_dir(state_dir), ignore_errors=True)
         (state_dir / PORTS_FILE).unlink(missing_ok=True)
+        (state_dir / TOKEN_FILE).unlink(missing_ok=True)
+
+
+CONTROLLER = "canary-controller"
+
+
+def controller_spec(state_dir: Path, backoff: float) -> ProcessSpec:
+    """The mesh's canary controller as a supervised, detached process (its environment fixed,
+    so a restarted control plane recognises, and adopts, the one that kept running)."""
+    return ProcessSpec(
+        name=CONTROLLER,
+        argv=[sys.executable, "-m", "canarymesh.controller", "--state-dir", str(state_dir)],
+        log_path=state_dir / "logs" / f"{CONTROLLER}.log",
+        env={**app_base_env(), "PYTHONUNBUFFERED": "1"},
+        detached=True,
+        backoff_initial=backoff,
+        backoff_max=5.0,
+        stop_grace=5.0,
+    )
 
 
 async def start_or_adopt(supervisor: Supervisor, spec: ProcessSpec) -> None:
@@ -210,6 +230,7 @@ async def serve(
         pod_network=network is not None,
         authenticate=lambda token, node: credentials.verify(ALS_PURPOSE, node, token),
         known=lambda: reconciler.known_workloads,
+        config_set=lambda node: reconciler.config_members.get(node),
     )
     tracing = TracingCollector()
     tracing_port = await _bind(ports, "tracing", tracing.start)
@@ -254,11 +275,15 @@ async def serve(
         args.ingress_port,
         settings,
         addresses,
+        ConfigCanaries(state_dir / "config-canaries.json"),
     )
+    reconciler.callers = collector.callers_of
     reconciler.telemetry_targets = (f"127.0.0.1:{metrics_port}",)
     store = Store.load(state_dir / "store.json")
     prepared = reconciler.prepare(store.documents)
     adopted = await reconciler.adopt(prepared)
+    controller = controller_spec(state_dir, args.restart_backoff)
+    controller_adopted = supervisor.adopt(controller)
     await reconciler.realise(prepared)
     # What a dead control plane left that nothing wants any more (its pods were deleted, or
     # their spec changed): stopped, and their namespaces removed.
@@ -292,11 +317,17 @@ async def serve(
     watcher = asyncio.create_task(reconciler.watch_readiness())
     control = ControlPlane(store, reconciler, info)
     api = ApiServer(control, write_token(state_dir / TOKEN_FILE))
-    info["api_port"] = await api.start()
+    # Kept across restarts: the canary controller (adopted, not restarted) holds it.
+    info["api_port"] = await _bind(ports, "api", api.start)
+    ports.save()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, control.shutdown.set)
     _write_json(state_dir / DAEMON_FILE, info)
+    if not controller_adopted:
+        # The canary controller runs under supervision (it reads daemon.json as it starts):
+        # killed, it is back after the restart back-off and resumes from its records.
+        await supervisor.start(controller, ready_timeout=None)
     try:
         await control.shutdown.wait()
     finally:
