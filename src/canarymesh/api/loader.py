@@ -228,6 +228,8 @@ def _decode(
     if metadata is None:
         return None
     api_version = info.api_version_of(data)
+    if not info.local_mesh:
+        at.report("CM0012", "kind", show=False, kind=info.kind, api_version=api_version)
     if typed.spec is None:
         if typed.repaired is not None:
             rest = Resource(api_version, info.kind, metadata, typed.repaired, source, lines)
@@ -342,8 +344,9 @@ def _spec(
             if key not in _ISTIO_TOP_LEVEL:
                 line = lines.get((key,), source.line)
                 diagnostics.append(
-                    make("CM0101", file=source.file, line=line, resource=label, field=key)
-                )
+                    make("CM0101", file=source.file, line=line, resource=label, field=key,
+                         api_group=info.group)
+                )  # fmt: skip
     prefix: FieldPath
     if info.body == "top":
         raw: object = {k: v for k, v in data.items() if k not in ("apiVersion", "kind", "metadata")}
@@ -356,7 +359,7 @@ def _spec(
     try:
         return _Typed(info.model.model_validate(raw))
     except ValidationError as exc:
-        diagnostics.extend(schema_diagnostics(exc, raw, prefix, lines, source, label))
+        diagnostics.extend(schema_diagnostics(exc, raw, prefix, lines, source, label, info.group))
         repair = without_bad_fields(exc, raw)
     if repair is None:
         return _Typed(None)

@@ -41,8 +41,10 @@ def schema_diagnostics(
     lines: Mapping[FieldPath, int],
     source: Source,
     label: str | None,
+    group: str | None = None,
 ) -> list[Diagnostic]:
-    """One diagnostic per distinct problem; type errors of union members at one path merge."""
+    """One diagnostic per distinct problem; type errors of union members at one path merge.
+    ``group`` is the document's API group (Istio's kinds get Istio's code too)."""
     expected_at: dict[FieldPath, list[str]] = {}
     values: dict[FieldPath, object] = {}
     found: list[Diagnostic] = []
@@ -52,7 +54,7 @@ def schema_diagnostics(
         line = line_of(lines, full, source.line)
         found.append(
             make(code, file=source.file, line=line, resource=label,
-                 field=format_path(full), value=value, **args)
+                 field=format_path(full), value=value, api_group=group, **args)
         )  # fmt: skip
 
     for item in error.errors():

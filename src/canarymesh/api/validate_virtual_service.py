@@ -8,8 +8,6 @@ not add up to 100 is a warning here (CM0203), because canary steps read weights 
 
 from __future__ import annotations
 
-import json
-
 from canarymesh.api import istio_networking as net
 from canarymesh.api.checks import is_dns1123_label, problem_with_host
 from canarymesh.api.limits import MAX_ENVOY_TOTAL_WEIGHT, MAX_WEIGHT
@@ -25,6 +23,7 @@ from canarymesh.api.validate_common import (
     check_string_match,
     check_string_matches,
 )
+from canarymesh.api.validate_route_order import check_rule_order
 
 __all__ = ["validate_virtual_service"]
 
@@ -59,7 +58,7 @@ def validate_virtual_service(report: Reporter, vs: net.VirtualService) -> None:
         report("CM0205", SPEC)
     for index, rule in enumerate(vs.http):
         _validate_http_route(report, (*SPEC, "http", index), rule)
-    _check_unreachable(report, vs)
+    check_rule_order(report, vs)
     for index, tcp in enumerate(vs.tcp):
         path = (*SPEC, "tcp", index)
         if not tcp.route:
@@ -264,30 +263,3 @@ def _validate_rewrite(report: Reporter, path: FieldPath, rewrite: net.HTTPRewrit
     regex = rewrite.uri_regex_rewrite
     if regex is not None and regex.match is not None:
         check_regex(report, (*path, "uriRegexRewrite", "match"), regex.match)
-
-
-def _check_unreachable(report: Reporter, vs: net.VirtualService) -> None:
-    """Istio's analyzeUnreachableHTTPRules, without the prefix-overlap part."""
-    catch_all: int | None = None
-    seen: dict[str, int] = {}
-    for index, rule in enumerate(vs.http):
-        path = (*SPEC, "http", index)
-        rule_name = repr(rule.name) if rule.name else f"#{index}"
-        if catch_all is not None:
-            reason = f"rule #{catch_all} before it has no match and takes every request"
-            report("CM0213", path, rule=rule_name, reason=reason)
-            continue
-        if not rule.match:
-            catch_all = index
-            continue
-        keys = [_match_key(m) for m in rule.match]
-        if all(key in seen for key in keys):
-            reason = "all its matches are used by earlier rules"
-            report("CM0213", path, rule=rule_name, reason=reason)
-        for key in keys:
-            seen.setdefault(key, index)
-
-
-def _match_key(match: net.HTTPMatchRequest) -> str:
-    data = match.model_dump(mode="json", by_alias=True, exclude_defaults=True, exclude={"name"})
-    return json.dumps(data, sort_keys=True)

@@ -47,13 +47,21 @@ Levels: **error** (the input is refused: `validate`, `analyze` and `apply` exit 
 `analyze --fail-on warning` exits with 1), **info** (worth knowing, never fails a command).
 
 Where a rule comes from Istio it follows Istio's own validation (`pkg/config/validation`) and
-analyzers (`istioctl analyze`, codes such as IST0101); where it comes from Kubernetes it follows
-the API server. A document that does not fit its schema (CM0101-CM0105, or CM0107 on a value
-that is not text) is still checked without the offending fields, so one run shows every problem;
-only a missing required field or a bad list item stops the other checks of that document.
+analyzers (`istioctl analyze`); where it comes from Kubernetes it follows the API server. A
+finding that `istioctl analyze` reports too carries Istio's code next to ours, so that Istio's
+documentation can be searched for it: `CM1015 [IST0173] warning ...` on a line, `"istioCode":
+"IST0173"` in `-o json` (null otherwise). Each section below names the code and the Istio
+analyzer that reports it; every field error (CM01xx-CM05xx) about one of Istio's own kinds is an
+Istio schema validation error, IST0106. How closely the analysis matches Istio's is measured
+against Istio's own analyzer tests: see `docs/istio-fidelity.md`.
+
+A document that does not fit its schema (CM0101-CM0105, or CM0107 on a value that is not text)
+is still checked without the offending fields, so one run shows every problem; only a missing
+required field or a bad list item stops the other checks of that document.
 
 Analysis checks a reference only when the input holds objects of the referenced kind (a
-VirtualService analysed alone is not told that its hosts have no Service).
+VirtualService analysed alone is not told that its hosts have no Service); a Gateway's selector
+is always checked, as the mesh's ingress gateway always exists.
 """
 LIMITS_INTRO = [
     "Input that breaks a limit is refused in milliseconds with bounded memory, before the step the",
@@ -76,7 +84,7 @@ def render_doc() -> str:
         for line in path.read_text(encoding="utf-8").splitlines():
             examples.setdefault(line.split()[0], (path.name.removesuffix(".errors.txt"), line))
     example = (
-        "CM0201 error reviews.yaml:14 VirtualService default/reviews "
+        "CM0201 [IST0106] error reviews.yaml:14 VirtualService default/reviews "
         "spec.http[0].route[1].weight: -5: must not be negative"
     )
     bad_inputs: dict[str, tuple[str, str]] = {}
@@ -95,7 +103,8 @@ def render_doc() -> str:
                 out += [""]
         retired = " (retired)" if entry.retired else ""
         out += [f"### {entry.code} {entry.title}", ""]
-        out += [f"Level: **{entry.level}**{retired}. Message: `{entry.template}`", ""]
+        istio = f" Istio: `{entry.istio}` ({entry.analyzer})." if entry.istio else ""
+        out += [f"Level: **{entry.level}**{retired}.{istio} Message: `{entry.template}`", ""]
         out += [entry.description, ""]
         if entry.code in examples:
             case, line = examples[entry.code]

@@ -179,7 +179,7 @@ function drawConfig(view) {
   const level = (l) => el("span", { class: l === "error" ? "badge bad" : "badge warn" }, l);
   const findings = view.findings.length ? el("table", { "data-testid": "findings" },
     el("tr", {}, ["code", "level", "resource", "field", "reason"].map((h) => el("th", {}, h))),
-    view.findings.map((f) => el("tr", {}, el("td", {}, f.code), el("td", {}, level(f.level)), el("td", {}, f.resource), el("td", {}, f.field), el("td", {}, f.reason))))
+    view.findings.map((f) => el("tr", {}, el("td", {}, f.istio_code ? `${f.code} [${f.istio_code}]` : f.code), el("td", {}, level(f.level)), el("td", {}, f.resource), el("td", {}, f.field), el("td", {}, f.reason))))
     : el("p", { class: "muted", "data-testid": "findings" }, "canarymesh analyze finds no problem in the applied configuration.");
   const resources = el("table", { "data-testid": "resources" },
     el("tr", {}, ["kind", "namespace", "name"].map((h) => el("th", {}, h))),
