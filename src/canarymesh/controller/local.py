@@ -31,11 +31,13 @@ from canarymesh.controller.observe import fqdn
 from canarymesh.controller.webhooks import HttpWebhooks
 from canarymesh.controller.wiring import CanaryItem, Wiring
 from canarymesh.errors import CanaryMeshError
+from canarymesh.ports import TrafficRouter
 from canarymesh.ports.clock import SystemClock
 from canarymesh.ports.load import LoadGenerator, loopback_target
 from canarymesh.ports.prometheus import PrometheusSource
 from canarymesh.runtime.local.api_client import ApiClient, daemon_info
 from canarymesh.runtime.local.api_models import CANARY_KIND, DESTINATION_RULE_KIND, MeshStatus
+from canarymesh.runtime.local.config_router import LocalConfigRouter
 from canarymesh.runtime.local.controller_process import publish_info, take_lock
 from canarymesh.runtime.local.prometheus import (
     CONTROLLER_JOB,
@@ -76,6 +78,8 @@ class LocalCanaries:
         return tuple(items)
 
     def _versions(self, canary: Canary, namespace: str) -> tuple[tuple[str, str], ...]:
+        if canary.config is not None:
+            return ()  # its sets are named canary and stable; no subset to look up
         rules = self.api.resources([DESTINATION_RULE_KIND], namespace)
         host = fqdn(canary.target.host, namespace)
         found = []
@@ -124,7 +128,7 @@ def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, Loc
     store = RolloutStore(state_dir)
     wiring = Wiring(
         canaries=LocalCanaries(api),
-        router_for=lambda item: LocalRouter(api, item.namespace, item.name),
+        router_for=lambda item: _router(api, item),
         metrics=PrometheusSource(prometheus, timeout=3.0),
         store=store,
         clock=SystemClock(),
@@ -134,6 +138,12 @@ def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, Loc
         sink=metrics,
     )
     return wiring, load
+
+
+def _router(api: ApiClient, item: CanaryItem) -> TrafficRouter:
+    if item.canary.config is not None:
+        return LocalConfigRouter(api, item.namespace, item.name)
+    return LocalRouter(api, item.namespace, item.name)
 
 
 # --- the process ------------------------------------------------------------------------------

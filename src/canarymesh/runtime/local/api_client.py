@@ -166,6 +166,12 @@ class ApiClient:
         body = ConfigCanaryRequest(namespace=namespace, name=name, percent=percent, promote=promote)
         return _parse(ConfigCanaryState, self.post("/v1/config-canary", body.model_dump()))
 
+    def config_canary_state(self, namespace: str, name: str) -> ConfigCanaryState:
+        from canarymesh.runtime.local.api_models import ConfigCanaryState
+
+        query = {"namespace": namespace, "name": name}
+        return _parse(ConfigCanaryState, self.get("/v1/config-canary", query))
+
     def wait(self, timeout: float = 30.0) -> None:
         from canarymesh.runtime.local.api_models import WaitRequest
 

@@ -257,6 +257,7 @@ class ConfigCanaryRequest(_Request):
 class ConfigCanaryState(_Answer):
     canary: str  # namespace/name
     percent: float | None
+    applied: bool  # the changed documents are the config every pod runs (promoted)
     canary_pods: tuple[str, ...]  # the pods on the changed config
     stable_pods: tuple[str, ...]  # the pods it split that kept the current config
     pushed: tuple[str, ...]

@@ -72,6 +72,7 @@ class ApiServer:
             web.get("/v1/logs", self._logs),
             web.post("/v1/wait", self._wait),
             web.post("/v1/config-canary", self._config_canary),
+            web.get("/v1/config-canary", self._config_canary_state),
             web.get("/v1/exec-target", self._exec_target),
             web.post("/v1/shutdown", self._shutdown),
         ]
@@ -160,6 +161,10 @@ class ApiServer:
         return _answer(
             await self.control.config_canary(body.namespace, body.name, body.percent, body.promote)
         )
+
+    async def _config_canary_state(self, request: web.Request) -> web.Response:
+        query = request.query
+        return _answer(self.control.config_canary_state(query["namespace"], query["name"]))
 
     async def _shutdown(self, request: web.Request) -> web.Response:
         self.control.shutdown.set()

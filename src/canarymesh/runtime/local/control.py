@@ -126,13 +126,28 @@ class ControlPlane:
             except ConfigError:
                 canaries.set_share(key, before)
                 raise
+        return self.config_canary_state(namespace, name, pushed)
+
+    def config_canary_state(
+        self, namespace: str, name: str, pushed: list[str] | None = None
+    ) -> ConfigCanaryState:
+        """Where a config canary stands: its share and the pods in each set."""
+        key = f"{namespace}/{name}"
+        percent = self.reconciler.config_canaries.shares.get(key)
         members = self.reconciler.config_members
+        documents = self.store.documents
+        canary = next((d for d in documents.values() if _names(d) == (namespace, name)), None)
+        changed = config_change_of(canary) if canary is not None else None
+        if changed is None:
+            raise ConfigError(f"no config canary {key}: apply a Canary with spec.config")
+        after, _ = self.store.plan_apply(changed)
         return ConfigCanaryState(
             canary=key,
             percent=percent,
+            applied=after == documents,
             canary_pods=tuple(sorted(p for p, m in members.items() if m == (key, CONFIG_CANARY))),
             stable_pods=tuple(sorted(p for p, m in members.items() if m == (key, CONFIG_STABLE))),
-            pushed=tuple(pushed),
+            pushed=tuple(pushed or ()),
         )
 
     async def wait_converged(self, timeout: float) -> None:
