@@ -35,7 +35,7 @@ def test_a_failing_canary_is_rolled_back_early_and_all_traffic_returns() -> None
     final = controller.run()
     assert final.phase is Phase.FAILED
     assert final.message.startswith("rolled back: request-success-rate canary errors 10.")
-    assert "< alpha 0.005" in final.message
+    assert "< alpha 0.0075" in final.message
     assert controller.router.weights == Weights(0, "v1")
     assert not any(isinstance(a, FinalizeRoutes) for a in controller.executed)
     elapsed = (controller.clock.now() - final.started_at).total_seconds()
@@ -101,15 +101,23 @@ def test_a_restart_after_the_rollback_decision_still_returns_traffic() -> None:
 def test_the_decision_log_of_a_rolled_back_canary_reads_with_its_numbers() -> None:
     final = Controller(DEFAULT, traffic=failing).run()
     log = [(h.at.strftime("%M:%S"), h.phase.value, h.reason) for h in final.history]
-    verdict = "request-success-rate canary errors 10.00% vs stable 0.37% (n=60/540)"
-    assert log == [
+    verdict = (
+        "request-success-rate canary errors 10.00% vs stable 0.37% (n=60/540, 12000 before "
+        "the rollout), ratio 20x (99.25% CI 3x-60x), sequential p=4.2e-05 < alpha 0.0075"
+    )
+    assert log[0] == ("00:00", "Initializing", "plan: stable before the rollout: 12000 "
+                      "requests in 600s (20.0 req/s), 0.50% errors")  # fmt: skip
+    warning = "plan warning: request-success-rate: at 20 req/s this plan catches a 3x "
+    assert log[1][2].startswith(warning + "regression only 71% of the time by its end")
+    assert log[3:] == [
         ("00:00", "Initializing", "waiting for the managed routes to be reconciled"),
         ("00:01", "Progressing", "routes ready: starting step 1"),
         ("00:01", "Progressing", "step 1/6 (setWeight 10%): setting canary 10% / stable 90%"),
         ("00:02", "Progressing", "step 2/6 (analysis 1m)"),
         ("00:17", "Progressing", "step 2/6 (analysis 1m) holding: request-success-rate canary "
-         "errors 10.00% vs stable 0.37% (n=30/270), sequential p=0.038: not enough canary "
-         "requests yet (30 < 50)"),
-        ("00:32", "RollingBack", f"{verdict}, sequential p=0.0007 < alpha 0.005: rolling back"),
-        ("00:33", "Failed", f"rolled back: {verdict}, sequential p=0.0007 < alpha 0.005"),
-    ]  # fmt: skip
+         "errors 10.00% vs stable 0.37% (n=30/270, 12000 before the rollout), ratio 20x (99.25% "
+         "CI 1x-60x), sequential p=0.0094: not enough canary requests yet (30 < 50); 20 more "
+         "canary requests (~10s at 2.0 req/s) would settle it"),
+        ("00:32", "RollingBack", f"{verdict}: rolling back"),
+        ("00:33", "Failed", f"rolled back: {verdict}"),
+]  # fmt: skip
