@@ -1,10 +1,12 @@
-"""``canarymesh rollout start|get|list|history|promote|abort|pause|resume``: drive rollouts.
+"""``canarymesh rollout start|get|status|list|history|simulate|promote|abort|pause|resume``.
 
 Thin: ``start`` validates a Canary (ours, or Flagger's translated with a warning per field that
 does not map), stamps it with a new rollout id and applies it; the canary controller
-(:mod:`canarymesh.controller.local`, started here when needed) picks it up. ``get`` renders the
-pure view of :mod:`canarymesh.views.rollout` with rich; the commands drop a manual command in
-the rollout store for the controller to take.
+(:mod:`canarymesh.controller.local`, started here when needed) picks it up. ``get`` (and its
+kubectl-argo-rollouts name ``status``) renders the pure view of :mod:`canarymesh.views.rollout`
+with rich, or as JSON or YAML; the commands drop a manual command in the rollout store for the
+controller to take. ``simulate`` (:mod:`canarymesh.cli.simulate`) plays a Canary against
+simulated traffic, many times, without a mesh.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from canarymesh.api.canary import Canary
 from canarymesh.api.flagger import FLAGGER_API_VERSION, translate_flagger
 from canarymesh.api.loader import load_text
 from canarymesh.cli.common import client, handle_errors, state_dir, state_dir_option
+from canarymesh.cli.simulate import simulate_command
 from canarymesh.controller.local import CANARY_KIND, ROLLOUT_ID, ensure_running
 from canarymesh.controller.loop import state_of
 from canarymesh.errors import ConfigError
@@ -161,6 +164,8 @@ _COLORS = {"Succeeded": "green", "Failed": "red", "RollingBack": "red", "Paused"
 
 
 def render(view: RolloutView) -> RenderableType:
+    """The rollout as rich renderables: head, weights, steps, what the plan can see, each
+    metric's verdict with its evidence, the decision log."""
     color = _COLORS.get(view.phase, "cyan")
     head = Text.assemble(
         (f"{view.name}", "bold"),
@@ -174,7 +179,10 @@ def render(view: RolloutView) -> RenderableType:
         f"{', A/B match to canary' if view.ab_match else ''}"
         f"  ({'applied by every proxy' if view.weights_verified else 'waiting for the proxies'})"
     )
-    parts: list[RenderableType] = [head, Text(weights), _steps(view), _metrics(view), _log(view)]
+    parts: list[RenderableType] = [head, Text(weights), _steps(view)]
+    if view.baseline or view.sight or view.warnings:
+        parts.append(_sight(view))
+    parts += [_metrics(view), *_settle(view), _log(view)]
     return Group(*parts)
 
 
@@ -189,14 +197,55 @@ def _steps(view: RolloutView) -> Table:
     return table
 
 
+def _sight(view: RolloutView) -> RenderableType:
+    mode = "adaptive" if view.adaptive else "fixed"
+    title = f"what the plan ({mode}) can see"
+    if view.traffic_rps is not None:
+        title += f" at {view.traffic_rps:.3g} req/s"
+    table = Table(title=title, title_justify="left", show_edge=False)
+    for column in ("metric", "stable bad", "effect", "smallest caught (90%) by step",
+                   "catches effect", "median", "promote"):  # fmt: skip
+        table.add_column(column)
+    for row in view.sight:
+        by_step = ", ".join(f"{step}: {_ratio(v)}" for step, v in row.smallest) or "-"
+        table.add_row(row.metric, f"{row.bad_percent:.2g}%", f"{row.effect_size:g}x", by_step,
+                      f"{100 * row.catch:.0f}%", _seconds(row.median_seconds),
+                      _seconds(row.promote_seconds))  # fmt: skip
+    lines: list[RenderableType] = [table]
+    if view.baseline:
+        lines.insert(0, Text(view.baseline, style="dim"))
+    lines += [Text(f"warning: {w}", style="yellow") for w in view.warnings]
+    return Group(*lines)
+
+
 def _metrics(view: RolloutView) -> Table:
     table = Table(title="metrics", title_justify="left", show_edge=False)
-    for column in ("metric", "verdict", "canary", "stable", "limit", "n", "p"):
+    for column in ("metric", "verdict", "canary", "stable", "ratio (CI)", "limit", "n", "p"):
         table.add_column(column)
     for m in view.metrics:
-        table.add_row(m.metric, m.verdict, _num(m.canary), _num(m.stable), m.limit,
+        table.add_row(m.metric, m.verdict, _num(m.canary), _num(m.stable), m.ratio, m.limit,
                       str(m.samples), _num(m.p_value))  # fmt: skip
     return table
+
+
+def _settle(view: RolloutView) -> list[RenderableType]:
+    return [
+        Text(f"{m.metric}: {m.explanation.settle} would settle it", style="dim")
+        for m in view.metrics
+        if m.explanation is not None and m.explanation.settle
+    ]
+
+
+def _ratio(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}x" if value >= 10 else f"{value:.2g}x"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}s" if value < 120 else f"{value / 60:.1f}m"
 
 
 def _log(view: RolloutView) -> Table:
@@ -213,22 +262,15 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-@rollout_group.command("get")
-@click.argument("name")
-@_namespace
-@click.option("-w", "--watch", is_flag=True, help="Refresh until the rollout ends.")
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
-@_context
-@state_dir_option
-@handle_errors
-def get_command(
-    name: str, namespace: str | None, watch: bool, output: str, context: str | None
-) -> None:
-    """Show a rollout: steps, weights, metrics against their limits, the decision log."""
+def _get(name: str, namespace: str | None, watch: bool, output: str, context: str | None) -> None:
     key = resolve(name, namespace, context)
     view = view_of(key, context)
-    if output == "json":
-        click.echo(json.dumps(view.to_json() if view else {"name": key, "phase": None}, indent=2))
+    if output in ("json", "yaml"):
+        data = view.to_json() if view else {"name": key, "phase": None}
+        if output == "json":
+            click.echo(json.dumps(data, indent=2))
+        else:
+            click.echo(yaml.safe_dump(data, sort_keys=False, width=100), nl=False)
         return
     if not watch:
         Console().print(render(view) if view else f"{key}: waiting for the controller")
@@ -239,6 +281,43 @@ def get_command(
             view = view_of(key, context)
             if view is not None:
                 live.update(render(view))
+
+
+_OUTPUT = click.option(
+    "-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text",
+    help="text (tables), or the view as JSON or YAML (what the dashboard serves).",
+)  # fmt: skip
+
+
+@rollout_group.command("get")
+@click.argument("name")
+@_namespace
+@click.option("-w", "--watch", is_flag=True, help="Refresh until the rollout ends.")
+@_OUTPUT
+@_context
+@state_dir_option
+@handle_errors
+def get_command(
+    name: str, namespace: str | None, watch: bool, output: str, context: str | None
+) -> None:
+    """Show a rollout: steps, weights, what the plan can see, each metric's verdict with its
+    evidence, the decision log."""
+    _get(name, namespace, watch, output, context)
+
+
+@rollout_group.command("status")
+@click.argument("name")
+@_namespace
+@click.option("-w", "--watch", is_flag=True, help="Refresh until the rollout ends.")
+@_OUTPUT
+@_context
+@state_dir_option
+@handle_errors
+def status_command(
+    name: str, namespace: str | None, watch: bool, output: str, context: str | None
+) -> None:
+    """Show a rollout (the same as get): its verdicts explained, what the plan can see."""
+    _get(name, namespace, watch, output, context)
 
 
 @rollout_group.command("list")
@@ -309,3 +388,6 @@ for _name, _help in (
     ("resume", "Go on after a pause (also passes a pause step without duration)."),
 ):
     rollout_group.add_command(_make(_name, _help))
+
+
+rollout_group.add_command(simulate_command)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -40,6 +40,7 @@ _LE = (*(f"{b:g}" for b in DURATION_BUCKETS), "+Inf")
 # Cumulative (requests, errors, requests at or below each le) of the seconds before a scrape.
 _Cum = tuple[int, int, tuple[int, ...]]
 _ZERO: _Cum = (0, 0, (0,) * len(_LE))
+_Series = tuple[tuple[tuple[str, str], ...], "Callable[[_Cum], int]"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,7 @@ class SimulatedPrometheus:
         self.epoch = epoch  # the time of second 0
         self.online = True
         self._cumulative: dict[Side, list[_Cum]] = {"stable": [_ZERO], "canary": [_ZERO]}
+        self._matched: dict[str, list[tuple[Side, list[_Series]]]] = {}
 
     def is_online(self) -> bool:
         return self.online
@@ -92,32 +94,36 @@ class SimulatedPrometheus:
         parsed = _parse(promql)
         seconds = (at - self.epoch).total_seconds()
         series: list[Sample] = []
-        for side, version in self.versions.items():
-            base = {"reporter": "destination", "destination_service": self.host,
-                    "destination_version": version}  # fmt: skip
-            for labels, value in self._series(parsed, side, seconds, base):
-                if _matches(parsed.matchers, labels):
-                    series.append(Sample(tuple(sorted(labels.items())), value))
+        for side, matched in self._matching(promql, parsed):
+            span = self._span(parsed, side, seconds)
+            if span is None:
+                continue
+            end, start, scale = span
+            for labels, pick in matched:
+                series.append(Sample(labels, (pick(end) - pick(start)) * scale))
         if not parsed.summed:
             return tuple(series)
         return _sum(series, parsed.by_le)
 
-    # --- series ----------------------------------------------------------------------------
+    def _matching(self, promql: str, query: _Query) -> list[tuple[Side, list[_Series]]]:
+        """Each side's series that ``query`` selects (worked out once per query text)."""
+        found = self._matched.get(promql)
+        if found is None:
+            found = []
+            for side, version in self.versions.items():
+                base = {"reporter": "destination", "destination_service": self.host,
+                        "destination_version": version}  # fmt: skip
+                found.append(
+                    (side, [
+                        (tuple(sorted(labels.items())), pick)
+                        for labels, pick in _all_series(query.metric, base)
+                        if _matches(query.matchers, labels)
+                    ])
+                )  # fmt: skip
+            self._matched[promql] = found
+        return found
 
-    def _series(
-        self, query: _Query, side: Side, seconds: float, base: dict[str, str]
-    ) -> list[tuple[dict[str, str], float]]:
-        span = self._span(query, side, seconds)
-        if span is None:
-            return []
-        end, start, scale = span
-        if query.metric == REQUESTS:
-            ok = (end[0] - end[1]) - (start[0] - start[1])
-            return [
-                ({**base, "response_code": "200"}, ok * scale),
-                ({**base, "response_code": "503"}, (end[1] - start[1]) * scale),
-            ]
-        return [({**base, "le": le}, (end[2][i] - start[2][i]) * scale) for i, le in enumerate(_LE)]
+    # --- series ----------------------------------------------------------------------------
 
     def _span(self, query: _Query, side: Side, seconds: float) -> tuple[_Cum, _Cum, float] | None:
         """The cumulative counts at the end and the start of the query, and the factor that
@@ -148,6 +154,22 @@ class SimulatedPrometheus:
                 summed.append(previous + running)
             cumulative.append((requests + counts.requests, errors + counts.errors, tuple(summed)))
         return cumulative[scrape]
+
+
+def _all_series(
+    metric: str, base: dict[str, str]
+) -> list[tuple[dict[str, str], Callable[[_Cum], int]]]:
+    """Every series of ``metric`` for one version, and how to read it from cumulative counts."""
+    if metric == REQUESTS:
+        return [
+            ({**base, "response_code": "200"}, lambda c: c[0] - c[1]),
+            ({**base, "response_code": "503"}, lambda c: c[1]),
+        ]
+    return [({**base, "le": le}, _bucket(i)) for i, le in enumerate(_LE)]
+
+
+def _bucket(index: int) -> Callable[[_Cum], int]:
+    return lambda c: c[2][index]
 
 
 def _matches(matchers: tuple[tuple[str, str, str], ...], labels: dict[str, str]) -> bool:

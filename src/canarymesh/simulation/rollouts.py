@@ -46,6 +46,7 @@ class Outcome:
     canary_failed: int
     excess_failed: float
     reason: str
+    warnings: tuple[str, ...] = ()  # what the plan said, before the rollout, it cannot see
 
 
 @dataclass
@@ -131,7 +132,10 @@ class _Quiet:
 def simulate_rollout(
     spec: Canary, model: TrafficModel, seed: int, time_limit: float = 3600.0
 ) -> Outcome:
-    """One rollout of ``spec`` on traffic ``model``, from start to the decision that settles it."""
+    """One rollout of ``spec`` on traffic ``model``, from start to the decision that settles it.
+
+    ``model`` stands for all the traffic, so the spec's load generator is left out."""
+    spec = spec.model_copy(update={"load_generator": None})
     rng = random.Random(seed)
     traffic = SimulatedTraffic(model, rng)
     epoch = START - datetime.timedelta(seconds=model.history)
@@ -144,14 +148,15 @@ def simulate_rollout(
     quiet = _Quiet(item)
     wiring = Wiring(quiet, lambda _: router, prometheus, quiet, clock, quiet, quiet, quiet, quiet)
     controller = Controller(wiring)
-    state: CanaryState | None = None
+    settled = {phase.value for phase in SETTLED}
     while (clock.now() - START).total_seconds() <= time_limit:
         controller.run_once()
         record = quiet.store.get(item.key)
-        state = CanaryState.from_dict(dict(record["state"])) if record else None
-        if state is not None and state.phase in SETTLED:
+        if record is not None and record["state"]["phase"] in settled:
             break
         clock.sleep(TICK)
+    record = quiet.store.get(item.key)
+    state = CanaryState.from_dict(dict(record["state"])) if record else None
     return _outcome(state, traffic, model, (clock.now() - START).total_seconds())
 
 
@@ -172,4 +177,5 @@ def _outcome(
         canary_failed=sum(s.errors for s in canary),
         excess_failed=sum(traffic.excess[first:last]),
         reason=state.message if state is not None else "no decision",
+        warnings=state.assessment.warnings if state and state.assessment else (),
     )

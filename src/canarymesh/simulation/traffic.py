@@ -116,6 +116,7 @@ class SimulatedTraffic:
             )
         # Per second: the canary's expected 5xx beyond what the stable would have failed.
         self.excess: list[float] = []
+        self._cdfs: dict[tuple[float, float], tuple[float, ...]] = {}
 
     # --- routing -------------------------------------------------------------------------
 
@@ -192,16 +193,40 @@ class SimulatedTraffic:
     def _version(
         self, n: int, error_rate: float, factor: float, extra_ms: float, burst: float
     ) -> SecondCounts:
-        rng, model = self.rng, self.model
+        rng = self.rng
         counts = SecondCounts(requests=n)
         fail = min(1.0, error_rate)
-        mu = math.log(model.median_ms * factor)
+        cdf = self._cdf(factor, extra_ms)
+        buckets = counts.buckets
+        errors = 0
         for _ in range(n):
-            failed = rng.random() < fail or (burst > 0.0 and rng.random() < burst)
-            counts.errors += failed
-            latency = rng.lognormvariate(mu, model.sigma) + extra_ms
-            counts.buckets[bisect.bisect_left(DURATION_BUCKETS, latency)] += 1
+            if rng.random() < fail or (burst > 0.0 and rng.random() < burst):
+                errors += 1
+            buckets[bisect.bisect_right(cdf, rng.random())] += 1
+        counts.errors = errors
         return counts
+
+    def _cdf(self, factor: float, extra_ms: float) -> tuple[float, ...]:
+        """P(duration <= bound) for every bucket bound: lognormal (median ``median_ms``,
+        times ``factor``), plus ``extra_ms``."""
+        key = (factor, extra_ms)
+        cached = self._cdfs.get(key)
+        if cached is None:
+            model = self.model
+            mu = math.log(model.median_ms * factor)
+            cached = tuple(
+                _lognormal_cdf(bound - extra_ms, mu, model.sigma) for bound in DURATION_BUCKETS
+            )
+            self._cdfs[key] = cached
+        return cached
+
+
+def _lognormal_cdf(x: float, mu: float, sigma: float) -> float:
+    if x <= 0:
+        return 0.0
+    if sigma == 0:
+        return 1.0 if math.log(x) >= mu else 0.0
+    return 0.5 * math.erfc(-(math.log(x) - mu) / (sigma * math.sqrt(2)))
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
