@@ -4,7 +4,10 @@
 a Flagger-style threshold plan in the same script.
 
 Ours is the shipped Canary (``canary-manifests/canary-reviews.yaml``, or ``--spec``) and, with
-``--fixed``, the same Canary without adaptive mode. The Flagger-style plan is
+``--fixed``, the same Canary without adaptive mode. Its latency check allows reviews v3 three
+times v1's latency (v3 calls ratings, v1 does not); the rows that simulate a canary doing the
+same work as the stable ("+50% p99") judge latency with tolerance 1, the rows marked "v3" keep
+the shipped tolerance and simulate a canary three times slower by design. The Flagger-style plan is
 :func:`canarymesh.simulation.summary.flagger_style`: a check every minute, stepWeight 10 up to
 maxWeight 50, five failed checks, success rate >= 99%, p99 <= 500 ms.
 
@@ -14,7 +17,8 @@ answers in lognormal time (median 20 ms, sigma 0.5, p99 about 64 ms); ten minute
 traffic precede each rollout. Rows with bursts: one replica of two, of the stable or the canary
 (drawn per rollout), fails half its requests for 5 s, on average every 5 minutes. Rows with
 spikes: on average every 2 minutes, for 10 s, both versions fail 10 times as often and are twice
-as slow.
+as slow. Rows with a shifted level: from the rollout on, both versions fail twice (or three times)
+as often as the stable's history says.
 
     .venv/bin/python bench/judge.py                  # every row, 400 rollouts each
     .venv/bin/python bench/judge.py --runs 100 --case "+5% errors, 20 req/s"
@@ -73,7 +77,7 @@ class Case:
     name: str
     model: TrafficModel
     show: Callable[[Summary], str]
-    latency: bool = False  # judged on latency: ours needs request-duration among its metrics
+    latency: str = ""  # "same work": ours judges latency with tolerance 1; "v3": as shipped
 
 
 CASES = (
@@ -88,8 +92,16 @@ CASES = (
          false_rollbacks),
     Case("healthy, shared spikes, 20 req/s", TrafficModel(20, spikes=SPIKES), false_rollbacks),
     Case("canary 0.9% vs stable 0.3% errors, 20 req/s", TrafficModel(20, 0.003, 0.009), caught),
-    Case("+50% p99 latency, 20 req/s", TrafficModel(20, canary_latency=1.5), caught, True),
-    Case("+50% p99 latency, 5 req/s", TrafficModel(5, canary_latency=1.5), caught, True),
+    Case("healthy, the level doubles at the start, 20 req/s", TrafficModel(20, shift=2.0),
+         false_rollbacks),
+    Case("healthy, the level triples at the start, 20 req/s", TrafficModel(20, shift=3.0),
+         false_rollbacks),
+    Case("+50% p99 latency, 20 req/s", TrafficModel(20, canary_latency=1.5), caught, "same work"),
+    Case("+50% p99 latency, 5 req/s", TrafficModel(5, canary_latency=1.5), caught, "same work"),
+    Case("v3: 3x v1's latency by design, healthy, 20 req/s", TrafficModel(20, canary_latency=3.0),
+         promoted, "v3"),
+    Case("v3: and 50% slower than that, 20 req/s", TrafficModel(20, canary_latency=4.5), caught,
+         "v3"),
 )  # fmt: skip
 
 
@@ -98,12 +110,16 @@ def load_spec(path: Path) -> Canary:
     return Canary.model_validate(doc["spec"])
 
 
-def with_latency(spec: Canary) -> tuple[Canary, str]:
-    """``spec`` judging request-duration too (as it is, if it already does)."""
-    if any(m.name == "request-duration" for m in spec.metric_checks()):
+def for_case(spec: Canary, case: Case) -> tuple[Canary, str]:
+    """``spec`` as the case judges it: latency with tolerance 1 for a canary that does the
+    stable's work, as shipped otherwise."""
+    if case.latency != "same work":
         return spec, ""
-    metrics = (*spec.metric_checks(), MetricCheck(name="request-duration"))
-    return spec.model_copy(update={"analysis": replace_metrics(spec, metrics)}), " (+latency)"
+    others = tuple(m for m in spec.metric_checks() if m.name != "request-duration")
+    metrics = (*others, MetricCheck(name="request-duration"))
+    return spec.model_copy(
+        update={"analysis": replace_metrics(spec, metrics)}
+    ), " (latency tolerance 1)"
 
 
 def replace_metrics(spec: Canary, metrics: tuple[MetricCheck, ...]) -> object:
@@ -131,13 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     ours = load_spec(args.spec)
     columns: list[tuple[str, Callable[[Case], tuple[Canary, str]]]] = [
-        ("ours", lambda case: with_latency(ours) if case.latency else (ours, "")),
+        ("ours", lambda case: for_case(ours, case)),
     ]
     fixed = without_adaptive(ours)
     if args.fixed and fixed is not None:
-        columns.append(
-            ("ours, fixed plan", lambda case: with_latency(fixed) if case.latency else (fixed, ""))
-        )
+        plain = fixed
+        columns.append(("ours, fixed plan", lambda case: for_case(plain, case)))
     columns.append(("Flagger-style", lambda case: (flagger_style(ours), "")))
     began = time.perf_counter()
     print("| case | " + " | ".join(name for name, _ in columns) + " |")

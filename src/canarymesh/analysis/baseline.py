@@ -17,6 +17,8 @@ __all__ = ["Baseline", "above", "slow_bound"]
 # The stable's slow requests: those above the largest bucket bound that at least this share of
 # its requests exceed (the lower bound of the bucket that holds its 99th percentile).
 SLOW_SHARE = 0.01
+# ...unless more than this share exceeds that bound: then the bucket is too coarse for the tail.
+COARSE_SHARE = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,23 +75,24 @@ class Baseline:
 
 
 def slow_bound(counts: Counts) -> float | None:
-    """The bucket bound above which the stable's requests count as slow: the largest finite
-    bound that at least :data:`SLOW_SHARE` of them exceed; when none does (nearly every
-    request in the lowest buckets), the smallest bound nothing exceeds. None without a
-    histogram."""
+    """The bucket bound above which the stable's requests count as slow: the lower bound of the
+    bucket that holds its 99th percentile (the largest finite bound that at least
+    :data:`SLOW_SHARE` of them exceed), or that bucket's upper bound when more than
+    :data:`COARSE_SHARE` exceed the lower one (a bucket too coarse to place the tail in), or,
+    when no bound qualifies, the smallest bound nothing exceeds. None without a histogram."""
     if not counts.buckets or counts.buckets[-1][1] == 0:
         return None
     total = counts.buckets[-1][1]
+    finite = [(b, c) for b, c in counts.buckets if not math.isinf(b)]
     chosen = None
-    for bound, cumulative in counts.buckets:
-        if not math.isinf(bound) and total - cumulative >= SLOW_SHARE * total:
-            chosen = bound
+    for index, (bound, cumulative) in enumerate(finite):
+        if total - cumulative >= SLOW_SHARE * total:
+            chosen = index
     if chosen is None:
-        chosen = next(
-            (b for b, c in counts.buckets if not math.isinf(b) and c == total),
-            max((b for b, _ in counts.buckets if not math.isinf(b)), default=None),
-        )
-    return chosen
+        return next((b for b, c in finite if c == total), finite[-1][0] if finite else None)
+    if total - finite[chosen][1] > COARSE_SHARE * total and chosen + 1 < len(finite):
+        chosen += 1
+    return finite[chosen][0]
 
 
 def above(counts: Counts, milliseconds: float) -> float:

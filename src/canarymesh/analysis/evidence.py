@@ -67,10 +67,11 @@ SPIKES: tuple[tuple[float, float, float], ...] = (
 DRIFT_MEMORY = 600.0
 _FORGET = math.exp(-1.0 / DRIFT_MEMORY)
 # One side's bursts: start on average every BURST_EVERY s, last BURST_LENGTH s on average. During
-# one, the canary's bad count is anything from 0 to all its requests.
+# one, the canary fails one of these shares of its requests (as likely each), whatever r is.
 BURST = "burst"
 BURST_EVERY = 300.0
 BURST_LENGTH = 5.0
+BURST_SHARES = (0.05, 0.15, 0.4, 1.0)
 # Hidden states: (lambda, burst); index = level * 2 + burst.
 _LEVELS = (1.0, *(times for times, _, _ in SPIKES))
 _STATES = tuple((level, burst) for level in _LEVELS for burst in (False, True))
@@ -284,7 +285,7 @@ def _second(evidence: Evidence, n_c: float, x_c: int, n_s: float, x_s: int) -> E
     # Terms every hypothesis and every state share cancel in the ratios and are left out:
     # the stable's x_s log n_s - log x_s!, and the belief's shape log rate (per ratio, added
     # once below).
-    burst_canary = -math.log(n_c + 1)  # during a burst any count 0..n_c is about as likely
+    burst_canary = _burst(n_c, x_c)
     canary_const = (x_c * math.log(n_c) - math.lgamma(x_c + 1)) if n_c > 0 else 0.0
     x = x_c + x_s
     log, exp = math.log, math.exp
@@ -361,6 +362,24 @@ def _transitions(
 
 
 _PER_SECOND = _transitions(1.0)
+
+
+def _burst(n: float, x: int) -> float:
+    """Log probability of ``x`` bad requests of ``n`` during a burst: a mixture of binomials
+    over :data:`BURST_SHARES`."""
+    if n <= 0:
+        return 0.0
+    if x > n:  # more bad requests than requests (a long window spread over seconds)
+        return -math.inf
+    ratio = math.lgamma(n + 1) - math.lgamma(x + 1) - math.lgamma(n - x + 1)  # log C(n, x)
+    terms = [
+        x * math.log(q) + (n - x) * math.log1p(-q) if q < 1.0 else (0.0 if x == n else -math.inf)
+        for q in BURST_SHARES
+    ]
+    top = max(terms)
+    if top == -math.inf:
+        return -math.inf
+    return ratio + top + math.log(sum(math.exp(t - top) for t in terms) / len(terms))
 
 
 def _rising(shape: float, count: int) -> float:

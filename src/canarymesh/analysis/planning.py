@@ -271,7 +271,7 @@ def _median_within(
     before: float, share: float, seconds: float, metric: MetricPlan, alpha: float, at: float
 ) -> float | None:
     """The first second of this segment by which the effect size is caught half the time."""
-    step = max(1.0, seconds / 60)
+    step = max(5.0, seconds / 24)
     t = 0.0
     while t <= seconds:
         chance = catch_probability(
@@ -354,7 +354,7 @@ def _cannot_see(
 
 def _requests_for(metric: MetricPlan, alpha: float, power: float) -> float:
     low, high = 1.0, 1e9
-    for _ in range(60):
+    for _ in range(40):
         middle = math.sqrt(low * high)
         chance = catch_probability(middle, metric.bad_rate, metric.effect, metric.tolerance, alpha)
         low, high = (middle, high) if chance < power else (low, middle)
@@ -362,19 +362,33 @@ def _requests_for(metric: MetricPlan, alpha: float, power: float) -> float:
 
 
 def _poisson_at_least(count: int, mean: float) -> float:
-    """P(Poisson(mean) >= count)."""
+    """P(Poisson(mean) >= count): summed from the nearer tail, in at most 60 terms beyond
+    which the terms no longer matter at the precision wanted here."""
     if count <= 0:
         return 1.0
     if mean <= 0:
         return 0.0
-    if mean > 1000:  # normal approximation with continuity correction
-        z = (count - 0.5 - mean) / math.sqrt(mean)
-        return 0.5 * math.erfc(z / math.sqrt(2))
-    term = math.exp(-mean)
+    if count > mean:  # sum the upper tail from count up
+        log_term = count * math.log(mean) - mean - math.lgamma(count + 1)
+        total = 0.0
+        for k in range(count, count + 60):
+            term = math.exp(log_term)
+            total += term
+            if term <= total * 1e-9:
+                break
+            log_term += math.log(mean / (k + 1))
+        return min(1.0, total)
+    # count <= mean: one minus the lower tail, summed down from count - 1
+    k = count - 1
+    log_term = k * math.log(mean) - mean - math.lgamma(k + 1)
     below = 0.0
-    for k in range(count):
+    while k >= 0 and k >= count - 1 - 60:
+        term = math.exp(log_term)
         below += term
-        term *= mean / (k + 1)
+        if term <= below * 1e-9:
+            break
+        log_term += math.log(k / mean) if k > 0 else 0.0
+        k -= 1
     return max(0.0, 1.0 - below)
 
 

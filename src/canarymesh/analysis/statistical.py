@@ -53,7 +53,8 @@ __all__ = [
 SUCCESS = "request-success-rate"
 LATENCY = "request-duration"
 # Ratios of the canary's value to the stable's (error rates; latencies) the canary may have
-# before it counts as worse, and that the rollout must catch, unless a metric says otherwise.
+# before it counts as worse, and (times the tolerance) that the rollout must catch, unless a
+# metric says otherwise.
 DEFAULT_TOLERANCE = {SUCCESS: 1.0, LATENCY: 1.0}
 DEFAULT_EFFECT = {SUCCESS: 3.0, LATENCY: 1.5}
 # A step does not pass while the evidence against the canary is at least this many to 1: a
@@ -134,9 +135,11 @@ def tolerance_of(check: MetricCheck) -> float:
 
 
 def effect_of(check: MetricCheck) -> float:
+    """The regression to catch, as a ratio of the canary's value to the stable's: as written,
+    or :data:`DEFAULT_EFFECT` times the tolerance (that much worse than what is allowed)."""
     if check.effect_size is not None:
         return float(check.effect_size)
-    return DEFAULT_EFFECT[check.name]
+    return DEFAULT_EFFECT[check.name] * tolerance_of(check)
 
 
 def start(check: MetricCheck, baseline: Baseline | None) -> MetricTest:

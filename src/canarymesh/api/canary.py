@@ -202,9 +202,10 @@ class MetricCheck(IstioModel):
 
     * ``tolerance``: how much worse the canary may be and still count as no worse (versions
       that do different work: reviews v3 calls ratings, v1 does not). Default 1.
-    * ``effectSize``: the regression the rollout must catch; the plan says before it starts
-      whether it can, and adaptive mode promotes only once the evidence rules it out. Default
-      3 for errors (three times the stable's error rate), 1.5 for latency (50% slower).
+    * ``effectSize``: the regression the rollout must catch, above the tolerance; the plan says
+      before it starts whether it can, and adaptive mode promotes only once the evidence rules
+      it out. Default: 3 times the tolerance for errors, 1.5 times for latency (50% slower
+      than allowed).
     """
 
     name: Str

@@ -10,7 +10,9 @@ switched on:
 * **shared spikes** (:class:`Spikes`): now and then, for a while, both versions fail ``errors``
   times as often and are ``latency`` times slower (a backend both call, a load spike);
 * **one replica's bursts** (:class:`Bursts`): one replica of one version (of ``replicas`` that
-  share its traffic) now and then fails ``failure`` of its requests for a few seconds.
+  share its traffic) now and then fails ``failure`` of its requests for a few seconds;
+* **a shifted level** (``shift``): from the rollout on, both versions fail that many times as
+  often as the stable did before (its history misleads).
 
 Seconds before the rollout (``history``) carry the stable's traffic alone, as a service that ran
 before its canary did. Everything is drawn from one seeded :class:`random.Random`, so a run can be
@@ -77,6 +79,7 @@ class TrafficModel:
     spikes: Spikes | None = None
     bursts: Bursts | None = None
     history: int = 600  # seconds of stable-only traffic before the rollout
+    shift: float = 1.0  # from the rollout on, both versions fail this many times as often
 
     def __post_init__(self) -> None:
         for name in ("stable_errors", "canary_errors"):
@@ -142,6 +145,8 @@ class SimulatedTraffic:
     def _one_second(self, second: int) -> None:
         model, rng = self.model, self.rng
         spike_errors, spike_latency = self._spike()
+        if second >= model.history:
+            spike_errors *= model.shift
         burst = self._burst()
         share = self.share_at(second)
         total = _poisson(rng, model.rps)
