@@ -100,7 +100,7 @@ CASES = (
     Case("+50% p99 latency, 5 req/s", TrafficModel(5, canary_latency=1.5), caught, "same work"),
     Case("v3: 3x v1's latency by design, healthy, 20 req/s", TrafficModel(20, canary_latency=3.0),
          promoted, "v3"),
-    Case("v3: and 50% slower than that, 20 req/s", TrafficModel(20, canary_latency=4.5), caught,
+    Case("v3: and twice as slow as that, 20 req/s", TrafficModel(20, canary_latency=6.0), caught,
          "v3"),
 )  # fmt: skip
 

@@ -338,6 +338,12 @@ def _cannot_see(
     top = max((s.weight for s in segments), default=0.0)
     needed = _requests_for(metric, metric.alpha, power)
     what = "errors" if metric.metric == "request-success-rate" else "slow requests"
+    if needed >= 1e8:
+        return (
+            f"{metric.metric}: this plan cannot see a {metric.effect_size:g}x regression at any "
+            f"traffic: counted in the histogram's buckets it is hardly worse than the tolerance "
+            f"allows (a {metric.effect:.2g}x rate of {what})"
+        )
     text = (
         f"{metric.metric}: at {rps:.3g} req/s this plan catches a {metric.effect_size:g}x "
         f"regression only {100 * sight.catch:.0f}% of the time by its end (it needs about "

@@ -44,7 +44,9 @@ def test_a_failing_canary_is_rolled_back_by_both_plans(canary: Path) -> None:
                                        "-o", "json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["traffic"]["canaryErrorRate"] == 0.3 and report["traffic"]["historySeconds"] == 120
+    assert (
+        report["traffic"]["canaryErrorRate"] == 0.3 and report["traffic"]["historySeconds"] == 120
+    )
     ours, flagger = report["plans"]
     assert (ours["plan"], ours["rolledBack"], ours["runs"]) == ("this Canary", 3, 3)
     assert flagger["plan"] == "Flagger-style" and flagger["rolledBack"] == 3

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 
 from canarymesh.rollout.actions import FinalizeRoutes, SetWeights, Weights
 from canarymesh.rollout.machine import Observation, advance
 from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.state import CanaryState
-from tests.unit.rollout.harness import Controller, failing, spec
+from canarymesh.analysis.windows import Counts
+from tests.unit.rollout.harness import Controller, counts, failing, spec
 
 DEFAULT = spec(analysis={"interval": "15s"})
 
@@ -121,3 +123,52 @@ def test_the_decision_log_of_a_rolled_back_canary_reads_with_its_numbers() -> No
         ("00:32", "RollingBack", f"{verdict}: rolling back"),
         ("00:33", "Failed", f"rolled back: {verdict}"),
 ]  # fmt: skip
+
+
+ADAPTIVE = spec(
+    strategy={"canary": {"adaptive": True, "steps": [
+        {"setWeight": 10}, {"analysis": {"duration": "2m"}},
+        {"setWeight": 25}, {"analysis": {"duration": "2m"}},
+        {"setWeight": 50}, {"analysis": {"duration": "4m"}}]}},
+    analysis={"interval": "2s", "metrics": [{"name": "request-success-rate"}]},
+    progressDeadline="20m",
+)  # fmt: skip
+
+
+def _second_by_second(error_rate: float) -> Callable[[int, float], tuple[Counts, Counts]]:
+    """20 req/s split by the weight, the canary failing ``error_rate`` of its requests, the
+    stable 0.5% (as whole requests spread over the seconds)."""
+    seen = {"canary": 0.0, "stable": 0.0}
+
+    def traffic(weight: int, seconds: float) -> tuple[Counts, Counts]:
+        total = round(20 * seconds)
+        canary = total * weight // 100
+        stable = total - canary
+        failed = []
+        for side, n, rate in (("canary", canary, error_rate), ("stable", stable, 0.005)):
+            before = seen[side]
+            seen[side] += n * rate
+            failed.append(int(seen[side]) - int(before))
+        return counts(canary, failed[0]), counts(stable, failed[1])
+
+    return traffic
+
+
+def test_adaptive_mode_promotes_a_clean_canary_long_before_the_plan_ends() -> None:
+    controller = Controller(ADAPTIVE, traffic=_second_by_second(0.0))
+    final = controller.run()
+    assert final.phase is Phase.SUCCEEDED
+    elapsed = (controller.clock.now() - final.started_at).total_seconds()
+    assert elapsed < 180  # the plan's steps would take 8 minutes
+    gates = [h.reason for h in final.history if "gate cleared" in h.reason]
+    assert len(gates) == 3 and "rules out 30x" in gates[0] and "rules out 3x" in gates[-1]
+    weights = [a.weights.canary for a in controller.executed if isinstance(a, SetWeights)]
+    assert max(w for w in weights if w < 100) == 50  # never above the plan's top weight
+
+
+def test_adaptive_mode_holds_a_suspicious_canary_past_its_steps_and_rolls_it_back() -> None:
+    controller = Controller(ADAPTIVE, traffic=_second_by_second(0.02))
+    final = controller.run(limit=5000)
+    assert final.phase is Phase.FAILED
+    assert "request-success-rate canary errors" in final.message
+    assert any("adaptive" in h.reason or "holding" in h.reason for h in final.history)
