@@ -85,7 +85,7 @@ def slow_bound(counts: Counts) -> float | None:
     total = counts.buckets[-1][1]
     finite = [(b, c) for b, c in counts.buckets if not math.isinf(b)]
     chosen = None
-    for index, (bound, cumulative) in enumerate(finite):
+    for index, (_, cumulative) in enumerate(finite):
         if total - cumulative >= SLOW_SHARE * total:
             chosen = index
     if chosen is None:

@@ -7,11 +7,11 @@ import dataclasses
 import json
 from collections.abc import Callable
 
+from canarymesh.analysis.windows import Counts
 from canarymesh.rollout.actions import FinalizeRoutes, SetWeights, Weights
 from canarymesh.rollout.machine import Observation, advance
 from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.state import CanaryState
-from canarymesh.analysis.windows import Counts
 from tests.unit.rollout.harness import Controller, counts, failing, spec
 
 DEFAULT = spec(analysis={"interval": "15s"})
