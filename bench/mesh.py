@@ -1,20 +1,25 @@
 """The local mesh end to end: start-up, apply-to-ACK, memory, and the latency of sidecar hops.
 
-Run: ``.venv/bin/python bench/mesh.py [--runs 3] [--applies 100] [--requests 2000]``.
+Run: ``.venv/bin/python bench/mesh.py [--runs 3] [--applies 100] [--requests 2000]
+[--network pod,host]``: every figure for each network mode, in one run (pod networks need root).
 
 What it measures, each with its baseline in the same run:
 
 * ``up`` + Bookinfo to ready: ``canarymesh up``, ``apply -f bookinfo.yaml --wait`` and the
-  networking files, until productpage's title comes back through the ingress (goal < 10 s).
+  networking files, until productpage's title comes back through the ingress (goal < 5 s).
 * apply to all proxies ACKed: a VirtualService flipped between two weight splits with
   ``--wait`` through the control plane's API; the daemon reports the time from receiving the
   documents to every proxy having ACKed (goal p50/p99 < 100 ms). Baseline: re-applying the same
   document (``unchanged``: the same validation and round trip, no push).
 * total memory of the running mesh (control plane + every child): RSS, and PSS, which shares
-  the Envoy binary's pages fairly between the seven Envoys (goal < 700 MB).
+  the Envoy binary's pages fairly between the Envoys (goal < 500 MB).
 * added latency: ``GET /health`` of details directly (baseline), through its sidecar's inbound
-  listener (one hop), and from productpage's sidecar as an HTTP proxy to details over auto mTLS
-  (a sidecar pair: Istio's "two sidecars" figure), sequential keep-alive requests, interleaved.
+  listener (one hop), and from productpage's sidecar to details over auto mTLS (a sidecar pair:
+  Istio's "two sidecars" figure), sequential keep-alive requests, interleaved (goal: added p99
+  of a pair < 1 ms). In a pod network the direct call is made inside details' pod, the one-hop
+  call from the pod network without a sidecar, and the pair call from inside productpage's pod
+  to details' ClusterIP (captured by iptables); on the shared network through loopback ports
+  (the pair through productpage's sidecar as HTTP proxy).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from canarymesh.runtime.local.api_client import ApiClient
+from canarymesh.runtime.local.netns import socket_in_netns
+from canarymesh.runtime.local.podnet import mesh_id
 
 REPO = Path(__file__).parents[1]
 CANARYMESH = str(Path(sys.executable).parent / "canarymesh")
@@ -58,7 +65,7 @@ spec:
 
 def cli(state: Path, *args: str) -> str:
     done = subprocess.run(
-        [CANARYMESH, *args, "--state-dir", str(state)],
+        [CANARYMESH, "--state-dir", str(state), *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -74,10 +81,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
 
-def start_bookinfo(state: Path) -> dict[str, float]:
+def start_bookinfo(state: Path, network: str) -> dict[str, float]:
     """Up + Bookinfo + networking, timed per phase, until the title comes through the ingress."""
     t0 = time.perf_counter()
-    cli(state, "up", "--ingress-port", "0")
+    cli(state, "up", "--ingress-port", "0", "--network", network)
     t_up = time.perf_counter()
     cli(state, "apply", "-f", "bookinfo/platform/kube/bookinfo.yaml", "--wait")
     t_pods = time.perf_counter()
@@ -124,28 +131,66 @@ def memory(state: Path) -> dict[str, float]:
     return {"processes": len(pids), "rss_mb": rss / 1024, "pss_mb": pss / 1024}
 
 
-def _ports(state: Path) -> tuple[int, int, int]:
-    pods = ApiClient.for_state_dir(state).get("/v1/pods")["items"]
-    rows = cast(list[dict[str, Any]], pods)
-    details = next(p for p in rows if p["deployment"] == "details-v1")["ports"]
-    productpage = next(p for p in rows if p["deployment"] == "productpage-v1")["ports"]
-    return details["app"]["9080"], details["inbound"]["9080"], productpage["outbound_http"]
+class NetnsConnection(http.client.HTTPConnection):
+    """An HTTP connection whose socket is made inside a network namespace."""
+
+    def __init__(self, host: str, port: int, netns: str) -> None:
+        super().__init__(host, port)
+        self.netns = netns
+
+    def connect(self) -> None:
+        sock = socket_in_netns(self.netns)
+        sock.setblocking(True)
+        sock.connect((self.host, self.port))
+        self.sock = sock
+
+
+def _connections(state: Path) -> dict[str, tuple[http.client.HTTPConnection, str, str]]:
+    """name -> (connection, request target, Host) for the three paths to details' /health."""
+    api = ApiClient.for_state_dir(state)
+    rows = cast(list[dict[str, Any]], api.get("/v1/pods")["items"])
+    details = next(p for p in rows if p["deployment"] == "details-v1")
+    productpage = next(p for p in rows if p["deployment"] == "productpage-v1")
+    if details.get("ip"):
+        node = f"/run/netns/cm-{mesh_id(state)}-node"
+        services = api.get("/v1/resources", {"kinds": "service", "name": "details"})["items"]
+        cluster_ip = str(cast(list[dict[str, Any]], services)[0]["spec"]["clusterIP"])
+        inside = f"/run/netns/{details['netns']}"
+        return {
+            "direct": (NetnsConnection("127.0.0.1", 9080, inside), "/health", "127.0.0.1"),
+            "one sidecar (inbound)": (
+                NetnsConnection(str(details["ip"]), 9080, node),
+                "/health",
+                "details:9080",
+            ),
+            "sidecar pair, mTLS": (
+                NetnsConnection(cluster_ip, 9080, f"/run/netns/{productpage['netns']}"),
+                "/health",
+                "details:9080",
+            ),
+        }
+    ports = details["ports"]
+    outbound = productpage["ports"]["outbound_http"]
+    return {
+        "direct": (http.client.HTTPConnection("127.0.0.1", ports["app"]["9080"]), "/health", "x"),
+        "one sidecar (inbound)": (
+            http.client.HTTPConnection("127.0.0.1", ports["inbound"]["9080"]),
+            "/health",
+            "details:9080",
+        ),
+        "sidecar pair, mTLS": (
+            http.client.HTTPConnection("127.0.0.1", outbound),
+            "http://details:9080/health",
+            "details:9080",
+        ),
+    }
 
 
 def bench_hops(state: Path, requests: int) -> dict[str, list[float]]:
-    app, inbound, outbound = _ports(state)
-    paths = {
-        "direct": (app, "/health", "127.0.0.1"),
-        "one sidecar (inbound)": (inbound, "/health", "127.0.0.1"),
-        "sidecar pair, mTLS": (outbound, "http://details:9080/health", "details:9080"),
-    }
-    connections = {
-        name: http.client.HTTPConnection("127.0.0.1", port) for name, (port, _, _) in paths.items()
-    }
+    paths = _connections(state)
     found: dict[str, list[float]] = {name: [] for name in paths}
     for i in range(requests + 50):
-        for name, (_, target, host) in paths.items():
-            connection = connections[name]
+        for name, (connection, target, host) in paths.items():
             started = time.perf_counter()
             connection.request("GET", target, headers={"Host": host})
             response = connection.getresponse()
@@ -157,25 +202,33 @@ def bench_hops(state: Path, requests: int) -> dict[str, list[float]]:
     return found
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="start-ups to time")
-    parser.add_argument("--applies", type=int, default=100)
-    parser.add_argument("--requests", type=int, default=2000)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-mesh-") as tmp:
-        startups = []
-        for run in range(args.runs):
-            state = Path(tmp) / f"run{run}"
-            try:
-                startups.append(start_bookinfo(state))
-                if run == args.runs - 1:
-                    applies = bench_apply(state, args.applies)
-                    mem = memory(state)
-                    hops = bench_hops(state, args.requests)
-            finally:
-                cli(state, "down")
-    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
+Found = tuple[
+    list[dict[str, float]], dict[str, list[float]], dict[str, float], dict[str, list[float]]
+]
+
+
+def bench_mode(tmp: Path, network: str, args: argparse.Namespace) -> Found:
+    startups = []
+    for run in range(args.runs):
+        state = tmp / f"{network}-run{run}"
+        try:
+            startups.append(start_bookinfo(state, network))
+            if run == args.runs - 1:
+                applies = bench_apply(state, args.applies)
+                mem = memory(state)
+                hops = bench_hops(state, args.requests)
+        finally:
+            cli(state, "down")
+    return startups, applies, mem, hops
+
+
+def report(
+    network: str,
+    args: argparse.Namespace,
+    found: Found,
+) -> dict[str, float]:
+    startups, applies, mem, hops = found
+    print(f"\n# network: {network}")
     print("\n## up + Bookinfo to ready (s)")
     for key in ("up", "bookinfo", "total"):
         values = [s[key] for s in startups]
@@ -190,12 +243,35 @@ def main() -> None:
     print(f"  {mem['processes']} processes: RSS {mem['rss_mb']:.0f} MB, PSS {mem['pss_mb']:.0f} MB")
     print(f"\n## GET /health of details, {args.requests} sequential keep-alive requests (ms)")
     base50, base99 = pct(hops["direct"], 50), pct(hops["direct"], 99)
+    added: dict[str, float] = {}
     for name, values in hops.items():
         p50, p99 = pct(values, 50), pct(values, 99)
+        added[name + " p50"], added[name + " p99"] = p50 - base50, p99 - base99
         print(
             f"  {name:<24} p50 {p50:6.3f}  p99 {p99:6.3f}"
             f"   added p50 {p50 - base50:+.3f}  p99 {p99 - base99:+.3f}"
         )
+    return added
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="start-ups to time")
+    parser.add_argument("--applies", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--network", default="pod,host", help="modes to measure, in order")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
+    added: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-mesh-") as tmp:
+        for network in args.network.split(","):
+            added[network] = report(network, args, bench_mode(Path(tmp), network, args))
+    if len(added) == 2 and "pod" in added and "host" in added:
+        pair = "sidecar pair, mTLS"
+        print("\n## sidecar pair, added latency: pod network vs shared network (ms)")
+        for q in ("p50", "p99"):
+            pod, host = added["pod"][f"{pair} {q}"], added["host"][f"{pair} {q}"]
+            print(f"  {q}: pod {pod:+.3f}  host {host:+.3f}  ratio {pod / host:.2f}x")
 
 
 if __name__ == "__main__":

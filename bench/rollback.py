@@ -25,9 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from canarymesh.controller.loop import state_of  # noqa: E402
+from canarymesh.ports import state_of  # noqa: E402
+from canarymesh.ports.load import LoadGenerator  # noqa: E402
 from canarymesh.rollout.phases import Phase  # noqa: E402
-from canarymesh.runtime.local.loadgen import LoadGenerator  # noqa: E402
 from canarymesh.runtime.local.rollout_store import RolloutStore  # noqa: E402
 
 CLI = str(Path(sys.executable).parent / "canarymesh")

@@ -17,6 +17,7 @@ import pytest
 
 from canarymesh.mesh.model import WorkloadIdentity
 from canarymesh.runtime.local.ca import LocalCA
+from canarymesh.runtime.local.scrape_proxy import build_scrape_proxy_bootstrap
 from canarymesh.xds.bootstrap import build_ads_bootstrap, build_static_bootstrap
 from canarymesh.xds.generate import generate
 from tests.unit.xds.meshes import ROOT, case_mesh, case_proxies, golden_cases
@@ -70,11 +71,42 @@ def test_ads_bootstrap_passes_envoy_validate(tmp_path: Path) -> None:
     mesh = case_mesh(golden_cases()[0], SETTINGS)
     proxy = mesh.proxies[0]
     config = tmp_path / "ads.json"
-    config.write_text(json.dumps(build_ads_bootstrap(proxy, mesh.settings, xds_port=18000)))
+    config.write_text(json.dumps(build_ads_bootstrap(proxy, mesh.settings, xds=18000)))
     result = subprocess.run(
         [envoy_binary(), "--mode", "validate", "-c", str(config), "--log-level", "error"],
         capture_output=True,
         text=True,
         timeout=60,
     )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _validate(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [envoy_binary(), "--mode", "validate", "-c", str(config), "--log-level", "error"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_pod_bootstrap_and_scrape_proxy_pass_envoy_validate(tmp_path: Path) -> None:
+    """A pod's bootstrap (ADS over a Unix socket, Istio's 15090 stats listener) and the scrape
+    proxy's (a listener in another network namespace) are valid Envoy configs."""
+    pod_case = next(c for c in golden_cases() if c.name == "pod-bookinfo")
+    mesh = case_mesh(pod_case, SETTINGS)
+    proxy = mesh.proxy("productpage-v1-0")
+    assert proxy.network is not None
+    bootstrap = build_ads_bootstrap(proxy, mesh.settings, xds="/run/canarymesh/x/xds.sock")
+    listeners = bootstrap["static_resources"]["listeners"]  # type: ignore[index]
+    assert [item["address"]["socket_address"]["port_value"] for item in listeners] == [15090]
+    config = tmp_path / "pod.json"
+    config.write_text(json.dumps(bootstrap))
+    result = _validate(config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    scrape = tmp_path / "scrape.json"
+    scrape.write_text(
+        json.dumps(build_scrape_proxy_bootstrap(19090, "/run/netns/cm-x-host", 15000))
+    )
+    result = _validate(scrape)
     assert result.returncode == 0, result.stdout + result.stderr

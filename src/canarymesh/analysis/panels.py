@@ -142,7 +142,7 @@ PANEL_QUERIES: Mapping[str, str] = {
     "workload-tcp-received-bytes": _rate(
         _OUTGOING, "destination_service", "istio_tcp_received_bytes_total"
     ),
-    # The canary controller's own series (canarymesh.controller.telemetry).
+    # The canary controller's own series (canarymesh.controller.metrics).
     "rollout-weight": f"canarymesh_rollout_weight{{{_ROLLOUT}}}",
     "rollout-phase": (
         f"max by (namespace, canary, phase) (canarymesh_rollout_phase{{{_ROLLOUT}}}) == 1"

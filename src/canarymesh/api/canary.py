@@ -39,6 +39,7 @@ __all__ = [
     "API_VERSION",
     "BUILTIN_METRICS",
     "DEFAULT_STEPS",
+    "ROLLOUT_ID_ANNOTATION",
     "TEMPLATE_VARIABLE",
     "WEBHOOK_TYPES",
     "AnalysisSpec",
@@ -46,8 +47,9 @@ __all__ = [
     "Canary",
     "CanaryStep",
     "CanaryStrategy",
+    "ConfigChange",
     "DeploymentPair",
-    "LoadGenerator",
+    "LoadGeneratorSpec",
     "MetricCheck",
     "MirrorStrategy",
     "PauseStep",
@@ -62,6 +64,8 @@ __all__ = [
 
 API_GROUP = "canarymesh.io"
 API_VERSION = f"{API_GROUP}/v1alpha1"
+# Stamped by ``canarymesh rollout start`` on a Canary (both runtimes): a new value, a new rollout.
+ROLLOUT_ID_ANNOTATION = f"{API_GROUP}/rollout-id"
 
 # Metrics computed from Istio's standard metrics, so they work on both runtimes.
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
@@ -89,7 +93,8 @@ class Target(IstioModel):
     """
 
     host: Str
-    virtual_service: Str
+    # Required for a version canary; a config canary brings its own changed documents.
+    virtual_service: Str = ""
     stable_subset: Str | None = None
     canary_subset: Str | None = None
     deployments: DeploymentPair | None = None
@@ -249,7 +254,7 @@ class Webhook(IstioModel):
     metadata: dict[Str, Str] = Field(default_factory=dict)
 
 
-class LoadGenerator(IstioModel):
+class LoadGeneratorSpec(IstioModel):
     """Built-in load for when there is no live traffic: ``rps`` GETs of ``url``."""
 
     url: Str
@@ -257,14 +262,26 @@ class LoadGenerator(IstioModel):
     headers: dict[Str, Str] = Field(default_factory=dict)
 
 
+class ConfigChange(IstioModel):
+    """A config canary: changed VirtualService, DestinationRule or AuthorizationPolicy
+    documents, taken first by the canary's share of the sidecars (each step's ``setWeight`` is
+    the percent of the target's client sidecars, or of the policy's workloads, that run them),
+    then by all of them on promotion; the rest keep the current config
+    (:mod:`canarymesh.routing.config_split`)."""
+
+    resources: tuple[dict[Str, object], ...] = ()
+
+
 class Canary(IstioModel):
-    """Shift ``target.host`` from its stable subset to its canary subset, judged as it goes."""
+    """Shift ``target.host`` from its stable subset to its canary subset, judged as it goes;
+    with ``config``, shift the target's clients from the current config to a changed one."""
 
     target: Target
+    config: ConfigChange | None = None
     strategy: Strategy = Field(default_factory=Strategy)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     webhooks: tuple[Webhook, ...] = ()
-    load_generator: LoadGenerator | None = None
+    load_generator: LoadGeneratorSpec | None = None
     progress_deadline: Duration = "10m"
     skip_analysis: Bool = False
 

@@ -512,6 +512,15 @@ CATALOG: tuple[Message, ...] = (
         "Webhooks and the load generator need an http(s) URL, webhook names must be unique, "
         "and the load generator's rate must be positive.",
     ),
+    _m(
+        "CM0609",
+        "error",
+        "Invalid config canary",
+        "{problem}",
+        "A config canary names changed VirtualService, DestinationRule or AuthorizationPolicy "
+        "documents about its target host, each valid on its own, and moves the target's clients "
+        "to them in canary steps.",
+    ),
     # --- CM1xxx: analysis -------------------------------------------------------------------
     _m(
         "CM1001",

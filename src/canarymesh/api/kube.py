@@ -19,7 +19,9 @@ __all__ = [
     "Container",
     "ContainerPort",
     "Deployment",
+    "EnvFromSource",
     "EnvVar",
+    "KeyRefSource",
     "LabelSelector",
     "Namespace",
     "PodSpec",
@@ -28,6 +30,7 @@ __all__ = [
     "Probe",
     "ResourceRequirements",
     "Secret",
+    "SecurityContext",
     "Service",
     "ServiceAccount",
     "ServicePort",
@@ -75,6 +78,27 @@ class EnvVar(KubeModel):
     value_from: dict[Str, object] | None = None
 
 
+class KeyRefSource(KubeModel):
+    """``envFrom``'s ``configMapRef``/``secretRef``: every key of the named object."""
+
+    name: Str
+    optional: bool | None = None
+
+
+class EnvFromSource(KubeModel):
+    prefix: Str | None = None
+    config_map_ref: KeyRefSource | None = None
+    secret_ref: KeyRefSource | None = None
+
+
+class SecurityContext(KubeModel):
+    """The user a container (or, on the pod, every container) runs as."""
+
+    run_as_user: Int | None = None
+    run_as_group: Int | None = None
+    run_as_non_root: bool | None = None
+
+
 class ContainerPort(KubeModel):
     container_port: Int
     name: Str | None = None
@@ -105,6 +129,9 @@ class Container(KubeModel):
     command: Strs = ()
     args: Strs = ()
     env: tuple[EnvVar, ...] = ()
+    env_from: tuple[EnvFromSource, ...] = ()
+    working_dir: Str | None = None
+    security_context: SecurityContext | None = None
     ports: tuple[ContainerPort, ...] = ()
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
@@ -117,6 +144,7 @@ class PodSpec(KubeModel):
     containers: tuple[Container, ...] = ()
     init_containers: tuple[Container, ...] = ()
     service_account_name: Str | None = None
+    security_context: SecurityContext | None = None
 
 
 class PodTemplateMetadata(KubeModel):

@@ -9,6 +9,7 @@ whole set can run (images, secrets) and refuses it whole otherwise. Output lines
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,28 +18,40 @@ import click
 
 from canarymesh.api.loader import LoadResult, expand_paths, load_paths, load_text
 from canarymesh.cli.common import client, handle_errors, state_dir_option
+from canarymesh.cli.config_canary import config_canary_document, parse_percent
 from canarymesh.cli.validate import EXIT_ERRORS
+from canarymesh.runtime.local.api_models import DocumentText
 
 __all__ = ["apply_command", "delete_command", "read_inputs"]
 
 
-def read_inputs(paths: Sequence[Path]) -> tuple[list[dict[str, object]], LoadResult]:
-    """The texts to send ([{source, text}]) and their validation, ``-`` being standard input."""
+def read_inputs(
+    paths: Sequence[Path], namespace: str | None = None
+) -> tuple[list[DocumentText], LoadResult]:
+    """The texts to send and their validation, ``-`` being standard input."""
     files = [p for p in dict.fromkeys(paths) if str(p) != "-"]
     found, _ = expand_paths(files)
-    texts: list[dict[str, object]] = [
-        {"source": str(f), "text": f.read_text(encoding="utf-8")} for f in found
+    texts = [
+        DocumentText(source=str(f), text=f.read_text(encoding="utf-8"), namespace=namespace)
+        for f in found
     ]
     result = load_paths(files) if files else LoadResult((), load_text("", "-").diagnostics)
     if any(str(p) == "-" for p in paths):
         stdin = sys.stdin.read()
-        texts.append({"source": "<stdin>", "text": stdin})
+        texts.append(DocumentText(source="<stdin>", text=stdin, namespace=namespace))
         result = result + load_text(stdin, "<stdin>")
     return texts, result
 
 
-def _change(paths: tuple[Path, ...], namespace: str | None, wait: bool, delete: bool) -> None:
-    texts, result = read_inputs(paths)
+def _change(
+    paths: tuple[Path, ...],
+    namespace: str | None,
+    wait: bool,
+    delete: bool,
+    canary: str | None = None,
+    host: str | None = None,
+) -> None:
+    texts, result = read_inputs(paths, namespace)
     diagnostics = result.diagnostics
     if diagnostics.has_errors:
         for line in diagnostics.lines():
@@ -47,11 +60,11 @@ def _change(paths: tuple[Path, ...], namespace: str | None, wait: bool, delete: 
         raise SystemExit(EXIT_ERRORS)
     for line in diagnostics.lines():
         click.echo(line, err=True)
-    for text in texts:
-        text["namespace"] = namespace
-    path = "/v1/delete" if delete else "/v1/apply"
-    answer = client().post(path, {"documents": texts, "wait": wait, "timeout": 60.0})
-    for line in answer.get("lines", []):  # type: ignore[attr-defined]
+    if canary is not None:
+        texts = [_as_config_canary(texts, canary, namespace, host)]
+    api = client()
+    change = api.delete if delete else api.apply
+    for line in change(texts, wait=wait, timeout=60.0).lines:
         click.echo(line)
 
 
@@ -72,15 +85,50 @@ _wait = click.option(
 )
 
 
+def _as_config_canary(
+    texts: list[DocumentText], canary: str, namespace: str | None, host: str | None
+) -> DocumentText:
+    document = config_canary_document(texts, parse_percent(canary), namespace, host)
+    checked = load_text(json.dumps(document), "<config canary>").diagnostics
+    if checked.has_errors:
+        for line in checked.lines():
+            click.echo(line, err=True)
+        click.echo("error: nothing applied: the config canary is not valid", err=True)
+        raise SystemExit(EXIT_ERRORS)
+    return DocumentText(text=json.dumps(document), source="<config canary>", namespace=namespace)
+
+
 @click.command("apply")
 @_files
 @_namespace
 @_wait
+@click.option(
+    "--canary",
+    "canary",
+    metavar="PERCENT",
+    default=None,
+    help="Roll the files' VirtualService/DestinationRule/AuthorizationPolicy changes out as a"
+    " config canary: first to PERCENT (e.g. 10%) of the target's client sidecars, judged, then"
+    " wider, promoted or rolled back by the canary controller.",
+)
+@click.option(
+    "--host",
+    default=None,
+    help="With --canary: the service whose requests are judged [the one the files route].",
+)
 @state_dir_option
 @handle_errors
-def apply_command(paths: tuple[Path, ...], namespace: str | None, wait: bool) -> None:
+def apply_command(
+    paths: tuple[Path, ...],
+    namespace: str | None,
+    wait: bool,
+    canary: str | None,
+    host: str | None,
+) -> None:
     """Create or update resources from files (validated first; an error applies nothing)."""
-    _change(paths, namespace, wait, delete=False)
+    if host is not None and canary is None:
+        raise click.UsageError("--host goes with --canary")
+    _change(paths, namespace, wait, delete=False, canary=canary, host=host)
 
 
 @click.command("delete")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import webbrowser
-from typing import cast
 
 import click
 
@@ -49,12 +48,9 @@ def dashboard_command(
     if prometheus_url:
         settings = DashboardSettings(prometheus_url, tracing_url, None, refresh)
     else:
-        status = client().get("/v1/status")
+        status = client().status()
         settings = DashboardSettings(
-            cast(str | None, status.get("prometheus_url")),
-            tracing_url or cast(str | None, status.get("tracing_url")),
-            state_dir(),
-            refresh,
+            status.prometheus_url, tracing_url or status.tracing_url, state_dir(), refresh
         )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(settings, port, open_browser))
@@ -99,7 +95,7 @@ def _open(url: str) -> bool:
 @handle_errors
 def prometheus_command() -> None:
     """Print the URL of the mesh's Prometheus."""
-    url = client().get("/v1/status").get("prometheus_url")
+    url = client().status().prometheus_url
     if not url:
         raise click.ClickException("this mesh runs without Prometheus")
     click.echo(url)

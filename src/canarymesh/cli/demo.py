@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
 from canarymesh.cli.common import client, handle_errors, state_dir, state_dir_option
 from canarymesh.cli.rollout import start_rollout
-from canarymesh.controller.loop import state_of
+from canarymesh.ports import state_of
+from canarymesh.ports.load import LoadGenerator
 from canarymesh.rollout.phases import Phase
 from canarymesh.runtime.local import launcher
 from canarymesh.runtime.local.api_client import daemon_info
-from canarymesh.runtime.local.loadgen import LoadGenerator
+from canarymesh.runtime.local.api_models import DocumentText
 from canarymesh.runtime.local.rollout_store import RolloutStore
 
 __all__ = ["DEMO_RATINGS", "DEMO_REVIEWS", "demo_command"]
@@ -100,7 +100,9 @@ spec:
 """
 
 
-class Clock:
+class Narrator:
+    """Says what the demo does, each line stamped with the seconds since it began."""
+
     def __init__(self) -> None:
         self.started = time.monotonic()
 
@@ -109,56 +111,56 @@ class Clock:
 
 
 def _apply(texts: list[tuple[str, str]]) -> None:
-    documents = [{"source": source, "text": text} for source, text in texts]
-    client().post("/v1/apply", {"documents": documents, "wait": True, "timeout": 60.0})
+    documents = [DocumentText(source=source, text=text) for source, text in texts]
+    client().apply(documents, wait=True, timeout=60.0)
 
 
-def _follow(key: str, clock: Clock) -> Phase:
+def _follow(key: str, narrator: Narrator) -> Phase:
     """Print each new decision of rollout ``key`` until it ends; its final phase."""
     store, printed, deadline = RolloutStore(state_dir()), 0, time.monotonic() + ROLLOUT_TIMEOUT
     while time.monotonic() < deadline:
         state = state_of(store.load(key))
         if state is not None:
             for entry in state.history[printed:]:
-                clock.say(f"{key} {entry.phase.value}: {entry.reason}")
+                narrator.say(f"{key} {entry.phase.value}: {entry.reason}")
             printed = len(state.history)
             if state.phase in (Phase.SUCCEEDED, Phase.FAILED):
                 return state.phase
         time.sleep(0.5)
-    clock.say(f"{key}: no outcome after {ROLLOUT_TIMEOUT:.0f}s")
+    narrator.say(f"{key}: no outcome after {ROLLOUT_TIMEOUT:.0f}s")
     return Phase.PROGRESSING
 
 
-def _bring_up(ingress_port: int, clock: Clock) -> None:
+def _bring_up(ingress_port: int, narrator: Narrator) -> None:
     """Up the mesh unless one runs in the state directory already."""
     if daemon_info(state_dir()) is not None:
-        clock.say(f"reusing the local mesh in {state_dir()}")
+        narrator.say(f"reusing the local mesh in {state_dir()}")
         return
     launcher.start(state_dir(), ingress_port, prometheus=True, restart_backoff=0.5)
-    clock.say(f"local mesh up in {state_dir()}")
+    narrator.say(f"local mesh up in {state_dir()}")
 
 
-def _run(clock: Clock) -> bool:
+def _run(narrator: Narrator) -> bool:
     repo = Path(__file__).resolve().parents[3]  # the checkout holding bookinfo/
     _apply([(name, (repo / name).read_text()) for name in REPO_FILES])
-    info: dict[str, Any] = client().get("/v1/status")
-    clock.say(f"Bookinfo deployed, every service on v1: {info['ingress_url']}/productpage")
-    load = LoadGenerator(f"{info['ingress_url']}/productpage", DEMO_RPS, 600.0).start()
-    clock.say(f"load: {DEMO_RPS:g} requests/s through the ingress gateway")
+    ingress = client().status().ingress_url
+    narrator.say(f"Bookinfo deployed, every service on v1: {ingress}/productpage")
+    load = LoadGenerator(f"{ingress}/productpage", DEMO_RPS, 600.0).start()
+    narrator.say(f"load: {DEMO_RPS:g} requests/s through the ingress gateway")
     try:
         start_rollout(DEMO_REVIEWS, "demo: reviews v1 -> v3", None)
-        healthy = _follow("default/reviews", clock)
+        healthy = _follow("default/reviews", narrator)
         _apply([("demo: ratings v-faulty", FAULTY_RATINGS)])
-        clock.say("deployed ratings v-faulty (503 on half of its answers)")
+        narrator.say("deployed ratings v-faulty (503 on half of its answers)")
         start_rollout(DEMO_RATINGS, "demo: ratings v1 -> v-faulty", None)
-        faulty = _follow("default/ratings", clock)
+        faulty = _follow("default/ratings", narrator)
     finally:
         stats = load.stop()
-        clock.say(f"load stopped: {stats.sent} requests, answers {dict(stats.codes)}")
+        narrator.say(f"load stopped: {stats.sent} requests, answers {dict(stats.codes)}")
     ok = healthy is Phase.SUCCEEDED and faulty is Phase.FAILED
     promoted = "promoted" if healthy is Phase.SUCCEEDED else "NOT promoted"
     rolled_back = "rolled back" if faulty is Phase.FAILED else "NOT rolled back"
-    clock.say(f"reviews v3 {promoted}; ratings v-faulty {rolled_back}")
+    narrator.say(f"reviews v3 {promoted}; ratings v-faulty {rolled_back}")
     return ok
 
 
@@ -169,14 +171,14 @@ def _run(clock: Clock) -> bool:
 @handle_errors
 def demo_command(keep: bool, ingress_port: int) -> None:
     """Roll reviews v1 -> v3 (promoted), then a faulty ratings (rolled back), on a local mesh."""
-    clock = Clock()
-    _bring_up(ingress_port, clock)
+    narrator = Narrator()
+    _bring_up(ingress_port, narrator)
     try:
-        ok = _run(clock)
+        ok = _run(narrator)
     finally:
         if keep:
-            clock.say(f"mesh kept: canarymesh --state-dir {state_dir()} down")
+            narrator.say(f"mesh kept: canarymesh --state-dir {state_dir()} down")
         else:
             launcher.stop(state_dir())
-            clock.say("mesh stopped")
+            narrator.say("mesh stopped")
     raise SystemExit(0 if ok else 1)

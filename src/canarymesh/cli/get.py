@@ -7,14 +7,17 @@ pod table; other kinds print the applied documents, as tables or ``-o yaml|json`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from typing import cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, cast
 
 import click
 import yaml
 
 from canarymesh.cli.common import client, handle_errors, state_dir_option
 from canarymesh.errors import ConfigError
+
+if TYPE_CHECKING:
+    from canarymesh.runtime.local.api_models import Pod
 
 __all__ = ["describe_command", "get_command", "logs_command"]
 
@@ -100,7 +103,8 @@ def _service_columns(doc: Doc) -> Row:
     balancer = cast(Doc, status.get("loadBalancer", {})) if isinstance(status, dict) else {}
     ips = [str(i.get("ip")) for i in cast(list[Doc], balancer.get("ingress", []))]
     kind = str(_spec(doc).get("type") or "ClusterIP")
-    return [kind, "<none>", ",".join(ips) or "<none>", shown or "<none>"]
+    cluster_ip = str(_spec(doc).get("clusterIP") or "<none>")
+    return [kind, cluster_ip, ",".join(ips) or "<none>", shown or "<none>"]
 
 
 def _vs_columns(doc: Doc) -> Row:
@@ -123,37 +127,40 @@ COLUMNS: dict[str, tuple[Row, Callable[[Doc], Row]]] = {
 
 
 def _pods_output(
-    pods: list[Doc], name: str | None, namespace: str | None, output: str | None
+    pods: Sequence[Pod], name: str | None, namespace: str | None, output: str | None
 ) -> str:
-    chosen = [
-        p
-        for p in pods
-        if (namespace is None or p["namespace"] == namespace) and name in (None, p["name"])
-    ]
+    chosen = [p for p in pods if namespace in (None, p.namespace) and name in (None, p.name)]
     if name is not None and not chosen:
         raise ConfigError(f'pods "{name}" not found')
     if output == "json":
-        return json.dumps({"items": chosen}, indent=2, default=str)
+        return json.dumps({"items": [_pod_json(p) for p in chosen]}, indent=2)
     if output == "yaml":
-        return yaml.safe_dump({"items": chosen}, sort_keys=False)
+        return yaml.safe_dump({"items": [_pod_json(p) for p in chosen]}, sort_keys=False)
     if not chosen:
         return f"No resources found in {namespace or 'any'} namespace."
     header = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    # kubectl's wide columns; on the shared network (no pod IPs) the loopback ports instead.
+    shared = any(not pod.ip for pod in chosen)
     if output == "wide":
-        header += ["ADMIN", "APP-PORTS", "SIDECAR-PORTS"]
+        header += ["IP", "NODE"] + (["ADMIN", "APP-PORTS", "SIDECAR-PORTS"] if shared else [])
     rows: list[Row] = [(["NAMESPACE"] if namespace is None else []) + header]
     for pod in chosen:
-        row = [str(pod["name"]), str(pod["ready"]), str(pod["status"]), str(pod["restarts"])]
-        row.append(age(float(cast(float, pod["age"]))))
+        row = [pod.name, pod.ready, pod.status, str(pod.restarts), age(pod.age)]
         if output == "wide":
-            ports = cast(Doc, pod["ports"])
-            row += [str(ports["admin"]), _ports(ports["app"]), _ports(ports["inbound"])]
-        rows.append(([str(pod["namespace"])] if namespace is None else []) + row)
+            row += [pod.ip or "<none>", pod.node or "local"]
+            if shared:
+                ports = pod.ports
+                row += [str(ports.admin), _ports(ports.app), _ports(ports.inbound)]
+        rows.append(([pod.namespace] if namespace is None else []) + row)
     return table(rows)
 
 
-def _ports(mapping: object) -> str:
-    return ",".join(f"{k}->{v}" for k, v in cast(Doc, mapping).items())
+def _pod_json(pod: Pod) -> dict[str, object]:
+    return pod.model_dump(mode="json")
+
+
+def _ports(mapping: Mapping[int, int]) -> str:
+    return ",".join(f"{k}->{v}" for k, v in mapping.items())
 
 
 def _docs_output(kind: str, docs: list[Doc], namespace: str | None, output: str | None) -> str:
@@ -195,12 +202,10 @@ def get_command(
     chosen_ns = None if all_namespaces else namespace
     api = client()
     if kind.lower() in POD_KINDS:
-        pods = cast(list[Doc], api.get("/v1/pods")["items"])
-        click.echo(_pods_output(pods, name, chosen_ns, output))
+        click.echo(_pods_output(api.pods(), name, chosen_ns, output))
         return
     qualified = _kind(kind)
-    query = {"kinds": qualified, "namespace": chosen_ns, "name": name}
-    docs = cast(list[Doc], api.get("/v1/resources", query)["items"])
+    docs = list(api.resources([qualified], chosen_ns, name))
     if name is not None and not docs:
         raise ConfigError(f'{qualified} "{name}" not found')
     click.echo(_docs_output(qualified, docs, chosen_ns, output))
@@ -216,15 +221,13 @@ def describe_command(kind: str, name: str, namespace: str) -> None:
     """Show one resource in full (for a pod: containers, pids, restarts, ports)."""
     api = client()
     if kind.lower() in POD_KINDS:
-        pods = cast(list[Doc], api.get("/v1/pods")["items"])
-        found = [p for p in pods if p["name"] == name]
+        found = [p for p in api.pods() if p.name == name and p.namespace == namespace]
         if not found:
             raise ConfigError(f'pods "{name}" not found')
-        click.echo(yaml.safe_dump(found[0], sort_keys=False).rstrip())
+        click.echo(yaml.safe_dump(_pod_json(found[0]), sort_keys=False).rstrip())
         return
     qualified = _kind(kind)
-    query = {"kinds": qualified, "namespace": namespace, "name": name}
-    docs = cast(list[Doc], api.get("/v1/resources", query)["items"])
+    docs = list(api.resources([qualified], namespace, name))
     if not docs:
         raise ConfigError(f'{qualified} "{name}" not found')
     click.echo(f"Name:       {name}\nNamespace:  {namespace}\nKind:       {qualified}")
@@ -237,9 +240,9 @@ def describe_command(kind: str, name: str, namespace: str) -> None:
     "-c", "--container", default=None, help="The app's container name (or app), or istio-proxy."
 )
 @click.option("--tail", type=int, default=None, help="Only the last N lines.")
+@click.option("-n", "--namespace", default=None, help="The pod's namespace (when ambiguous).")
 @state_dir_option
 @handle_errors
-def logs_command(pod: str, container: str | None, tail: int | None) -> None:
+def logs_command(pod: str, container: str | None, tail: int | None, namespace: str | None) -> None:
     """Print the log of a pod's container (the app by default)."""
-    query = {"pod": pod, "container": container, "tail": str(tail) if tail else None}
-    click.echo(str(client().get("/v1/logs", query)["text"]), nl=False)
+    click.echo(client().logs(pod, container, tail, namespace), nl=False)

@@ -28,6 +28,7 @@ COMMANDS = {
     "get": "canarymesh.cli.get:get_command",
     "describe": "canarymesh.cli.get:describe_command",
     "logs": "canarymesh.cli.get:logs_command",
+    "exec": "canarymesh.cli.exec:exec_command",
     "proxy-status": "canarymesh.cli.proxy:proxy_status_command",
     "proxy-config": "canarymesh.cli.proxy:proxy_config_command",
     "rollout": "canarymesh.cli.rollout:rollout_group",

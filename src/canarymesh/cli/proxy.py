@@ -9,12 +9,15 @@ raw JSON with ``-o json``.
 from __future__ import annotations
 
 import json
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from canarymesh.cli.common import client, handle_errors, state_dir_option
 from canarymesh.cli.get import Doc, Row, table
+
+if TYPE_CHECKING:
+    from canarymesh.runtime.local.api_models import ProxyStatus
 
 __all__ = ["proxy_config_command", "proxy_status_command"]
 
@@ -34,25 +37,31 @@ _TYPES = (
 @handle_errors
 def proxy_status_command(output: str) -> None:
     """Which proxies hold the latest config (SYNCED), which rejected it (NACKED) and why."""
-    proxies = cast(list[Doc], client().get("/v1/proxy-status")["proxies"])
+    proxies = client().proxy_status()
     if output == "json":
-        click.echo(json.dumps(proxies, indent=2))
+        click.echo(json.dumps([_proxy_json(p) for p in proxies], indent=2))
         return
     rows: list[Row] = [["NAME", *(short for short, _ in _TYPES), "VERSION"]]
     problems = []
     for proxy in proxies:
-        types = cast(dict[str, str], proxy.get("types", {}))
-        name = f"{proxy['name']}.{proxy['namespace']}"
-        if not proxy.get("connected"):
+        # Istio's NAME: <pod>.<namespace> (a pod's proxy id already is).
+        name = proxy.name
+        if not name.endswith(f".{proxy.namespace}"):
+            name = f"{name}.{proxy.namespace}"
+        if not proxy.connected:
             rows.append([name, *("DISCONNECTED" for _ in _TYPES), "-"])
             continue
-        states = [types.get(full, "NOT SENT") for _, full in _TYPES]
-        rows.append([name, *states, str(proxy.get("version") or "-")[:12]])
-        for type_name, message in cast(dict[str, str], proxy.get("errors", {})).items():
+        states = [proxy.types.get(full, "NOT SENT") for _, full in _TYPES]
+        rows.append([name, *states, (proxy.version or "-")[:12]])
+        for type_name, message in proxy.errors.items():
             problems.append(f"{name} NACKED {type_name}: {reason(message)}")
     click.echo(table(rows))
     for problem in problems:
         click.echo(problem)
+
+
+def _proxy_json(proxy: ProxyStatus) -> dict[str, object]:
+    return proxy.model_dump(mode="json")
 
 
 def reason(message: str) -> str:
@@ -119,10 +128,13 @@ def _endpoint_rows(body: Doc) -> list[Row]:
     rows: list[Row] = [["ENDPOINT", "STATUS", "CLUSTER"]]
     for cluster in cast(list[Doc], body.get("cluster_statuses", [])):
         for host in cast(list[Doc], cluster.get("host_statuses", [])):
-            address = cast(Doc, cast(Doc, host.get("address", {})).get("socket_address", {}))
+            where = cast(Doc, host.get("address", {}))
+            address = cast(Doc, where.get("socket_address", {}))
             health = cast(Doc, host.get("health_status", {}))
             status = str(health.get("eds_health_status", "HEALTHY"))
             endpoint = f"{address.get('address')}:{address.get('port_value')}"
+            if "pipe" in where:  # the control plane's Unix sockets
+                endpoint = "unix:" + str(cast(Doc, where["pipe"]).get("path", ""))
             rows.append([endpoint, status, str(cluster.get("name", ""))])
     return rows
 
@@ -132,14 +144,17 @@ def _endpoint_rows(body: Doc) -> list[Row]:
     "section", type=click.Choice([*SECTIONS, "cluster", "listener", "route", "endpoint"])
 )
 @click.argument("pod")
+@click.option("-n", "--namespace", default=None, help="The pod's namespace (when ambiguous).")
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
 @state_dir_option
 @handle_errors
-def proxy_config_command(section: str, pod: str, output: str) -> None:
-    """Show one proxy's clusters, listeners, routes or endpoints (from its Envoy admin API)."""
+def proxy_config_command(section: str, pod: str, namespace: str | None, output: str) -> None:
+    """Show one proxy's clusters, listeners, routes or endpoints (from its Envoy admin API).
+
+    POD is a pod's name, ``<pod>.<namespace>`` as istioctl writes it, or a gateway's name."""
     # istioctl spells them singular (`proxy-config cluster POD`); both work.
     section = section if section in SECTIONS else section + "s"
-    body = client().get("/v1/proxy-config", {"pod": pod, "section": section})
+    body = client().proxy_config(pod, section, namespace)
     if output == "json" or section == "all":
         click.echo(json.dumps(body, indent=2))
         return

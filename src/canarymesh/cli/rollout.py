@@ -4,9 +4,9 @@ Thin: ``start`` validates a Canary (ours, or Flagger's translated with a warning
 does not map), stamps it with a new rollout id and applies it; the canary controller
 (:mod:`canarymesh.controller.local`, started here when needed) picks it up. ``get`` (and its
 kubectl-argo-rollouts name ``status``) renders the pure view of :mod:`canarymesh.views.rollout`
-with rich, or as JSON or YAML; the commands drop a manual command in the rollout store for the
-controller to take. ``simulate`` (:mod:`canarymesh.cli.simulate`) plays a Canary against
-simulated traffic, many times, without a mesh.
+with rich (:mod:`.rollout_render`), or as JSON or YAML; the commands drop a manual command in the
+rollout store for the controller to take. ``simulate`` (:mod:`canarymesh.cli.simulate`) plays a
+Canary against simulated traffic, many times, without a mesh.
 """
 
 from __future__ import annotations
@@ -17,24 +17,25 @@ import secrets
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
-from rich.console import Console, Group, RenderableType
+from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
-from canarymesh.api.canary import Canary
+from canarymesh.api.canary import ROLLOUT_ID_ANNOTATION, Canary
 from canarymesh.api.flagger import FLAGGER_API_VERSION, translate_flagger
 from canarymesh.api.loader import load_text
 from canarymesh.cli.common import client, handle_errors, state_dir, state_dir_option
+from canarymesh.cli.rollout_render import render
 from canarymesh.cli.simulate import simulate_command
-from canarymesh.controller.local import CANARY_KIND, ROLLOUT_ID, ensure_running
-from canarymesh.controller.loop import state_of
 from canarymesh.errors import ConfigError
+from canarymesh.ports import state_of
 from canarymesh.rollout.phases import TERMINAL
+from canarymesh.runtime.local.api_models import CANARY_KIND, DocumentText
+from canarymesh.runtime.local.controller_process import ensure_running
 from canarymesh.runtime.local.rollout_store import RolloutStore
 from canarymesh.views.rollout import RolloutView, rollout_view
 
@@ -102,12 +103,14 @@ def start_rollout(
     keys = []
     for doc in docs:
         meta = doc.setdefault("metadata", {})
-        meta.setdefault("annotations", {})[ROLLOUT_ID] = f"{stamp}-{secrets.token_hex(3)}"
+        meta.setdefault("annotations", {})[ROLLOUT_ID_ANNOTATION] = (
+            f"{stamp}-{secrets.token_hex(3)}"
+        )
         keys.append(f"{meta.get('namespace') or namespace or 'default'}/{meta['name']}")
     if context is not None:
         return _kube_backend(context).start(docs, namespace)
-    body = {"source": source, "text": yaml.safe_dump_all(docs, sort_keys=False)}
-    client().post("/v1/apply", {"documents": [{**body, "namespace": namespace}]})
+    text = yaml.safe_dump_all(docs, sort_keys=False)
+    client().apply([DocumentText(source=source, text=text, namespace=namespace)])
     ensure_running(state_dir())
     return keys
 
@@ -153,113 +156,10 @@ def view_of(key: str, context: str | None = None) -> RolloutView | None:
     if not isinstance(store, RolloutStore):
         return rollout_view(state, Canary.model_validate(store.spec(key)))
     namespace, name = key.split("/")
-    query = {"kinds": CANARY_KIND, "namespace": namespace, "name": name}
-    items = cast(list[dict[str, Any]], client().get("/v1/resources", query)["items"])
+    items = client().resources([CANARY_KIND], namespace, name)
     if not items:
         raise ConfigError(f"no Canary {key} is applied")
     return rollout_view(state, Canary.model_validate(items[0].get("spec") or {}))
-
-
-_COLORS = {"Succeeded": "green", "Failed": "red", "RollingBack": "red", "Paused": "yellow"}
-
-
-def render(view: RolloutView) -> RenderableType:
-    """The rollout as rich renderables: head, weights, steps, what the plan can see, each
-    metric's verdict with its evidence, the decision log."""
-    color = _COLORS.get(view.phase, "cyan")
-    head = Text.assemble(
-        (f"{view.name}", "bold"),
-        f"  {view.strategy} of {view.host}: {view.stable_subset} -> {view.canary_subset}  ",
-        (view.phase, f"bold {color}"),
-        f"  step {view.step}  judge {view.judge}",
-    )
-    weights = (
-        f"weights: canary {view.canary_weight}% / stable {view.stable_weight}%"
-        f"{f', mirror {view.mirror:g}%' if view.mirror else ''}"
-        f"{', A/B match to canary' if view.ab_match else ''}"
-        f"  ({'applied by every proxy' if view.weights_verified else 'waiting for the proxies'})"
-    )
-    parts: list[RenderableType] = [head, Text(weights), _steps(view)]
-    if view.baseline or view.sight or view.warnings:
-        parts.append(_sight(view))
-    parts += [_metrics(view), *_settle(view), _log(view)]
-    return Group(*parts)
-
-
-def _steps(view: RolloutView) -> Table:
-    table = Table(title="steps", title_justify="left", show_edge=False)
-    table.add_column("#", justify="right")
-    table.add_column("step")
-    table.add_column("status")
-    for row in view.steps:
-        style = "bold reverse" if row.status == "current" else "dim" * (row.status != "done")
-        table.add_row(str(row.number), row.description, row.status, style=style or None)
-    return table
-
-
-def _sight(view: RolloutView) -> RenderableType:
-    mode = "adaptive" if view.adaptive else "fixed"
-    title = f"what the plan ({mode}) can see"
-    if view.traffic_rps is not None:
-        title += f" at {view.traffic_rps:.3g} req/s"
-    table = Table(title=title, title_justify="left", show_edge=False)
-    for column in ("metric", "stable bad", "effect", "smallest caught (90%) by step",
-                   "catches effect", "median", "promote"):  # fmt: skip
-        table.add_column(column)
-    for row in view.sight:
-        by_step = ", ".join(f"{step}: {_ratio(v)}" for step, v in row.smallest) or "-"
-        table.add_row(row.metric, f"{row.bad_percent:.2g}%", f"{row.effect_size:g}x", by_step,
-                      f"{100 * row.catch:.0f}%", _seconds(row.median_seconds),
-                      _seconds(row.promote_seconds))  # fmt: skip
-    lines: list[RenderableType] = [table]
-    if view.baseline:
-        lines.insert(0, Text(view.baseline, style="dim"))
-    lines += [Text(f"warning: {w}", style="yellow") for w in view.warnings]
-    return Group(*lines)
-
-
-def _metrics(view: RolloutView) -> Table:
-    table = Table(title="metrics", title_justify="left", show_edge=False)
-    for column in ("metric", "verdict", "canary", "stable", "ratio (CI)", "limit", "n", "p"):
-        table.add_column(column)
-    for m in view.metrics:
-        table.add_row(m.metric, m.verdict, _num(m.canary), _num(m.stable), m.ratio, m.limit,
-                      str(m.samples), _num(m.p_value))  # fmt: skip
-    return table
-
-
-def _settle(view: RolloutView) -> list[RenderableType]:
-    return [
-        Text(f"{m.metric}: {m.explanation.settle} would settle it", style="dim")
-        for m in view.metrics
-        if m.explanation is not None and m.explanation.settle
-    ]
-
-
-def _ratio(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.0f}x" if value >= 10 else f"{value:.2g}x"
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.0f}s" if value < 120 else f"{value / 60:.1f}m"
-
-
-def _log(view: RolloutView) -> Table:
-    table = Table(title="decisions", title_justify="left", show_edge=False)
-    table.add_column("time")
-    table.add_column("phase")
-    table.add_column("reason", overflow="fold")
-    for line in view.log[-15:]:
-        table.add_row(line.at, line.phase, line.reason)
-    return table
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
 
 
 def _get(name: str, namespace: str | None, watch: bool, output: str, context: str | None) -> None:
@@ -388,6 +288,5 @@ for _name, _help in (
     ("resume", "Go on after a pause (also passes a pause step without duration)."),
 ):
     rollout_group.add_command(_make(_name, _help))
-
 
 rollout_group.add_command(simulate_command)

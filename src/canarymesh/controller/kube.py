@@ -17,31 +17,30 @@ import signal
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 
-from canarymesh.api.canary import Canary, LoadGenerator
-from canarymesh.controller.local import HttpWebhooks, SystemClock
+from canarymesh.api.canary import ROLLOUT_ID_ANNOTATION, Canary, LoadGeneratorSpec
 from canarymesh.controller.loop import Controller
+from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.observe import fqdn
-from canarymesh.controller.sources import CanaryItem, Wiring
-from canarymesh.controller.telemetry import ControllerMetrics
+from canarymesh.controller.webhooks import HttpWebhooks
+from canarymesh.controller.wiring import CanaryItem, Wiring
+from canarymesh.ports.clock import SystemClock
+from canarymesh.ports.load import LoadGenerator
+from canarymesh.ports.prometheus import PrometheusSource
 from canarymesh.runtime.kube.client import (
     COMMAND_ANNOTATION,
     DESTINATION_RULE,
-    ROLLOUT_ID_ANNOTATION,
     KubeApi,
     api_client,
 )
 from canarymesh.runtime.kube.health import serve_health
 from canarymesh.runtime.kube.lease import LeaderElector
-from canarymesh.runtime.kube.metrics import KubeMetricsSource
+from canarymesh.runtime.kube.rollout_store import KubeStateStore
 from canarymesh.runtime.kube.router import KubeRouter
-from canarymesh.runtime.kube.store import KubeStateStore
 from canarymesh.runtime.kube.verify import IstiodVerifier
 from canarymesh.runtime.kube.watch import CanaryWatch
-from canarymesh.runtime.local.loadgen import LoadGenerator as LoadRunner
 
 __all__ = ["KubeCanaries", "KubeSettings", "main", "wiring_for"]
 
@@ -124,13 +123,13 @@ class KubeLoad:
     """The built-in load generator, sending to the in-cluster URL of the spec."""
 
     def __init__(self) -> None:
-        self.running: dict[str, Any] = {}
+        self.running: dict[str, LoadGenerator] = {}
 
     def start(self, item: CanaryItem) -> None:
-        spec: LoadGenerator | None = item.canary.load_generator
+        spec: LoadGeneratorSpec | None = item.canary.load_generator
         if spec is None or item.key in self.running:
             return
-        runner = LoadRunner(spec.url, float(spec.rps), LOAD_LIMIT, dict(spec.headers))
+        runner = LoadGenerator(spec.url, float(spec.rps), LOAD_LIMIT, dict(spec.headers))
         self.running[item.key] = runner.start()
 
     def stop(self, key: str) -> None:
@@ -147,7 +146,7 @@ def wiring_for(
     wiring = Wiring(
         canaries=canaries,
         router_for=lambda item: KubeRouter(api, item.namespace, item.name, verifier),
-        metrics=KubeMetricsSource(
+        metrics=PrometheusSource(
             settings.prometheus_url, authorization=settings.prometheus_authorization
         ),
         store=KubeStateStore(api, settings.identity),

@@ -1,47 +1,42 @@
-"""The canary controller on a local mesh: its adapters, its process, and how the CLI finds it.
+"""The canary controller on a local mesh: its adapters and its process.
 
 ``python -m canarymesh.controller --state-dir D`` runs :func:`main`: it watches the Canaries of
 the mesh through the control plane's API (as an operator watches the Kubernetes API), keeps
 each rollout's record in ``D/rollouts`` and serves its metrics on a loopback port written to
-``D/controller.json``. ``canarymesh rollout start`` (and ``demo``) call :func:`ensure_running`,
-which starts it detached from the CLI when it is not running; an exclusive lock on
-``D/controller.lock`` keeps it to one per mesh. It stops when the mesh's control plane stops
-(``canarymesh down``), on SIGTERM, and can be SIGKILLed at any time: the records hold where every
-rollout stands.
+``D/controller.json``. ``canarymesh rollout start`` (and ``demo``, and the dashboard's actions)
+start it through :func:`canarymesh.runtime.local.controller_process.ensure_running` when it is
+not running; an exclusive lock on ``D/controller.lock`` keeps it to one per mesh. It stops when
+the mesh's control plane stops (``canarymesh down``), on SIGTERM, and can be SIGKILLed at any
+time: the records hold where every rollout stands.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import fcntl
-import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, cast
 
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
-from canarymesh.api.canary import Canary, Webhook
-from canarymesh.api.durations import parse_duration
+from canarymesh.api.canary import ROLLOUT_ID_ANNOTATION, Canary
 from canarymesh.controller.loop import Controller
+from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.observe import fqdn
-from canarymesh.controller.sources import CanaryItem, Wiring
-from canarymesh.controller.telemetry import ControllerMetrics
-from canarymesh.errors import CanaryMeshError, TemporaryError
-from canarymesh.rollout.machine import WebhookResult
-from canarymesh.runtime.local.api_client import ApiClient, daemon_info, pid_alive
-from canarymesh.runtime.local.loadgen import LoadGenerator, loopback_target
-from canarymesh.runtime.local.metrics_source import PrometheusSource
+from canarymesh.controller.webhooks import HttpWebhooks
+from canarymesh.controller.wiring import CanaryItem, Wiring
+from canarymesh.errors import CanaryMeshError
+from canarymesh.ports.clock import SystemClock
+from canarymesh.ports.load import LoadGenerator, loopback_target
+from canarymesh.ports.prometheus import PrometheusSource
+from canarymesh.runtime.local.api_client import ApiClient, daemon_info
+from canarymesh.runtime.local.api_models import CANARY_KIND, DESTINATION_RULE_KIND, MeshStatus
+from canarymesh.runtime.local.controller_process import publish_info, take_lock
 from canarymesh.runtime.local.prometheus import (
     CONTROLLER_JOB,
     TargetGroup,
@@ -52,32 +47,11 @@ from canarymesh.runtime.local.prometheus import (
 from canarymesh.runtime.local.rollout_store import RolloutStore
 from canarymesh.runtime.local.router import LocalRouter
 
-__all__ = [
-    "CANARY_KIND",
-    "CONTROLLER_FILE",
-    "ROLLOUT_ID",
-    "controller_info",
-    "ensure_running",
-    "main",
-]
+__all__ = ["LocalCanaries", "LocalLoad", "main", "wiring_for"]
 
 log = logging.getLogger("canarymesh.controller")
 
-CANARY_KIND = "canary.canarymesh.io"
-DR_KIND = "destinationrule.networking.istio.io"
-ROLLOUT_ID = "canarymesh.io/rollout-id"
-CONTROLLER_FILE = "controller.json"
-LOCK_FILE = "controller.lock"
-_SPAWNED: list[subprocess.Popen[bytes]] = []
 LOAD_LIMIT = 3600.0  # seconds: the built-in load generator never runs longer than this
-
-
-class SystemClock:
-    def now(self) -> datetime.datetime:
-        return datetime.datetime.now(datetime.UTC)
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
 
 
 class LocalCanaries:
@@ -87,11 +61,8 @@ class LocalCanaries:
         self.api = api
 
     def list(self) -> tuple[CanaryItem, ...]:
-        docs = cast(
-            list[dict[str, Any]], self.api.get("/v1/resources", {"kinds": CANARY_KIND})["items"]
-        )
         items = []
-        for doc in docs:
+        for doc in self.api.resources([CANARY_KIND]):
             meta = doc.get("metadata") or {}
             namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name"))
             try:
@@ -99,14 +70,13 @@ class LocalCanaries:
             except ValidationError as err:
                 log.error("Canary %s/%s cannot be read: %s", namespace, name, err)
                 continue
-            rollout_id = str((meta.get("annotations") or {}).get(ROLLOUT_ID, "applied"))
+            rollout_id = str((meta.get("annotations") or {}).get(ROLLOUT_ID_ANNOTATION, "applied"))
             versions = self._versions(canary, namespace)
             items.append(CanaryItem(namespace, name, rollout_id, canary, versions))
         return tuple(items)
 
     def _versions(self, canary: Canary, namespace: str) -> tuple[tuple[str, str], ...]:
-        query = {"kinds": DR_KIND, "namespace": namespace}
-        rules = cast(list[dict[str, Any]], self.api.get("/v1/resources", query)["items"])
+        rules = self.api.resources([DESTINATION_RULE_KIND], namespace)
         host = fqdn(canary.target.host, namespace)
         found = []
         for rule in rules:
@@ -118,24 +88,6 @@ class LocalCanaries:
                 if version:
                     found.append((str(subset["name"]), str(version)))
         return tuple(found)
-
-
-class HttpWebhooks:
-    """POSTs Flagger's payload (name, namespace, phase, metadata); 2xx means go on."""
-
-    def call(self, item: CanaryItem, hook: Webhook, phase: str) -> WebhookResult:
-        body = {"name": item.name, "namespace": item.namespace, "phase": phase,
-                "metadata": dict(hook.metadata)}  # fmt: skip
-        request = urllib.request.Request(
-            hook.url, json.dumps(body).encode(), {"Content-Type": "application/json"}
-        )
-        timeout = parse_duration(hook.timeout) or datetime.timedelta(seconds=10)
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(request, timeout=timeout.total_seconds()) as response:
-                return WebhookResult(hook.name, 200 <= response.status < 300, str(response.status))
-        except OSError as err:
-            return WebhookResult(hook.name, False, str(err))
 
 
 class LocalLoad:
@@ -165,14 +117,15 @@ class LocalLoad:
 
 def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, LocalLoad]:
     api = ApiClient.for_state_dir(state_dir, timeout=30.0)
-    info = daemon_info(state_dir) or {}
-    prometheus = str(info.get("prometheus_url") or "http://127.0.0.1:9")
-    load = LocalLoad(cast(str | None, info.get("ingress_url")))
+    info = daemon_info(state_dir)  # daemon.json: the mesh's status without its components
+    mesh = MeshStatus.model_validate(info) if info is not None else None
+    prometheus = (mesh.prometheus_url if mesh else None) or "http://127.0.0.1:9"
+    load = LocalLoad(mesh.ingress_url if mesh else None)
     store = RolloutStore(state_dir)
     wiring = Wiring(
         canaries=LocalCanaries(api),
         router_for=lambda item: LocalRouter(api, item.namespace, item.name),
-        metrics=PrometheusSource(prometheus),
+        metrics=PrometheusSource(prometheus, timeout=3.0),
         store=store,
         clock=SystemClock(),
         inbox=store,
@@ -186,47 +139,6 @@ def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, Loc
 # --- the process ------------------------------------------------------------------------------
 
 
-def controller_info(state_dir: Path) -> dict[str, Any] | None:
-    """``controller.json`` of the running controller, or None."""
-    try:
-        info = json.loads((state_dir / CONTROLLER_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    pid = info.get("pid") if isinstance(info, dict) else None
-    return info if isinstance(pid, int) and pid_alive(pid) else None
-
-
-def ensure_running(state_dir: Path, timeout: float = 10.0) -> int:
-    """The pid of the mesh's controller, started (detached from the caller) when needed."""
-    info = controller_info(state_dir)
-    if info is not None:
-        return int(info["pid"])
-    log_dir = state_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with (log_dir / "canary-controller.log").open("a") as output:
-        argv = [sys.executable, "-m", "canarymesh.controller", "--state-dir", str(state_dir)]
-        # Kept referenced: the controller outlives this call (and usually this process).
-        _SPAWNED.append(subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL, start_new_session=True))  # fmt: skip
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = controller_info(state_dir)
-        if info is not None:
-            return int(info["pid"])
-        time.sleep(0.05)
-    raise TemporaryError(f"the canary controller did not start; see {log_dir}", delay=1.0)
-
-
-def _lock(state_dir: Path) -> IO[str] | None:
-    handle = (state_dir / LOCK_FILE).open("a")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    return handle
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m canarymesh.controller")
     parser.add_argument("--state-dir", type=Path, required=True)
@@ -238,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     state_dir: Path = args.state_dir.resolve()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    lock = _lock(state_dir)
+    lock = take_lock(state_dir)
     if lock is None:
         return 0  # another controller runs for this mesh
     stop = threading.Event()
@@ -249,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("canary controller: %s", err)
         return 2
     finally:
-        (state_dir / CONTROLLER_FILE).unlink(missing_ok=True)
+        publish_info(state_dir, None)
         lock.close()
 
 
@@ -258,21 +170,34 @@ def _serve(state_dir: Path, tick: float, stop: threading.Event) -> int:
     server, _ = start_http_server(0, addr="127.0.0.1", registry=metrics.registry)
     wiring, load = wiring_for(state_dir, metrics)
     info = {"pid": os.getpid(), "metrics_url": f"http://127.0.0.1:{server.server_port}/metrics"}
-    tmp = state_dir / f".{CONTROLLER_FILE}.tmp"
-    tmp.write_text(json.dumps(info))
-    os.replace(tmp, state_dir / CONTROLLER_FILE)
+    publish_info(state_dir, info)
     _publish_target(state_dir, f"127.0.0.1:{server.server_port}")
     log.info("canary controller up (pid %d), watching %s", os.getpid(), state_dir)
     try:
-        Controller(wiring).run(lambda: stop.is_set() or daemon_info(state_dir) is None, tick)
+        gone = _MeshWatch(state_dir)
+        Controller(wiring).run(lambda: stop.is_set() or gone(), tick)
     finally:
         load.stop_all()
-        if isinstance(wiring.metrics, PrometheusSource):
-            wiring.metrics.close()
         _publish_target(state_dir, None)
         server.shutdown()
     log.info("canary controller stopped")
     return 0
+
+
+class _MeshWatch:
+    """True once the mesh's control plane has been gone for ``grace`` seconds: a restart (the
+    keeper brings a killed one back in about a second) is waited out, a mesh taken down is not
+    (``down`` stops this process itself; this is the fallback)."""
+
+    def __init__(self, state_dir: Path, grace: float = 60.0) -> None:
+        self.state_dir, self.grace = state_dir, grace
+        self.seen = time.monotonic()
+
+    def __call__(self) -> bool:
+        if daemon_info(self.state_dir) is not None:
+            self.seen = time.monotonic()
+            return False
+        return time.monotonic() - self.seen > self.grace
 
 
 def _publish_target(state_dir: Path, address: str | None) -> None:

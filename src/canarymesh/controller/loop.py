@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from canarymesh.analysis.baseline import Baseline
 from canarymesh.analysis.windows import Window
 from canarymesh.api.canary import Canary
 from canarymesh.controller import observe
-from canarymesh.controller.sources import CanaryItem, Wiring
+from canarymesh.controller.wiring import CanaryItem, Wiring
 from canarymesh.errors import CanaryMeshError, ConfigError, TemporaryError
 from canarymesh.ports import TrafficRouter
 from canarymesh.rollout.actions import (
@@ -36,7 +36,7 @@ from canarymesh.rollout.machine import Observation, WebhookResult, advance, need
 from canarymesh.rollout.phases import TERMINAL, Command
 from canarymesh.rollout.state import CanaryState
 
-__all__ = ["MAX_REQUEUE", "Controller", "record_of", "state_of"]
+__all__ = ["MAX_REQUEUE", "Controller", "record_of"]
 
 log = logging.getLogger("canarymesh.controller")
 
@@ -208,10 +208,3 @@ class Controller:
         if not result.ok:
             log.warning("%s: webhook %s answered: %s", item.key, hook.name, result.detail)
         self.answers.setdefault(item.key, []).append(result)
-
-
-def state_of(record: Mapping[str, Any] | None) -> CanaryState | None:
-    """The state in a stored record (for the CLI), or None."""
-    if record is None:
-        return None
-    return CanaryState.from_dict(dict(record["state"]))

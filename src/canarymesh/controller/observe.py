@@ -27,7 +27,7 @@ from canarymesh.analysis.measure import Series, counter_queries, counts_between
 from canarymesh.analysis.queries import render_query
 from canarymesh.analysis.windows import Counts, Window
 from canarymesh.api.canary import BUILTIN_METRICS, Canary
-from canarymesh.controller.sources import CanaryItem
+from canarymesh.controller.wiring import CanaryItem
 from canarymesh.ports import MetricsSource, Sample
 from canarymesh.rollout.state import CanaryState
 

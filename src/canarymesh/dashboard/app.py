@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from canarymesh import __version__
 from canarymesh.analysis.panels import panel_query
 from canarymesh.api.analyze import analyze
 from canarymesh.api.loader import load_text
@@ -91,6 +92,7 @@ class Dashboard:
         s = self.settings
         return to_json(
             {
+                "version": __version__,
                 "mode": s.mode,
                 "prometheus": s.prometheus_url,
                 "tracing": s.tracing_url,
@@ -139,13 +141,10 @@ class Dashboard:
     async def config(self, request: web.Request) -> web.Response:
         if self.mesh is None:
             return to_json(config_view([], [], []))
-        query = {"kinds": ",".join(CONFIG_KINDS), "namespace": None, "name": None}
-        documents = (await self.mesh.get("/v1/resources", query))["items"]
-        assert isinstance(documents, list)
+        documents = await self.mesh.resources(CONFIG_KINDS)
         loaded = load_text(yaml_text(documents), "applied")
         diagnostics = [*loaded.diagnostics, *analyze(loaded.resources)]
-        proxies = (await self.mesh.get("/v1/proxy-status"))["proxies"]
-        assert isinstance(proxies, list)
+        proxies = [p.model_dump(mode="json") for p in await self.mesh.proxy_status()]
         return to_json(config_view(documents, diagnostics, proxies))
 
     async def trace_services(self, request: web.Request) -> web.Response:

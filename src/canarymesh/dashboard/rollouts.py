@@ -16,17 +16,18 @@ import hmac
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 
 from canarymesh.analysis.panels import panel_query
 from canarymesh.api.canary import Canary
-from canarymesh.controller.local import CANARY_KIND, ensure_running
-from canarymesh.controller.loop import state_of
 from canarymesh.dashboard.sources import MeshApi, PromSource
 from canarymesh.errors import ConfigError
+from canarymesh.ports import state_of
 from canarymesh.runtime.local.api_client import TOKEN_FILE
+from canarymesh.runtime.local.api_models import CANARY_KIND
+from canarymesh.runtime.local.controller_process import ensure_running
 from canarymesh.runtime.local.rollout_store import RolloutStore
 from canarymesh.views.promjson import finite, matrix
 from canarymesh.views.rollout import rollout_view
@@ -63,8 +64,7 @@ class RolloutsApi:
         if state is None or self.mesh is None:
             return None
         namespace, name = key.split("/")
-        query = {"kinds": CANARY_KIND, "namespace": namespace, "name": name}
-        items = cast(list[dict[str, Any]], (await self.mesh.get("/v1/resources", query))["items"])
+        items = await self.mesh.resources([CANARY_KIND], namespace, name)
         if not items:
             return None
         view = rollout_view(state, Canary.model_validate(items[0].get("spec") or {})).to_json()

@@ -1,5 +1,6 @@
-"""Where the dashboard's data comes from: Prometheus' HTTP API, a Zipkin query API and the local
-mesh's control-plane API. Thin I/O only; the view models in :mod:`canarymesh.views` shape it.
+"""Where the dashboard's data comes from: Prometheus' HTTP API (through the one query client,
+:class:`canarymesh.ports.prometheus.PrometheusClient`), a Zipkin query API and the local mesh's
+control-plane API. Thin I/O only; the view models in :mod:`canarymesh.views` shape it.
 
 Called by :mod:`canarymesh.dashboard.app`. Answers are Prometheus' and Zipkin's JSON as they come,
 so the views are tested against the same JSON the tests can store as files.
@@ -9,18 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import aiohttp
 
-from canarymesh.errors import ConfigError, TemporaryError
+from canarymesh.errors import CanaryMeshError, ConfigError, TemporaryError
+from canarymesh.ports.prometheus import PrometheusClient
 from canarymesh.runtime.local.api_client import ApiClient
+from canarymesh.runtime.local.api_models import Document, ProxyStatus
 
 __all__ = ["MeshApi", "PromSource", "SourceError", "TraceSource"]
 
 JsonDict = dict[str, object]
+T = TypeVar("T")
 
 
 class SourceError(TemporaryError):
@@ -57,24 +61,28 @@ class _Http:
             self._session = None
 
 
-class PromSource(_Http):
-    """Instant and range queries; returns the ``data`` object of the answer."""
+class PromSource:
+    """Instant and range queries; returns the ``data`` object of the answer. Any failure, the
+    query's included, is a :class:`SourceError`: the page shows it and polls again."""
 
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
-        super().__init__(base_url, timeout)
+        self.base_url = base_url.rstrip("/")
+        self._client = PrometheusClient(self.base_url, timeout=timeout)
 
     async def query(self, promql: str) -> JsonDict:
-        return await self._data("/api/v1/query", {"query": promql})
+        try:
+            return await self._client.query_data(promql)
+        except CanaryMeshError as err:
+            raise SourceError(f"Prometheus: {err}", delay=2) from err
 
     async def query_range(self, promql: str, start: float, end: float, step: float) -> JsonDict:
-        params = {"query": promql, "start": repr(start), "end": repr(end), "step": repr(step)}
-        return await self._data("/api/v1/query_range", params)
+        try:
+            return await self._client.query_range(promql, start, end, step)
+        except CanaryMeshError as err:
+            raise SourceError(f"Prometheus: {err}", delay=2) from err
 
-    async def _data(self, path: str, params: Mapping[str, str]) -> JsonDict:
-        body = cast(JsonDict, await self.get_json(path, params))
-        if body.get("status") != "success":
-            raise SourceError(f"Prometheus: {body.get('errorType')}: {body.get('error')}", delay=2)
-        return cast(JsonDict, body["data"])
+    async def close(self) -> None:
+        await self._client.close()
 
 
 class TraceSource(_Http):
@@ -94,17 +102,25 @@ class TraceSource(_Http):
 
 
 class MeshApi:
-    """The local control plane's API (blocking client, run in a thread)."""
+    """The local control plane's API (the blocking client's typed calls, run in a thread)."""
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
 
-    async def get(self, path: str, query: Mapping[str, str | None] | None = None) -> JsonDict:
-        def call() -> JsonDict:
-            return ApiClient.for_state_dir(self.state_dir, timeout=10.0).get(path, query)
+    async def resources(
+        self, kinds: Sequence[str], namespace: str | None = None, name: str | None = None
+    ) -> tuple[Document, ...]:
+        return await self._call(lambda api: api.resources(kinds, namespace, name))
+
+    async def proxy_status(self) -> tuple[ProxyStatus, ...]:
+        return await self._call(lambda api: api.proxy_status())
+
+    async def _call(self, call: Callable[[ApiClient], T]) -> T:
+        def run() -> T:
+            return call(ApiClient.for_state_dir(self.state_dir, timeout=10.0))
 
         try:
-            return await asyncio.to_thread(call)
+            return await asyncio.to_thread(run)
         except ConfigError:
             raise
         except TemporaryError as err:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -20,11 +21,13 @@ from pydantic import BaseModel
 
 from canarymesh.api import gateway_api, istio_networking, istio_security, kube
 from canarymesh.api.objects import Resource
+from canarymesh.mesh.capture import ADMIN_PORT
 from canarymesh.mesh.model import (
     Config,
     MeshService,
     MeshSettings,
     MeshSnapshot,
+    PodNetwork,
     ProxyNode,
     ProxyPorts,
     Resolution,
@@ -47,6 +50,11 @@ GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 # detail). The runtime keeps its allocations across rebuilds; render numbers them in order.
 PortKey = tuple[str, str, str]
 PortAllocator = Callable[[PortKey], int]
+# Pod networks: ("pod", proxy id) -> the pod's IP, ("service", "<namespace>/<name>") -> its
+# ClusterIP, ("entry", host) -> a ServiceEntry host's address. Without an allocator every proxy
+# shares the host network (loopback ports from the PortAllocator).
+AddressKey = tuple[str, str]
+AddressAllocator = Callable[[AddressKey], str]
 
 
 @dataclass(slots=True)
@@ -59,6 +67,24 @@ class SequentialPorts:
     def __call__(self, key: PortKey) -> int:
         if key not in self.assigned:
             self.assigned[key] = self.base + len(self.assigned)
+        return self.assigned[key]
+
+
+# Where SequentialAddresses starts per kind (the runtime's allocator uses the user's CIDRs).
+_FIRST_ADDRESS = {"pod": "10.244.0.2", "service": "10.96.0.10", "entry": "240.240.0.1"}
+
+
+@dataclass(slots=True)
+class SequentialAddresses:
+    """A deterministic address allocator for offline use: addresses per kind in the order asked."""
+
+    assigned: dict[AddressKey, str] = field(default_factory=dict)
+
+    def __call__(self, key: AddressKey) -> str:
+        if key not in self.assigned:
+            taken = sum(1 for kind, _ in self.assigned if kind == key[0])
+            first = ipaddress.IPv4Address(_FIRST_ADDRESS[key[0]])
+            self.assigned[key] = str(first + taken)
         return self.assigned[key]
 
 
@@ -124,7 +150,10 @@ def resolve_target_port(
 
 
 def kube_services(
-    resources: Sequence[Resource[BaseModel]], templates: Sequence[PodTemplate], suffix: str
+    resources: Sequence[Resource[BaseModel]],
+    templates: Sequence[PodTemplate],
+    suffix: str,
+    addresses: AddressAllocator | None = None,
 ) -> list[MeshService]:
     services = []
     for resource in resources:
@@ -148,6 +177,7 @@ def kube_services(
             )
             for p in spec.ports
         )
+        cluster_ip = addresses(("service", f"{namespace}/{resource.name}")) if addresses else None
         services.append(
             MeshService(
                 resource.name,
@@ -155,12 +185,15 @@ def kube_services(
                 fqdn(resource.name, namespace, suffix),
                 ports,
                 pairs(spec.selector),
+                cluster_ip=cluster_ip,
             )
         )
     return services
 
 
-def entry_services(resources: Sequence[Resource[BaseModel]]) -> list[MeshService]:
+def entry_services(
+    resources: Sequence[Resource[BaseModel]], addresses: AddressAllocator | None = None
+) -> list[MeshService]:
     services = []
     for resource in resources:
         spec = resource.spec
@@ -181,7 +214,12 @@ def entry_services(resources: Sequence[Resource[BaseModel]]) -> list[MeshService
             for e in spec.endpoints
             if e.address
         )
-        for host in spec.hosts:
+        for position, host in enumerate(spec.hosts):
+            # Istio's DNS proxy answers a ServiceEntry host with its address, or one it allocates.
+            address = None
+            if addresses is not None and "*" not in host:
+                written = [a for a in spec.addresses if "/" not in a]
+                address = written[0] if written and position == 0 else addresses(("entry", host))
             services.append(
                 MeshService(
                     host,
@@ -191,13 +229,17 @@ def entry_services(resources: Sequence[Resource[BaseModel]]) -> list[MeshService
                     resolution=resolution,
                     external=spec.location != "MESH_INTERNAL",
                     static_endpoints=endpoints,
+                    cluster_ip=address,
                 )
             )
     return services
 
 
 def sidecar_proxies(
-    templates: Sequence[PodTemplate], services: Sequence[MeshService], allocate: PortAllocator
+    templates: Sequence[PodTemplate],
+    services: Sequence[MeshService],
+    allocate: PortAllocator,
+    addresses: AddressAllocator | None = None,
 ) -> list[ProxyNode]:
     tcp_targets = sorted(
         (s.hostname, p.port)
@@ -211,7 +253,13 @@ def sidecar_proxies(
             {number for _, number in template.container_ports} | targeted_ports(template, services)
         )
         for replica in range(template.replicas):
+            # Unique across namespaces: the same Deployment may run in several.
             pod = f"{template.deployment}-{replica}"
+            if template.namespace != "default":
+                pod = f"{pod}.{template.namespace}"
+            if addresses is not None:
+                proxies.append(pod_sidecar(template, pod, container_ports, addresses(("pod", pod))))
+                continue
             ports = ProxyPorts(
                 admin=allocate(("admin", pod, "")),
                 outbound_http=allocate(("http", pod, "")),
@@ -236,6 +284,23 @@ def sidecar_proxies(
     return proxies
 
 
+def pod_sidecar(
+    template: PodTemplate, pod: str, container_ports: Sequence[int], ip: str
+) -> ProxyNode:
+    """A sidecar in its pod's own network: Istio's fixed ports, the app on its container ports."""
+    identity = tuple((p, p) for p in container_ports)
+    return ProxyNode(
+        pod,
+        "sidecar",
+        template.namespace,
+        template.deployment,
+        template.labels,
+        template.service_account,
+        ProxyPorts(admin=ADMIN_PORT, inbound=identity, app=identity),
+        network=PodNetwork(ip),
+    )
+
+
 def targeted_ports(template: PodTemplate, services: Sequence[MeshService]) -> set[int]:
     labels = dict(template.labels)
     return {
@@ -247,8 +312,22 @@ def targeted_ports(template: PodTemplate, services: Sequence[MeshService]) -> se
 
 
 def gateway_proxies(
-    resources: Sequence[Resource[BaseModel]], allocate: PortAllocator
+    resources: Sequence[Resource[BaseModel]],
+    allocate: PortAllocator,
+    addresses: AddressAllocator | None = None,
 ) -> list[ProxyNode]:
+    """The built-in ingress gateway and one proxy per Gateway API Gateway.
+
+    Their server ports always get local ports on the host's loopback (that is how users reach
+    them); with pod networks the gateway lives in a pod network of its own besides.
+    """
+
+    def network(name: str) -> PodNetwork | None:
+        return PodNetwork(addresses(("pod", name))) if addresses is not None else None
+
+    def admin(name: str) -> int:
+        return ADMIN_PORT if addresses is not None else allocate(("admin", name, ""))
+
     ingress_ports = sorted(
         {
             server.port.number
@@ -269,11 +348,12 @@ def gateway_proxies(
             pairs(INGRESS_LABELS),
             "istio-ingressgateway-service-account",
             ProxyPorts(
-                admin=allocate(("admin", INGRESS_NAME, "")),
+                admin=admin(INGRESS_NAME),
                 gateway=tuple(
                     (p, allocate(("gateway", INGRESS_NAME, str(p)))) for p in ingress_ports
                 ),
             ),
+            network=network(INGRESS_NAME),
         )
     ]
     kube_gateways = sorted(
@@ -293,9 +373,10 @@ def gateway_proxies(
                 pairs({GATEWAY_NAME_LABEL: resource.name}),
                 name,
                 ProxyPorts(
-                    admin=allocate(("admin", name, "")),
+                    admin=admin(name),
                     gateway=tuple((p, allocate(("gateway", name, str(p)))) for p in ports),
                 ),
+                network=network(name),
             )
         )
     return proxies
@@ -332,16 +413,23 @@ def build_mesh(
     resources: Sequence[Resource[BaseModel]],
     allocate: PortAllocator | None = None,
     settings: MeshSettings | None = None,
+    addresses: AddressAllocator | None = None,
 ) -> MeshSnapshot:
-    """The mesh the resources describe; ``allocate`` defaults to ``SequentialPorts()``."""
+    """The mesh the resources describe; ``allocate`` defaults to ``SequentialPorts()``.
+
+    With ``addresses``, every pod and gateway has a network of its own (pod IPs, ClusterIPs);
+    without, they share the host's and reach each other on loopback ports.
+    """
     allocate = allocate or SequentialPorts()
     settings = settings or MeshSettings()
     templates = pod_templates(resources)
-    services = kube_services(resources, templates, settings.domain_suffix) + entry_services(
-        resources
-    )
+    services = kube_services(
+        resources, templates, settings.domain_suffix, addresses
+    ) + entry_services(resources, addresses)
     services.sort(key=lambda s: (s.hostname, s.namespace))
-    proxies = sidecar_proxies(templates, services, allocate) + gateway_proxies(resources, allocate)
+    proxies = sidecar_proxies(templates, services, allocate, addresses) + gateway_proxies(
+        resources, allocate, addresses
+    )
     return MeshSnapshot(
         services=tuple(services),
         proxies=tuple(proxies),

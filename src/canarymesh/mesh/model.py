@@ -68,14 +68,28 @@ class MeshSettings:
     domain_suffix: str = "cluster.local"
     trust_domain: str = "cluster.local"
     root_namespace: str = "istio-system"
-    # gRPC access-log server of the runtime (telemetry); None leaves access logs out.
+    # gRPC access-log server of the runtime (telemetry) on 127.0.0.1, or a Unix socket path
+    # (``telemetry_socket`` wins: a pod in its own network namespace cannot reach the host's
+    # loopback, but every pod sees the same file system); neither leaves access logs out.
     telemetry_port: int | None = None
-    # Zipkin span collector of the runtime (HTTP, JSON v2); None leaves tracing out.
+    telemetry_socket: str | None = None
+    # Zipkin span collector of the runtime (HTTP, JSON v2), likewise; neither leaves tracing out.
     tracing_port: int | None = None
+    tracing_socket: str | None = None
     # Percentage of requests traced (Istio's default is 1; the local mesh traces every one).
     tracing_sampling: float = 100.0
     # Istio's outboundTrafficPolicy: ALLOW_ANY adds a passthrough for hosts outside the mesh.
     allow_any: bool = True
+    # Pod networks: the host's network namespace file, where gateways bind their server ports.
+    host_netns: str | None = None
+
+    @property
+    def has_telemetry(self) -> bool:
+        return self.telemetry_port is not None or self.telemetry_socket is not None
+
+    @property
+    def has_tracing(self) -> bool:
+        return self.tracing_port is not None or self.tracing_socket is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +131,9 @@ class MeshService:
     resolution: Resolution = "EDS"
     external: bool = False
     static_endpoints: tuple[StaticEndpoint, ...] = ()
+    # The Service's ClusterIP when pods have their own networks (None on the shared network):
+    # what the pods' DNS answers and what their sidecar's outbound listeners match.
+    cluster_ip: str | None = None
 
     @property
     def selector_map(self) -> dict[str, str]:
@@ -133,6 +150,8 @@ class WorkloadIdentity:
     cert_chain: str
     private_key: str
     root_cert: str
+    # The proxy's credential for the runtime's access-log server (sent as gRPC metadata).
+    telemetry_token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +184,19 @@ class ProxyPorts:
 
 
 @dataclass(frozen=True, slots=True)
+class PodNetwork:
+    """A proxy in a pod network namespace of its own (Kubernetes' model), not the host's.
+
+    Its sidecar captures traffic as istio-iptables does (``mesh.capture``: outbound to 15001,
+    inbound to 15006) and keeps its admin on the pod's own loopback. A gateway's server
+    listeners bind in ``MeshSettings.host_netns`` instead, so the host reaches them on its
+    loopback while the gateway reaches the pods over the pod network.
+    """
+
+    ip: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyNode:
     """One Envoy: a pod replica's sidecar or a gateway."""
 
@@ -176,6 +208,12 @@ class ProxyNode:
     service_account: str
     ports: ProxyPorts
     identity: WorkloadIdentity | None = None
+    # None: the shared host network (apps reach their sidecar as HTTP_PROXY).
+    network: PodNetwork | None = None
+
+    @property
+    def ip(self) -> str | None:
+        return self.network.ip if self.network is not None else None
 
     @property
     def label_map(self) -> dict[str, str]:

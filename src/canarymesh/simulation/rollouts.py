@@ -21,7 +21,7 @@ from typing import Any, Literal
 from canarymesh.api.canary import Canary, Webhook
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.observe import fqdn
-from canarymesh.controller.sources import CanaryItem, Wiring
+from canarymesh.controller.wiring import CanaryItem, Wiring
 from canarymesh.rollout.actions import Weights
 from canarymesh.rollout.machine import Decision, WebhookResult
 from canarymesh.rollout.phases import Phase

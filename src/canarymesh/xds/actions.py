@@ -247,7 +247,8 @@ def hash_policy(
     index: MeshIndex, proxy: ProxyNode, host: str, subset: str, port: int
 ) -> list[JsonValue]:
     """Route hash policy for a consistent-hash DestinationRule of the destination."""
-    policy = compose_traffic_policy(index.destination_rule(host, proxy.namespace), subset, port)
+    rule = index.destination_rule(host, proxy.namespace, proxy.labels)
+    policy = compose_traffic_policy(rule, subset, port)
     lb = policy.load_balancer
     if lb is None or lb.consistent_hash is None:
         return []

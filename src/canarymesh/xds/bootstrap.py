@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import copy
 
+from canarymesh.mesh.capture import ADMIN_PORT, STATS_PORT
 from canarymesh.mesh.model import MeshSettings, ProxyNode
 from canarymesh.xds import names, telemetry
-from canarymesh.xds.endpoints import socket_address
+from canarymesh.xds.endpoints import pipe_address, socket_address
 from canarymesh.xds.snapshot import XdsSnapshot, walk
 from canarymesh.xds.types import EnvoyJson, JsonValue, typed
 
@@ -55,8 +56,95 @@ def admin(proxy: ProxyNode) -> EnvoyJson:
     return {"address": socket_address("127.0.0.1", proxy.ports.admin)}
 
 
-def build_ads_bootstrap(proxy: ProxyNode, settings: MeshSettings, xds_port: int) -> EnvoyJson:
-    """What a live proxy starts with: its node, admin, and one gRPC ADS cluster."""
+def build_stats_listener(
+    address: EnvoyJson | None = None, admin_address: EnvoyJson | None = None
+) -> tuple[EnvoyJson, EnvoyJson]:
+    """Istio's ``0.0.0.0:15090`` stats listener and its admin cluster: the admin stays private
+    (the pod's loopback, or a 0600 Unix socket on the shared network) and Prometheus reads
+    ``/stats/prometheus`` here, the listener's one route (``address``: where it listens)."""
+    cluster: EnvoyJson = {
+        "name": names.STATS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": names.STATS_CLUSTER,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": admin_address or socket_address("127.0.0.1", ADMIN_PORT)
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
+    route: EnvoyJson = {
+        "match": {"path": "/stats/prometheus"},
+        "route": {"cluster": names.STATS_CLUSTER, "timeout": "5s"},
+    }
+    hcm = typed(
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        {
+            "stat_prefix": "stats",
+            "route_config": {
+                "virtual_hosts": [{"name": "stats", "domains": ["*"], "routes": [route]}]
+            },
+            "http_filters": [
+                {
+                    "name": "envoy.filters.http.router",
+                    "typed_config": typed("envoy.extensions.filters.http.router.v3.Router", {}),
+                }
+            ],
+        },
+    )
+    listener: EnvoyJson = {
+        "name": names.STATS_LISTENER,
+        "address": address or socket_address("0.0.0.0", STATS_PORT),
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
+    }
+    return listener, cluster
+
+
+def xds_address(xds: int | str) -> EnvoyJson:
+    """The control plane's ADS endpoint: 127.0.0.1:<port>, or a Unix socket path."""
+    return pipe_address(xds) if isinstance(xds, str) else socket_address("127.0.0.1", xds)
+
+
+def ads_service(token: str | None) -> EnvoyJson:
+    service: EnvoyJson = {
+        "envoy_grpc": {
+            "cluster_name": names.XDS_CLUSTER,
+            # Reconnect quickly after a control-plane restart (default base 0.5s).
+            "retry_policy": {"retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}},
+        }
+    }
+    if token:
+        service["initial_metadata"] = [{"key": names.PROXY_TOKEN_METADATA, "value": token}]
+    return service
+
+
+def build_ads_bootstrap(
+    proxy: ProxyNode,
+    settings: MeshSettings,
+    xds: int | str,
+    token: str | None = None,
+    admin_socket: str | None = None,
+) -> EnvoyJson:
+    """What a live proxy starts with: its node, admin, and one gRPC ADS cluster (``xds`` is the
+    server's loopback port or Unix socket path; ``token`` the proxy's credential, sent as gRPC
+    metadata on the ADS stream); in a pod network also the 15090 stats port.
+
+    ``admin_socket`` (the shared network): the admin listens on that Unix socket, mode 0600,
+    and ``proxy.ports.admin`` serves only ``/stats/prometheus``, as 15090 does in a pod."""
     http2 = typed(
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         {"explicit_http_config": {"http2_protocol_options": {}}},
@@ -67,40 +155,40 @@ def build_ads_bootstrap(proxy: ProxyNode, settings: MeshSettings, xds_port: int)
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": names.XDS_CLUSTER,
-            "endpoints": [
-                {"lb_endpoints": [{"endpoint": {"address": socket_address("127.0.0.1", xds_port)}}]}
-            ],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": xds_address(xds)}}]}],
         },
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": http2
         },
     }
     ads: EnvoyJson = {"ads": {}, "resource_api_version": "V3"}
+    static: EnvoyJson = {"clusters": [xds_cluster]}
+    admin_config = admin(proxy)
+    if admin_socket is not None:
+        private: EnvoyJson = {"pipe": {"path": admin_socket, "mode": 0o600}}
+        admin_config = {"address": private}
+        stats_listener, stats_cluster = build_stats_listener(
+            socket_address("127.0.0.1", proxy.ports.admin), {"pipe": {"path": admin_socket}}
+        )
+        static = {"listeners": [stats_listener], "clusters": [xds_cluster, stats_cluster]}
+    elif proxy.network is not None:
+        stats_listener, stats_cluster = build_stats_listener()
+        static = {"listeners": [stats_listener], "clusters": [xds_cluster, stats_cluster]}
     return {
         "node": node(proxy, settings),
-        "admin": admin(proxy),
+        "admin": admin_config,
         "stats_config": stats_config(),
         "dynamic_resources": {
             "ads_config": {
                 "api_type": "GRPC",
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": True,
-                "grpc_services": [
-                    {
-                        "envoy_grpc": {
-                            "cluster_name": names.XDS_CLUSTER,
-                            # Reconnect quickly after a control-plane restart (default base 0.5s).
-                            "retry_policy": {
-                                "retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}
-                            },
-                        }
-                    }
-                ],
+                "grpc_services": [ads_service(token)],
             },
             "cds_config": dict(ads),
             "lds_config": copy.deepcopy(ads),
         },
-        "static_resources": {"clusters": [xds_cluster]},
+        "static_resources": static,
     }
 
 

@@ -17,14 +17,19 @@ from canarymesh.api.istio_networking import (
     OutlierDetection,
     Subset,
 )
+from canarymesh.mesh.capture import INBOUND_SOURCE
 from canarymesh.mesh.index import Endpoint, MeshIndex, subset_endpoints
 from canarymesh.mesh.merge import (
     ResolvedPolicy,
     compose_traffic_policy,
 )
-from canarymesh.mesh.model import MeshService, ProxyNode, ServicePort
+from canarymesh.mesh.model import MeshService, MeshSettings, ProxyNode, ServicePort
 from canarymesh.xds import names, tls
-from canarymesh.xds.endpoints import build_load_assignment, build_static_assignment
+from canarymesh.xds.endpoints import (
+    build_load_assignment,
+    build_local_assignment,
+    build_static_assignment,
+)
 from canarymesh.xds.types import EnvoyJson, JsonValue, duration, typed
 
 # Istio's defaults: 10 s connect timeout, effectively unlimited circuit breakers.
@@ -155,7 +160,7 @@ def build_outbound_clusters(index: MeshIndex, proxy: ProxyNode) -> ClusterSet:
     clusters: list[EnvoyJson] = []
     loads: list[EnvoyJson] = []
     for service in index.sorted_services():
-        rule = index.destination_rule(service.hostname, proxy.namespace)
+        rule = index.destination_rule(service.hostname, proxy.namespace, proxy.labels)
         subsets: list[Subset | None] = [None]
         if rule is not None:
             subsets += [s for s in rule.subsets if s.name]
@@ -247,8 +252,15 @@ def accepts_mtls(index: MeshIndex, endpoints: Sequence[Endpoint], port: int) -> 
     return True
 
 
-def build_inbound_cluster(container_port: int, app_port: int, http2: bool = False) -> EnvoyJson:
-    """The local app behind a sidecar port; gRPC/HTTP2 apps get HTTP/2 upstream."""
+def build_inbound_cluster(
+    container_port: int, app_port: int, http2: bool = False, pod_ip: str | None = None
+) -> EnvoyJson:
+    """The local app behind a sidecar port; gRPC/HTTP2 apps get HTTP/2 upstream.
+
+    In a pod network the app is reached on the pod's IP from 127.0.0.6, as Istio does since
+    1.10: the capture rules leave that source alone, and an app bound to 127.0.0.1 only is not
+    exposed (it is not on a cluster either).
+    """
     name = names.inbound_cluster(container_port)
     cluster: EnvoyJson = {
         "name": name,
@@ -256,8 +268,12 @@ def build_inbound_cluster(container_port: int, app_port: int, http2: bool = Fals
         "type": "STATIC",
         "connect_timeout": CONNECT_TIMEOUT,
         "lb_policy": "ROUND_ROBIN",
-        "load_assignment": build_static_assignment(name, "127.0.0.1", app_port),
+        "load_assignment": build_static_assignment(name, pod_ip or "127.0.0.1", app_port),
     }
+    if pod_ip is not None:
+        cluster["upstream_bind_config"] = {
+            "source_address": {"address": INBOUND_SOURCE, "port_value": 0}
+        }
     if http2:
         options = typed(HTTP_OPTIONS, {"explicit_http_config": {"http2_protocol_options": {}}})
         cluster["typed_extension_protocol_options"] = {HTTP_OPTIONS: options}
@@ -278,6 +294,24 @@ def build_passthrough_cluster() -> EnvoyJson:
     }
 
 
+def build_original_dst_cluster(name: str, bind: str | None = None) -> EnvoyJson:
+    """Pod networks: ``PassthroughCluster`` (outbound, ALLOW_ANY) and
+    ``InboundPassthroughCluster`` (inbound, from 127.0.0.6): to where the connection was going."""
+    cluster: EnvoyJson = {
+        "name": name,
+        "type": "ORIGINAL_DST",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "connect_timeout": CONNECT_TIMEOUT,
+    }
+    if bind is not None:
+        cluster["upstream_bind_config"] = {"source_address": {"address": bind, "port_value": 0}}
+    return cluster
+
+
+def inbound_passthrough_cluster() -> EnvoyJson:
+    return build_original_dst_cluster(names.INBOUND_PASSTHROUGH_CLUSTER, INBOUND_SOURCE)
+
+
 def build_blackhole_cluster() -> EnvoyJson:
     """Where routes to an unknown host or subset go: no endpoints, so Envoy answers 503."""
     return {
@@ -288,13 +322,15 @@ def build_blackhole_cluster() -> EnvoyJson:
     }
 
 
-def build_telemetry_cluster(port: int) -> EnvoyJson:
+def build_telemetry_cluster(settings: MeshSettings) -> EnvoyJson:
     """The runtime's gRPC access-log server (HTTP/2 is required by gRPC)."""
     options = typed(HTTP_OPTIONS, {"explicit_http_config": {"http2_protocol_options": {}}})
     return {
         "name": names.TELEMETRY_CLUSTER,
         "type": "STATIC",
         "connect_timeout": "1s",
-        "load_assignment": build_static_assignment(names.TELEMETRY_CLUSTER, "127.0.0.1", port),
+        "load_assignment": build_local_assignment(
+            names.TELEMETRY_CLUSTER, settings.telemetry_port, settings.telemetry_socket
+        ),
         "typed_extension_protocol_options": {HTTP_OPTIONS: options},
     }

@@ -10,6 +10,7 @@ import functools
 from collections.abc import Sequence
 
 from canarymesh.mesh.index import Endpoint
+from canarymesh.mesh.model import MeshSettings, ProxyNode
 from canarymesh.xds.types import EnvoyJson, JsonValue
 
 
@@ -32,3 +33,24 @@ def build_load_assignment(cluster_name: str, endpoints: Sequence[Endpoint]) -> E
 def build_static_assignment(cluster_name: str, address: str, port: int) -> EnvoyJson:
     lb: list[JsonValue] = [{"endpoint": {"address": socket_address(address, port)}}]
     return {"cluster_name": cluster_name, "endpoints": [{"lb_endpoints": lb}]}
+
+
+def pipe_address(path: str) -> EnvoyJson:
+    return {"pipe": {"path": path}}
+
+
+def build_local_assignment(cluster_name: str, port: int | None, path: str | None) -> EnvoyJson:
+    """One endpoint of the runtime's own: a Unix socket ``path`` if given, else 127.0.0.1:port."""
+    address = pipe_address(path) if path else socket_address("127.0.0.1", port or 0)
+    lb: list[JsonValue] = [{"endpoint": {"address": address}}]
+    return {"cluster_name": cluster_name, "endpoints": [{"lb_endpoints": lb}]}
+
+
+def gateway_address(settings: MeshSettings, proxy: ProxyNode, port: int) -> EnvoyJson:
+    """A gateway server port on the host's loopback. A gateway in a pod network has Envoy create
+    the socket in the host's network namespace (``network_namespace_filepath``; Envoy needs
+    CAP_SYS_ADMIN for it), so the host reaches it while it reaches the pods."""
+    inner: EnvoyJson = {"address": "127.0.0.1", "port_value": port}
+    if proxy.network is not None and settings.host_netns is not None:
+        inner["network_namespace_filepath"] = settings.host_netns
+    return {"socket_address": inner}

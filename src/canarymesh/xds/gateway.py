@@ -16,7 +16,7 @@ from canarymesh.mesh.index import MeshIndex, bound_gateways, exported_to
 from canarymesh.mesh.merge import host_matches
 from canarymesh.mesh.model import Config, ProxyNode, labels_match
 from canarymesh.xds import actions, names, rbac, tcp, telemetry, tls
-from canarymesh.xds.endpoints import socket_address
+from canarymesh.xds.endpoints import gateway_address
 from canarymesh.xds.listeners import build_hcm, client_http_filters, rds
 from canarymesh.xds.routes import RouteContext, build_routes_for_virtual_service, source_peer
 from canarymesh.xds.types import EnvoyJson, JsonValue
@@ -152,7 +152,7 @@ def build_gateway_resources(
             continue
         listener: EnvoyJson = {
             "name": names.gateway_listener(port),
-            "address": socket_address("127.0.0.1", local),
+            "address": gateway_address(index.mesh.settings, proxy, local),
             "filter_chains": chains,
         }
         if any(s.terminates_tls or s.protocol == "TLS" for s in on_port):

@@ -16,7 +16,7 @@ from canarymesh.api.gateway_api import HTTPBackendRef, HTTPRoute, HTTPRouteMatch
 from canarymesh.mesh.index import MeshIndex
 from canarymesh.mesh.model import Config, MeshService, ProxyNode
 from canarymesh.xds import actions, names, telemetry
-from canarymesh.xds.endpoints import socket_address
+from canarymesh.xds.endpoints import gateway_address
 from canarymesh.xds.listeners import build_hcm, client_http_filters, rds
 from canarymesh.xds.types import EnvoyJson, JsonValue, duration
 
@@ -288,7 +288,7 @@ def build_gateway_api_resources(
         listeners.append(
             {
                 "name": names.gateway_listener(port),
-                "address": socket_address("127.0.0.1", local),
+                "address": gateway_address(index.mesh.settings, proxy, local),
                 "filter_chains": [{"filters": [hcm]}],
             }
         )

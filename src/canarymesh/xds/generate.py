@@ -12,7 +12,17 @@ from collections.abc import Collection
 
 from canarymesh.mesh.index import MeshIndex
 from canarymesh.mesh.model import MeshSnapshot, ProxyNode
-from canarymesh.xds import clusters, gateway, gateway_api, listeners, names, routes, tls, tracing
+from canarymesh.xds import (
+    clusters,
+    gateway,
+    gateway_api,
+    listeners,
+    names,
+    pod_listeners,
+    routes,
+    tls,
+    tracing,
+)
 from canarymesh.xds.snapshot import XdsSnapshot, build_snapshot, collect_references
 from canarymesh.xds.types import EnvoyJson, JsonValue
 
@@ -22,10 +32,10 @@ def generate(mesh: MeshSnapshot, proxy: ProxyNode, index: MeshIndex | None = Non
     index = index or MeshIndex.of(mesh)
     outbound = clusters.build_outbound_clusters(index, proxy)
     cluster_list = [*outbound.clusters, clusters.build_blackhole_cluster()]
-    if mesh.settings.telemetry_port is not None:
-        cluster_list.append(clusters.build_telemetry_cluster(mesh.settings.telemetry_port))
-    if mesh.settings.tracing_port is not None:
-        cluster_list.append(tracing.build_tracing_cluster(mesh.settings.tracing_port))
+    if mesh.settings.has_telemetry:
+        cluster_list.append(clusters.build_telemetry_cluster(mesh.settings))
+    if mesh.settings.has_tracing:
+        cluster_list.append(tracing.build_tracing_cluster(mesh.settings))
     if proxy.kind == "sidecar":
         listener_list, route_list = sidecar_resources(index, proxy, cluster_list)
     else:
@@ -50,11 +60,21 @@ def generate(mesh: MeshSnapshot, proxy: ProxyNode, index: MeshIndex | None = Non
 def sidecar_resources(
     index: MeshIndex, proxy: ProxyNode, cluster_list: list[EnvoyJson]
 ) -> tuple[list[EnvoyJson], list[EnvoyJson]]:
+    pod_ip = proxy.ip
     for container_port, _ in proxy.ports.inbound:
         app_port = proxy.ports.app_port(container_port)
         if app_port is not None:
             http2 = listeners.inbound_is_http2(index, proxy, container_port)
-            cluster_list.append(clusters.build_inbound_cluster(container_port, app_port, http2))
+            cluster_list.append(
+                clusters.build_inbound_cluster(container_port, app_port, http2, pod_ip)
+            )
+    if pod_ip is not None:
+        # The pod's own network: Istio's capture listeners and one route config per port.
+        if index.mesh.settings.allow_any:
+            cluster_list.append(clusters.build_original_dst_cluster(names.PASSTHROUGH_CLUSTER))
+        cluster_list.append(clusters.inbound_passthrough_cluster())
+        route_list = routes.build_port_route_configs(index, proxy)
+        return pod_listeners.build_pod_sidecar_listeners(index, proxy), route_list
     if index.mesh.settings.allow_any:
         cluster_list.append(clusters.build_passthrough_cluster())
     route_list = [routes.build_outbound_route_config(index, proxy)]
@@ -98,28 +118,36 @@ def update_virtual_services(
         or any(vs.spec.tcp or vs.spec.tls for vs in bound)
     ):
         return generate(mesh, proxy, index)
-    fresh: dict[str, EnvoyJson] = {}
+    # Route config name -> its rebuilt virtual hosts by name (one config, or one per port).
+    fresh: dict[str, dict[str, EnvoyJson]] = {}
     for service in services:
         assert service is not None
         for port in service.ports:
             if port.is_http:
                 vhost = routes.build_service_vhost(index, proxy, service, port)
-                fresh[str(vhost["name"])] = vhost
-    config = previous.named(names.ROUTE)[names.OUTBOUND_HTTP_ROUTE]
-    vhosts: list[JsonValue] = []
-    for old in config["virtual_hosts"] if isinstance(config["virtual_hosts"], list) else []:
-        name = str(old["name"]) if isinstance(old, dict) else ""
-        if name in fresh and isinstance(old, dict):
-            # Domains depend on the services only, and were de-duplicated across vhosts.
-            vhosts.append({**fresh[name], "domains": old["domains"]})
-        else:
-            vhosts.append(old)
+                config_name = names.port_route(port.port) if proxy.ip else names.OUTBOUND_HTTP_ROUTE
+                fresh.setdefault(config_name, {})[str(vhost["name"])] = vhost
+    previous_configs = previous.named(names.ROUTE)
+    if any(name not in previous_configs for name in fresh):
+        return generate(mesh, proxy, index)
+    replaced: dict[str, EnvoyJson] = {}
+    for config_name, vhosts_by_name in fresh.items():
+        config = previous_configs[config_name]
+        vhosts: list[JsonValue] = []
+        for old in config["virtual_hosts"] if isinstance(config["virtual_hosts"], list) else []:
+            name = str(old["name"]) if isinstance(old, dict) else ""
+            if name in vhosts_by_name and isinstance(old, dict):
+                # Domains depend on the services only, and were de-duplicated across vhosts.
+                vhosts.append({**vhosts_by_name[name], "domains": old["domains"]})
+            else:
+                vhosts.append(old)
+        replaced[config_name] = {**config, "virtual_hosts": vhosts}
     by_type = {url: list(items) for url, items in previous.resources}
     by_type[names.ROUTE] = [
-        r for r in by_type.get(names.ROUTE, []) if r.get("name") != names.OUTBOUND_HTTP_ROUTE
-    ] + [{**config, "virtual_hosts": vhosts}]
+        r for r in by_type.get(names.ROUTE, []) if r.get("name") not in replaced
+    ] + list(replaced.values())
     reuse = {url: digest for url, digest in previous.digests if url != names.ROUTE}
-    rebuilt = {f"{names.OUTBOUND_HTTP_ROUTE}/{name}" for name in fresh}
+    rebuilt = {f"{config}/{name}" for config, vhosts in fresh.items() for name in vhosts}
     known = {k: d for k, d in previous.vhost_digests if k not in rebuilt}
     return build_snapshot(
         proxy.id,

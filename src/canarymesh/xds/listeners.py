@@ -21,6 +21,7 @@ from canarymesh.xds.types import EnvoyJson, JsonValue, typed
 HCM = "envoy.filters.network.http_connection_manager"
 HCM_TYPE = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 LOOPBACK = "127.0.0.1"
+ANY_ADDRESS = "0.0.0.0"
 
 
 def named_filter(name: str, type_name: str, body: EnvoyJson | None = None) -> EnvoyJson:
@@ -69,7 +70,7 @@ def build_hcm(
     }
     if access_log:
         body["access_log"] = list(access_log)
-    if settings is not None and settings.tracing_port is not None:
+    if settings is not None and settings.has_tracing:
         body["tracing"] = tracing.hcm_tracing(settings)
     body.update(extra or {})
     return {"name": HCM, "typed_config": typed(HCM_TYPE, body)}
@@ -96,6 +97,29 @@ def build_outbound_http_listener(index: MeshIndex, proxy: ProxyNode) -> EnvoyJso
     return {
         "name": names.OUTBOUND_HTTP_LISTENER,
         "address": socket_address(LOOPBACK, proxy.ports.outbound_http),
+        "filter_chains": [{"filters": [hcm]}],
+        "traffic_direction": "OUTBOUND",
+    }
+
+
+def build_port_http_listener(index: MeshIndex, proxy: ProxyNode, port: int) -> EnvoyJson:
+    """Pod networks: ``0.0.0.0_<port>``, where ``virtualOutbound`` hands HTTP to that port.
+
+    Not bound itself (iptables sends everything to 15001); its routes are route config
+    ``<port>``. Hosts outside the mesh go to the original destination, so no DNS proxy filter.
+    """
+    settings = index.mesh.settings
+    hcm = build_hcm(
+        f"outbound_{ANY_ADDRESS}_{port}",
+        rds(names.port_route(port)),
+        client_http_filters(False),
+        telemetry.build_access_logs(proxy, "outbound", settings),
+        settings=settings,
+    )
+    return {
+        "name": names.pod_listener(ANY_ADDRESS, port),
+        "address": socket_address(ANY_ADDRESS, port),
+        "bind_to_port": False,
         "filter_chains": [{"filters": [hcm]}],
         "traffic_direction": "OUTBOUND",
     }

@@ -24,17 +24,26 @@ SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 TYPE_ORDER = (CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET)
 
 PASSTHROUGH_CLUSTER = ClusterName("PassthroughCluster")
+INBOUND_PASSTHROUGH_CLUSTER = ClusterName("InboundPassthroughCluster")
 BLACKHOLE_CLUSTER = ClusterName("BlackHoleCluster")
 TELEMETRY_CLUSTER = ClusterName("canarymesh_telemetry")
 TRACING_CLUSTER = ClusterName("canarymesh_tracing")
 XDS_CLUSTER = ClusterName("xds-grpc")
+STATS_CLUSTER = ClusterName("prometheus_stats")
+STATS_LISTENER = "stats"
 # Istio's SDS names for the workload certificate and the mesh root.
 WORKLOAD_SECRET = "default"
 ROOT_SECRET = "ROOTCA"
 
 OUTBOUND_HTTP_LISTENER = "outbound_http_proxy"
+# Pod networks: Istio's capture listeners and its DNS proxy.
+VIRTUAL_OUTBOUND = "virtualOutbound"
+VIRTUAL_INBOUND = "virtualInbound"
+DNS_LISTENER = "dns"
 OUTBOUND_HTTP_ROUTE = "outbound_http_proxy"
 PASSTHROUGH_VHOST = "allow_any"
+# gRPC metadata carrying a proxy's credential to the runtime's xDS and access-log servers.
+PROXY_TOKEN_METADATA = "x-canarymesh-proxy-token"
 # The local mesh's metadata-exchange headers (Istio's x-envoy-peer-metadata, simplified).
 SOURCE_PEER_HEADER = "x-canarymesh-source"
 DESTINATION_PEER_HEADER = "x-canarymesh-destination"
@@ -113,6 +122,16 @@ def inbound_listener(port: int) -> str:
 
 def outbound_tcp_listener(host: str, port: int) -> str:
     return f"outbound_tcp|{port}|{host}"
+
+
+def pod_listener(address: str, port: int) -> str:
+    """Istio's outbound listener names in a pod: ``0.0.0.0_9080``, ``10.96.0.12_3306``."""
+    return f"{address}_{port}"
+
+
+def port_route(port: int) -> str:
+    """Istio's outbound route config of a port in a pod: ``9080``."""
+    return str(port)
 
 
 def gateway_listener(port: int) -> str:

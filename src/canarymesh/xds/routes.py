@@ -255,6 +255,8 @@ def service_domains(
         hosts.append(f"{service.name}.{service.namespace}.svc")
         if service.namespace == proxy.namespace:
             hosts.append(service.name)
+    if service.cluster_ip is not None:
+        hosts.append(service.cluster_ip)
     domains = [f"{h}:{port.port}" for h in hosts]
     if bare:
         domains += hosts
@@ -286,11 +288,11 @@ def build_service_vhost(
     if not isinstance(routes, list):
         routes = build_vhost_routes(index, proxy, service, port, bound[0] if bound else None)
         index.memo[key] = routes
+    # One route config per port in a pod network: a Host without a port means that port there.
+    bare = proxy.ip is not None or default_http_port(service) == port.port
     return {
         "name": names.vhost(service.hostname, port.port),
-        "domains": list(
-            service_domains(service, port, proxy, default_http_port(service) == port.port)
-        ),
+        "domains": list(service_domains(service, port, proxy, bare)),
         "routes": list(routes),
         # Metadata exchange for telemetry, only toward mesh services (never to outside hosts).
         "request_headers_to_add": [
@@ -341,12 +343,16 @@ def source_peer(index: MeshIndex, proxy: ProxyNode) -> str:
     return telemetry.peer_info(proxy, index.mesh.settings).encode()
 
 
-def build_outbound_route_config(index: MeshIndex, proxy: ProxyNode) -> EnvoyJson:
+def build_outbound_route_config(
+    index: MeshIndex, proxy: ProxyNode, only_port: int | None = None
+) -> EnvoyJson:
+    """The shared network's one route config (every service port), or with ``only_port`` the
+    route config of one port in a pod network (Istio's ``"9080"``)."""
     vhosts: list[JsonValue] = []
     used: set[str] = set()
     for service in index.sorted_services():
         for port in service.ports:
-            if not port.is_http:
+            if not port.is_http or (only_port is not None and port.port != only_port):
                 continue
             vhost = build_service_vhost(index, proxy, service, port)
             # Envoy refuses a domain twice in one route config; the first service keeps it.
@@ -357,8 +363,10 @@ def build_outbound_route_config(index: MeshIndex, proxy: ProxyNode) -> EnvoyJson
                 vhosts.append({**vhost, "domains": domains})
     if index.mesh.settings.allow_any:
         vhosts.append(build_passthrough_vhost())
-    return {
-        "name": names.OUTBOUND_HTTP_ROUTE,
-        "virtual_hosts": vhosts,
-        "validate_clusters": False,
-    }
+    name = names.OUTBOUND_HTTP_ROUTE if only_port is None else names.port_route(only_port)
+    return {"name": name, "virtual_hosts": vhosts, "validate_clusters": False}
+
+
+def build_port_route_configs(index: MeshIndex, proxy: ProxyNode) -> list[EnvoyJson]:
+    ports = sorted({p.port for s in index.sorted_services() for p in s.ports if p.is_http})
+    return [build_outbound_route_config(index, proxy, port) for port in ports]

@@ -98,16 +98,25 @@ def peer_info(proxy: ProxyNode, settings: MeshSettings) -> PeerInfo:
     )
 
 
+def grpc_service(proxy: ProxyNode) -> dict[str, JsonValue]:
+    """The telemetry server, with the proxy's token when the runtime issued one."""
+    service: dict[str, JsonValue] = {"envoy_grpc": {"cluster_name": names.TELEMETRY_CLUSTER}}
+    token = proxy.identity.telemetry_token if proxy.identity is not None else ""
+    if token:
+        service["initial_metadata"] = [{"key": names.PROXY_TOKEN_METADATA, "value": token}]
+    return service
+
+
 def build_access_logs(proxy: ProxyNode, direction: str, settings: MeshSettings) -> list[JsonValue]:
     """The HCM ``access_log`` list: empty when the mesh runs without a telemetry server."""
-    if settings.telemetry_port is None:
+    if not settings.has_telemetry:
         return []
     config = typed(
         "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
         {
             "common_config": {
                 "log_name": names.access_log_name(proxy.id, direction),
-                "grpc_service": {"envoy_grpc": {"cluster_name": names.TELEMETRY_CLUSTER}},
+                "grpc_service": grpc_service(proxy),
                 "transport_api_version": "V3",
             },
             "additional_request_headers_to_log": [
@@ -124,14 +133,14 @@ def build_tcp_access_logs(
     proxy: ProxyNode, direction: str, settings: MeshSettings
 ) -> list[JsonValue]:
     """A ``tcp_proxy`` access log for Istio's TCP metrics (bytes, connections opened/closed)."""
-    if settings.telemetry_port is None:
+    if not settings.has_telemetry:
         return []
     config = typed(
         "envoy.extensions.access_loggers.grpc.v3.TcpGrpcAccessLogConfig",
         {
             "common_config": {
                 "log_name": names.access_log_name(proxy.id, direction),
-                "grpc_service": {"envoy_grpc": {"cluster_name": names.TELEMETRY_CLUSTER}},
+                "grpc_service": grpc_service(proxy),
                 "transport_api_version": "V3",
             }
         },
@@ -180,33 +189,78 @@ def peer_principal(common: Mapping[str, JsonValue]) -> str:
     return UNKNOWN
 
 
+def sni_service(common: Mapping[str, JsonValue]) -> str | None:
+    """The service a mesh client asked for, from its mTLS SNI (``names.sni``): set by the
+    caller's sidecar, so no application header can change it."""
+    sni = text(child(common, "tls_properties"), "tls_sni_hostname") or ""
+    parts = sni.split("_.", 3)
+    return parts[3] if len(parts) == 4 and parts[0] == "outbound" else None
+
+
+def claimed_source(principal: str, claimed: PeerInfo) -> PeerInfo:
+    """The caller's identity: its workload as claimed only when the verified certificate's
+    principal (its namespace and service account) backs the claim."""
+    if principal == UNKNOWN:
+        return claimed
+    if claimed.principal in (principal, UNKNOWN) and claimed.namespace in (
+        principal_namespace(principal),
+        UNKNOWN,
+    ):
+        return PeerInfo(
+            claimed.workload, claimed.namespace, claimed.app, claimed.version, principal
+        )
+    return PeerInfo(namespace=principal_namespace(principal), principal=principal)
+
+
+def principal_namespace(principal: str) -> str:
+    return principal.split("/ns/", 1)[1].split("/", 1)[0] if "/ns/" in principal else UNKNOWN
+
+
 def labels_from_log_entry(
-    entry: Mapping[str, JsonValue], reporter: Reporter, local: PeerInfo
+    entry: Mapping[str, JsonValue],
+    reporter: Reporter,
+    local: PeerInfo,
+    peer: PeerInfo | None = None,
+    services: frozenset[str] | None = None,
 ) -> dict[str, str]:
-    """Istio's standard labels of one HTTP request, from the reporter's point of view."""
+    """Istio's standard labels of one HTTP request, from the reporter's point of view.
+
+    ``peer``: the other side as the runtime knows it (a pod network: the pod behind the remote
+    address); then no exchange header is read, since a caller's app could have written it.
+    ``services``: on the destination side, the services that select the reporting pod; a
+    service name outside them (a forged header) is not believed.
+    """
     common = child(entry, "common_properties")
     request_headers = child(entry, "request", "request_headers")
     response_headers = child(entry, "response", "response_headers")
     if reporter == "source":
         source = local
-        destination = PeerInfo.decode(text(response_headers, names.DESTINATION_PEER_HEADER))
+        destination = (
+            peer
+            if peer is not None
+            else PeerInfo.decode(text(response_headers, names.DESTINATION_PEER_HEADER))
+        )
         security = UNKNOWN
     else:
-        source = PeerInfo.decode(text(request_headers, names.SOURCE_PEER_HEADER))
+        principal = peer_principal(common)
+        claimed = (
+            peer
+            if peer is not None
+            else PeerInfo.decode(text(request_headers, names.SOURCE_PEER_HEADER))
+        )
+        source = claimed_source(principal, claimed)
         destination = local
         tls = child(common, "tls_properties")
-        security = (
-            "mutual_tls" if peer_principal(common) != UNKNOWN or tls.get("tls_version") else "none"
-        )
-        if source.principal == UNKNOWN:
-            source = PeerInfo(
-                source.workload,
-                source.namespace,
-                source.app,
-                source.version,
-                peer_principal(common),
-            )
-    service = service_of(request_headers, text(common, "upstream_cluster"))
+        security = "mutual_tls" if principal != UNKNOWN or tls.get("tls_version") else "none"
+    service: str = service_of(request_headers, text(common, "upstream_cluster"))
+    if reporter == "destination":
+        from_sni = sni_service(common)
+        if from_sni is not None:
+            service = from_sni
+        elif services is not None and service not in services:
+            asked = text(child(entry, "request"), "authority") or ""
+            host = resolve_host(asked.rpartition(":")[0] or asked, local.namespace)
+            service = host if host in services else UNKNOWN
     authority = text(child(entry, "request"), "authority")
     if service == UNKNOWN and reporter == "source" and authority:
         # A fault abort or direct response never reaches the router, which adds the service
@@ -279,9 +333,7 @@ def labels_from_tcp_entry(
     service = service_of({}, text(common, "upstream_cluster"))
     if service == UNKNOWN:
         # The inbound cluster names no service; the caller's mTLS SNI does (names.sni).
-        sni = text(child(common, "tls_properties"), "tls_sni_hostname") or ""
-        parts = sni.split("_.", 3)
-        service = parts[3] if len(parts) == 4 and parts[0] == "outbound" else UNKNOWN
+        service = sni_service(common) or UNKNOWN
     source, destination = (local, peer) if reporter == "source" else (peer, local)
     security = UNKNOWN
     if reporter == "destination":

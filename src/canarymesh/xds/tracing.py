@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from canarymesh.mesh.model import MeshSettings
 from canarymesh.xds import names
-from canarymesh.xds.endpoints import build_static_assignment
+from canarymesh.xds.endpoints import build_local_assignment
 from canarymesh.xds.types import EnvoyJson, typed
 
 __all__ = ["ZIPKIN_ENDPOINT", "build_tracing_cluster", "hcm_tracing"]
@@ -41,11 +41,13 @@ def hcm_tracing(settings: MeshSettings) -> EnvoyJson:
     }
 
 
-def build_tracing_cluster(port: int) -> EnvoyJson:
-    """The runtime's span collector on the loopback (plain HTTP/1.1)."""
+def build_tracing_cluster(settings: MeshSettings) -> EnvoyJson:
+    """The runtime's span collector (plain HTTP/1.1) on the loopback or a Unix socket."""
     return {
         "name": names.TRACING_CLUSTER,
         "type": "STATIC",
         "connect_timeout": "1s",
-        "load_assignment": build_static_assignment(names.TRACING_CLUSTER, "127.0.0.1", port),
+        "load_assignment": build_local_assignment(
+            names.TRACING_CLUSTER, settings.tracing_port, settings.tracing_socket
+        ),
     }

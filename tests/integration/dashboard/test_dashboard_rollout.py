@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from canarymesh.controller.loop import state_of
+from canarymesh.ports import state_of
+from canarymesh.ports.load import LoadGenerator
 from canarymesh.rollout.phases import Phase
-from canarymesh.runtime.local.loadgen import LoadGenerator
 from canarymesh.runtime.local.rollout_store import RolloutStore
 from tests.integration.dashboard.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.integration.mesh.conftest import CANARYMESH, LocalMesh, start_mesh

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +22,8 @@ from typing import Any
 import pytest
 
 from canarymesh.runtime.local.api_client import ApiClient
+from canarymesh.runtime.local.netns import socket_in_netns
+from canarymesh.runtime.local.podnet import mesh_id
 
 REPO = Path(__file__).parents[3]
 CANARYMESH = str(Path(sys.executable).parent / "canarymesh")
@@ -52,7 +56,7 @@ class LocalMesh:
     ) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if k != "CANARYMESH_STATE_DIR"}
         done = subprocess.run(
-            [CANARYMESH, *args, "--state-dir", str(self.state_dir)],
+            [CANARYMESH, "--state-dir", str(self.state_dir), *args],
             input=stdin,
             capture_output=True,
             text=True,
@@ -82,6 +86,63 @@ class LocalMesh:
             self.ingress_url = str(self.status()["ingress_url"])
         return self.ingress_url
 
+    @property
+    def network(self) -> str:
+        """``pod`` (namespaces per pod) or ``host`` (the shared network)."""
+        return str(self.status()["network"])
+
+    def pod(self, deployment: str, namespace: str = "default") -> dict[str, Any]:
+        """The first pod of ``deployment`` as ``get pods -o json`` shows it."""
+        pods = self.json("get", "pods", "-n", namespace, "-o", "json")["items"]
+        return dict(next(p for p in pods if p["deployment"] == deployment))
+
+    @property
+    def node_netns(self) -> str:
+        """The pod network's node namespace: a client on the pod network with no sidecar."""
+        return f"/run/netns/cm-{mesh_id(self.state_dir)}-node"
+
+    def exec(self, pod: str, *command: str, namespace: str = "default") -> str:
+        """``canarymesh exec``'s output (it must exit 0)."""
+        return self.cli("exec", "-n", namespace, pod, "--", *command).stdout
+
+    def call_from(
+        self, pod: dict[str, Any], url: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """GET ``url`` as ``pod``'s app would: through its sidecar (inside the pod's network,
+        or on the shared network through the sidecar's HTTP proxy listener)."""
+        if self.network == "pod":
+            out = self.exec(
+                str(pod["name"]),
+                sys.executable,
+                "-c",
+                _CALL,
+                url,
+                json.dumps(headers or {}),
+                namespace=str(pod["namespace"]),
+            )
+            found = json.loads(out)
+            return int(found[0]), str(found[1]).encode("latin-1")
+        proxy = f"http://127.0.0.1:{pod['ports']['outbound_http']}"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy}))
+        request = urllib.request.Request(url, headers=headers or {})
+        try:
+            with opener.open(request, timeout=10) as response:
+                return int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as err:
+            return int(err.code), bytes(err.read())
+
+    def admin_stats(self, pod: dict[str, Any]) -> dict[str, int]:
+        """The counters and gauges of ``pod``'s sidecar (its admin ``/stats``, which is private:
+        the pod's loopback or a 0600 socket), read through the control plane."""
+        query = {"pod": str(pod["name"]), "namespace": str(pod["namespace"]), "section": "stats"}
+        text = str(self.api().get("/v1/proxy-config", query)["text"])
+        found = {}
+        for line in text.splitlines():
+            name, _, value = line.rpartition(": ")
+            if value.isdigit():
+                found[name] = int(value)
+        return found
+
     def pids(self) -> list[int]:
         return [int(c["pid"]) for c in self.status()["components"] if c.get("pid")]
 
@@ -96,10 +157,57 @@ class LocalMesh:
         assert not left, f"processes left behind by down: {left}"
 
 
+# One GET from inside a pod: argv url, headers as JSON; prints [status, body as latin-1].
+_CALL = """
+import json, sys, urllib.error, urllib.request
+direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+request = urllib.request.Request(sys.argv[1], headers=json.loads(sys.argv[2]))
+try:
+    with direct.open(request, timeout=10) as response:
+        print(json.dumps([response.status, response.read().decode("latin-1")]))
+except urllib.error.HTTPError as err:
+    print(json.dumps([err.code, err.read().decode("latin-1")]))
+"""
+
+# ``CANARYMESH_TEST_NETWORK=host`` runs the mesh tests on the shared network (default: what
+# ``up`` chooses, pod networks where they can be made).
+TEST_NETWORK = os.environ.get("CANARYMESH_TEST_NETWORK", "auto")
+
+
 def start_mesh(state_dir: Path, *extra: str) -> LocalMesh:
     mesh = LocalMesh(state_dir)
-    mesh.cli("up", "--ingress-port", "0", "--restart-backoff", "0.2", *extra)
+    network = [] if "--network" in extra else ["--network", TEST_NETWORK]
+    mesh.cli("up", "--ingress-port", "0", "--restart-backoff", "0.2", *network, *extra)
     return mesh
+
+
+def plaintext_get(
+    host: str, port: int, netns: str | None = None, path: str = "/details/0"
+) -> bytes:
+    """What a plaintext HTTP client gets from ``host:port`` (b"" when the peer hangs up), from
+    the host or from inside the network namespace file ``netns``."""
+    if netns is None:
+        conn = socket.create_connection((host, port), timeout=5)
+    else:
+        conn = socket_in_netns(netns)
+        try:
+            conn.setblocking(True)
+            conn.settimeout(5)
+            conn.connect((host, port))
+        except OSError:
+            conn.close()
+            raise
+    with conn:
+        conn.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: details:9080\r\nConnection: close\r\n\r\n".encode()
+        )
+        received = b""
+        try:
+            while chunk := conn.recv(4096):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        return received
 
 
 @pytest.fixture(scope="module")

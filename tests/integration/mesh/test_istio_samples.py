@@ -23,9 +23,12 @@ FOLDERS = ("platform/kube", "networking", "gateway-api", "policy")
 KUBE = str(SAMPLES / "platform/kube")
 # Files the local mesh cannot run: it refuses them whole (exit 2), saying why in these words.
 REFUSED: dict[str, str] = {
-    # Istio's mesh-expansion variant: MySQL on a VM registered as mysqldb.vm.
+    # Istio's mesh-expansion variant: MySQL on a VM registered as mysqldb.vm. On the shared
+    # network ratings must be pointed at its sidecar, which has no such service; in a pod
+    # network it applies as on a cluster (and finds no database there, as without the VM).
     f"{KUBE}/bookinfo-ratings-v2-mysql-vm.yaml": "is not a TCP service of the mesh",
 }
+POD_NETWORK_ONLY = {f"{KUBE}/bookinfo-ratings-v2-mysql-vm.yaml"}
 if shutil.which("mongod") is None:
     REFUSED[f"{KUBE}/bookinfo-db.yaml"] = "MongoDB images do not run on the local mesh (no mongod)"
 
@@ -63,7 +66,7 @@ def test_istios_bookinfo_serves_the_page(istio_sample_mesh: LocalMesh) -> None:
 @pytest.mark.parametrize("path", _sample_files())
 def test_each_istio_sample_file_applies(istio_sample_mesh: LocalMesh, path: str) -> None:
     done = istio_sample_mesh.cli("apply", "-f", path, check=False)
-    if path in REFUSED:
+    if path in REFUSED and not (path in POD_NETWORK_ONLY and istio_sample_mesh.network == "pod"):
         assert done.returncode == 2 and REFUSED[path] in done.stderr, done.stderr
         return
     assert done.returncode == 0, done.stdout + done.stderr

@@ -8,7 +8,6 @@ Each test removes what it applied and leaves the page working.
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.integration.mesh.conftest import LocalMesh
+from tests.integration.mesh.conftest import LocalMesh, plaintext_get
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -108,15 +107,7 @@ spec:
 
 def _plaintext_get(port: int) -> bytes:
     """What a plaintext HTTP client gets from 127.0.0.1:port (b"" when the peer hangs up)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
-        conn.sendall(b"GET /details/0 HTTP/1.1\r\nHost: details:9080\r\nConnection: close\r\n\r\n")
-        received = b""
-        try:
-            while chunk := conn.recv(4096):
-                received += chunk
-        except ConnectionResetError:
-            pass
-        return received
+    return plaintext_get("127.0.0.1", port)
 
 
 def _inbound_port(mesh: LocalMesh, deployment: str) -> int:
@@ -135,13 +126,24 @@ def test_strict_mtls_refuses_a_plaintext_client_and_the_page_still_works(
     bookinfo_mesh: LocalMesh,
 ) -> None:
     mesh = bookinfo_mesh
-    port = _inbound_port(mesh, "details-v1")
+    if mesh.network == "pod":
+        # A client on the pod network without a sidecar (Istio's "legacy" sleep), to the pod.
+        ip = str(mesh.pod("details-v1")["ip"])
+
+        def get() -> bytes:
+            return plaintext_get(ip, 9080, mesh.node_netns)
+    else:
+        port = _inbound_port(mesh, "details-v1")
+
+        def get() -> bytes:
+            return _plaintext_get(port)
+
     # PERMISSIVE (the default): the sidecar answers plaintext too.
-    assert _plaintext_get(port).startswith(b"HTTP/1.1 200")
+    assert get().startswith(b"HTTP/1.1 200")
     mesh.cli("apply", "-f", "-", "--wait", stdin=STRICT)
     try:
         # curl's "000", exit 56: no HTTP answer at all, the connection is closed on the client.
-        assert _plaintext_get(port) == b""
+        assert get() == b""
         # The first page may lose details: productpage's sidecar reused a connection that
         # details' sidecar is draining (its listener changed); the next one is whole.
         status, page = _settled(
@@ -150,4 +152,4 @@ def test_strict_mtls_refuses_a_plaintext_client_and_the_page_still_works(
         assert status == 200 and "Book Details" in page and "Book Reviews" in page
     finally:
         mesh.cli("delete", "-f", "-", "--wait", stdin=STRICT)
-    assert _plaintext_get(port).startswith(b"HTTP/1.1 200")
+    assert get().startswith(b"HTTP/1.1 200")

@@ -11,12 +11,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from canarymesh.runtime.local.prometheus import (
-    LocalPrometheus,
-    PrometheusClient,
-    ScrapeJob,
-    TargetGroup,
-)
+from canarymesh.ports.prometheus import PrometheusClient
+from canarymesh.runtime.local.prometheus import LocalPrometheus, ScrapeJob, TargetGroup
 from canarymesh.runtime.local.supervisor import Supervisor
 from tests.support.processes import free_port
 
@@ -68,7 +64,7 @@ def test_prometheus_scrapes_our_target_and_follows_target_changes(tmp_path: Path
                 assert await _wait_value(client, 'up{job="app",workload="one"} == 1', 15) == 1
                 total = await client.query('demo_requests_total{workload="one"}')
                 assert total.result_type == "vector" and total.value() == 7
-                assert total.samples[0].labels["instance"] == f"127.0.0.1:{first}"
+                assert total.samples[0].label("instance") == f"127.0.0.1:{first}"
 
                 prometheus.set_targets(
                     "app", [group, TargetGroup((f"127.0.0.1:{second}",), {"workload": "two"})]

@@ -23,13 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from canarymesh.api.loader import load_text
 from canarymesh.mesh.build import build_mesh
 from canarymesh.mesh.model import MeshSettings, MeshSnapshot
+from canarymesh.ports.prometheus import PrometheusClient
 from canarymesh.runtime.local.ca import LocalCA
-from canarymesh.runtime.local.prometheus import (
-    LocalPrometheus,
-    PrometheusClient,
-    ScrapeJob,
-    TargetGroup,
-)
+from canarymesh.runtime.local.prometheus import LocalPrometheus, ScrapeJob, TargetGroup
 from canarymesh.runtime.local.supervisor import Supervisor
 from canarymesh.runtime.local.telemetry import TelemetryCollector
 from canarymesh.runtime.local.telemetry_metrics import DURATION_BUCKETS

@@ -9,11 +9,12 @@ import datetime
 from dataclasses import dataclass, field
 
 from canarymesh.api.canary import Canary, Webhook
-from canarymesh.controller.loop import Controller, state_of
+from canarymesh.controller.loop import Controller
+from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.observe import due_windows, fqdn
-from canarymesh.controller.sources import CanaryItem, Wiring
-from canarymesh.controller.telemetry import ControllerMetrics
+from canarymesh.controller.wiring import CanaryItem, Wiring
 from canarymesh.errors import ConfigError
+from canarymesh.ports import state_of
 from canarymesh.rollout.machine import WebhookResult
 from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.state import CanaryState

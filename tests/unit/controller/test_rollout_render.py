@@ -10,7 +10,7 @@ from rich.console import Console
 
 from canarymesh.analysis.verdict import MetricVerdict, VerdictPhase
 from canarymesh.api.canary import Canary
-from canarymesh.cli.rollout import render
+from canarymesh.cli.rollout_render import render
 from canarymesh.rollout.actions import Weights
 from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.state import CanaryState

@@ -22,8 +22,8 @@ from canarymesh.rollout.state import CanaryState
 from canarymesh.runtime.kube.client import KubeApi
 from canarymesh.runtime.kube.lease import LeaderElector
 from canarymesh.runtime.kube.patches import FIELD_MANAGER
+from canarymesh.runtime.kube.rollout_store import KubeStateStore
 from canarymesh.runtime.kube.router import KubeRouter
-from canarymesh.runtime.kube.store import KubeStateStore
 from tests.unit.kube.fake_apiserver import FakeApiServer
 
 REPO = Path(__file__).resolve().parents[3]
@@ -109,7 +109,7 @@ def test_router_refuses_a_subset_missing_from_the_destination_rule(
 def test_router_finds_an_httproute_when_there_is_no_virtual_service(
     server: FakeApiServer, api: KubeApi
 ) -> None:
-    route = yaml.safe_load((REPO / "tests/golden/kube/httproute-weights.in.yaml").read_text())
+    route = yaml.safe_load((REPO / "tests/golden/routes/httproute-weights.in.yaml").read_text())
     server.put("gateway.networking.k8s.io", "httproutes", route["object"])
     canary = Canary.model_validate(route["canary"])
     router = KubeRouter(api, "webapps", "reviews")

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from kubernetes import client
 
 from canarymesh.cli.main import cli
-from canarymesh.controller.loop import state_of
+from canarymesh.ports import state_of
 from canarymesh.runtime.kube.backend import CLI_FIELD_MANAGER
 from canarymesh.runtime.kube.client import COMMAND_ANNOTATION, KubeApi
+from canarymesh.runtime.kube.rollout_store import KubeStateStore
 from canarymesh.runtime.kube.router import KubeRouter
-from canarymesh.runtime.kube.store import KubeStateStore
 from canarymesh.views.rollout import rollout_view
 from tests.fakes import FakeClock, FakeRouter, MemoryStore
 from tests.unit.kube.fake_apiserver import FakeApiServer

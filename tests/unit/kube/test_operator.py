@@ -23,10 +23,10 @@ from canarymesh.api.canary import Canary
 from canarymesh.controller.kube import KubeCanaries, KubeSettings
 from canarymesh.errors import TemporaryError
 from canarymesh.ports import Sample
+from canarymesh.ports.prometheus import PrometheusSource
 from canarymesh.rollout.actions import Weights
 from canarymesh.runtime.kube.client import COMMAND_ANNOTATION, KubeApi
 from canarymesh.runtime.kube.lease import LeaderElector
-from canarymesh.runtime.kube.metrics import KubeMetricsSource
 from canarymesh.runtime.kube.router import KubeRouter
 from canarymesh.runtime.kube.verify import IstiodVerifier, weights_in_routes
 from canarymesh.runtime.kube.watch import CanaryWatch
@@ -164,7 +164,7 @@ def test_metrics_source_sends_the_auth_header_and_time() -> None:
         return web.json_response(VECTOR)
 
     with Loopback(prometheus) as prom:
-        source = KubeMetricsSource(prom.url, authorization="Bearer s3cret")
+        source = PrometheusSource(prom.url, authorization="Bearer s3cret")
         assert source.is_online() is True
         got = source.query("sum(istio_requests_total)", T0)
     assert got == (Sample((("destination_version", "v3"),), 42.0),)
@@ -172,7 +172,7 @@ def test_metrics_source_sends_the_auth_header_and_time() -> None:
 
 
 def test_metrics_source_unreachable_is_temporary() -> None:
-    source = KubeMetricsSource(f"http://127.0.0.1:{free_port()}", timeout=1.0)
+    source = PrometheusSource(f"http://127.0.0.1:{free_port()}", timeout=1.0)
     assert source.is_online() is False
     with pytest.raises(TemporaryError, match="unreachable"):
         source.query("up", T0)
@@ -256,7 +256,7 @@ def test_rbac_grants_exactly_what_the_controller_uses(server: FakeApiServer, api
         canaries.annotations["webapps/reviews"][COMMAND_ANNOTATION] = "pause"
         assert canaries.take_command("webapps/reviews") == "pause"
         drive(KubeRouter(api, "webapps", "reviews"), KubeStore(api), FakeClock(), 0.0)
-        route = yaml.safe_load((REPO / "tests/golden/kube/httproute-weights.in.yaml").read_text())
+        route = yaml.safe_load((REPO / "tests/golden/routes/httproute-weights.in.yaml").read_text())
         route["object"]["metadata"]["name"] = route["canary"]["target"]["virtualService"] = "gw"
         server.put("gateway.networking.k8s.io", "httproutes", route["object"])
         gateway_canary = Canary.model_validate(route["canary"])
@@ -270,7 +270,7 @@ def test_rbac_grants_exactly_what_the_controller_uses(server: FakeApiServer, api
 
 
 def KubeStore(api: KubeApi) -> Any:
-    from canarymesh.runtime.kube.store import KubeStateStore
+    from canarymesh.runtime.kube.rollout_store import KubeStateStore
 
     return KubeStateStore(api, "rbac-test")
 
@@ -283,7 +283,7 @@ def test_the_metrics_source_keeps_the_port_contract() -> None:
 
     prom = Loopback(lambda request: web.Response(text="ready"))
     prom.__enter__()
-    source = KubeMetricsSource(prom.url, timeout=1.0)
+    source = PrometheusSource(prom.url, timeout=1.0)
     check_metrics_offline(source, prom.__exit__)
 
 
@@ -300,7 +300,7 @@ def test_probes_and_metrics_on_the_pods_port() -> None:
     import urllib.error
     import urllib.request
 
-    from canarymesh.controller.telemetry import ControllerMetrics
+    from canarymesh.controller.metrics import ControllerMetrics
     from canarymesh.runtime.kube.health import serve_health
 
     ready = threading.Event()

@@ -11,8 +11,8 @@ from canarymesh.errors import ConfigError
 from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.state import CanaryState
 from canarymesh.runtime.kube.lease import micro_time, next_lease
+from canarymesh.runtime.kube.rollout_store import split_key
 from canarymesh.runtime.kube.status import event_body, status_body
-from canarymesh.runtime.kube.store import split_key
 
 T0 = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 

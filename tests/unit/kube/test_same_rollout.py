@@ -17,13 +17,13 @@ from kubernetes import client
 from canarymesh.api.canary import Canary, Webhook
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.observe import fqdn
-from canarymesh.controller.sources import CanaryItem, Wiring
+from canarymesh.controller.wiring import CanaryItem, Wiring
 from canarymesh.ports import StateStore, TrafficRouter
 from canarymesh.rollout.machine import Decision, WebhookResult
 from canarymesh.rollout.state import CanaryState
 from canarymesh.runtime.kube.client import KubeApi
+from canarymesh.runtime.kube.rollout_store import KubeStateStore
 from canarymesh.runtime.kube.router import KubeRouter
-from canarymesh.runtime.kube.store import KubeStateStore
 from tests.fakes import FakeClock, FakeMetrics, FakeRouter, MemoryStore
 from tests.unit.kube.fake_apiserver import FakeApiServer
 from tests.unit.kube.test_adapters import seed_bookinfo

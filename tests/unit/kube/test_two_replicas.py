@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from canarymesh.controller.kube import KubeSettings, run, wiring_for
-from canarymesh.controller.telemetry import ControllerMetrics
+from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.runtime.kube.client import KubeApi
 from canarymesh.runtime.kube.lease import LeaderElector
 from canarymesh.runtime.kube.watch import CanaryWatch

@@ -40,7 +40,8 @@ spec:
 def test_replicas_become_sidecars_and_named_target_ports_resolve() -> None:
     mesh = mesh_from_text(NAMED_PORT)
     sidecars = [p for p in mesh.proxies if p.kind == "sidecar"]
-    assert [p.id for p in sidecars] == ["web-v1-0", "web-v1-1"]
+    # Outside default the namespace is part of the id: the same Deployment may run in several.
+    assert [p.id for p in sidecars] == ["web-v1-0.shop", "web-v1-1.shop"]
     assert {p.service_account for p in sidecars} == {"web"}
     service = next(s for s in mesh.services if s.name == "web")
     assert service.hostname == "web.shop.svc.cluster.local"

@@ -50,7 +50,7 @@ def test_export_to_rules() -> None:
 def test_a_virtual_service_exported_to_its_namespace_only_routes_that_namespace() -> None:
     mesh = bookinfo(extra=OTHER_CLIENT)
     inside = simulate(snapshot(mesh, "productpage-v1-0"), Request("reviews:9080"))
-    outside = simulate(snapshot(mesh, "sleep-0"), Request(f"{REVIEWS}:9080"))
+    outside = simulate(snapshot(mesh, "sleep-0.other"), Request(f"{REVIEWS}:9080"))
     assert inside.cluster == f"outbound|9080|v3|{REVIEWS}"
     assert outside.cluster == f"outbound|9080||{REVIEWS}"
 
@@ -65,5 +65,5 @@ def test_a_change_to_a_namespace_private_virtual_service_touches_that_namespace_
     mesh = bookinfo(extra=OTHER_CLIENT)
     private = next(v for v in mesh.virtual_services if v.name == "reviews")
     touched = {p.id for p in affected_proxies(mesh, private)}  # type: ignore[arg-type]
-    assert "sleep-0" not in touched
+    assert "sleep-0.other" not in touched
     assert "productpage-v1-0" in touched

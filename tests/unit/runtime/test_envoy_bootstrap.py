@@ -22,7 +22,7 @@ def test_bootstrap_is_a_valid_envoy_bootstrap_using_ads_for_everything() -> None
         "reviews-v2-7d9f", "sidecar", "default", "reviews-v2", labels, "bookinfo-reviews",
         ProxyPorts(admin=15000),
     )  # fmt: skip
-    config = cast(dict[str, Any], build_ads_bootstrap(proxy, MeshSettings(), xds_port=15010))
+    config = cast(dict[str, Any], build_ads_bootstrap(proxy, MeshSettings(), xds=15010))
     assert pack(BOOTSTRAP, config).type_url == BOOTSTRAP  # Envoy's schema accepts it
     node = config["node"]
     assert isinstance(node, dict) and node["id"] == "reviews-v2-7d9f"

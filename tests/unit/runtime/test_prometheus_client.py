@@ -13,11 +13,13 @@ import yaml
 from aiohttp import web
 
 from canarymesh.errors import ConfigError, TemporaryError
-from canarymesh.runtime.local.prometheus import (
-    LocalPrometheus,
+from canarymesh.ports.prometheus import (
     PrometheusClient,
     PrometheusQueryError,
     PrometheusUnavailable,
+)
+from canarymesh.runtime.local.prometheus import (
+    LocalPrometheus,
     ScrapeJob,
     TargetGroup,
     render_config,
@@ -77,7 +79,7 @@ def test_vector_and_scalar_results_are_typed() -> None:
     async def body(client: PrometheusClient, seen: list[str]) -> None:
         result = await client.query("sum by (destination_version)(rate(x[5s]))")
         assert result.result_type == "vector"
-        assert [(s.labels["destination_version"], s.value) for s in result.samples] == [
+        assert [(s.label("destination_version"), s.value) for s in result.samples] == [
             ("v1", 144.0),
             ("v2", 16.5),
         ]

@@ -120,7 +120,9 @@ def test_pod_names_are_stable_per_template_and_change_with_it() -> None:
     name = plans[0].name
     assert name.startswith("ratings-v2-mysql-") and len(name.split("-")[-1]) == 5
     assert len(name.split("-")[-2]) == 10
-    assert sorted(p.proxy_id for p in plans) == ["ratings-v2-mysql-0", "ratings-v2-mysql-1"]
+    assert sorted(p.replica_id for p in plans) == ["ratings-v2-mysql-0", "ratings-v2-mysql-1"]
+    # The runtime names a pod's proxy as Istio does: <pod>.<namespace>.
+    assert {p.proxy_id for p in plans} == {f"{p.name}.default" for p in plans}
     changed = plan_pods(_resources(DEPLOYMENT.replace("v2-mysql}", "v2-mysql, x: y}"), SECRET))
     assert not {p.name for p in changed} & {p.name for p in plans}
 
@@ -131,7 +133,7 @@ def test_env_reads_secrets_and_tcp_services_go_through_the_sidecar() -> None:
     assert dict(plan.env)["MYSQL_DB_PASSWORD"] == "s3cret"
     assert plan.readiness_path == "/health"
     mesh = build_mesh(resources)
-    proxy = mesh.proxy(plan.proxy_id)
+    proxy = mesh.proxy(plan.replica_id)
     env = app_env(plan, proxy, {"PATH": "/bin"})
     tcp = proxy.ports.tcp_port("mysqldb.default.svc.cluster.local", 3306)
     assert (env["MYSQL_DB_HOST"], env["MYSQL_DB_PORT"]) == ("127.0.0.1", str(tcp))

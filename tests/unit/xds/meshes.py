@@ -3,10 +3,11 @@ and the golden-case loader shared by the unit goldens and the Envoy validation t
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from canarymesh.api.loader import load_text
-from canarymesh.mesh.build import build_mesh
+from canarymesh.mesh.build import SequentialAddresses, build_mesh
 from canarymesh.mesh.model import MeshSettings, MeshSnapshot
 from canarymesh.xds.generate import generate
 from canarymesh.xds.snapshot import XdsSnapshot
@@ -21,13 +22,30 @@ def sample(relative: str) -> str:
     return (SAMPLES / relative).read_text(encoding="utf-8")
 
 
+# Pod-network cases: the runtime's Unix sockets and host namespace, at fixed paths.
+POD_SOCKETS = {
+    "telemetry_socket": "/run/canarymesh/golden/als.sock",
+    "tracing_socket": "/run/canarymesh/golden/zipkin.sock",
+    "host_netns": "/run/netns/cm-golden-host",
+}
+
+
 def mesh_from_text(
-    text: str, settings: MeshSettings | None = None, tolerate: frozenset[str] = frozenset()
+    text: str,
+    settings: MeshSettings | None = None,
+    tolerate: frozenset[str] = frozenset(),
+    pods: bool = False,
 ) -> MeshSnapshot:
+    """``pods``: every pod in a network of its own (addresses from ``SequentialAddresses``)."""
     result = load_text(text, "test.yaml")
     errors = [d for d in result.diagnostics if d.level == "error" and d.code not in tolerate]
     assert not errors, "\n".join(str(d) for d in errors)
-    return build_mesh(result.resources, settings=settings)
+    if not pods:
+        return build_mesh(result.resources, settings=settings)
+    settings = dataclasses.replace(
+        settings or MeshSettings(), telemetry_port=None, tracing_port=None, **POD_SOCKETS
+    )
+    return build_mesh(result.resources, settings=settings, addresses=SequentialAddresses())
 
 
 def bookinfo(*files: str, extra: str = "", settings: MeshSettings | None = None) -> MeshSnapshot:
@@ -56,10 +74,10 @@ def golden_cases() -> list[Path]:
 
 def case_header(case: Path, key: str) -> list[str]:
     """A header line of a case's in.yaml: ``# proxies: a b`` or ``# samples: x.yaml``."""
-    for line in (case / "in.yaml").read_text(encoding="utf-8").splitlines()[:3]:
+    for line in (case / "in.yaml").read_text(encoding="utf-8").splitlines()[:4]:
         if line.startswith(f"# {key}:"):
             return line.removeprefix(f"# {key}:").split()
-    if key == "tolerate":
+    if key in ("tolerate", "network"):
         return []
     raise AssertionError(f"{case}/in.yaml has no '# {key}:' header line")
 
@@ -75,4 +93,6 @@ def case_mesh(case: Path, settings: MeshSettings | None = None) -> MeshSnapshot:
     # ``# tolerate: CM0204`` lets a case keep documents our validator refuses but Istio
     # accepts (a delegate VirtualService has no hosts).
     tolerate = frozenset(case_header(case, "tolerate"))
-    return mesh_from_text("\n---\n".join(texts), settings, tolerate)
+    # ``# network: pod`` puts every pod in a network of its own (the local mesh's default).
+    pods = case_header(case, "network") == ["pod"]
+    return mesh_from_text("\n---\n".join(texts), settings, tolerate, pods)

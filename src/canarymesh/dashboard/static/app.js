@@ -358,6 +358,7 @@ async function start() {
     const info = await api("/api/info");
     state.refresh = info.refresh_seconds;
     document.body.dataset.mode = info.mode;
+    $("#version").textContent = info.version;
   } catch (err) { showError(err); }
   $("#window").addEventListener("change", refresh);
   $("#token").value = sessionStorage.getItem("canarymesh-token") || "";

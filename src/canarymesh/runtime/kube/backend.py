@@ -16,7 +16,7 @@ from typing import Any
 
 from canarymesh.errors import ConfigError
 from canarymesh.runtime.kube.client import CANARY, COMMAND_ANNOTATION, KubeApi, NotFound, api_client
-from canarymesh.runtime.kube.store import split_key
+from canarymesh.runtime.kube.rollout_store import split_key
 
 __all__ = ["CLI_FIELD_MANAGER", "KubeRolloutBackend"]
 

@@ -28,7 +28,6 @@ __all__ = ["APPLY", "COMMAND_ANNOTATION", "KubeApi", "NotFound", "ObjectKind", "
 
 APPLY = "application/apply-patch+yaml"
 COMMAND_ANNOTATION = "canarymesh.io/command"
-ROLLOUT_ID_ANNOTATION = "canarymesh.io/rollout-id"
 
 
 class NotFound(ConfigError):

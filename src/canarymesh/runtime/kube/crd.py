@@ -46,7 +46,7 @@ BOUNDS: dict[tuple[str, str], dict[str, Any]] = {
     ("AnalysisSpec", "alpha"): {"minimum": 0, "maximum": 1},
     ("AnalysisSpec", "failureLimit"): {"minimum": 0},
     ("AnalysisSpec", "minRequests"): {"minimum": 0},
-    ("LoadGenerator", "rps"): {"minimum": 0},
+    ("LoadGeneratorSpec", "rps"): {"minimum": 0},
     ("Target", "port"): {"minimum": 1, "maximum": 65535},
 }
 # A step is exactly one of setWeight, pause, analysis (CM0601).
@@ -101,7 +101,12 @@ def _structural(node: Any, defs: dict[str, Any], model: str | None) -> Any:
                 for field, sub in value.items()
             }
         elif key == "additionalProperties":
-            out[key] = _free_form(value, defs)
+            free = _free_form(value, defs)
+            if free == {"x-kubernetes-preserve-unknown-fields": True}:
+                # Any value at all (a whole Kubernetes object): the object is kept as written.
+                out["x-kubernetes-preserve-unknown-fields"] = True
+            else:
+                out[key] = free
         elif key == "description":
             out[key] = " ".join(str(value).split())
         else:

@@ -1,6 +1,7 @@
 """The controller's :class:`~canarymesh.ports.TrafficRouter` on a cluster: moves the weights of
 the VirtualService (or Gateway API HTTPRoute) a Canary names, by server-side apply of the
-bodies :mod:`.patches` computes. Shell; one per Canary, built by the in-cluster entry point.
+managed object the route writer (:mod:`canarymesh.routing`) computes, cut down to the body
+:mod:`.patches` describes. Shell; one per Canary, built by the in-cluster entry point.
 
 The kind is found, not configured: ``spec.target.virtualService`` names a VirtualService, or
 else an HTTPRoute of that name. On Istio the stable and canary subsets must exist in a
@@ -15,7 +16,17 @@ from typing import Any
 from canarymesh.api.canary import Canary
 from canarymesh.errors import ConfigError
 from canarymesh.rollout.actions import Weights
-from canarymesh.runtime.kube import gateway_patches, patches
+from canarymesh.routing.http_route import (
+    finalized_http_route,
+    http_route_weights,
+    managed_http_route,
+)
+from canarymesh.routing.managed import subset_service
+from canarymesh.routing.virtual_service import (
+    finalized_virtual_service,
+    managed_virtual_service,
+    virtual_service_weights,
+)
 from canarymesh.runtime.kube.client import (
     DESTINATION_RULE,
     HTTP_ROUTE,
@@ -24,6 +35,7 @@ from canarymesh.runtime.kube.client import (
     NotFound,
     ObjectKind,
 )
+from canarymesh.runtime.kube.patches import http_route_body, virtual_service_body
 from canarymesh.runtime.kube.verify import IstiodVerifier
 
 __all__ = ["KubeRouter"]
@@ -49,16 +61,16 @@ class KubeRouter:
     def set_weights(self, canary: Canary, weights: Weights) -> None:
         kind, obj = self._target(canary)
         if kind is VIRTUAL_SERVICE:
-            body = patches.apply_virtual_service(obj, canary, self.name, weights)
+            body = virtual_service_body(managed_virtual_service(obj, canary, self.name, weights))
         else:
-            body = gateway_patches.apply_http_route(obj, canary, self.name, weights)
+            body = http_route_body(managed_http_route(obj, canary, self.name, weights))
         self.api.apply(kind, body)
 
     def get_weights(self, canary: Canary) -> Weights:
         kind, obj = self._target(canary)
         if kind is VIRTUAL_SERVICE:
-            return patches.read_virtual_service_weights(obj, canary, self.name)
-        return gateway_patches.read_http_route_weights(obj, canary, self.name)
+            return virtual_service_weights(obj, canary, self.name)
+        return http_route_weights(obj, canary, self.name)
 
     def verify_weights(self, canary: Canary, weights: Weights) -> bool:
         """The object holds ``weights`` and, with istiod configured, the sampled proxies
@@ -75,9 +87,10 @@ class KubeRouter:
     def finalize(self, canary: Canary, stable_subset: str) -> None:
         kind, obj = self._target(canary)
         if kind is VIRTUAL_SERVICE:
-            body = patches.finalize_virtual_service(obj, canary, self.name, stable_subset)
+            managed = finalized_virtual_service(obj, canary, self.name, stable_subset)
+            body = virtual_service_body(managed)
         else:
-            body = gateway_patches.finalize_http_route(obj, canary, self.name, stable_subset)
+            body = http_route_body(finalized_http_route(obj, canary, self.name, stable_subset))
         self.api.apply(kind, body)
 
     def _target(self, canary: Canary) -> tuple[ObjectKind, dict[str, Any]]:
@@ -115,8 +128,8 @@ class KubeRouter:
 def _expected(kind: ObjectKind, canary: Canary, weights: Weights) -> dict[str, int]:
     canary_key, stable_key = canary.canary_subset(), weights.stable_subset
     if kind is HTTP_ROUTE:
-        canary_key = patches.subset_service(canary.target.host, canary_key)
-        stable_key = patches.subset_service(canary.target.host, stable_key)
+        canary_key = subset_service(canary.target.host, canary_key)
+        stable_key = subset_service(canary.target.host, stable_key)
     split = {stable_key: 100 - weights.canary}
     split[canary_key] = split.get(canary_key, 0) + weights.canary
     return split

@@ -1,5 +1,5 @@
 """The Canary's status and the Events the controller writes, as plain bodies. Pure; called by
-:class:`canarymesh.runtime.kube.store.KubeStateStore`, tested in ``tests/unit/kube``.
+:class:`canarymesh.runtime.kube.rollout_store.KubeStateStore`, tested in ``tests/unit/kube``.
 
 The status says what ``kubectl get canaries`` and ``kubectl describe`` show (phase, current
 weight, step, the last decision with its reason, conditions in the usual Kubernetes shape) and

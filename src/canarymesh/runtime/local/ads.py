@@ -15,16 +15,21 @@ Rules this server keeps (see the xDS protocol document):
 * A NACKed version is never sent again; the next snapshot change is (otherwise the proxy and the
   server loop forever on the same rejection).
 * Clusters and listeners are sent whole; endpoints, routes and secrets only by the names asked for.
+* With an ``authenticate`` function, a stream is served only if the token in its gRPC metadata
+  (``x-canarymesh-proxy-token``) proves the node id of its first request; anything else gets
+  PERMISSION_DENIED and a log line, and never a resource (a secret least of all).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
@@ -32,9 +37,21 @@ from google.protobuf import any_pb2
 
 from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.runtime.local import codec
+from canarymesh.runtime.local.sockets import serve_grpc_on_socket
 from canarymesh.runtime.local.xds_status import NodeStatus, TypeStatus, order_key
+from canarymesh.xds import names
 
-__all__ = ["AdsServer", "SnapshotLike"]
+__all__ = ["AdsServer", "Authenticate", "SnapshotLike"]
+
+log = logging.getLogger(__name__)
+
+# (token from the stream's metadata or None, node id of its first request) -> allowed.
+Authenticate = Callable[[str | None, str], bool]
+TOKEN_METADATA = names.PROXY_TOKEN_METADATA
+
+
+class PermissionDenied(Exception):
+    """A stream whose token does not prove the node it asks for."""
 
 
 Resources = Sequence[Mapping[str, object]]
@@ -95,6 +112,8 @@ class _Stream:
     inbox: asyncio.Queue[discovery_pb2.DiscoveryRequest | _Wake | None]
     node_id: str | None = None
     tracks: dict[str, _Track] = field(default_factory=dict)
+    token: str | None = None
+    peer: str = ""
 
 
 @dataclass(slots=True)
@@ -115,11 +134,12 @@ class _Node:
 class AdsServer:
     """A grpc.aio ADS server on 127.0.0.1; start it inside the control plane's event loop.
 
-    Building one imports every xds-protos module (about 0.4 s, once per process).
+    Proto types are imported as resources need them (:mod:`~canarymesh.runtime.local.codec`).
     """
 
-    def __init__(self) -> None:
-        codec.load_all_protos()
+    def __init__(self, authenticate: Authenticate | None = None) -> None:
+        self._authenticate = authenticate
+        self.denied = 0
         self._nodes: dict[str, _Node] = {}
         self._nonces = itertools.count(1)
         self._cache = codec.PackCache()
@@ -139,6 +159,17 @@ class AdsServer:
         await server.start()
         self._server = server
         return self.port
+
+    async def start_unix(self, path: Path, owner: tuple[int, int] | None = None) -> str:
+        """Listen on the Unix socket ``path`` (0600, owned by ``owner``: the proxies' user)."""
+        self._server = await serve_grpc_on_socket(
+            path,
+            owner,
+            lambda server: ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
+                _Servicer(self), server
+            ),
+        )
+        return str(path)
 
     async def stop(self, grace: float = 0.5) -> None:
         if self._server is not None:
@@ -242,9 +273,13 @@ class AdsServer:
     # -- stream handling (called by _Servicer) --------------------------------------------------
 
     async def serve(
-        self, requests: AsyncIterator[discovery_pb2.DiscoveryRequest]
+        self,
+        requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
+        token: str | None = None,
+        peer: str = "",
     ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
-        stream = _Stream(asyncio.Queue())
+        """Serve one ADS stream; PermissionDenied when its token does not prove its node."""
+        stream = _Stream(asyncio.Queue(), token=token, peer=peer)
         reader = asyncio.create_task(_read(requests, stream.inbox))
         try:
             while (request := await stream.inbox.get()) is not None:
@@ -318,9 +353,18 @@ class AdsServer:
             version_info=wanted.version, resources=packed, type_url=type_url, nonce=track.nonce
         )
 
+    def admit(self, token: str | None, node_id: str, peer: str = "") -> None:
+        """PermissionDenied (and a log line) unless ``token`` proves ``node_id``."""
+        if self._authenticate is not None and not self._authenticate(token, node_id):
+            self.denied += 1
+            reason = "no proxy token" if not token else "a token that is not this node's"
+            log.warning("ADS: refused a stream %s asking as %r with %s", peer, node_id, reason)
+            raise PermissionDenied(f"node {node_id!r}: {reason}")
+
     def _attach(self, stream: _Stream, node_id: str) -> None:
         if not node_id:
             raise ConfigError("an ADS stream's first request carries no node id")
+        self.admit(stream.token, node_id, stream.peer)
         stream.node_id = node_id
         node = self._nodes.setdefault(node_id, _Node())
         node.streams.append(stream)
@@ -330,6 +374,8 @@ class AdsServer:
         node = self._nodes.get(stream.node_id or "")
         if node is not None and stream in node.streams:
             node.streams.remove(stream)
+            if node.streams:  # the proxy's other stream is what status should show
+                node.tracks = node.streams[-1].tracks
         self._notify()
 
     def _wake(self, node: _Node) -> None:
@@ -395,7 +441,27 @@ class _Servicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignor
 
     # grpc.aio needs an async generator function here, not a function returning one.
     async def StreamAggregatedResources(
-        self, request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest], context: object
+        self, request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest], context: Any
     ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
-        async for response in self._server.serve(request_iterator):
+        metadata = dict(context.invocation_metadata() or ())
+        token = metadata.get(TOKEN_METADATA)
+        requests = request_iterator.__aiter__()
+        try:
+            first = await anext(requests)
+        except (StopAsyncIteration, grpc.RpcError):
+            return
+        try:
+            # Refused before anything else is read or sent.
+            self._server.admit(token, first.node.id, context.peer())
+        except PermissionDenied as err:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(err))
+        async for response in self._server.serve(_chain(first, requests), token, context.peer()):
             yield response
+
+
+async def _chain(
+    first: discovery_pb2.DiscoveryRequest, rest: AsyncIterator[discovery_pb2.DiscoveryRequest]
+) -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
+    yield first
+    async for request in rest:
+        yield request

@@ -1,10 +1,11 @@
 """The control plane's local HTTP API: JSON over 127.0.0.1, every request with a bearer token.
 
 Started by :mod:`canarymesh.runtime.local.daemon`; the CLI talks to it through
-:mod:`canarymesh.runtime.local.api_client`. The token is written to ``<state_dir>/token`` with
-mode 0600, so only the user who ran ``up`` can drive the mesh. Errors come back as
-``{"error": ..., "kind": "config"|"temporary"}`` with 400 or 503, which the client turns back
-into the matching :mod:`canarymesh.errors` class.
+:mod:`canarymesh.runtime.local.api_client`. Bodies and answers are the models of
+:mod:`.api_models`. The token is written to ``<state_dir>/token`` with mode 0600, so only the
+user who ran ``up`` can drive the mesh. Errors come back as :class:`~.api_models.ApiError`
+(``{"error": ..., "kind": "config"|"temporary"|...}``) with 400, 503, 401 or 500, which the
+client turns back into the matching :mod:`canarymesh.errors` class.
 """
 
 from __future__ import annotations
@@ -12,16 +13,25 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 from canarymesh.errors import ConfigError, TemporaryError
+from canarymesh.runtime.local.api_models import (
+    ApiError,
+    ChangeRequest,
+    ConfigCanaryRequest,
+    Converged,
+    Stopping,
+    WaitRequest,
+)
 from canarymesh.runtime.local.control import ControlPlane, JsonDict
+from canarymesh.runtime.local.credentials import write_secret_file
 
 __all__ = ["ApiServer", "write_token"]
 
@@ -30,13 +40,16 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def write_token(path: Path) -> str:
-    """A fresh random token in ``path``, readable by its owner only."""
-    token = secrets.token_urlsafe(32)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token)
-    os.replace(tmp, path)
+    """The API's token in ``path``, readable by the mesh's secrets owner only (the CLI as root
+    or as the mesh's user reads it; an unprivileged app in a pod does not). A restarted control
+    plane keeps the token its clients hold (the canary controller, a dashboard); ``down``
+    removes it, so the next mesh gets a fresh one."""
+    try:
+        kept = path.read_text().strip()
+    except OSError:
+        kept = ""
+    token = kept if len(kept) >= 32 else secrets.token_urlsafe(32)
+    write_secret_file(path, token.encode())
     return token
 
 
@@ -58,6 +71,8 @@ class ApiServer:
             web.get("/v1/proxy-config", self._proxy_config),
             web.get("/v1/logs", self._logs),
             web.post("/v1/wait", self._wait),
+            web.post("/v1/config-canary", self._config_canary),
+            web.get("/v1/exec-target", self._exec_target),
             web.post("/v1/shutdown", self._shutdown),
         ]
         app.add_routes(routes)
@@ -77,21 +92,21 @@ class ApiServer:
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         sent = request.headers.get("Authorization", "")
         if not hmac.compare_digest(sent.encode(), f"Bearer {self.token}".encode()):
-            return _json({"error": "missing or wrong bearer token", "kind": "auth"}, 401)
+            return _error("missing or wrong bearer token", "auth", 401)
         try:
             return await handler(request)
         except ConfigError as err:
-            return _json({"error": str(err), "kind": "config"}, 400)
+            return _error(str(err), "config", 400)
         except TemporaryError as err:
-            return _json({"error": str(err), "kind": "temporary"}, 503)
+            return _error(str(err), "temporary", 503)
         except KeyError as err:
-            return _json({"error": f"missing field {err}", "kind": "config"}, 400)
+            return _error(f"missing field {err}", "config", 400)
         except Exception as err:  # a bug: keep serving, tell the caller, keep the traceback
             log.exception("%s %s failed", request.method, request.path)
-            return _json({"error": f"internal error: {err!r}", "kind": "internal"}, 500)
+            return _error(f"internal error: {err!r}", "internal", 500)
 
     async def _status(self, request: web.Request) -> web.Response:
-        return _json(self.control.status())
+        return _answer(self.control.status())
 
     async def _apply(self, request: web.Request) -> web.Response:
         return await self._change(request, delete=False)
@@ -100,41 +115,55 @@ class ApiServer:
         return await self._change(request, delete=True)
 
     async def _change(self, request: web.Request, delete: bool) -> web.Response:
-        body = await _body(request)
-        texts = cast(list[JsonDict], body["documents"])
-        wait = bool(body.get("wait", False))
-        timeout = float(cast(float, body.get("timeout", 30.0)))
-        return _json(await self.control.change(texts, delete, wait, timeout))
+        body = _request(ChangeRequest, await _body(request))
+        return _answer(await self.control.change(body.documents, delete, body.wait, body.timeout))
 
     async def _resources(self, request: web.Request) -> web.Response:
         kinds = request.query.get("kinds", "").split(",")
-        return _json(
-            self.control.resources(kinds, request.query.get("namespace"), request.query.get("name"))
-        )
+        query = request.query
+        return _answer(self.control.resources(kinds, query.get("namespace"), query.get("name")))
 
     async def _pods(self, request: web.Request) -> web.Response:
-        return _json({"items": self.control.reconciler.pod_rows()})
+        return _answer(self.control.pods())
+
+    async def _exec_target(self, request: web.Request) -> web.Response:
+        query = request.query
+        return _answer(
+            self.control.exec_target(query["pod"], query.get("namespace"), query.get("container"))
+        )
 
     async def _proxy_status(self, request: web.Request) -> web.Response:
-        return _json(self.control.proxy_status())
+        return _answer(self.control.proxy_status())
 
     async def _proxy_config(self, request: web.Request) -> web.Response:
         query = request.query
-        return _json(await self.control.proxy_config(query["pod"], query.get("section", "all")))
+        return _json(
+            await self.control.proxy_config(
+                query["pod"], query.get("section", "all"), query.get("namespace")
+            )
+        )
 
     async def _logs(self, request: web.Request) -> web.Response:
         query = request.query
         tail = int(query["tail"]) if query.get("tail") else None
-        return _json(self.control.logs(query["pod"], query.get("container"), tail))
+        return _answer(
+            self.control.logs(query["pod"], query.get("container"), tail, query.get("namespace"))
+        )
 
     async def _wait(self, request: web.Request) -> web.Response:
-        body = await _body(request)
-        await self.control.wait_converged(float(cast(float, body.get("timeout", 30.0))))
-        return _json({"converged": True})
+        body = _request(WaitRequest, await _body(request))
+        await self.control.wait_converged(body.timeout)
+        return _answer(Converged(converged=True))
+
+    async def _config_canary(self, request: web.Request) -> web.Response:
+        body = _request(ConfigCanaryRequest, await _body(request))
+        return _answer(
+            await self.control.config_canary(body.namespace, body.name, body.percent, body.promote)
+        )
 
     async def _shutdown(self, request: web.Request) -> web.Response:
         self.control.shutdown.set()
-        return _json({"stopping": True})
+        return _answer(Stopping(stopping=True))
 
 
 async def _body(request: web.Request) -> JsonDict:
@@ -147,5 +176,27 @@ async def _body(request: web.Request) -> JsonDict:
     return body
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _request(model: type[M], body: JsonDict) -> M:
+    try:
+        return model.model_validate(body)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"bad request body: {problems}") from None
+
+
+def _answer(model: BaseModel) -> web.Response:
+    return _json(model.model_dump())
+
+
+def _error(message: str, kind: str, status: int) -> web.Response:
+    return _json(ApiError.model_validate({"error": message, "kind": kind}).model_dump(), status)
+
+
 def _json(body: JsonDict, status: int = 200) -> web.Response:
+    # default=str: an applied document may hold YAML dates, which JSON has no type for.
     return web.json_response(body, status=status, dumps=lambda v: json.dumps(v, default=str))

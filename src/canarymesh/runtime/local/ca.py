@@ -14,7 +14,6 @@ that has passed, which is when Istio's agent rotates.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from canarymesh.errors import ConfigError
+from canarymesh.runtime.local.credentials import secure_file, write_secret_file
 
 __all__ = [
     "ROOT_SECRET",
@@ -90,6 +90,7 @@ class LocalCA:
         directory = state_dir / "ca"
         key_path, cert_path = directory / "root-key.pem", directory / "root-cert.pem"
         if key_path.exists() and cert_path.exists():
+            secure_file(key_path)  # a key written before secrets had their own owner
             key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
             if not isinstance(key, ec.EllipticCurvePrivateKey):
                 raise ConfigError(f"{key_path} is not an EC private key")
@@ -219,9 +220,5 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    """Create ``path`` readable by its owner only, atomically."""
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+    """Create ``path`` readable by the mesh's secrets owner only, atomically."""
+    write_secret_file(path, data)

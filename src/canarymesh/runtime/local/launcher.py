@@ -8,6 +8,7 @@ waits until the process is gone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -18,8 +19,20 @@ from pathlib import Path
 
 from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.runtime.local.api_client import ApiClient, daemon_info, pid_alive
+from canarymesh.runtime.local.child_records import recorded_children
+from canarymesh.runtime.local.keeper import KEEPER_LOCK, lock_is_held
+from canarymesh.runtime.local.netns import pod_networks_unavailable
+from canarymesh.runtime.local.podnet import remove_pod_network
 
-__all__ = ["LOG_FILE", "check_binaries", "check_port", "start", "stop"]
+__all__ = [
+    "LOG_FILE",
+    "check_binaries",
+    "check_port",
+    "choose_network",
+    "remove_leftovers",
+    "start",
+    "stop",
+]
 
 LOG_FILE = "daemon.log"
 
@@ -58,6 +71,19 @@ def check_port(port: int) -> int:
         return int(sock.getsockname()[1])
 
 
+def choose_network(asked: str) -> tuple[str, str | None]:
+    """``pod`` or ``host`` for ``asked`` (pod, host or auto), and why pods cannot have their own
+    networks when ``auto`` falls back to the shared host network (None otherwise)."""
+    if asked == "host":
+        return "host", None
+    reason = pod_networks_unavailable()
+    if reason is None:
+        return "pod", None
+    if asked == "pod":
+        raise ConfigError(f"--network pod: {reason}; use --network host (the shared network)")
+    return "host", reason
+
+
 def start(
     state_dir: Path,
     ingress_port: int,
@@ -65,19 +91,29 @@ def start(
     prometheus: bool = True,
     restart_backoff: float = 0.5,
     timeout: float = 60.0,
+    network: str = "host",
+    pod_cidr: str | None = None,
+    service_cidr: str | None = None,
 ) -> dict[str, object]:
     """Start the daemon and return its ``daemon.json`` once everything is ready."""
-    if daemon_info(state_dir) is not None:
+    if daemon_info(state_dir) is not None or lock_is_held(state_dir / KEEPER_LOCK):
         raise ConfigError(
             f"a local mesh is already running in {state_dir}; `canarymesh down` first"
         )
     check_binaries(prometheus)
-    port = check_port(ingress_port)
+    # A control plane that died with its keeper left its gateway serving on the ingress port:
+    # the new one adopts it, port and all.
+    adopting = bool(recorded_children(state_dir / "children.json"))
+    port = ingress_port if adopting and ingress_port else check_port(ingress_port)
     state_dir.mkdir(parents=True, exist_ok=True)
+    cidrs = [
+        *(["--pod-cidr", pod_cidr] if pod_cidr else []),
+        *(["--service-cidr", service_cidr] if service_cidr else []),
+    ]
     argv = [
         sys.executable,
         "-m",
-        "canarymesh.runtime.local.daemon",
+        "canarymesh.runtime.local.keeper",
         "--state-dir",
         str(state_dir),
         "--ingress-port",
@@ -85,6 +121,9 @@ def start(
         "--restart-backoff",
         str(restart_backoff),
         *([] if prometheus else ["--no-prometheus"]),
+        "--network",
+        network,
+        *cidrs,
     ]
     log_path = state_dir / LOG_FILE
     with log_path.open("ab") as log:
@@ -99,7 +138,7 @@ def start(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         info = daemon_info(state_dir)
-        if info is not None and info.get("pid") == process.pid:
+        if info is not None and info.get("keeper") == process.pid:
             return info
         if process.poll() is not None:
             raise ConfigError(
@@ -111,23 +150,56 @@ def start(
 
 
 def stop(state_dir: Path, timeout: float = 20.0) -> int | None:
-    """Stop the mesh of ``state_dir``; returns the daemon's pid, None when none was running."""
+    """Stop the mesh of ``state_dir``; returns the control plane's pid, None when none ran.
+
+    The control plane stops every child and removes the pod network, then exits, and its
+    keeper with it. If it does not answer, the keeper is signalled; whatever is left after that
+    (a control plane killed, its pods still running) is stopped from the records."""
     info = daemon_info(state_dir)
     if info is None:
+        remove_leftovers(state_dir)
         return None
     pid = int(str(info["pid"]))
+    keeper = info.get("keeper")
     try:
         ApiClient.for_state_dir(state_dir, timeout=5.0).post("/v1/shutdown")
     except (ConfigError, TemporaryError):
-        os.kill(pid, signal.SIGTERM)
+        for target in (keeper, pid):
+            if isinstance(target, int) and pid_alive(target):
+                os.kill(target, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while pid_alive(pid):
+    while pid_alive(pid) or (isinstance(keeper, int) and pid_alive(keeper)):
         if time.monotonic() > deadline:
-            # Its children die with it (parent-death signal), so a SIGKILL leaves nothing behind.
-            os.kill(pid, signal.SIGKILL)
+            for target in (keeper, pid):
+                if isinstance(target, int) and pid_alive(target):
+                    os.kill(target, signal.SIGKILL)
             break
         time.sleep(0.02)
+    remove_leftovers(state_dir)
     return pid
+
+
+def remove_leftovers(state_dir: Path) -> list[str]:
+    """Whatever a control plane that died without cleaning up left: its detached children
+    (pods, gateways, Prometheus) and its pod network."""
+    kill_recorded_children(state_dir / "children.json")
+    return remove_pod_network(state_dir)
+
+
+def kill_recorded_children(records: Path, grace: float = 3.0) -> list[int]:
+    alive = recorded_children(records)
+    for pid in alive.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(pid_alive(p) for p in alive.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in alive.values():
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    records.unlink(missing_ok=True)
+    return list(alive.values())
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -1,11 +1,10 @@
-"""The local mesh's Prometheus: Debian's binary as a supervised child, and a small query client.
+"""The local mesh's Prometheus: Debian's binary as a supervised child, its config and targets.
 
 ``canarymesh up`` builds a :class:`LocalPrometheus` in the state directory and hands
 :meth:`LocalPrometheus.spec` to the supervisor; whenever pods come and go it calls
 :meth:`LocalPrometheus.set_targets`, which rewrites a ``file_sd`` file that Prometheus watches, so
-no restart or reload is needed. The canary analysis reads metrics through
-:class:`PrometheusClient` (``/api/v1/query``), which is also what the Kubernetes runtime uses
-against a cluster's Prometheus.
+no restart or reload is needed. Queries go through the one client both runtimes share,
+:class:`canarymesh.ports.prometheus.PrometheusClient`.
 
 A new Prometheus scrapes for the first time about 5 s after it starts, and a ``rate()`` over a
 ``[5s]`` window is only accurate some 11 s after start (measured in envoy-notes, section 5).
@@ -14,41 +13,19 @@ A new Prometheus scrapes for the first time about 5 s after it starts, and a ``r
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, cast
 
-import aiohttp
 import yaml
 
-from canarymesh.errors import ConfigError, TemporaryError
+from canarymesh.errors import ConfigError
 from canarymesh.runtime.local.supervisor import HttpProbe, ProcessSpec
 
-__all__ = [
-    "LocalPrometheus",
-    "PrometheusClient",
-    "PrometheusQueryError",
-    "PrometheusUnavailable",
-    "QueryResult",
-    "Sample",
-    "ScrapeJob",
-    "TargetGroup",
-    "render_config",
-]
+__all__ = ["LocalPrometheus", "ScrapeJob", "TargetGroup", "render_config"]
 
 PROMETHEUS_BINARY = Path("/usr/bin/prometheus")
-
-
-class PrometheusUnavailable(TemporaryError):
-    """Prometheus did not answer (not started yet, restarting, overloaded): try again later."""
-
-
-class PrometheusQueryError(ConfigError):
-    """Prometheus refused the query itself (bad PromQL, wrong type): fix the query."""
-
 
 # The scrape job of the canary controller's own metrics (canarymesh_rollout_*).
 CONTROLLER_JOB = "canarymesh-controller"
@@ -68,6 +45,8 @@ class ScrapeJob:
     metrics_path: str = "/metrics"
     targets: tuple[TargetGroup, ...] = ()
     metric_relabel_configs: tuple[Mapping[str, object], ...] = ()
+    # Pod networks: the host reaches the pods' stats only through the scrape proxy.
+    proxy_url: str | None = None
 
 
 def render_config(
@@ -84,6 +63,8 @@ def render_config(
             "metrics_path": job.metrics_path,
             "file_sd_configs": [{"files": [str(targets_path(sd_dir, job.name))]}],
         }
+        if job.proxy_url:
+            scrape["proxy_url"] = job.proxy_url
         if job.metric_relabel_configs:
             scrape["metric_relabel_configs"] = [dict(c) for c in job.metric_relabel_configs]
         scrape_configs.append(scrape)
@@ -121,6 +102,7 @@ class LocalPrometheus:
         *,
         scrape_interval: str = "1s",
         binary: Path = PROMETHEUS_BINARY,
+        detached: bool = False,
     ) -> None:
         self.home = targets_dir(state_dir).parent
         self._state_dir = state_dir
@@ -129,6 +111,7 @@ class LocalPrometheus:
         self._jobs = {job.name: job for job in jobs}
         self._scrape_interval = scrape_interval
         self._binary = binary
+        self._detached = detached
 
     def spec(self, name: str = "prometheus") -> ProcessSpec:
         """Write the config and initial targets, and describe the process for the supervisor."""
@@ -154,6 +137,7 @@ class LocalPrometheus:
             argv=argv,
             log_path=self.home / "prometheus.log",
             probe=HttpProbe(f"{self.url}/-/ready"),
+            detached=self._detached,
             stop_grace=5.0,
         )
 
@@ -162,98 +146,3 @@ class LocalPrometheus:
         if job not in self._jobs:
             raise ConfigError(f"no scrape job {job!r}; jobs are {sorted(self._jobs)}")
         write_targets(targets_path(self.home / "targets", job), groups)
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    labels: Mapping[str, str]
-    value: float
-    timestamp: float
-
-
-@dataclass(frozen=True, slots=True)
-class QueryResult:
-    """An instant query's answer; a scalar comes back as one sample without labels."""
-
-    result_type: Literal["vector", "scalar"]
-    samples: tuple[Sample, ...]
-
-    def value(self, default: float = math.nan) -> float:
-        """The single value of a one-series result (``default`` when empty)."""
-        if len(self.samples) > 1:
-            raise PrometheusQueryError(f"expected one series, got {len(self.samples)}")
-        return self.samples[0].value if self.samples else default
-
-
-class PrometheusClient:
-    """``GET /api/v1/query`` against any Prometheus; ``async with`` closes the session."""
-
-    def __init__(
-        self, base_url: str, timeout: float = 5.0, headers: Mapping[str, str] | None = None
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        # e.g. Authorization for a cluster's Prometheus behind a proxy (canarymesh.runtime.kube)
-        self._headers = dict(headers or {})
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> PrometheusClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def is_online(self) -> bool:
-        try:
-            status, _ = await self._get("/-/ready", {})
-        except PrometheusUnavailable:
-            return False
-        return status == 200
-
-    async def query(self, promql: str, at: float | None = None) -> QueryResult:
-        params = {"query": promql} | ({"time": repr(at)} if at is not None else {})
-        status, text = await self._get("/api/v1/query", params)
-        try:
-            body = cast(dict[str, object], json.loads(text))
-        except ValueError:
-            raise PrometheusUnavailable(f"{self.base_url}: not JSON ({status})", delay=5) from None
-        if body.get("status") != "success":
-            reason = f"{body.get('errorType')}: {body.get('error')}"
-            if status in (400, 422):
-                raise PrometheusQueryError(f"query {promql!r} refused: {reason}")
-            raise PrometheusUnavailable(f"query {promql!r} failed ({status}) {reason}", delay=5)
-        return _parse_data(promql, cast(dict[str, object], body["data"]))
-
-    async def _get(self, path: str, params: Mapping[str, str]) -> tuple[int, str]:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout, trust_env=False, headers=self._headers
-            )
-        try:
-            async with self._session.get(self.base_url + path, params=params) as response:
-                return response.status, await response.text()
-        except (aiohttp.ClientError, TimeoutError) as err:
-            message = f"Prometheus at {self.base_url} unreachable: {err!r}"
-            raise PrometheusUnavailable(message, delay=5) from err
-
-
-def _parse_data(promql: str, data: Mapping[str, object]) -> QueryResult:
-    kind = data.get("resultType")
-    result = data.get("result")
-    if kind == "scalar" and isinstance(result, list):
-        return QueryResult("scalar", (Sample({}, float(result[1]), float(result[0])),))
-    if kind == "vector" and isinstance(result, list):
-        samples = []
-        for series in cast(list[dict[str, object]], result):
-            timestamp, value = cast(list[object], series["value"])
-            labels = cast(dict[str, str], series.get("metric", {}))
-            samples.append(Sample(labels, float(cast(str, value)), float(cast(float, timestamp))))
-        return QueryResult("vector", tuple(samples))
-    raise PrometheusQueryError(
-        f"query {promql!r} returned a {kind}; only instant vectors and scalars are supported"
-    )

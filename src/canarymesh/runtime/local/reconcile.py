@@ -7,107 +7,59 @@ make-before-break order:
 
 1. issues a SPIFFE certificate to every new proxy and regenerates the snapshots; only snapshots
    whose version changed are pushed over ADS (the server sends only the types that changed);
-2. starts the Envoy and the app of each new pod, and an Envoy for each new gateway;
+2. starts each new pod (its network, sidecar and app) and an Envoy for each new gateway;
 3. stops the pods that are gone (their endpoints were removed from the other proxies in step 1)
-   and updates Prometheus' scrape targets.
+   and updates Prometheus' scrape targets and the telemetry's view of who is who.
+
+The parts, each with one reason to change: :mod:`~canarymesh.runtime.local.desired` (typing and
+scoping a change), :mod:`~canarymesh.runtime.local.pushes` (snapshots),
+:mod:`~canarymesh.runtime.local.pod_lifecycle` (processes and namespaces),
+:mod:`~canarymesh.runtime.local.identities` (certificates), the port and address books, and
+:mod:`~canarymesh.runtime.local.pod_status` (what ``get pods`` shows).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import json
-import os
-import socket
-import time
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import cast
 
 from pydantic import BaseModel
 
-from canarymesh.api.istio_networking import VirtualService
-from canarymesh.api.loader import load_text
 from canarymesh.api.objects import Resource
-from canarymesh.errors import ConfigError
-from canarymesh.mesh.build import INGRESS_NAME, PortKey, build_mesh
-from canarymesh.mesh.index import MeshIndex, affected_proxies
-from canarymesh.mesh.model import (
-    Config,
-    MeshSettings,
-    MeshSnapshot,
-    ProxyNode,
-    WorkloadIdentity,
-    resolve_host,
-)
-from canarymesh.runtime.local.ads import AdsServer
-from canarymesh.runtime.local.ca import LocalCA, spiffe_id
+from canarymesh.errors import TemporaryError
+from canarymesh.mesh.build import INGRESS_NAME, build_mesh
+from canarymesh.mesh.capture import STATS_PORT
+from canarymesh.mesh.model import MeshSettings, MeshSnapshot
+from canarymesh.runtime.local.addresses import AddressBook
 from canarymesh.runtime.local.catalog import MariaDbRecipe
-from canarymesh.runtime.local.databases import prepare_mariadb, remove_workdir
-from canarymesh.runtime.local.envoy import envoy_spec, write_bootstrap
+from canarymesh.runtime.local.config_canaries import ConfigCanaries
+from canarymesh.runtime.local.desired import Desired, Typed
 from canarymesh.runtime.local.gateway import ingress_server_ports, primary_server_port
-from canarymesh.runtime.local.pods import PodPlan, app_spec, plan_pods
+from canarymesh.runtime.local.identities import Identities
+from canarymesh.runtime.local.local_ports import PortBook
+from canarymesh.runtime.local.pod_lifecycle import PodRunner, sidecar_name
+from canarymesh.runtime.local.pod_processes import app_spec
+from canarymesh.runtime.local.pod_status import app_status
+from canarymesh.runtime.local.pods import PodPlan, plan_pods
 from canarymesh.runtime.local.prometheus import LocalPrometheus, TargetGroup
+from canarymesh.runtime.local.pushes import PushCheckpoint, Pusher
 from canarymesh.runtime.local.store import Document, Key
-from canarymesh.runtime.local.supervisor import ChildStatus, Phase, ProcessSpec, Supervisor
-from canarymesh.xds.bootstrap import build_ads_bootstrap
-from canarymesh.xds.generate import generate, update_virtual_services
 from canarymesh.xds.snapshot import XdsSnapshot
 from canarymesh.xds.telemetry import PeerInfo, peer_info
 
-__all__ = ["ENVOY_JOB", "TELEMETRY_JOB", "PortBook", "Prepared", "Reconciler", "sidecar_name"]
+__all__ = ["ENVOY_JOB", "TELEMETRY_JOB", "Prepared", "Reconciler"]
+
+log = logging.getLogger(__name__)
 
 ENVOY_JOB = "envoy-stats"
 TELEMETRY_JOB = "istio-telemetry"
-SIDECAR = "istio-proxy"
-# Istio config kinds whose change ``affected_proxies`` can narrow down to some proxies.
-ROUTING_KINDS = frozenset(
-    {"VirtualService", "DestinationRule", "PeerAuthentication", "AuthorizationPolicy"}
-)
-
-
-def sidecar_name(proxy_id: str) -> str:
-    return f"{proxy_id}.{SIDECAR}"
-
-
-def free_port(taken: set[int]) -> int:
-    """A loopback port nothing listens on and that this mesh has not handed out."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in taken:
-            taken.add(port)
-            return port
-
-
-@dataclass(slots=True)
-class PortBook:
-    """build_mesh's port allocator: real free ports, the same for the same key while we run.
-
-    ``pods`` renames build_mesh's replica ids (``reviews-v1-0``) to pod names, so a replaced pod
-    gets fresh ports and can run beside the pod it replaces.
-    """
-
-    fixed: dict[PortKey, int] = field(default_factory=dict)
-    assigned: dict[PortKey, int] = field(default_factory=dict)
-    taken: set[int] = field(default_factory=set)
-    pods: dict[str, str] = field(default_factory=dict)
-
-    def __call__(self, key: PortKey) -> int:
-        kind, proxy, detail = key
-        key = (kind, self.pods.get(proxy, proxy), detail)
-        if key in self.fixed:
-            return self.fixed[key]
-        if key not in self.assigned:
-            self.assigned[key] = free_port(self.taken)
-        return self.assigned[key]
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A change that can run: its resources, pods and mesh (proxies renamed to pod names)."""
+    """A change that can run: its resources, pods and mesh (proxies renamed to pod ids)."""
 
     resources: tuple[Resource[BaseModel], ...]
     pods: tuple[PodPlan, ...]
@@ -116,19 +68,20 @@ class Prepared:
     affected: frozenset[str] | None = None
     # Set when only VirtualServices changed: their hosts, whose virtual hosts alone are rebuilt.
     vs_hosts: frozenset[str] | None = None
+    # proxy id -> (config canary, set) of the sidecars a running config canary split.
+    members: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
-class Running:
-    """A proxy this control plane started: its Envoy, and for a pod, its plan and app."""
+class Staged:
+    """What :meth:`Reconciler.stage` changed, and what it was before (to take it back)."""
 
-    proxy: ProxyNode
-    plan: PodPlan | None
-    created: float
-    app: str | None = None
-    # A database pod: the task preparing its data directory, and that directory.
-    init: asyncio.Task[None] | None = None
-    workdir: Path | None = None
+    mesh: MeshSnapshot | None
+    desired: Typed
+    snapshots: dict[str, XdsSnapshot]
+    pusher: PushCheckpoint
+    members: Mapping[str, tuple[str, str]]
+    pushed: list[str] = field(default_factory=list)
 
 
 class Reconciler:
@@ -136,215 +89,203 @@ class Reconciler:
 
     def __init__(
         self,
-        state_dir: Path,
-        supervisor: Supervisor,
-        ads: AdsServer,
-        ca: LocalCA,
+        runner: PodRunner,
+        pusher: Pusher,
+        identities: Identities,
         prometheus: LocalPrometheus | None,
         ingress_port: int,
         settings: MeshSettings,
-        *,
-        backoff: float = 0.5,
-        base_env: Mapping[str, str] | None = None,
+        addresses: AddressBook | None = None,
+        config_canaries: ConfigCanaries | None = None,
     ) -> None:
-        self.state_dir = state_dir
-        self.log_dir = state_dir / "logs"
-        self.supervisor = supervisor
-        self.ads = ads
-        self.ca = ca
+        self.runner = runner
+        self.pusher = pusher
+        self.identities = identities
         self.prometheus = prometheus
         self.ingress_port = ingress_port
         self.settings = settings
-        self.backoff = backoff
-        self.base_env = dict(base_env or {"PATH": os.environ.get("PATH", os.defpath)})
+        self.addresses = addresses
         self.ports = PortBook()
         self.ports.taken.add(ingress_port)
-        self.running: dict[str, Running] = {}
-        self.snapshots: dict[str, XdsSnapshot] = {}
-        self.identities: dict[str, WorkloadIdentity] = {}
+        self.desired = Desired()
+        self.config_canaries = config_canaries or ConfigCanaries()
+        # Who called a service lately (its FQDN -> proxy ids): a config canary's clients.
+        self.callers: Callable[[str], set[str]] = lambda host: set()
         self.mesh: MeshSnapshot | None = None
-        self._index: MeshIndex | None = None
-        # The ready pods the last push made endpoints of (None before the first push).
-        self.endpoint_pods: frozenset[str] | None = None
-        # Store key -> (document, its typed resource); _pending_cache is adopted by realise.
-        self._loaded: dict[Key, tuple[Document, Resource[BaseModel]]] = {}
-        self._pending_cache: dict[Key, tuple[Document, Resource[BaseModel]]] = {}
+        self.config_members: Mapping[str, tuple[str, str]] = {}
         self.telemetry_targets: tuple[str, ...] = ()
-        # For the telemetry collector: node id -> workload, and inbound address -> workload.
+        # Prometheus reaches pod IPs through this proxy (pod networks only).
+        self.scrape_proxy: str | None = None
+        # For the telemetry collector: node id -> workload, and an address -> workload (a
+        # pod's IP in a pod network, a sidecar's inbound listener on the shared network).
         self.peers: dict[str, PeerInfo] = {}
         self.inbound_peers: dict[str, PeerInfo] = {}
+        # Proxy id -> the hosts of the services that select it (what its inbound logs may name).
+        self.services_of: dict[str, frozenset[str]] = {}
+        # (workload, namespace) of every running proxy: the only workloads metrics may name.
+        self.known_workloads: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def pod_network(self) -> bool:
+        return self.addresses is not None
 
     # -- planning (nothing changes) -------------------------------------------------------------
 
     def prepare(self, documents: Mapping[Key, Document]) -> Prepared:
-        """Typed resources, pods and mesh for ``documents``; ConfigError when they cannot run."""
-        resources = self._typed(documents)
+        """Typed resources, pods and mesh for ``documents``; ConfigError when they cannot run.
+
+        A running config canary's split stands in for the documents it changes, and the pods it
+        chose carry its label (:mod:`~canarymesh.runtime.local.config_canaries`)."""
+        stored = documents
+        documents = self.config_canaries.rewrite(documents)
+        resources = self.desired.typed(documents)
         pods = tuple(plan_pods(resources))
-        names = {p.proxy_id: p.name for p in pods}
+        names = {p.replica_id: p.proxy_id for p in pods}
         self.ports.pods = names
         primary = primary_server_port(ingress_server_ports(resources))
-        self.ports.fixed = (
-            {("gateway", INGRESS_NAME, str(primary)): self.ingress_port} if primary else {}
-        )
-        mesh = build_mesh(resources, self.ports, self.settings)
+        fixed = {("gateway", INGRESS_NAME, str(primary)): self.ingress_port} if primary else {}
+        if not self.pod_network:
+            # A program of the user's own binds its containerPort itself on the shared network.
+            for plan in pods:
+                if plan.command:
+                    for port in plan.ports:
+                        fixed[("app", plan.proxy_id, str(port))] = port
+        self.ports.fixed = fixed
+        if self.addresses is not None:
+            self.addresses.pods = {p.replica_id: f"{p.namespace}/{p.name}" for p in pods}
+        mesh = build_mesh(resources, self.ports, self.settings, self.addresses)
         proxies = tuple(
-            self._with_identity(replace(p, id=names.get(p.id, p.id))) for p in mesh.proxies
+            self.identities.attach(replace(p, id=names.get(p.id, p.id))) for p in mesh.proxies
         )
-        mesh = replace(mesh, proxies=proxies)
-        by_id = {p.id: p for p in proxies}
+        mesh, members = self.config_canaries.label(
+            stored, replace(mesh, proxies=proxies), self.callers
+        )
+        by_id = {p.id: p for p in mesh.proxies}
         for plan in pods:  # fail now, not half-way through starting processes
-            if not isinstance(plan.recipe, MariaDbRecipe):
-                app_spec(plan, by_id[plan.name], self.log_dir, self.base_env, self.backoff)
-        return Prepared(resources, pods, mesh, *self._scope(mesh))
-
-    def _scope(self, mesh: MeshSnapshot) -> tuple[frozenset[str] | None, frozenset[str] | None]:
-        """Proxies a pure routing/policy change touches (``mesh.index.affected_proxies``), and
-        for a change of VirtualServices only, their hosts.
-
-        Anything else (workloads, services, gateways' own resources, proxies or ports that
-        changed) regenerates every proxy; the ADS server still pushes only what differs.
-        """
-        if self.mesh is None or self.mesh.proxies != mesh.proxies:
-            return None, None
-        before, after = self._loaded, self._pending_cache
-        changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
-        found: set[str] = set()
-        hosts: set[str] | None = set()
-        for key in changed:
-            for entry in (before.get(key), after.get(key)):
-                if entry is None:
-                    continue
-                resource = entry[1]
-                if resource.kind not in ROUTING_KINDS or "istio.io" not in resource.api_version:
-                    return None, None
-                namespace = resource.namespace_or("default")
-                config = cast(
-                    Config[object], Config(resource.kind, resource.name, namespace, resource.spec)
-                )
-                found.update(p.id for p in affected_proxies(mesh, config))
-                spec = resource.spec
-                if hosts is not None and isinstance(spec, VirtualService):
-                    hosts.update(resolve_host(h, namespace) for h in spec.hosts)
-                else:
-                    hosts = None
-        return frozenset(found), (frozenset(hosts) if hosts is not None else None)
-
-    def _typed(self, documents: Mapping[Key, Document]) -> tuple[Resource[BaseModel], ...]:
-        """The api package's resources for ``documents``; only new or changed ones are loaded.
-
-        Each document is typed and validated on its own (its checks do not depend on the others),
-        so the previous apply's results are reused: re-typing the whole store on each apply
-        cost more than everything else an apply does.
-        """
-        fresh = {k: d for k, d in documents.items() if self._loaded.get(k, (None,))[0] != d}
-        typed: dict[tuple[str, str, str, str], Resource[BaseModel]] = {}
-        if fresh:
-            text = "\n---\n".join(json.dumps(d) for d in fresh.values())
-            loaded = load_text(text, "<applied resources>")
-            if loaded.diagnostics.has_errors:
-                raise ConfigError("\n".join(loaded.diagnostics.lines()))
-            typed = {
-                (r.api_version, r.kind, r.namespace_or(""), r.name): r for r in loaded.resources
-            }
-        cache = {k: v for k, v in self._loaded.items() if k in documents and k not in fresh}
-        for key, document in fresh.items():
-            meta = document.get("metadata")
-            namespace = str(meta.get("namespace") or "") if isinstance(meta, dict) else ""
-            api_version, kind = str(document.get("apiVersion")), str(document.get("kind"))
-            found = typed.get((api_version, kind, namespace, key[2]))
-            if found is not None:
-                cache[key] = (document, found)
-        self._pending_cache = cache
-        return tuple(resource for _, resource in cache.values())
-
-    def _with_identity(self, proxy: ProxyNode) -> ProxyNode:
-        identity = self.identities.get(proxy.id)
-        if identity is None:
-            cert = self.ca.issue(
-                spiffe_id(proxy.namespace, proxy.service_account), dt.datetime.now(dt.UTC)
-            )
-            identity = WorkloadIdentity(cert.chain_pem, cert.key_pem, self.ca.root_pem)
-            self.identities[proxy.id] = identity
-        return replace(proxy, identity=identity)
+            if not isinstance(plan.recipe, MariaDbRecipe) or plan.command:
+                proxy = by_id[plan.proxy_id]
+                app_spec(plan, proxy, self.runner.place(proxy, plan), {}, 0.0)
+        return Prepared(resources, pods, mesh, *self.desired.scope(self.mesh, mesh), members)
 
     # -- acting ---------------------------------------------------------------------------------
 
     async def realise(self, prepared: Prepared) -> list[str]:
         """Push, start and stop as ``prepared`` says; returns the proxies whose config changed."""
+        staged = self.stage(prepared)
+        await self.finish(prepared)
+        return staged.pushed
+
+    async def adopt(self, prepared: Prepared, settle: float = 3.0) -> list[str]:
+        """Take over the proxies an earlier control plane left running (before the first push),
+        and wait (at most ``settle`` s) for their readiness, so that the first push keeps them
+        as endpoints: a restart loses no traffic."""
+        plans = {p.proxy_id: p for p in prepared.pods}
+        adopted = [
+            proxy.id
+            for proxy in prepared.mesh.proxies
+            if proxy.id not in self.runner.running
+            and await self.runner.adopt(proxy, plans.get(proxy.id))
+        ]
+        pods = {p for p in adopted if p in plans}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settle
+        while adopted and not pods <= self.ready_pods() and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return adopted
+
+    def stage(self, prepared: Prepared) -> Staged:
+        """Push ``prepared``'s config to the proxies, remembering how to take it back.
+
+        Raises ConfigError (with everything restored) when a resource cannot even be encoded."""
+        staged = Staged(
+            self.mesh,
+            self.desired.checkpoint(),
+            dict(self.pusher.snapshots),
+            self.pusher.checkpoint(),
+            self.config_members,
+        )
+        self.mesh = prepared.mesh
+        self.config_members = prepared.members
+        self.desired.commit()
+        try:
+            staged.pushed = self.pusher.push(
+                prepared.mesh, self.ready_pods(), prepared.affected, prepared.vs_hosts
+            )
+        except Exception:
+            self.restore(staged)
+            raise
+        return staged
+
+    async def rejections(self, staged: Staged, timeout: float = 5.0) -> dict[str, str]:
+        """The running proxies that NACKed what :meth:`stage` pushed, with Envoy's reasons."""
+        ads = self.pusher.ads
+        waiting = [
+            node
+            for node in staged.pushed
+            if node in self.runner.running and ads.node_status(node).connected
+        ]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        found: dict[str, str] = {}
+        for node in waiting:
+            try:
+                status = await ads.wait_settled(node, max(0.05, deadline - loop.time()))
+            except TemporaryError:
+                continue  # no answer in time: what it says later shows in proxy-status
+            if status.errors:
+                found[node] = "; ".join(f"{t}: {m}" for t, m in sorted(status.errors.items()))
+        return found
+
+    def restore(self, staged: Staged) -> None:
+        """Take back what :meth:`stage` pushed: every proxy returns to its previous config."""
+        self.mesh = staged.mesh
+        self.config_members = staged.members
+        self.desired.restore(staged.desired)
+        self.pusher.restore(staged.pusher, staged.snapshots, staged.pushed)
+
+    async def finish(self, prepared: Prepared) -> None:
+        """Start the new pods and gateways, stop those that are gone, update who is who."""
         mesh = prepared.mesh
-        self.mesh = mesh
-        self._loaded = self._pending_cache
-        pushed = self.push(mesh, prepared.affected, prepared.vs_hosts)
-        plans = {p.name: p for p in prepared.pods}
-        for proxy in mesh.proxies:
-            if proxy.id not in self.running:
-                await self._start(proxy, plans.get(proxy.id))
-        gone = [name for name in self.running if name not in {p.id for p in mesh.proxies}]
-        await asyncio.gather(*(self._stop(name) for name in gone))
-        self._update_peers()
+        plans = {p.proxy_id: p for p in prepared.pods}
+        await asyncio.gather(
+            *(
+                self.runner.start(proxy, plans.get(proxy.id))
+                for proxy in mesh.proxies
+                if proxy.id not in self.runner.running
+            )
+        )
+        wanted = {p.id for p in mesh.proxies}
+        gone = [name for name in self.runner.running if name not in wanted]
+        await asyncio.gather(*(self.stop(name) for name in gone))
+        if self.addresses is not None:
+            self.addresses.keep_only(
+                "pod",
+                {f"{p.namespace}/{p.name}" for p in prepared.pods}
+                | {p.id for p in mesh.proxies if p.kind == "gateway"},
+            )
+            self.addresses.keep_only("service", {f"{s.namespace}/{s.name}" for s in mesh.services})
+            self.addresses.keep_only("entry", {s.hostname for s in mesh.services})
+            self.addresses.save()
+        self.update_peers()
         self.update_targets()
-        return pushed
 
-    def _update_peers(self) -> None:
-        peers = {name: peer_info(r.proxy, self.settings) for name, r in self.running.items()}
-        self.peers = peers
-        self.inbound_peers = {
-            f"127.0.0.1:{port}": peers[name]
-            for name, r in self.running.items()
-            for _, port in r.proxy.ports.inbound
-        }
+    async def stop(self, proxy_id: str) -> None:
+        await self.runner.stop(proxy_id)
+        self.pusher.forget(proxy_id)
+        self.identities.forget(proxy_id)
 
-    def push(
-        self,
-        mesh: MeshSnapshot,
-        only: frozenset[str] | None = None,
-        vs_hosts: frozenset[str] | None = None,
-    ) -> list[str]:
-        """Regenerate the snapshots of ``only`` (None: every proxy) and push those that changed;
-        with ``vs_hosts``, only those hosts' virtual hosts are rebuilt (the xds shortcut).
-
-        As in Istio, only ready pods are endpoints: every proxy's config comes from the mesh
-        without the pods that are not ready, and a change of that set regenerates everything.
-        """
-        ready = self.ready_pods()
-        if ready != self.endpoint_pods:
-            only = vs_hosts = None
-        self.endpoint_pods = ready
-        serving = replace(
-            mesh, proxies=tuple(p for p in mesh.proxies if p.kind == "gateway" or p.id in ready)
-        )
-        incremental = vs_hosts is not None and self._index is not None
-        index = (
-            self._index.with_virtual_services(serving)
-            if vs_hosts is not None and self._index is not None
-            else MeshIndex.of(serving)
-        )
-        self._index = index
-        pushed = []
-        for proxy in mesh.proxies:
-            if only is not None and proxy.id not in only and proxy.id in self.snapshots:
-                continue
-            previous = self.snapshots.get(proxy.id)
-            if incremental and vs_hosts is not None and previous is not None:
-                snapshot = update_virtual_services(previous, serving, proxy, index, vs_hosts)
-            else:
-                snapshot = generate(serving, proxy, index)
-            if previous is not None and previous.version == snapshot.version:
-                continue
-            self.ads.set_snapshot(proxy.id, snapshot)
-            self.snapshots[proxy.id] = snapshot
-            pushed.append(proxy.id)
-        return pushed
+    def push(self, mesh: MeshSnapshot) -> list[str]:
+        return self.pusher.push(mesh, self.ready_pods())
 
     def ready_pods(self) -> frozenset[str]:
         """Pods whose app and sidecar both pass their readiness probes."""
         ready = set()
-        for name, running in self.running.items():
+        for name, running in self.runner.running.items():
             if running.plan is None:
                 continue
-            if not self.supervisor.child_status(sidecar_name(name)).ready:
+            if not app_status(self.runner, sidecar_name(name)).ready:
                 continue
-            if running.app is None or self._status(running.app).ready:
+            if running.app is None or app_status(self.runner, running.app).ready:
                 ready.add(name)
         return frozenset(ready)
 
@@ -352,166 +293,57 @@ class Reconciler:
         """Re-push whenever a pod turns ready or stops being ready (run as a task)."""
         while True:
             await asyncio.sleep(interval)
-            if self.mesh is not None and self.ready_pods() != self.endpoint_pods:
-                self.push(self.mesh)
+            try:
+                if self.mesh is not None and self.ready_pods() != self.pusher.endpoint_pods:
+                    self.push(self.mesh)
+            except Exception:  # a bug must not stop every later push: log it, try again
+                log.exception("pushing after a readiness change failed")
+                await asyncio.sleep(1.0)
 
-    async def _start(self, proxy: ProxyNode, plan: PodPlan | None) -> None:
-        config = build_ads_bootstrap(proxy, self.settings, self.ads.port)
-        path = write_bootstrap(self.state_dir / "proxies" / f"{proxy.id}.json", config)
-        spec = envoy_spec(
-            sidecar_name(proxy.id),
-            path,
-            self.log_dir,
-            proxy.ports.admin,
-            backoff_initial=self.backoff,
-        )
-        spec = replace(spec, backoff_max=10.0)
-        running = Running(proxy, plan, time.time())
-        self.running[proxy.id] = running
-        await self.supervisor.start(spec, ready_timeout=None)
-        if plan is None:
-            return
-        if isinstance(plan.recipe, MariaDbRecipe):
-            # Its data directory takes a second or two to create: the apply does not wait.
-            running.app = f"{plan.name}.{plan.container}"
-            running.init = asyncio.create_task(self._start_database(plan.recipe, plan, running))
-            return
-        app: ProcessSpec = app_spec(plan, proxy, self.log_dir, self.base_env, self.backoff)
-        running.app = app.name
-        await self.supervisor.start(app, ready_timeout=None)
-
-    async def _start_database(self, recipe: MariaDbRecipe, plan: PodPlan, running: Running) -> None:
-        spec, running.workdir = await prepare_mariadb(
-            recipe, plan, running.proxy, self.log_dir, self.backoff
-        )
-        await self.supervisor.start(spec, ready_timeout=None)
-
-    async def _stop(self, proxy_id: str) -> None:
-        running = self.running.pop(proxy_id)
-        if running.init is not None:
-            running.init.cancel()
-        if running.app is not None and self._started(running.app):
-            await self.supervisor.stop(running.app)
-        if running.workdir is not None:
-            remove_workdir(running.workdir)
-        await self.supervisor.stop(sidecar_name(proxy_id))
-        self.ads.remove_node(proxy_id)
-        self.snapshots.pop(proxy_id, None)
-        self.identities.pop(proxy_id, None)
+    def update_peers(self) -> None:
+        running = self.runner.running
+        peers = {name: peer_info(r.proxy, self.settings) for name, r in running.items()}
+        self.peers = peers
+        self.known_workloads = frozenset((p.workload, p.namespace) for p in peers.values())
+        inbound: dict[str, PeerInfo] = {}
+        for name, r in running.items():
+            if r.proxy.ip is not None:
+                inbound[r.proxy.ip] = peers[name]
+            else:
+                for _, port in r.proxy.ports.inbound:
+                    inbound[f"127.0.0.1:{port}"] = peers[name]
+        self.inbound_peers = inbound
+        services_of: dict[str, set[str]] = {}
+        if self.mesh is not None:
+            for service in self.mesh.services:
+                if not service.selector:
+                    continue
+                for proxy in self.mesh.proxies:
+                    if proxy.kind == "sidecar" and proxy.namespace == service.namespace:
+                        labels = proxy.label_map
+                        if all(labels.get(k) == v for k, v in service.selector):
+                            services_of.setdefault(proxy.id, set()).add(service.hostname)
+        self.services_of = {k: frozenset(v) for k, v in services_of.items()}
 
     def update_targets(self) -> None:
         if self.prometheus is None:
             return
-        groups = [
-            TargetGroup(
-                (f"127.0.0.1:{r.proxy.ports.admin}",),
-                {
-                    "pod": r.proxy.id,
-                    "namespace": r.proxy.namespace,
-                    "workload": r.proxy.workload,
-                    "app": r.proxy.label_map.get("app", r.proxy.workload),
-                    "version": r.proxy.label_map.get("version", ""),
-                },
+        groups = []
+        for r in sorted(self.runner.running.values(), key=lambda r: r.proxy.id):
+            proxy = r.proxy
+            target = f"{proxy.ip}:{STATS_PORT}" if proxy.ip else f"127.0.0.1:{proxy.ports.admin}"
+            groups.append(
+                TargetGroup(
+                    (target,),
+                    {
+                        "pod": r.plan.name if r.plan else proxy.id,
+                        "namespace": proxy.namespace,
+                        "workload": proxy.workload,
+                        "app": proxy.label_map.get("app", proxy.workload),
+                        "version": proxy.label_map.get("version", ""),
+                    },
+                )
             )
-            for r in sorted(self.running.values(), key=lambda r: r.proxy.id)
-        ]
         self.prometheus.set_targets(ENVOY_JOB, groups)
         telemetry = [TargetGroup(self.telemetry_targets)] if self.telemetry_targets else []
         self.prometheus.set_targets(TELEMETRY_JOB, telemetry)
-
-    # -- reading --------------------------------------------------------------------------------
-
-    def pod_rows(self) -> list[dict[str, object]]:
-        """Each pod's state as ``get pods`` shows it."""
-        rows = []
-        now = time.time()
-        for name, running in sorted(self.running.items()):
-            plan = running.plan
-            if plan is None:
-                continue
-            children = [self.supervisor.child_status(sidecar_name(name))]
-            if running.app is not None:
-                children.insert(0, self._status(running.app))
-            rows.append(
-                {
-                    "name": name,
-                    "namespace": plan.namespace,
-                    "deployment": plan.deployment,
-                    "ready": f"{sum(c.ready for c in children)}/{len(children)}",
-                    "status": pod_phase(children),
-                    "restarts": sum(c.restarts for c in children),
-                    "age": now - running.created,
-                    "containers": [_child_json(c) for c in children],
-                    "labels": dict(running.proxy.labels),
-                    "service_account": running.proxy.service_account,
-                    "ports": {
-                        "admin": running.proxy.ports.admin,
-                        "outbound_http": running.proxy.ports.outbound_http,
-                        "inbound": dict(running.proxy.ports.inbound),
-                        "app": dict(running.proxy.ports.app),
-                    },
-                }
-            )
-        return rows
-
-    def gateway_rows(self) -> list[dict[str, object]]:
-        rows = []
-        for name, running in sorted(self.running.items()):
-            if running.plan is not None:
-                continue
-            status = self.supervisor.child_status(sidecar_name(name))
-            rows.append(
-                {
-                    "name": name,
-                    "namespace": running.proxy.namespace,
-                    "ports": {str(k): v for k, v in running.proxy.ports.gateway},
-                    "admin": running.proxy.ports.admin,
-                    **_child_json(status),
-                }
-            )
-        return rows
-
-    def containers_of(self, pod: str) -> dict[str, ChildStatus]:
-        running = self.running.get(pod)
-        if running is None:
-            known = ", ".join(sorted(self.running)) or "none"
-            raise ConfigError(f"no pod or gateway named {pod!r} (known: {known})")
-        found = {SIDECAR: self.supervisor.child_status(sidecar_name(pod))}
-        if running.app is not None and running.plan is not None:
-            found[running.plan.container] = self._status(running.app)
-        return found
-
-    def _started(self, name: str) -> bool:
-        return any(c.name == name for c in self.supervisor.status())
-
-    def _status(self, name: str) -> ChildStatus:
-        """A child's status; one still being prepared (a database) is Starting, not ready."""
-        if self._started(name):
-            return self.supervisor.child_status(name)
-        return ChildStatus(name, None, Phase.STARTING, False, 0, None, None)
-
-
-def pod_phase(children: Sequence[ChildStatus]) -> str:
-    phases = [c.phase for c in children]
-    if Phase.BACKOFF in phases:
-        return "CrashLoopBackOff"
-    if Phase.FAILED in phases:
-        return "Error"
-    if any(p in (Phase.STOPPED, Phase.COMPLETED) for p in phases):
-        return "Terminating"
-    # As kubectl: Running once every process runs, ready or not (READY says which are).
-    if all(c.pid is not None for c in children):
-        return "Running"
-    return "ContainerCreating"
-
-
-def _child_json(status: ChildStatus) -> dict[str, object]:
-    return {
-        "name": status.name,
-        "pid": status.pid,
-        "phase": status.phase.value,
-        "ready": status.ready,
-        "restarts": status.restarts,
-        "last_exit_code": status.last_exit_code,
-        "error": status.error,
-    }

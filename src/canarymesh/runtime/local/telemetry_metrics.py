@@ -33,6 +33,7 @@ __all__ = [
     "HttpSeries",
     "IstioMetrics",
     "TcpSeries",
+    "bucket_bounds",
 ]
 
 # The Istio release whose proxy these metrics imitate (the spec's snapshot of Istio master).
@@ -163,19 +164,33 @@ class TcpSeries:
 _go_float = cast(Callable[[float], str], floatToGoString)
 
 
-def _bounds(buckets: tuple[float, ...]) -> tuple[str, ...]:
+def bucket_bounds(buckets: tuple[float, ...]) -> tuple[str, ...]:
+    """The ``le`` label values of ``buckets`` as prometheus-client spells them, then +Inf."""
     return (*(_go_float(b) for b in buckets), "+Inf")
 
 
-class IstioMetrics(Collector):
-    """Istio's standard metric families, registered as one collector in ``registry``."""
+def _is_overflow(labels: Mapping[str, str]) -> bool:
+    return all(value == "unknown" for name, value in labels.items() if name != "reporter")
 
-    def __init__(self, registry: CollectorRegistry, istio_tag: str = ISTIO_TAG) -> None:
+
+class IstioMetrics(Collector):
+    """Istio's standard metric families, registered as one collector in ``registry``.
+
+    At most ``max_series`` label sets per family: past that, a new label set is counted in the
+    family's overflow series (every label ``unknown`` but the reporter), so no stream of odd
+    values can grow ``/metrics`` without bound; ``overflowed`` counts what went there.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, istio_tag: str = ISTIO_TAG, max_series: int = 10_000
+    ) -> None:
         self._http: dict[tuple[str, ...], HttpSeries] = {}
         self._tcp: dict[tuple[str, ...], TcpSeries] = {}
         self._tag = istio_tag
-        self._duration_bounds = _bounds(DURATION_BUCKETS)
-        self._bytes_bounds = _bounds(BYTES_BUCKETS)
+        self.max_series = max_series
+        self.overflowed = 0
+        self._duration_bounds = bucket_bounds(DURATION_BUCKETS)
+        self._bytes_bounds = bucket_bounds(BYTES_BUCKETS)
         registry.register(self)
 
     def http_series(self, labels: Mapping[str, str]) -> HttpSeries:
@@ -183,14 +198,24 @@ class IstioMetrics(Collector):
         key = tuple(labels[name] for name in HTTP_LABELS)
         found = self._http.get(key)
         if found is None:
+            if len(self._http) >= self.max_series and not _is_overflow(labels):
+                return self.http_series(self._overflow(labels, HTTP_LABELS))
             found = self._http[key] = HttpSeries()
         return found
+
+    def _overflow(self, labels: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+        self.overflowed += 1
+        folded = {name: "unknown" for name in names}
+        folded["reporter"] = labels["reporter"]
+        return folded
 
     def tcp_series(self, labels: Mapping[str, str]) -> TcpSeries:
         """The series of ``labels`` (every name of :data:`TCP_LABELS`)."""
         key = tuple(labels[name] for name in TCP_LABELS)
         found = self._tcp.get(key)
         if found is None:
+            if len(self._tcp) >= self.max_series and not _is_overflow(labels):
+                return self.tcp_series(self._overflow(labels, TCP_LABELS))
             found = self._tcp[key] = TcpSeries()
         return found
 

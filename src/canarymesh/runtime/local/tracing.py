@@ -16,9 +16,13 @@ import json
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 from aiohttp import web
+
+from canarymesh.errors import TemporaryError
+from canarymesh.runtime.local.sockets import restrict_socket
 
 __all__ = ["SpanStore", "TraceQuery", "TracingCollector"]
 
@@ -132,6 +136,9 @@ class TracingCollector:
         self.store = store or SpanStore()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        # Pod networks: the proxies send spans over the Unix socket only (owned by their user),
+        # so the loopback port, which anyone may reach, answers queries but takes no spans.
+        self.spans_from_unix_only = False
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -157,12 +164,28 @@ class TracingCollector:
         self.port = int(sockets[0].getsockname()[1]) if sockets else port
         return self.port
 
+    async def start_unix(self, path: Path, owner: tuple[int, int] | None = None) -> str:
+        """Also take spans on the Unix socket ``path``, where the pods' proxies send them."""
+        if self._runner is None:
+            raise TemporaryError("start the collector's HTTP port first", delay=0.0)
+        path.unlink(missing_ok=True)
+        await web.UnixSite(self._runner, str(path)).start()
+        restrict_socket(path, owner)
+        return str(path)
+
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
     async def _post_spans(self, request: web.Request) -> web.Response:
+        on_unix = isinstance(
+            request.transport and request.transport.get_extra_info("sockname"), str
+        )
+        if self.spans_from_unix_only and not on_unix:
+            return web.json_response(
+                {"error": "spans are taken from the mesh's proxies only"}, status=403
+            )
         try:
             body = json.loads(await request.read())
         except ValueError:

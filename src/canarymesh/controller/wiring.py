@@ -1,0 +1,87 @@
+"""What the controller loop is wired to (:class:`Wiring`): the ports of :mod:`canarymesh.ports`
+plus its own few, the Canaries to run, the manual-command inbox, webhooks, the load generator,
+and its own metrics. Small Protocols, so the loop runs the same against the local mesh
+(:mod:`canarymesh.controller.local`), a cluster (:mod:`canarymesh.controller.kube`), and the
+in-memory doubles of the unit tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from canarymesh.api.canary import Canary, Webhook
+from canarymesh.ports import Clock, MetricsSource, StateStore, TrafficRouter
+from canarymesh.rollout.machine import Decision, WebhookResult
+from canarymesh.rollout.state import CanaryState
+
+__all__ = [
+    "CanaryItem",
+    "CanarySource",
+    "CommandInbox",
+    "DecisionSink",
+    "LoadControl",
+    "WebhookCaller",
+    "Wiring",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryItem:
+    """One Canary as the controller sees it: ``rollout_id`` changes when a new rollout starts
+    (``rollout start`` sets it), ``versions`` maps each subset to its pods' ``version``."""
+
+    namespace: str
+    name: str
+    rollout_id: str
+    canary: Canary
+    versions: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def version_of(self, subset: str) -> str:
+        return dict(self.versions).get(subset, subset)
+
+
+class CanarySource(Protocol):
+    def list(self) -> tuple[CanaryItem, ...]:
+        """Every Canary applied now (one that cannot be read is left out and logged)."""
+
+
+class CommandInbox(Protocol):
+    def take_command(self, name: str) -> str | None:
+        """The pending manual command of the rollout ``name`` (removed), or None."""
+
+
+class WebhookCaller(Protocol):
+    def call(self, item: CanaryItem, hook: Webhook, phase: str) -> WebhookResult: ...
+
+
+class LoadControl(Protocol):
+    def start(self, item: CanaryItem) -> None: ...
+
+    def stop(self, key: str) -> None: ...
+
+
+class DecisionSink(Protocol):
+    """Where each decision is reported: the controller's metrics and its log."""
+
+    def record(self, item: CanaryItem, before: CanaryState, decision: Decision) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """Everything the loop talks to; ``router_for`` builds the router of one Canary."""
+
+    canaries: CanarySource
+    router_for: Callable[[CanaryItem], TrafficRouter]
+    metrics: MetricsSource
+    store: StateStore
+    clock: Clock
+    inbox: CommandInbox
+    webhooks: WebhookCaller
+    load: LoadControl
+    sink: DecisionSink
