@@ -160,17 +160,20 @@ def gate_cleared(state: CanaryState, spec: Canary, gate: Gate, last: bool) -> tu
     return cleared and bool(state.tests), "; ".join(parts)
 
 
-def leaning_fine(state: CanaryState) -> bool:
+def leaning_fine(state: CanaryState, gate: Gate, last: bool) -> bool:
     """Adaptive mode's fallback at a step's end: no metric holds, and every statistical
-    metric's evidence favours the canary over its effect size by at least :data:`LEANING`."""
+    metric's evidence favours the canary over its effect size by at least :data:`LEANING`
+    (log odds), or, before a promotion, by half of what the last gate asks."""
     verdict = worst(state.verdicts)
     if verdict is not None and verdict.phase is not VerdictPhase.SUCCESSFUL:
         return False
-    return all(t.evidence.log_futility(t.effect) >= LEANING for _, t in state.tests)
+    need = gate.need / 2 if last else LEANING
+    return all(t.evidence.log_futility(t.effect) >= need for _, t in state.tests)
 
 
 # Log odds by which the evidence must favour the canary over its effect size for an adaptive
-# step to end at its duration without clearing its gate (e^0.5: about 1.6 to 1).
+# step to end at its duration without clearing its gate (e^0.5: about 1.6 to 1); a promotion
+# that way needs half the last gate's log odds (5.8 to 1 at power 0.97).
 LEANING = 0.5
 
 

@@ -367,7 +367,7 @@ def _adaptive_step(tick: _Tick, state: CanaryState, over: bool) -> CanaryState |
         return state.with_message(
             f"step {_step_text(tick, state)}: gate cleared: {progress}", tick.now
         )
-    if over and state.passed_checks > 0 and judging.leaning_fine(state):
+    if over and state.passed_checks > 0 and judging.leaning_fine(state, gate, last):
         return state
     verdict = worst(state.verdicts)
     if verdict is not None and verdict.phase is not VerdictPhase.SUCCESSFUL:
