@@ -31,7 +31,13 @@ _SELECTOR = (
 )
 
 QUERIES: Mapping[str, str] = {
-    # Request-level counts for the statistical judge: requests and 5xx answers in the window.
+    # The counters themselves, one series each (no sum, so a counter reset can be told per
+    # series): a window's counts are their values at its end minus those at its start. Exact at
+    # any length down to one scrape interval, where ``increase`` would extrapolate.
+    "request-counters": f"istio_requests_total{{{_SELECTOR}}}",
+    "error-counters": f'istio_requests_total{{{_SELECTOR},response_code=~"5.."}}',
+    "duration-counters": f"istio_request_duration_milliseconds_bucket{{{_SELECTOR}}}",
+    # Request-level counts over an interval: requests and 5xx answers in the window.
     "request-count": f"sum(increase(istio_requests_total{{{_SELECTOR}}}[{{{{ interval }}}}]))",
     "error-count": (
         f'sum(increase(istio_requests_total{{{_SELECTOR},response_code=~"5.."}}'
