@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from canarymesh.analysis.measure import ConfigCounters
 from canarymesh.api.canary import Canary
 from canarymesh.errors import TemporaryError
 from canarymesh.ports import Clock, MetricsSource, Sample, StateStore, TrafficRouter
@@ -103,12 +104,19 @@ class FakeMetrics:
             return tuple(Sample(s.labels, s.value * seconds) for s in self.counters[promql])
         return self.answers.get(promql, ())
 
-    def serve(self, host: str, version: str, rps: float, errors_per_second: float) -> None:
+    def serve(
+        self,
+        host: str,
+        version: str,
+        rps: float,
+        errors_per_second: float,
+        config: ConfigCounters | None = None,
+    ) -> None:
         """Counters of ``version`` of ``host`` (an FQDN): ``rps`` requests a second, all under
-        25 ms, ``errors_per_second`` of them 5xx."""
+        25 ms, ``errors_per_second`` of them 5xx (``config``: of a config canary's set)."""
         from canarymesh.analysis.measure import counter_queries
 
-        queries = counter_queries(host, version)
+        queries = counter_queries(host, version, config)
         self.counters[queries["request-counters"]] = (Sample((), rps),)
         self.counters[queries["error-counters"]] = (Sample((), errors_per_second),)
         self.counters[queries["duration-counters"]] = tuple(

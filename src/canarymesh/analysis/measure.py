@@ -16,13 +16,16 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
-from canarymesh.analysis.queries import render_query
+from canarymesh.analysis.queries import CONFIG_QUERIES, render_query
 from canarymesh.analysis.windows import Counts
 
 __all__ = [
     "COUNTER_QUERIES",
     "WINDOW_QUERIES",
+    "ConfigCounters",
     "Series",
     "counter_queries",
     "counts_between",
@@ -48,10 +51,33 @@ def window_queries(host: str, version: str, interval: datetime.timedelta) -> Map
     return {name: render_query(name, variables) for name in WINDOW_QUERIES}
 
 
-def counter_queries(host: str, version: str) -> Mapping[str, str]:
-    """The PromQL of each query in :data:`COUNTER_QUERIES` for one version (``host``: FQDN)."""
-    variables = {"host": host, "version": version}
-    return {name: render_query(name, variables) for name in COUNTER_QUERIES}
+@dataclass(frozen=True)
+class ConfigCounters:
+    """Where a config canary's requests are counted: the runtime's families
+    (:data:`~canarymesh.analysis.queries.CONFIG_QUERIES`), the Canary (``namespace/name``) and
+    the reporter whose sidecars run the changed config."""
+
+    runtime: Literal["local", "cluster"]
+    canary: str
+    reporter: Literal["source", "destination"]
+
+
+def counter_queries(
+    host: str, version: str, config: ConfigCounters | None = None
+) -> Mapping[str, str]:
+    """The PromQL of each query in :data:`COUNTER_QUERIES` for one version (``host``: FQDN), or,
+    for a config canary, for one set of its sidecars (``version``: ``canary`` or ``stable``)."""
+    if config is None:
+        variables = {"host": host, "version": version}
+        return {name: render_query(name, variables) for name in COUNTER_QUERIES}
+    templates = CONFIG_QUERIES[config.runtime]
+    variables = {
+        "host": host,
+        "version": version,
+        "canary": config.canary,
+        "reporter": config.reporter,
+    }
+    return {name: render_query(templates[name], variables) for name in COUNTER_QUERIES}
 
 
 def counts_between(start: Mapping[str, Series], end: Mapping[str, Series]) -> Counts:

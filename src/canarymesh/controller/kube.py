@@ -25,7 +25,7 @@ from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.observe import fqdn
 from canarymesh.controller.webhooks import HttpWebhooks
-from canarymesh.controller.wiring import CanaryItem, Wiring
+from canarymesh.controller.wiring import CanaryItem, Wiring, canary_item
 from canarymesh.ports import TrafficRouter
 from canarymesh.ports.clock import SystemClock
 from canarymesh.ports.load import LoadGenerator
@@ -96,7 +96,7 @@ class KubeCanaries:
             self.annotations[f"{namespace}/{name}"] = annotations
             rollout_id = annotations.get(ROLLOUT_ID_ANNOTATION) or str(meta.get("uid", "applied"))
             versions = self._versions(canary, namespace)
-            items.append(CanaryItem(namespace, name, rollout_id, canary, versions))
+            items.append(canary_item(namespace, name, rollout_id, canary, versions, "cluster"))
         return tuple(items)
 
     def take_command(self, name: str) -> str | None:

@@ -104,8 +104,8 @@ def measure(
     spec = item.canary
     host = fqdn(spec.target.host, item.namespace)
     readings = readings if readings is not None else {}
-    canary = _counts(source, host, item.version_of(spec.canary_subset()), start, end, readings)
-    stable = _counts(source, host, item.version_of(spec.stable_subset()), start, end, readings)
+    canary = _counts(source, item, host, spec.canary_subset(), start, end, readings)
+    stable = _counts(source, item, host, spec.stable_subset(), start, end, readings)
     values: tuple[tuple[str, float | None], ...] = ()
     if custom:
         span = spec.interval()
@@ -129,19 +129,20 @@ def measure_baseline(source: MetricsSource, item: CanaryItem, now: datetime.date
     end = now - SCRAPE_LAG
     start = end - history
     host = fqdn(spec.target.host, item.namespace)
-    counts = _counts(source, host, item.version_of(spec.stable_subset()), start, end, {})
+    counts = _counts(source, item, host, spec.stable_subset(), start, end, {})
     return Baseline(history.total_seconds(), counts)
 
 
 def _counts(
     source: MetricsSource,
+    item: CanaryItem,
     host: str,
-    version: str,
+    subset: str,
     start: datetime.datetime,
     end: datetime.datetime,
     readings: Readings,
 ) -> Counts:
-    queries = counter_queries(host, version)
+    queries = counter_queries(host, item.version_of(subset), item.config)
     return counts_between(
         {name: _reading(source, promql, start, readings) for name, promql in queries.items()},
         {name: _reading(source, promql, end, readings) for name, promql in queries.items()},

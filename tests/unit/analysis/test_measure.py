@@ -8,6 +8,7 @@ import math
 import pytest
 
 from canarymesh.analysis.measure import (
+    ConfigCounters,
     counter_queries,
     counts_between,
     counts_from,
@@ -70,3 +71,20 @@ def test_a_window_is_the_counters_at_its_end_minus_at_its_start() -> None:
     assert (counts.requests, counts.errors) == (30 + 7 + 3, 2)
     assert counts.buckets == ((25.0, 20), (math.inf, 30))
     assert counts_between({}, {}).requests == 0
+
+
+def test_a_config_canary_reads_its_sets_where_each_runtime_counts_them() -> None:
+    local = ConfigCounters("local", "default/productpage-config", "source")
+    queries = counter_queries("details.default.svc.cluster.local", "canary", local)
+    assert list(queries) == ["request-counters", "error-counters", "duration-counters"]
+    assert queries["error-counters"] == (
+        'canarymesh_config_canary_requests_total{config_canary="default/productpage-config",'
+        'set="canary",reporter="source",destination_service="details.default.svc.cluster.local"'
+        ',response_code=~"0|403|5.."}'
+    )
+    cluster = ConfigCounters("cluster", "default/productpage-config", "destination")
+    queries = counter_queries("details.default.svc.cluster.local", "stable", cluster)
+    assert queries["duration-counters"] == (
+        'istio_request_duration_milliseconds_bucket{reporter="destination",destination_service='
+        '"details.default.svc.cluster.local",canarymesh_io_config_canary="stable"}'
+    )

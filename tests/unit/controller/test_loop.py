@@ -12,7 +12,7 @@ from canarymesh.api.canary import Canary, Webhook
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.observe import due_windows, fqdn
-from canarymesh.controller.wiring import CanaryItem, Wiring
+from canarymesh.controller.wiring import CanaryItem, Wiring, canary_item
 from canarymesh.errors import ConfigError
 from canarymesh.ports import state_of
 from canarymesh.rollout.machine import WebhookResult
@@ -201,3 +201,40 @@ def test_a_user_error_is_shown_in_the_record_and_retried() -> None:
     answer(metrics, "v3", 100, 0)
     answer(metrics, "v1", 100, 0)
     assert run(controller, clock, store, 120).phase is Phase.SUCCEEDED
+
+
+def _config_spec(kind: str) -> Canary:
+    resource = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": kind,
+        "metadata": {"name": "details"},
+        "spec": {"hosts": ["details"]},
+    }
+    return Canary.model_validate({
+        "target": {"host": "details"},
+        "config": {"resources": [resource]},
+        "strategy": {"canary": {"steps": [{"setWeight": 50}, {"analysis": {"duration": "10s"}}]}},
+        "analysis": {"interval": "5s", "minRequests": 10,
+                     "metrics": [{"name": "request-success-rate"}]},
+        "progressDeadline": "5m",
+    })  # fmt: skip
+
+
+def test_a_config_canary_is_judged_on_its_sets_of_sidecars() -> None:
+    item = canary_item("default", "reviews", "r1", _config_spec("VirtualService"), (), "local")
+    assert item.config is not None and item.config.reporter == "source"
+    policy = canary_item("default", "p", "r1", _config_spec("AuthorizationPolicy"), (), "cluster")
+    assert policy.config is not None and policy.config.reporter == "destination"
+    controller, clock, router, metrics, store, doubles = build()
+    doubles.items = (item,)
+    host = fqdn("details", "default")
+    # The stable set's sidecars are fine; the canary set's get a fault on 30% of their calls.
+    metrics.serve(host, "canary", 20, 6, item.config)
+    metrics.serve(host, "stable", 20, 0, item.config)
+    # The version canary's series (no config labels) say nothing is wrong: they must not count.
+    metrics.serve(host, "v3", 20, 0)
+    state = run(controller, clock, store, 120)
+    assert state.phase is Phase.FAILED
+    assert "canary errors 30.00% vs stable 0.00%" in state.message
+    asked = {promql for promql, _ in metrics.asked}
+    assert any('config_canary="default/reviews",set="canary"' in q for q in asked)
