@@ -26,8 +26,9 @@ without it such a canary would pass as one endless burst under every hypothesis 
 The evidence against "the canary is no worse than ``tolerance`` times the stable" is the
 likelihood ratio averaged over the alternatives (a mixture), and under that hypothesis it is a
 nonnegative martingale: by Ville's inequality it exceeds ``1/a`` with probability at most ``a``,
-however often it is looked at (``docs/judge.md`` has the argument). The same likelihoods give the evidence *for* the canary against a named regression
-(:meth:`Evidence.log_futility`) and an always-valid confidence interval on ``r``.
+however often it is looked at (``docs/judge.md`` has the argument). The same likelihoods give
+the evidence *for* the canary against a named regression (:meth:`Evidence.log_futility`) and an
+always-valid confidence interval on ``r``.
 """
 
 from __future__ import annotations
