@@ -256,9 +256,13 @@ async def serve(
     else:
         # The proxies' bootstraps name this port: a restarted control plane must keep it.
         xds = await _bind(ports, "ads", ads.start)
-        als = await _bind(ports, "als", collector.start)
+        # Access logs on a 0600 socket of the control plane's user (the proxies run as it
+        # here): a flood of streams from other local processes cannot even connect, where on
+        # a loopback port each refused stream costs the event loop (bench/junk_telemetry.py).
         settings = MeshSettings(
-            telemetry_port=als, tracing_port=tracing_port, tracing_sampling=args.trace_sampling
+            telemetry_socket=await collector.start_unix(run_dir / "als.sock", owner),
+            tracing_port=tracing_port,
+            tracing_sampling=args.trace_sampling,
         )
         envoy = None
     metrics_port = ports.bound(

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -481,6 +482,29 @@ class TelemetryCollector:
         return PeerInfo(namespace=namespace, principal=sans[0])
 
 
+class _RefusalLog:
+    """Refused streams, logged once per :data:`REFUSAL_LOG_EVERY` seconds with how many were
+    refused meanwhile: a flood of them must not turn into a flood of log lines written on the
+    event loop (each refusal is counted in the metrics all the same)."""
+
+    def __init__(self) -> None:
+        self.last = -REFUSAL_LOG_EVERY
+        self.quiet = 0
+
+    def note(self, peer: str, reason: str) -> None:
+        now = time.monotonic()
+        if now - self.last < REFUSAL_LOG_EVERY:
+            self.quiet += 1
+            return
+        also = f" (and {self.quiet} more since the last line)" if self.quiet else ""
+        log.warning("telemetry: refused a stream %s: %s%s", peer, reason, also)
+        self.last, self.quiet = now, 0
+
+
+REFUSAL_LOG_EVERY = 10.0
+_REFUSALS = _RefusalLog()
+
+
 class _Servicer(als_pb2_grpc.AccessLogServiceServicer):  # type: ignore[misc]
     def __init__(self, collector: TelemetryCollector) -> None:
         self._collector = collector
@@ -496,6 +520,6 @@ class _Servicer(als_pb2_grpc.AccessLogServiceServicer):  # type: ignore[misc]
         except grpc.RpcError:
             pass  # the proxy went away; what it sent is counted
         except Rejected as err:
-            log.warning("telemetry: refused a stream %s: %s", context.peer(), err)
+            _REFUSALS.note(context.peer(), str(err))
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(err))
         return als_pb2.StreamAccessLogsResponse()
