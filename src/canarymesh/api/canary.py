@@ -33,6 +33,7 @@ from pydantic import Field
 from canarymesh.api.base import Bool, Duration, Int, IstioModel, Number, Str, Strs
 from canarymesh.api.durations import parse_duration
 from canarymesh.api.istio_networking import HTTPMatchRequest
+from canarymesh.api.notifications import Notification
 
 __all__ = [
     "API_GROUP",
@@ -248,6 +249,8 @@ class Canary(IstioModel):
     load_generator: LoadGeneratorSpec | None = None
     progress_deadline: Duration = "10m"
     skip_analysis: Bool = False
+    # Who hears about the rollout's events (canarymesh.api.notifications).
+    notifications: tuple[Notification, ...] = ()
 
     # --- defaults, read by every consumer (Flagger keeps them on its spec type too) ----------
 

@@ -512,6 +512,16 @@ CATALOG: tuple[Message, ...] = (
         "Webhooks and the load generator need an http(s) URL, webhook names must be unique, "
         "and the load generator's rate must be positive.",
     ),
+    _m(
+        "CM0609",
+        "error",
+        "Invalid notification",
+        "{problem}",
+        "A Canary's notifications name an AlertProvider (providerRef) or describe one inline "
+        "(provider); a provider's URL is a credential kept in a Secret (secretRef, key "
+        "address), except an alertmanager's address; channel is Slack's, username Slack's and "
+        "Discord's, and meshWide belongs on an AlertProvider.",
+    ),
     # --- CM1xxx: analysis -------------------------------------------------------------------
     _m(
         "CM1001",

@@ -4,7 +4,8 @@ validate``, ``analyze`` and ``apply``). Never raises, reports every problem.
 
 Codes: CM0603 steps (weights 0..100, ascending), CM0604 strategy shape, CM0605 analysis
 (judge, alpha, limits, metrics, query templates), CM0606 target, CM0607 timing (a step longer
-than the progress deadline), CM0608 webhooks and the load generator; CM0107 bad durations.
+than the progress deadline), CM0608 webhooks and the load generator, CM0609 notifications
+(:mod:`canarymesh.api.validate_notifications`); CM0107 bad durations.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from canarymesh.api.validate_common import (
     check_port,
     check_string_matches,
 )
+from canarymesh.api.validate_notifications import validate_notifications
 
 __all__ = ["MAX_ALPHA", "QUERY_VARIABLES", "validate_canary"]
 
@@ -44,6 +46,7 @@ def validate_canary(report: Reporter, spec: Canary) -> None:
     _check_hooks(report, spec)
     check_duration(report, (*SPEC, "progressDeadline"), spec.progress_deadline)
     _check_timing(report, spec)
+    validate_notifications(report, (*SPEC, "notifications"), spec.notifications)
 
 
 def _check_target(report: Reporter, spec: Canary) -> None:
