@@ -161,7 +161,7 @@ spec:
       securityContext: {runAsUser: 2000}
       containers:
       - name: web
-        image: nginx:1.27
+        image: httpd:2.4
         command: [/usr/bin/env, "--", "$(GREETING)"]
         args: ["$(A)", "$$(B)"]
         workingDir: /srv
@@ -209,7 +209,7 @@ def test_an_unknown_image_without_command_is_refused_naming_what_to_add(
     with pytest.raises(ConfigError) as err:
         _plans(text)
     assert "deployment shop/web container 'web'" in str(err.value)
-    assert "nginx:1.27" in str(err.value) and message in str(err.value)
+    assert "httpd:2.4" in str(err.value) and message in str(err.value)
 
 
 @pytest.mark.parametrize(
