@@ -65,6 +65,14 @@ def _check_target(report: Reporter, spec: Canary) -> None:
         report("CM0606", path, problem=f"stable and canary are both {spec.stable_subset()}")
     if len(set(target.routes)) != len(target.routes):
         report("CM0606", (*path, "routes"), list(target.routes), problem="a route is named twice")
+    revisions = target.revisions
+    if revisions is not None:
+        if target.stable_subset is None or target.canary_subset is None:
+            problem = "revisions need stableSubset and canarySubset"
+            report("CM0606", (*path, "revisions"), problem=problem)
+        if revisions.stable_hash == revisions.canary_hash:
+            problem = f"stable and canary are both revision {revisions.stable_hash}"
+            report("CM0606", (*path, "revisions"), problem=problem)
 
 
 def _check_strategy(report: Reporter, spec: Canary) -> None:
