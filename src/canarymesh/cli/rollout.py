@@ -1,7 +1,8 @@
 """``canarymesh rollout start|get|list|history|promote|abort|pause|resume``: drive rollouts.
 
 Thin: ``start`` validates a Canary (ours, or Flagger's translated with a warning per field that
-does not map), stamps it with a new rollout id and applies it; the canary controller
+does not map; an Argo Rollout is applied as ``apply`` applies it, its canary revision a new
+rollout), stamps it with a new rollout id and applies it; the canary controller
 (:mod:`canarymesh.controller.local`, started here when needed) picks it up. ``get`` renders the
 pure view of :mod:`canarymesh.views.rollout` with rich (:mod:`.rollout_render`); the commands
 drop a manual command in the rollout store for the controller to take.
@@ -26,7 +27,9 @@ from rich.text import Text
 from canarymesh.api.canary import ROLLOUT_ID_ANNOTATION, Canary
 from canarymesh.api.flagger import FLAGGER_API_VERSION, translate_flagger
 from canarymesh.api.loader import load_text
+from canarymesh.cli.apply import apply_inputs
 from canarymesh.cli.common import client, handle_errors, state_dir, state_dir_option
+from canarymesh.cli.inputs import has_argo
 from canarymesh.cli.rollout_render import render
 from canarymesh.errors import ConfigError
 from canarymesh.ports import state_of
@@ -92,7 +95,12 @@ def canary_documents(text: str, source: str) -> tuple[list[dict[str, Any]], list
 def start_rollout(
     text: str, source: str, namespace: str | None, context: str | None = None
 ) -> list[str]:
-    """Apply the Canaries of ``text`` as new rollouts; returns their ``namespace/name`` keys."""
+    """Apply the Canaries of ``text`` as new rollouts; returns their ``namespace/name`` keys.
+
+    An Argo Rollout is applied as ``apply`` does, its canary revision stamped as a new rollout
+    (``kubectl argo rollouts retry`` when the revision already rolled)."""
+    if has_argo(text):
+        return _start_argo(text, source, namespace, context)
     docs, warnings = canary_documents(text, source)
     for line in warnings:
         click.echo(line, err=True)
@@ -110,6 +118,22 @@ def start_rollout(
     client().apply([DocumentText(source=source, text=text, namespace=namespace)])
     ensure_running(state_dir())
     return keys
+
+
+def _start_argo(text: str, source: str, namespace: str | None, context: str | None) -> list[str]:
+    if context is not None:
+        raise ConfigError(
+            f"{source}: an Argo Rollout runs on the local mesh; on a cluster, apply it for Argo "
+            "Rollouts with kubectl"
+        )
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
+    document = DocumentText(source=source, text=text, namespace=namespace)
+    translated = apply_inputs([document], stamp=f"{stamp}-{secrets.token_hex(3)}")
+    if not translated.canaries:
+        raise ConfigError(f"{source}: no canary to start: the Rollout's template is its stable "
+                          "revision; change spec.template")  # fmt: skip
+    ensure_running(state_dir())
+    return translated.canaries
 
 
 @rollout_group.command("start")
