@@ -72,7 +72,8 @@ def test_bookinfo_policies_are_clean() -> None:
 
 def test_canary_manifests_with_bookinfo_in_their_namespace_are_clean() -> None:
     # README: kubectl apply -f canary-manifests/ && kubectl apply -n webapps -f bookinfo.yaml
-    canary = load_paths([ROOT / "canary-manifests"])
+    # (kubectl takes a folder's own files, not its subfolders': argo/ is applied on its own).
+    canary = load_paths(sorted((ROOT / "canary-manifests").glob("*.yaml")))
     bookinfo = load_paths([KUBE / "bookinfo.yaml"])
     placed: list[Resource[BaseModel]] = [r.with_namespace("webapps") for r in bookinfo.resources]
     found = canary.diagnostics + bookinfo.diagnostics + analyze([*canary.resources, *placed])
