@@ -4,12 +4,14 @@ validate``, ``analyze`` and ``apply``). Never raises, reports every problem.
 
 Codes: CM0603 steps (weights 0..100, ascending), CM0604 strategy shape, CM0605 analysis
 (judge, alpha, limits, metrics, query templates), CM0606 target, CM0607 timing (a step longer
-than the progress deadline), CM0608 webhooks and the load generator, CM0609 notifications
-(:mod:`canarymesh.api.validate_notifications`); CM0107 bad durations.
+than the progress deadline), CM0608 webhooks and the load generator, CM0609 a config canary's
+changed documents, CM0610 notifications (:mod:`canarymesh.api.validate_notifications`); CM0107
+bad durations.
 """
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 from canarymesh.api.canary import (
@@ -20,6 +22,7 @@ from canarymesh.api.canary import (
     template_variables,
 )
 from canarymesh.api.durations import parse_duration
+from canarymesh.api.istio_networking import DestinationRule, VirtualService
 from canarymesh.api.objects import FieldPath
 from canarymesh.api.reporter import Reporter
 from canarymesh.api.validate_common import (
@@ -30,7 +33,10 @@ from canarymesh.api.validate_common import (
 )
 from canarymesh.api.validate_notifications import validate_notifications
 
-__all__ = ["MAX_ALPHA", "QUERY_VARIABLES", "validate_canary"]
+__all__ = ["CONFIG_KINDS", "MAX_ALPHA", "QUERY_VARIABLES", "config_resource_problems",
+           "validate_canary"]  # fmt: skip
+
+CONFIG_KINDS = ("VirtualService", "DestinationRule", "AuthorizationPolicy")
 
 SPEC: FieldPath = ("spec",)
 # Above 0.2 the "false alarm rate" stops meaning anything a user would accept.
@@ -53,6 +59,11 @@ def _check_target(report: Reporter, spec: Canary) -> None:
     target, path = spec.target, (*SPEC, "target")
     check_host(report, (*path, "host"), target.host, allow_star=False)
     check_port(report, (*path, "port"), target.port)
+    if spec.config is not None:
+        _check_config(report, spec)
+        return
+    if not target.virtual_service:
+        report("CM0606", (*path, "virtualService"), problem="virtualService is required")
     subsets = target.stable_subset is not None or target.canary_subset is not None
     if subsets and target.deployments is not None:
         report("CM0606", path, problem="set stableSubset/canarySubset or deployments, not both")
@@ -73,6 +84,55 @@ def _check_target(report: Reporter, spec: Canary) -> None:
         if revisions.stable_hash == revisions.canary_hash:
             problem = f"stable and canary are both revision {revisions.stable_hash}"
             report("CM0606", (*path, "revisions"), problem=problem)
+
+
+def _check_config(report: Reporter, spec: Canary) -> None:
+    target, path = spec.target, (*SPEC, "config", "resources")
+    if target.stable_subset or target.canary_subset or target.deployments is not None:
+        report(
+            "CM0609",
+            (*SPEC, "target"),
+            problem="a config canary moves clients between configs, not subsets or deployments",
+        )
+    if spec.strategy.blue_green is not None or spec.strategy.mirror is not None:
+        report("CM0609", (*SPEC, "strategy"), problem="a config canary takes canary steps only")
+    resources = spec.config.resources if spec.config is not None else ()
+    if not resources:
+        report("CM0609", path, problem="name at least one changed document")
+    for index, resource in enumerate(resources):
+        for problem in config_resource_problems(resource, target.host):
+            report("CM0609", (*path, index), problem=problem)
+
+
+def config_resource_problems(resource: dict[str, object], host: str) -> list[str]:
+    """Why ``resource`` cannot be a config canary's changed document (none: it can)."""
+    from canarymesh.api.loader import load_text  # the loader validates through this module
+
+    kind, api = resource.get("kind"), str(resource.get("apiVersion", ""))
+    if kind not in CONFIG_KINDS or not api.startswith(
+        ("networking.istio.io/", "security.istio.io/")
+    ):
+        return [f"{kind} ({api}): a config canary changes Istio's {', '.join(CONFIG_KINDS)} only"]
+    loaded = load_text(json.dumps(resource), "<config canary>")
+    problems = [f"{d.field or ''} {d.reason}".strip() for d in loaded.diagnostics.items if
+                d.level == "error"]  # fmt: skip
+    if problems or not loaded.resources:
+        return problems or [f"{kind} does not load"]
+    spec = loaded.resources[0].spec
+    short = host.split(".", 1)[0]
+    if isinstance(spec, VirtualService):
+        if "mesh" not in (spec.gateways or ("mesh",)):
+            problems.append(
+                "gateways: bind the changed rules to mesh (sidecars take a config canary)"
+            )
+        if not any(h in (host, short) or host.startswith(f"{h}.") for h in spec.hosts):
+            problems.append(f"hosts: none is the target host {host}")
+    elif isinstance(spec, DestinationRule):
+        if spec.host not in (host, short) and not host.startswith(f"{spec.host}."):
+            problems.append(f"host: {spec.host} is not the target host {host}")
+        if spec.workload_selector is not None:
+            problems.append("workloadSelector: the config canary selects the workloads itself")
+    return problems
 
 
 def _check_strategy(report: Reporter, spec: Canary) -> None:
@@ -179,6 +239,18 @@ def _check_analysis(report: Reporter, spec: Canary) -> None:
             analysis.alpha,
             problem=f"alpha is a false-alarm rate in (0, {MAX_ALPHA}]",
         )
+    if not 0.5 <= analysis.power < 1.0:
+        report(
+            "CM0605",
+            (*path, "power"),
+            analysis.power,
+            problem="power is the chance of catching an effectSize regression, in [0.5, 1)",
+        )
+    check_duration(report, (*path, "history"), analysis.history, allow_zero=True)
+    ramp = spec.strategy.canary
+    if ramp is not None and ramp.adaptive and analysis.judge != "statistical":
+        report("CM0604", (*SPEC, "strategy", "canary", "adaptive"), True,
+               problem="adaptive mode needs the statistical judge")  # fmt: skip
     if analysis.failure_limit < 1:
         report("CM0103", (*path, "failureLimit"), analysis.failure_limit, expected="1 or more")
     if analysis.min_requests < 1:
@@ -210,6 +282,20 @@ def _check_metric(
             report("CM0605", (*path, "query"), check.query, problem=problem)
     if check.tolerance is not None and not 1.0 <= check.tolerance <= 100.0:
         report("CM0103", (*path, "tolerance"), check.tolerance, expected="between 1 and 100")
+    if check.effect_size is not None:
+        if not 1.0 < check.effect_size <= 1000.0:
+            report("CM0103", (*path, "effectSize"), check.effect_size, expected="in (1, 1000]")
+        elif check.tolerance is not None and check.effect_size <= check.tolerance:
+            problem = (
+                f"effectSize {check.effect_size:g} must be above tolerance "
+                f"{check.tolerance:g}: a regression within the tolerance is no regression"
+            )
+            report("CM0605", (*path, "effectSize"), check.effect_size, problem=problem)
+    if (check.tolerance is not None or check.effect_size is not None) and (
+        check.query is not None or spec.analysis.judge != "statistical"
+    ):
+        problem = "tolerance and effectSize apply to the statistical judge's built-in metrics"
+        report("CM0605", path, problem=problem)
     bounds = check.threshold_range
     if bounds is not None and None not in (bounds.min, bounds.max):
         assert bounds.min is not None and bounds.max is not None

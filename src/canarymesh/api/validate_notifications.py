@@ -1,6 +1,6 @@
 """Validation of notification settings: an ``AlertProvider``'s spec and a Canary's
 ``notifications``. Pure; called by :mod:`canarymesh.api.validate` (AlertProvider) and
-:mod:`canarymesh.api.validate_canary` (the Canary's list). Code CM0609.
+:mod:`canarymesh.api.validate_canary` (the Canary's list). Code CM0610.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ def validate_notifications(
     for index, entry in enumerate(notifications):
         here = (*path, index)
         if (entry.provider_ref is None) == (entry.provider is None):
-            report("CM0609", here, problem="set exactly one of providerRef and provider")
+            report("CM0610", here, problem="set exactly one of providerRef and provider")
         if entry.provider is not None:
             _check_provider(report, (*here, "provider"), entry.provider, mesh_wide_allowed=False)
         if len(set(entry.events)) != len(entry.events):
-            report("CM0609", (*here, "events"), list(entry.events),
+            report("CM0610", (*here, "events"), list(entry.events),
                    problem="an event is named twice")  # fmt: skip
 
 
@@ -44,26 +44,26 @@ def _check_provider(
     check_duration(report, (*path, "timeout"), spec.timeout)
     if spec.address is not None:
         if spec.type not in INLINE_ADDRESS_TYPES:
-            report("CM0609", (*path, "address"), problem=(
+            report("CM0610", (*path, "address"), problem=(
                 f"a {spec.type} URL is a credential: put it in the Secret named by secretRef, "
                 f"under the key {SECRET_ADDRESS_KEY}"))  # fmt: skip
         elif not _is_http_url(spec.address):
-            report("CM0609", (*path, "address"), spec.address, problem="must be an http(s) URL")
+            report("CM0610", (*path, "address"), spec.address, problem="must be an http(s) URL")
     if spec.secret_ref is None and (spec.address is None or spec.type not in INLINE_ADDRESS_TYPES):
-        report("CM0609", path, problem=(
+        report("CM0610", path, problem=(
             f"a {spec.type} provider needs secretRef (a Secret whose {SECRET_ADDRESS_KEY} "
             "key holds the URL)"))  # fmt: skip
     if spec.channel is not None and spec.type != "slack":
-        report("CM0609", (*path, "channel"), spec.channel, problem="only slack has a channel")
+        report("CM0610", (*path, "channel"), spec.channel, problem="only slack has a channel")
     if spec.username is not None and spec.type not in ("slack", "discord"):
-        report("CM0609", (*path, "username"), spec.username,
+        report("CM0610", (*path, "username"), spec.username,
                problem="only slack and discord take a username")  # fmt: skip
     if spec.mesh_wide is not None:
         if not mesh_wide_allowed:
-            report("CM0609", (*path, "meshWide"),
+            report("CM0610", (*path, "meshWide"),
                    problem="meshWide belongs on an AlertProvider, not in a Canary")  # fmt: skip
         elif len(set(spec.mesh_wide.events)) != len(spec.mesh_wide.events):
-            report("CM0609", (*path, "meshWide", "events"), list(spec.mesh_wide.events),
+            report("CM0610", (*path, "meshWide", "events"), list(spec.mesh_wide.events),
                    problem="an event is named twice")  # fmt: skip
 
 

@@ -12,15 +12,16 @@ Output lines follow kubectl: ``deployment.apps/reviews-v1 created``, ``... confi
 
 from __future__ import annotations
 
-import sys
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from canarymesh.api.diagnostics import Diagnostics
-from canarymesh.api.loader import LoadResult, expand_paths, load_paths, load_text
+from canarymesh.api.loader import LoadResult, load_inputs, load_text
 from canarymesh.cli.common import client, handle_errors, state_dir_option
+from canarymesh.cli.config_canary import config_canary_document, parse_percent
 from canarymesh.cli.inputs import (
     Translated,
     deletions,
@@ -29,6 +30,7 @@ from canarymesh.cli.inputs import (
     translate_inputs,
 )
 from canarymesh.cli.validate import EXIT_ERRORS
+from canarymesh.cli.validate import read_inputs as read_validate_inputs
 from canarymesh.runtime.local.api_models import DocumentText
 
 __all__ = ["apply_command", "apply_inputs", "delete_command", "read_inputs"]
@@ -37,19 +39,16 @@ __all__ = ["apply_command", "apply_inputs", "delete_command", "read_inputs"]
 def read_inputs(
     paths: Sequence[Path], namespace: str | None = None
 ) -> tuple[list[DocumentText], LoadResult]:
-    """The texts to send and their validation, ``-`` being standard input."""
-    files = [p for p in dict.fromkeys(paths) if str(p) != "-"]
-    found, _ = expand_paths(files)
+    """The texts to send and their validation, ``-`` being standard input; each input is read
+    once (bounded, strictly UTF-8), so what is sent is what was validated."""
+    inputs, missing = read_validate_inputs(paths)
+    result = load_inputs(inputs)
     texts = [
-        DocumentText(source=str(f), text=f.read_text(encoding="utf-8"), namespace=namespace)
-        for f in found
+        DocumentText(source=item.name, text=item.text, namespace=namespace)
+        for item in inputs
+        if item.problem is None
     ]
-    result = load_paths(files) if files else LoadResult((), load_text("", "-").diagnostics)
-    if any(str(p) == "-" for p in paths):
-        stdin = sys.stdin.read()
-        texts.append(DocumentText(source="<stdin>", text=stdin, namespace=namespace))
-        result = result + load_text(stdin, "<stdin>")
-    return texts, result
+    return texts, LoadResult(result.resources, result.diagnostics + missing)
 
 
 def _refuse(diagnostics: Diagnostics, delete: bool) -> None:
@@ -60,7 +59,14 @@ def _refuse(diagnostics: Diagnostics, delete: bool) -> None:
         raise SystemExit(EXIT_ERRORS)
 
 
-def _change(paths: tuple[Path, ...], namespace: str | None, wait: bool, delete: bool) -> None:
+def _change(
+    paths: tuple[Path, ...],
+    namespace: str | None,
+    wait: bool,
+    delete: bool,
+    canary: str | None = None,
+    host: str | None = None,
+) -> None:
     texts, result = read_inputs(paths, namespace)
     # Kinds translated below are not "skipped", whatever the generic loader says of them.
     shown = Diagnostics(tuple(
@@ -75,6 +81,8 @@ def _change(paths: tuple[Path, ...], namespace: str | None, wait: bool, delete: 
         for line in client().delete(texts, wait=wait, timeout=60.0).lines:
             click.echo(line)
         return
+    if canary is not None:
+        texts = [_as_config_canary(texts, canary, namespace, host)]
     apply_inputs(texts, wait=wait)
 
 
@@ -124,15 +132,50 @@ _wait = click.option(
 )
 
 
+def _as_config_canary(
+    texts: list[DocumentText], canary: str, namespace: str | None, host: str | None
+) -> DocumentText:
+    document = config_canary_document(texts, parse_percent(canary), namespace, host)
+    checked = load_text(json.dumps(document), "<config canary>").diagnostics
+    if checked.has_errors:
+        for line in checked.lines():
+            click.echo(line, err=True)
+        click.echo("error: nothing applied: the config canary is not valid", err=True)
+        raise SystemExit(EXIT_ERRORS)
+    return DocumentText(text=json.dumps(document), source="<config canary>", namespace=namespace)
+
+
 @click.command("apply")
 @_files
 @_namespace
 @_wait
+@click.option(
+    "--canary",
+    "canary",
+    metavar="PERCENT",
+    default=None,
+    help="Roll the files' VirtualService/DestinationRule/AuthorizationPolicy changes out as a"
+    " config canary: first to PERCENT (e.g. 10%) of the target's client sidecars, judged, then"
+    " wider, promoted or rolled back by the canary controller.",
+)
+@click.option(
+    "--host",
+    default=None,
+    help="With --canary: the service whose requests are judged [the one the files route].",
+)
 @state_dir_option
 @handle_errors
-def apply_command(paths: tuple[Path, ...], namespace: str | None, wait: bool) -> None:
+def apply_command(
+    paths: tuple[Path, ...],
+    namespace: str | None,
+    wait: bool,
+    canary: str | None,
+    host: str | None,
+) -> None:
     """Create or update resources from files (validated first; an error applies nothing)."""
-    _change(paths, namespace, wait, delete=False)
+    if host is not None and canary is None:
+        raise click.UsageError("--host goes with --canary")
+    _change(paths, namespace, wait, delete=False, canary=canary, host=host)
 
 
 @click.command("delete")

@@ -33,8 +33,15 @@ from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.notify import Notifier, NotifyMetrics
 from canarymesh.controller.observe import fqdn
 from canarymesh.controller.webhooks import HttpWebhooks
-from canarymesh.controller.wiring import CanaryItem, DecisionSinks, ProviderItem, Wiring
+from canarymesh.controller.wiring import (
+    CanaryItem,
+    DecisionSinks,
+    ProviderItem,
+    Wiring,
+    canary_item,
+)
 from canarymesh.errors import CanaryMeshError
+from canarymesh.ports import TrafficRouter
 from canarymesh.ports.clock import SystemClock
 from canarymesh.ports.load import LoadGenerator, loopback_target
 from canarymesh.ports.prometheus import PrometheusSource
@@ -46,6 +53,7 @@ from canarymesh.runtime.local.api_models import (
     SECRET_KIND,
     MeshStatus,
 )
+from canarymesh.runtime.local.config_router import LocalConfigRouter
 from canarymesh.runtime.local.controller_process import publish_info, take_lock
 from canarymesh.runtime.local.prometheus import (
     CONTROLLER_JOB,
@@ -82,10 +90,12 @@ class LocalCanaries:
                 continue
             rollout_id = str((meta.get("annotations") or {}).get(ROLLOUT_ID_ANNOTATION, "applied"))
             versions = self._versions(canary, namespace)
-            items.append(CanaryItem(namespace, name, rollout_id, canary, versions))
+            items.append(canary_item(namespace, name, rollout_id, canary, versions, "local"))
         return tuple(items)
 
     def _versions(self, canary: Canary, namespace: str) -> tuple[tuple[str, str], ...]:
+        if canary.config is not None:
+            return ()  # its sets are named canary and stable; no subset to look up
         rules = self.api.resources([DESTINATION_RULE_KIND], namespace)
         host = fqdn(canary.target.host, namespace)
         found = []
@@ -176,7 +186,7 @@ def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, Loc
     notifier = Notifier(providers, NotifyMetrics(metrics.registry), SystemClock())
     wiring = Wiring(
         canaries=LocalCanaries(api),
-        router_for=lambda item: LocalRouter(api, item.namespace, item.name),
+        router_for=lambda item: _router(api, item),
         metrics=PrometheusSource(prometheus, timeout=3.0),
         store=store,
         clock=SystemClock(),
@@ -186,6 +196,12 @@ def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, Loc
         sink=DecisionSinks(metrics, notifier),
     )
     return wiring, load, notifier
+
+
+def _router(api: ApiClient, item: CanaryItem) -> TrafficRouter:
+    if item.canary.config is not None:
+        return LocalConfigRouter(api, item.namespace, item.name)
+    return LocalRouter(api, item.namespace, item.name)
 
 
 # --- the process ------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
+from canarymesh.analysis.measure import ConfigCounters
 from canarymesh.api.canary import Canary, Webhook
 from canarymesh.api.notifications import AlertProviderSpec
 from canarymesh.ports import Clock, MetricsSource, StateStore, TrafficRouter
@@ -29,6 +30,7 @@ __all__ = [
     "ProviderSource",
     "WebhookCaller",
     "Wiring",
+    "canary_item",
 ]
 
 
@@ -42,6 +44,8 @@ class CanaryItem:
     rollout_id: str
     canary: Canary
     versions: tuple[tuple[str, str], ...] = ()
+    # A config canary's: where its two sets of sidecars are counted (None: a version canary).
+    config: ConfigCounters | None = None
 
     @property
     def key(self) -> str:
@@ -49,6 +53,27 @@ class CanaryItem:
 
     def version_of(self, subset: str) -> str:
         return dict(self.versions).get(subset, subset)
+
+
+def canary_item(
+    namespace: str,
+    name: str,
+    rollout_id: str,
+    canary: Canary,
+    versions: tuple[tuple[str, str], ...],
+    runtime: Literal["local", "cluster"],
+) -> CanaryItem:
+    """The item of one Canary; a config canary's requests are read where ``runtime`` counts
+    them, at the clients' sidecars unless it changes authorization policies only (those run at
+    the servers')."""
+    config = None
+    if canary.config is not None:
+        kinds = {str(doc.get("kind")) for doc in canary.config.resources}
+        reporter: Literal["source", "destination"] = (
+            "destination" if kinds == {"AuthorizationPolicy"} else "source"
+        )
+        config = ConfigCounters(runtime, f"{namespace}/{name}", reporter)
+    return CanaryItem(namespace, name, rollout_id, canary, versions, config)
 
 
 class CanarySource(Protocol):

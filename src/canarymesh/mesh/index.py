@@ -17,6 +17,7 @@ from canarymesh.mesh.merge import (
     compose_peer_authentication,
     find_destination_rule,
     host_matches,
+    merge_destination_rules,
 )
 from canarymesh.mesh.model import (
     Config,
@@ -163,21 +164,40 @@ class MeshIndex:
                 )
         return tuple(sorted(found, key=lambda e: (e.address, e.port)))
 
-    def destination_rule(self, host: str, client_namespace: str) -> DestinationRule | None:
+    def destination_rule(
+        self,
+        host: str,
+        client_namespace: str,
+        client_labels: tuple[tuple[str, str], ...] = (),
+    ) -> DestinationRule | None:
+        """The rule a client in ``client_namespace`` (with ``client_labels``) applies to
+        ``host``. A rule with a ``workloadSelector`` applies only to the sidecars it selects in
+        its own namespace, and to them before any other (Istio's precedence)."""
+        candidates = self._rules_exact.get(host, []) + [
+            (h, r) for h, r in self._rules_wild if host_matches(h, host)
+        ]
+        visible = [
+            (h, r)
+            for h, r in candidates
+            if exported_to(r.spec.export_to, r.namespace, client_namespace)
+        ]
+        selecting = [(h, r) for h, r in visible if r.spec.workload_selector is not None]
+        labels = dict(client_labels)
+        chosen = [
+            r
+            for _, r in selecting
+            if r.namespace == client_namespace
+            and r.spec.workload_selector is not None
+            and labels_match(r.spec.workload_selector.match_labels, labels)
+        ]
+        if chosen:
+            return merge_destination_rules(sorted(chosen, key=lambda r: r.name))
         key = (host, client_namespace)
         if key not in self._rules:
             service = self.services.get(host)
             host_namespace = service.namespace if service else client_namespace
-            candidates = self._rules_exact.get(host, []) + [
-                (h, r) for h, r in self._rules_wild if host_matches(h, host)
-            ]
-            visible = [
-                (h, r)
-                for h, r in candidates
-                if exported_to(r.spec.export_to, r.namespace, client_namespace)
-            ]
             self._rules[key] = find_destination_rule(
-                visible,
+                [(h, r) for h, r in visible if r.spec.workload_selector is None],
                 host,
                 client_namespace,
                 host_namespace,
@@ -186,8 +206,19 @@ class MeshIndex:
         return self._rules[key]
 
     def subsets(self, host: str, client_namespace: str) -> tuple[Subset, ...]:
+        """The subsets a route of ``client_namespace`` may name: its rule's, and those of the
+        rules with a workload selector there (they apply to some of its sidecars)."""
         rule = self.destination_rule(host, client_namespace)
-        return tuple(s for s in rule.subsets if s.name) if rule else ()
+        found = [s for s in rule.subsets if s.name] if rule else []
+        names = {s.name for s in found}
+        for _, selected in self._rules_exact.get(host, []):
+            if selected.spec.workload_selector is None or selected.namespace != client_namespace:
+                continue
+            for subset in selected.spec.subsets:
+                if subset.name and subset.name not in names:
+                    found.append(subset)
+                    names.add(subset.name)
+        return tuple(found)
 
     def virtual_services(
         self, host: str, gateway: str, client_namespace: str

@@ -67,3 +67,25 @@ def test_a_claimed_workload_the_mesh_does_not_run_counts_as_unknown() -> None:
     }
     assert sources == {"unknown", "productpage-v1"}
     assert collector.folded._value.get() == 300  # type: ignore[attr-defined]
+
+
+def test_a_config_canary_s_sets_are_counted_apart_and_its_callers_are_known() -> None:
+    from canarymesh.runtime.local.telemetry import TelemetryCollector
+    from tests.unit.runtime.test_telemetry_collector import NODES, REVIEWS, http_entry, http_message
+
+    registry = CollectorRegistry()
+    sets = {"productpage-v1-0": ("default/reviews-config", "canary")}
+    collector = TelemetryCollector(NODES.get, registry, config_set=sets.get)
+    stream = collector.new_stream()
+    entries = [http_entry(500)] * 3 + [http_entry(200)] * 2
+    collector.ingest(stream, http_message(entries, "productpage-v1-0", "outbound"))
+    other = collector.new_stream()
+    collector.ingest(other, http_message([http_entry(200)], "reviews-v2-0", "inbound"))
+    text = generate_latest(registry).decode()
+    head = 'canarymesh_config_canary_requests_total{config_canary="default/reviews-config",'
+    mid = f'destination_service="{REVIEWS}",reporter="source",response_code='
+    assert f'{head}{mid}"500",set="canary"}} 3.0' in text
+    assert f'{head}{mid}"200",set="canary"}} 2.0' in text
+    # The inbound stream's proxy is in no set: nothing of it is counted here.
+    assert text.count("canarymesh_config_canary_requests_total{") == 2
+    assert collector.callers_of(REVIEWS) == {"productpage-v1-0"}

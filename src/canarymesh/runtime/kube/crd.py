@@ -101,7 +101,12 @@ def _structural(node: Any, defs: dict[str, Any], model: str | None) -> Any:
                 for field, sub in value.items()
             }
         elif key == "additionalProperties":
-            out[key] = _free_form(value, defs)
+            free = _free_form(value, defs)
+            if free == {"x-kubernetes-preserve-unknown-fields": True}:
+                # Any value at all (a whole Kubernetes object): the object is kept as written.
+                out["x-kubernetes-preserve-unknown-fields"] = True
+            else:
+                out[key] = free
         elif key == "description":
             out[key] = " ".join(str(value).split())
         else:

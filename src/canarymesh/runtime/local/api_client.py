@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from canarymesh.runtime.local.api_models import (
         ChangeResult,
+        ConfigCanaryState,
         Document,
         DocumentText,
         ExecTarget,
@@ -155,6 +156,21 @@ class ApiClient:
 
         query = {"pod": pod, "namespace": namespace, "container": container}
         return _parse(ExecTarget, self.get("/v1/exec-target", query))
+
+    def config_canary(
+        self, namespace: str, name: str, percent: float | None, promote: bool = False
+    ) -> ConfigCanaryState:
+        """Set a config canary's share of pods, or promote it (see ``ConfigCanaryRequest``)."""
+        from canarymesh.runtime.local.api_models import ConfigCanaryRequest, ConfigCanaryState
+
+        body = ConfigCanaryRequest(namespace=namespace, name=name, percent=percent, promote=promote)
+        return _parse(ConfigCanaryState, self.post("/v1/config-canary", body.model_dump()))
+
+    def config_canary_state(self, namespace: str, name: str) -> ConfigCanaryState:
+        from canarymesh.runtime.local.api_models import ConfigCanaryState
+
+        query = {"namespace": namespace, "name": name}
+        return _parse(ConfigCanaryState, self.get("/v1/config-canary", query))
 
     def wait(self, timeout: float = 30.0) -> None:
         from canarymesh.runtime.local.api_models import WaitRequest

@@ -28,6 +28,8 @@ __all__ = [
     "ChangeRequest",
     "ChangeResult",
     "Component",
+    "ConfigCanaryRequest",
+    "ConfigCanaryState",
     "Container",
     "Converged",
     "Document",
@@ -243,6 +245,28 @@ class ExecTarget(_Answer):
     run_as: tuple[int, int] | None = None  # uid, gid
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
+
+
+# --- POST /v1/config-canary ---------------------------------------------------------------------
+
+
+class ConfigCanaryRequest(_Request):
+    """Set a config canary's share (percent of its pods on the changed config; None: none, every
+    pod back on the current config), or promote it (its changed documents become the config)."""
+
+    namespace: str = Field(min_length=1, max_length=63)
+    name: str = Field(min_length=1, max_length=253)
+    percent: float | None = Field(default=None, ge=0, le=100)
+    promote: bool = False
+
+
+class ConfigCanaryState(_Answer):
+    canary: str  # namespace/name
+    percent: float | None
+    applied: bool  # the changed documents are the config every pod runs (promoted)
+    canary_pods: tuple[str, ...]  # the pods on the changed config
+    stable_pods: tuple[str, ...]  # the pods it split that kept the current config
+    pushed: tuple[str, ...]
 
 
 class WaitRequest(_Request):

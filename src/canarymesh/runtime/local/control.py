@@ -15,9 +15,12 @@ from typing import cast
 
 from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.mesh.build import INGRESS_LABELS, INGRESS_NAME
+from canarymesh.routing.config_split import CANARY as CONFIG_CANARY
+from canarymesh.routing.config_split import STABLE as CONFIG_STABLE
 from canarymesh.runtime.local.api_models import (
     ChangeResult,
     Component,
+    ConfigCanaryState,
     DocumentText,
     ExecTarget,
     GatewayStatus,
@@ -29,6 +32,7 @@ from canarymesh.runtime.local.api_models import (
     ProxyStatusList,
     ResourceList,
 )
+from canarymesh.runtime.local.config_canaries import config_change_of
 from canarymesh.runtime.local.envoy import EnvoyAdmin
 from canarymesh.runtime.local.pod_status import (
     container_statuses,
@@ -38,7 +42,7 @@ from canarymesh.runtime.local.pod_status import (
 )
 from canarymesh.runtime.local.pods import app_env
 from canarymesh.runtime.local.reconcile import Reconciler
-from canarymesh.runtime.local.store import Document, Store, split_documents
+from canarymesh.runtime.local.store import Document, Key, Store, split_documents
 from canarymesh.runtime.local.xds_status import NodeStatus
 
 __all__ = ["ControlPlane", "JsonDict"]
@@ -73,17 +77,7 @@ class ControlPlane:
             after, changes = plan(documents)
             pushed: list[str] = []
             if after != self.store.documents:
-                # Atomic: validated and translated, pushed, and stored only once no running
-                # proxy rejected it; a rejection takes the push back and stores nothing.
-                prepared = self.reconciler.prepare(after)
-                staged = self.reconciler.stage(prepared)
-                rejected = await self.reconciler.rejections(staged)
-                if rejected:
-                    self.reconciler.restore(staged)
-                    raise ConfigError(_rejection_message(rejected))
-                self.store.commit(after)
-                await self.reconciler.finish(prepared)
-                pushed = staged.pushed
+                pushed = await self._reconcile(after)
         applied_ms = (time.perf_counter() - started) * 1000
         if wait:
             await self.wait_converged(timeout)
@@ -92,6 +86,68 @@ class ControlPlane:
             pushed=tuple(pushed),
             applied_ms=applied_ms,
             converged_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def _reconcile(self, after: dict[Key, Document]) -> list[str]:
+        """Make the mesh run ``after`` and store it. Atomic: validated and translated, pushed,
+        and stored only once no running proxy rejected it; a rejection takes the push back and
+        stores nothing. Call with the lock held."""
+        prepared = self.reconciler.prepare(after)
+        staged = self.reconciler.stage(prepared)
+        rejected = await self.reconciler.rejections(staged)
+        if rejected:
+            self.reconciler.restore(staged)
+            raise ConfigError(_rejection_message(rejected))
+        self.store.commit(after)
+        await self.reconciler.finish(prepared)
+        return staged.pushed
+
+    async def config_canary(
+        self, namespace: str, name: str, percent: float | None, promote: bool = False
+    ) -> ConfigCanaryState:
+        """Set a config canary's share of pods (None: none, everyone on the current config),
+        or promote it: its changed documents become the applied config."""
+        key = f"{namespace}/{name}"
+        canaries = self.reconciler.config_canaries
+        async with self._lock:
+            documents = self.store.documents
+            canary = next((d for d in documents.values() if _names(d) == (namespace, name)), None)
+            changed = config_change_of(canary) if canary is not None else None
+            if changed is None:
+                raise ConfigError(f"no config canary {key}: apply a Canary with spec.config")
+            before = canaries.shares.get(key)
+            after = dict(documents)
+            if promote:
+                after, _ = self.store.plan_apply(changed)
+                percent = None
+            canaries.set_share(key, percent)
+            try:
+                pushed = await self._reconcile(after)
+            except ConfigError:
+                canaries.set_share(key, before)
+                raise
+        return self.config_canary_state(namespace, name, pushed)
+
+    def config_canary_state(
+        self, namespace: str, name: str, pushed: list[str] | None = None
+    ) -> ConfigCanaryState:
+        """Where a config canary stands: its share and the pods in each set."""
+        key = f"{namespace}/{name}"
+        percent = self.reconciler.config_canaries.shares.get(key)
+        members = self.reconciler.config_members
+        documents = self.store.documents
+        canary = next((d for d in documents.values() if _names(d) == (namespace, name)), None)
+        changed = config_change_of(canary) if canary is not None else None
+        if changed is None:
+            raise ConfigError(f"no config canary {key}: apply a Canary with spec.config")
+        after, _ = self.store.plan_apply(changed)
+        return ConfigCanaryState(
+            canary=key,
+            percent=percent,
+            applied=after == documents,
+            canary_pods=tuple(sorted(p for p, m in members.items() if m == (key, CONFIG_CANARY))),
+            stable_pods=tuple(sorted(p for p, m in members.items() if m == (key, CONFIG_STABLE))),
+            pushed=tuple(pushed or ()),
         )
 
     async def wait_converged(self, timeout: float) -> None:
@@ -291,6 +347,12 @@ class ControlPlane:
                 "pods": len(pod_rows(self.reconciler.runner)),
             }
         )
+
+
+def _names(document: Document) -> tuple[str, str]:
+    meta = document.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name"))
 
 
 def _rejection_message(rejected: dict[str, str]) -> str:

@@ -42,6 +42,7 @@ from canarymesh.runtime.local.api_client import DAEMON_FILE, TOKEN_FILE
 from canarymesh.runtime.local.api_server import ApiServer, write_token
 from canarymesh.runtime.local.ca import LocalCA
 from canarymesh.runtime.local.child_records import recorded_children
+from canarymesh.runtime.local.config_canaries import ConfigCanaries
 from canarymesh.runtime.local.control import ControlPlane
 from canarymesh.runtime.local.credentials import ALS_PURPOSE, XDS_PURPOSE, MeshCredentials
 from canarymesh.runtime.local.envoy import binary_for_proxy_user, envoy_binary
@@ -229,6 +230,7 @@ async def serve(
         pod_network=network is not None,
         authenticate=lambda token, node: credentials.verify(ALS_PURPOSE, node, token),
         known=lambda: reconciler.known_workloads,
+        config_set=lambda node: reconciler.config_members.get(node),
     )
     tracing = TracingCollector()
     tracing_port = await _bind(ports, "tracing", tracing.start)
@@ -273,7 +275,9 @@ async def serve(
         args.ingress_port,
         settings,
         addresses,
+        ConfigCanaries(state_dir / "config-canaries.json"),
     )
+    reconciler.callers = collector.callers_of
     reconciler.telemetry_targets = (f"127.0.0.1:{metrics_port}",)
     store = Store.load(state_dir / "store.json")
     prepared = reconciler.prepare(store.documents)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from pydantic import BaseModel
@@ -34,6 +34,7 @@ from canarymesh.mesh.capture import STATS_PORT
 from canarymesh.mesh.model import MeshSettings, MeshSnapshot
 from canarymesh.runtime.local.addresses import AddressBook
 from canarymesh.runtime.local.catalog import MariaDbRecipe
+from canarymesh.runtime.local.config_canaries import ConfigCanaries
 from canarymesh.runtime.local.desired import Desired, Typed
 from canarymesh.runtime.local.gateway import ingress_server_ports, primary_server_port
 from canarymesh.runtime.local.identities import Identities
@@ -67,6 +68,8 @@ class Prepared:
     affected: frozenset[str] | None = None
     # Set when only VirtualServices changed: their hosts, whose virtual hosts alone are rebuilt.
     vs_hosts: frozenset[str] | None = None
+    # proxy id -> (config canary, set) of the sidecars a running config canary split.
+    members: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -77,6 +80,7 @@ class Staged:
     desired: Typed
     snapshots: dict[str, XdsSnapshot]
     pusher: PushCheckpoint
+    members: Mapping[str, tuple[str, str]]
     pushed: list[str] = field(default_factory=list)
 
 
@@ -92,6 +96,7 @@ class Reconciler:
         ingress_port: int,
         settings: MeshSettings,
         addresses: AddressBook | None = None,
+        config_canaries: ConfigCanaries | None = None,
     ) -> None:
         self.runner = runner
         self.pusher = pusher
@@ -103,7 +108,11 @@ class Reconciler:
         self.ports = PortBook()
         self.ports.taken.add(ingress_port)
         self.desired = Desired()
+        self.config_canaries = config_canaries or ConfigCanaries()
+        # Who called a service lately (its FQDN -> proxy ids): a config canary's clients.
+        self.callers: Callable[[str], set[str]] = lambda host: set()
         self.mesh: MeshSnapshot | None = None
+        self.config_members: Mapping[str, tuple[str, str]] = {}
         self.telemetry_targets: tuple[str, ...] = ()
         # Prometheus reaches pod IPs through this proxy (pod networks only).
         self.scrape_proxy: str | None = None
@@ -123,7 +132,12 @@ class Reconciler:
     # -- planning (nothing changes) -------------------------------------------------------------
 
     def prepare(self, documents: Mapping[Key, Document]) -> Prepared:
-        """Typed resources, pods and mesh for ``documents``; ConfigError when they cannot run."""
+        """Typed resources, pods and mesh for ``documents``; ConfigError when they cannot run.
+
+        A running config canary's split stands in for the documents it changes, and the pods it
+        chose carry its label (:mod:`~canarymesh.runtime.local.config_canaries`)."""
+        stored = documents
+        documents = self.config_canaries.rewrite(documents)
         resources = self.desired.typed(documents)
         pods = tuple(plan_pods(resources))
         names = {p.replica_id: p.proxy_id for p in pods}
@@ -143,13 +157,15 @@ class Reconciler:
         proxies = tuple(
             self.identities.attach(replace(p, id=names.get(p.id, p.id))) for p in mesh.proxies
         )
-        mesh = replace(mesh, proxies=proxies)
-        by_id = {p.id: p for p in proxies}
+        mesh, members = self.config_canaries.label(
+            stored, replace(mesh, proxies=proxies), self.callers
+        )
+        by_id = {p.id: p for p in mesh.proxies}
         for plan in pods:  # fail now, not half-way through starting processes
             if not isinstance(plan.recipe, MariaDbRecipe) or plan.command:
                 proxy = by_id[plan.proxy_id]
                 app_spec(plan, proxy, self.runner.place(proxy, plan), {}, 0.0)
-        return Prepared(resources, pods, mesh, *self.desired.scope(self.mesh, mesh))
+        return Prepared(resources, pods, mesh, *self.desired.scope(self.mesh, mesh), members)
 
     # -- acting ---------------------------------------------------------------------------------
 
@@ -186,8 +202,10 @@ class Reconciler:
             self.desired.checkpoint(),
             dict(self.pusher.snapshots),
             self.pusher.checkpoint(),
+            self.config_members,
         )
         self.mesh = prepared.mesh
+        self.config_members = prepared.members
         self.desired.commit()
         try:
             staged.pushed = self.pusher.push(
@@ -221,6 +239,7 @@ class Reconciler:
     def restore(self, staged: Staged) -> None:
         """Take back what :meth:`stage` pushed: every proxy returns to its previous config."""
         self.mesh = staged.mesh
+        self.config_members = staged.members
         self.desired.restore(staged.desired)
         self.pusher.restore(staged.pusher, staged.snapshots, staged.pushed)
 

@@ -44,6 +44,7 @@ from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 from canarymesh.errors import TemporaryError
+from canarymesh.runtime.local.config_canary_metrics import ConfigCanaryMetrics
 from canarymesh.runtime.local.sockets import serve_grpc_on_socket
 from canarymesh.runtime.local.telemetry_metrics import HttpSeries, IstioMetrics, TcpSeries
 from canarymesh.xds import names
@@ -137,6 +138,8 @@ class _Stream:
     local: PeerInfo = _UNKNOWN_PEER
     known: bool = False
     http: dict[tuple[object, ...], HttpSeries] = field(default_factory=dict)
+    # (destination_service, response_code) of each cached HTTP series: a config canary's labels.
+    http_target: dict[tuple[object, ...], tuple[str, str]] = field(default_factory=dict)
     tcp: dict[tuple[object, ...], TcpSeries] = field(default_factory=dict)
     token: str | None = None
     authenticated: bool = False
@@ -159,6 +162,7 @@ class TelemetryCollector:
         pod_network: bool = False,
         authenticate: Callable[[str | None, str], bool] | None = None,
         known: Callable[[], frozenset[tuple[str, str]]] | None = None,
+        config_set: Callable[[str], tuple[str, str] | None] | None = None,
         max_series: int = 10_000,
     ) -> None:
         """``peers`` maps a proxy's node id to its workload; ``addresses`` (optional) maps a
@@ -168,9 +172,17 @@ class TelemetryCollector:
 
         With ``pod_network`` the other side of every request is the pod behind its remote
         address (pods cannot forge their address), never what a header claims; ``services``
-        names the services that select a proxy, the only ones its inbound logs may name."""
+        names the services that select a proxy, the only ones its inbound logs may name.
+
+        ``config_set`` names the config canary and set (``canary``/``stable``) a proxy is in,
+        if any: its requests are also counted in :class:`ConfigCanaryMetrics`."""
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = IstioMetrics(self.registry, max_series=max_series)
+        self.config_metrics = ConfigCanaryMetrics(self.registry)
+        self._config_set = config_set
+        # destination_service -> the proxies whose outbound requests reached it (bounded by the
+        # proxies and services the mesh runs: labels are folded before they get here).
+        self._callers: dict[str, set[str]] = {}
         # (workload, namespace) of every proxy the mesh runs: other label values are folded.
         self._known = known
         self._peers = peers
@@ -314,6 +326,7 @@ class TelemetryCollector:
         if new_local != stream.local:
             stream.local = new_local
             stream.http.clear()
+            stream.http_target.clear()
             stream.tcp.clear()
         if local is not None and local.principal != UNKNOWN:
             seen = self._by_principal.get(local.principal, local)
@@ -322,6 +335,9 @@ class TelemetryCollector:
 
     def _ingest_http(self, stream: _Stream, entries: Any) -> None:
         cache = stream.http
+        member = None
+        if self._config_set is not None and stream.known:
+            member = self._config_set(stream.node_id)
         for entry in entries:
             try:
                 key = _http_key(entry, self._pod_network)
@@ -329,11 +345,15 @@ class TelemetryCollector:
                 if series is None:
                     series = self._new_http_series(stream, entry, key)
                 request, response = entry.request, entry.response
+                duration = _duration_ms(entry.common_properties)
                 series.record(
-                    _duration_ms(entry.common_properties),
+                    duration,
                     request.request_headers_bytes + request.request_body_bytes,
                     response.response_headers_bytes + response.response_body_bytes,
                 )
+                if member is not None:
+                    service, code = stream.http_target[key]
+                    self.config_metrics.record((*member, stream.reporter, service, code), duration)
             except Exception:
                 self._skip(stream)
         self.entries += len(entries)
@@ -344,13 +364,23 @@ class TelemetryCollector:
         labels = labels_from_log_entry(
             _as_json(entry), stream.reporter, stream.local, peer, services
         )
-        series = self.metrics.http_series(self._bounded(labels))
+        labels = self._bounded(labels)
+        series = self.metrics.http_series(labels)
         if len(stream.http) >= _CACHE_LIMIT:
             stream.http.clear()
+            stream.http_target.clear()
         stream.http[key] = series
+        service = labels["destination_service"]
+        stream.http_target[key] = (service, labels["response_code"])
+        if stream.reporter == "source" and stream.known:
+            self._callers.setdefault(service, set()).add(stream.node_id)
         if stream.reporter == "destination":
             self._learn(_address(entry.common_properties.downstream_local_address), stream)
         return series
+
+    def callers_of(self, service: str) -> set[str]:
+        """The proxies whose outbound requests reached ``service`` (its FQDN) so far."""
+        return set(self._callers.get(service, ()))
 
     def _ingest_tcp(self, stream: _Stream, entries: Any) -> None:
         for entry in entries:

@@ -33,6 +33,7 @@ __all__ = [
     "HttpSeries",
     "IstioMetrics",
     "TcpSeries",
+    "bucket_bounds",
 ]
 
 # The Istio release whose proxy these metrics imitate (the spec's snapshot of Istio master).
@@ -163,7 +164,8 @@ class TcpSeries:
 _go_float = cast(Callable[[float], str], floatToGoString)
 
 
-def _bounds(buckets: tuple[float, ...]) -> tuple[str, ...]:
+def bucket_bounds(buckets: tuple[float, ...]) -> tuple[str, ...]:
+    """The ``le`` label values of ``buckets`` as prometheus-client spells them, then +Inf."""
     return (*(_go_float(b) for b in buckets), "+Inf")
 
 
@@ -187,8 +189,8 @@ class IstioMetrics(Collector):
         self._tag = istio_tag
         self.max_series = max_series
         self.overflowed = 0
-        self._duration_bounds = _bounds(DURATION_BUCKETS)
-        self._bytes_bounds = _bounds(BYTES_BUCKETS)
+        self._duration_bounds = bucket_bounds(DURATION_BUCKETS)
+        self._bytes_bounds = bucket_bounds(BYTES_BUCKETS)
         registry.register(self)
 
     def http_series(self, labels: Mapping[str, str]) -> HttpSeries:
