@@ -43,6 +43,7 @@ from pydantic import ValidationError
 from canarymesh.api.argo_analysis import (
     ARGO_GROUP,
     ArgoMetric,
+    ArgoRefusal,
     Refusals,
     template_metrics,
 )
@@ -58,8 +59,10 @@ __all__ = [
     "RolloutTranslation",
     "TemplateKey",
     "analysis_template_problems",
+    "analysis_template_refusals",
     "deployment_name",
     "pod_template_hash",
+    "rollout_problems",
     "translate_rollout",
 ]
 
@@ -122,13 +125,16 @@ class MeshState:
     ``applied_rule``: the one applied now, whose stable subset's label says which revision is
     stable (None before the first apply; the input's copy is not trusted for that).
     ``revisions``: this Rollout's Deployments now, by hash. ``templates``: the analysis
-    templates of the input and the mesh.
+    templates of the input and the mesh (``templates_complete``: all of them).
     """
 
     destination_rule: Json | None = None
     applied_rule: Json | None = None
     revisions: Mapping[str, Json] = field(default_factory=dict)
     templates: Mapping[TemplateKey, Json] = field(default_factory=dict)
+    # False when ``templates`` may lack some (``validate`` reads one file, not the mesh): a
+    # template it does not hold is then not refused.
+    templates_complete: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +172,16 @@ def deployment_name(rollout: str, template_hash: str) -> str:
 def analysis_template_problems(kind: str, document: Json) -> tuple[list[str], list[str]]:
     """(refusals, warnings) of a template applied on its own: its providers and conditions
     (its args are checked when a Rollout supplies them)."""
+    out = _template_checked(kind, document)
+    return [r.line() for r in out.refused], out.warnings
+
+
+def analysis_template_refusals(kind: str, document: Json) -> list[ArgoRefusal]:
+    """The refusals of :func:`analysis_template_problems`, by field (``canarymesh validate``)."""
+    return _template_checked(kind, document).refused
+
+
+def _template_checked(kind: str, document: Json) -> Refusals:
     out = Refusals()
     raw_args = _map(document, "spec").get("args")
     placeholders = {
@@ -174,7 +190,7 @@ def analysis_template_problems(kind: str, document: Json) -> tuple[list[str], li
         if isinstance(a, Mapping)
     }
     template_metrics(kind, document, placeholders, out)
-    return [r.line() for r in out.refused if "args" not in r.path], out.warnings
+    return Refusals([r for r in out.refused if "args" not in r.path], out.warnings)
 
 
 def translate_rollout(
@@ -185,6 +201,97 @@ def translate_rollout(
     ``rollout_id`` (``rollout start``'s stamp) starts a new rollout of the canary even when
     its revision is the one already rolling; by default the id is the canary's hash, so
     applying the same template again changes nothing."""
+    checked = _checked(document, state)
+    if checked.out.refused:
+        raise ConfigError("\n".join(r.line() for r in checked.out.refused))
+    name, namespace, spec, out = checked.name, checked.namespace, checked.spec, checked.out
+    routing, template, selector = checked.routing, checked.template, checked.selector
+    replicas, stable, stable_hash = checked.replicas, checked.stable, checked.stable_hash
+    template_hash = checked.template_hash
+    canary_hash, steps, metrics = checked.canary_hash, checked.steps, checked.metrics
+    notifications = checked.notifications
+    assert routing is not None
+    revisions = _revisions(
+        name, namespace, template, selector, replicas, state, stable_hash, canary_hash, spec
+    )
+    rule = _labelled_rule(routing, state, namespace, name, stable_hash, canary_hash)
+    documents: list[dict[str, object]] = [*revisions, rule]
+    canary = None
+    if canary_hash is not None:
+        host = str(_map(rule, "spec").get("host") or "")
+        manifest = _canary_manifest(
+            name,
+            namespace,
+            host,
+            routing,
+            stable_hash,
+            canary_hash,
+            steps,
+            metrics,
+            spec,
+            notifications,
+            rollout_id or canary_hash,
+        )
+        try:
+            canary = Canary.model_validate(manifest["spec"])
+        except ValidationError as exc:
+            raise ConfigError(f"Rollout {namespace}/{name}: cannot translate: {exc}") from exc
+        documents.append(manifest)
+        summary = (
+            f"revision {canary_hash} is the canary of {stable_hash}: "
+            f"{len(steps)} step(s) through {routing.virtual_service}"
+        )
+    elif stable is None:
+        summary = f"revision {stable_hash} is stable (the first revision: no steps, as in Argo)"
+    else:
+        summary = f"revision {stable_hash} is stable (unchanged)"
+    limit = spec.get("revisionHistoryLimit", DEFAULT_HISTORY)
+    prune = _prune(state, {stable_hash, canary_hash}, limit if isinstance(limit, int) else 10)
+    warnings = tuple(dict.fromkeys(out.warnings))
+    return RolloutTranslation(
+        name,
+        namespace,
+        template_hash,
+        stable_hash,
+        canary_hash,
+        tuple(documents),
+        prune,
+        canary,
+        summary,
+        warnings,
+    )
+
+
+def rollout_problems(document: Json) -> list[ArgoRefusal]:
+    """Every refusal of a Rollout that needs neither the mesh nor the rest of the input, for
+    ``canarymesh validate`` (its analysis templates are checked where they are written, and
+    against the Rollout's args when it is applied)."""
+    return list(_checked(document, MeshState(templates_complete=False)).out.refused)
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A Rollout read against the mesh's state: what the translation needs, and ``out``, its
+    refusals and warnings (when there are refusals the rest is not to be used)."""
+
+    name: str
+    namespace: str
+    spec: Json
+    out: Refusals
+    routing: _Routing | None
+    template: Json
+    selector: dict[str, str]
+    replicas: int
+    template_hash: str
+    stable: str | None
+    stable_hash: str
+    canary_hash: str | None
+    steps: list[dict[str, object]]
+    metrics: list[ArgoMetric]
+    notifications: list[dict[str, object]]
+
+
+def _checked(document: Json, state: MeshState) -> _Checked:
     metadata, spec = _map(document, "metadata"), _map(document, "spec")
     name, namespace = metadata.get("name"), metadata.get("namespace") or "default"
     if document.get("apiVersion") != ARGO_API_VERSION or document.get("kind") != "Rollout":
@@ -212,58 +319,10 @@ def translate_rollout(
         strategy, spec, document, state, stable_hash, canary_hash or stable_hash, where, out
     )
     notifications = _notifications(metadata, where, out)
-    if out.refused:
-        raise ConfigError("\n".join(r.line() for r in out.refused))
-    assert routing is not None
-    revisions = _revisions(
-        name, namespace, template, selector, replicas, state, stable_hash, canary_hash, spec
-    )
-    rule = _labelled_rule(routing, state, namespace, name, stable_hash, canary_hash)
-    documents: list[dict[str, object]] = [*revisions, rule]
-    canary = None
-    if canary_hash is not None:
-        host = str(_map(rule, "spec").get("host") or "")
-        manifest = _canary_manifest(
-            name,
-            namespace,
-            host,
-            routing,
-            stable_hash,
-            canary_hash,
-            steps,
-            metrics,
-            spec,
-            notifications,
-            rollout_id or canary_hash,
-        )
-        try:
-            canary = Canary.model_validate(manifest["spec"])
-        except ValidationError as exc:
-            raise ConfigError(f"{where}: cannot translate: {exc}") from exc
-        documents.append(manifest)
-        summary = (
-            f"revision {canary_hash} is the canary of {stable_hash}: "
-            f"{len(steps)} step(s) through {routing.virtual_service}"
-        )
-    elif stable is None:
-        summary = f"revision {stable_hash} is stable (the first revision: no steps, as in Argo)"
-    else:
-        summary = f"revision {stable_hash} is stable (unchanged)"
-    limit = spec.get("revisionHistoryLimit", DEFAULT_HISTORY)
-    prune = _prune(state, {stable_hash, canary_hash}, limit if isinstance(limit, int) else 10)
-    warnings = tuple(dict.fromkeys(out.warnings))
-    return RolloutTranslation(
-        name,
-        namespace,
-        template_hash,
-        stable_hash,
-        canary_hash,
-        tuple(documents),
-        prune,
-        canary,
-        summary,
-        warnings,
-    )
+    return _Checked(
+        name, namespace, spec, out, routing, template, selector, replicas, template_hash, stable,
+        stable_hash, canary_hash, steps, metrics, notifications,
+    )  # fmt: skip
 
 
 # --- strategy and traffic routing --------------------------------------------------------------
@@ -543,6 +602,8 @@ def _analysis(
             str(name),
         )
         found = state.templates.get(key)
+        if found is None and not state.templates_complete:
+            continue
         if found is None:
             what = (
                 f"ClusterAnalysisTemplate {name}"
