@@ -162,6 +162,8 @@ class Notifier:
         self._inbox: queue.Queue[object] = queue.Queue(maxsize=capacity)
         self._thread: threading.Thread | None = None
         self._lanes: dict[str, asyncio.Queue[Delivery]] = {}
+        self._dropping: set[str] = set()  # receivers whose backlog is full
+        self._inbox_full = False  # the loop's side only
         self._tasks: set[asyncio.Task[None]] = set()
         self._random = random.Random()
         self._session: aiohttp.ClientSession | None = None
@@ -191,8 +193,15 @@ class Notifier:
             self._leave()
             event = job.event
             self.metrics.dropped.labels(event.namespace, event.canary, event.kind).inc()
-            log.warning("%s: notifier queue full, %s event dropped", event.key, event.kind)
+            if not self._inbox_full:  # once per spell: logging each drop would cost the loop
+                self._inbox_full = True
+                log.warning("notifier queue full (%d events): events are dropped from now "
+                            "on, first %s of %s", self._inbox.maxsize, event.kind,
+                            event.key)  # fmt: skip
             return
+        if self._inbox_full:
+            self._inbox_full = False
+            log.warning("notifier queue takes events again")
         self.metrics.queued.set(self._inbox.qsize())
 
     def _enter(self) -> None:
@@ -266,9 +275,18 @@ class Notifier:
             lane.put_nowait(delivery)
         except asyncio.QueueFull:
             self._count(delivery, "dropped")
-            log.warning("notification of %s to %s provider %s dropped: its backlog is full",
-                        delivery.event, delivery.kind, delivery.provider)  # fmt: skip
+            # Said once per spell of drops (a dead receiver would otherwise flood the log):
+            # canarymesh_notifications_total{outcome="dropped"} counts every one.
+            if delivery.receiver not in self._dropping:
+                self._dropping.add(delivery.receiver)
+                log.warning("notifications to %s provider %s are dropped from now on: its "
+                            "backlog of %d is full", delivery.kind, delivery.provider,
+                            self.lane_capacity)  # fmt: skip
             return
+        if delivery.receiver in self._dropping:
+            self._dropping.discard(delivery.receiver)
+            log.warning("notifications to %s provider %s are queued again", delivery.kind,
+                        delivery.provider)  # fmt: skip
         self._enter()
 
     async def _serve_lane(self, lane: asyncio.Queue[Delivery]) -> None:

@@ -12,6 +12,7 @@ import hmac
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -264,6 +265,37 @@ def test_a_hanging_receiver_holds_back_neither_decisions_nor_others(receiver: Re
         assert made.idle.wait(10)
         made.stop()
     assert len(receiver.on("/stuck")) == 5  # in order, once released
+
+
+def test_a_dead_receivers_full_backlog_drops_counts_and_says_so_once(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    source, clock = Providers(), FakeClock()
+    source.add("stuck", "discord", receiver.url("/stuck"))
+    receiver.hang.add("/stuck")
+    made, value = notifier(source, clock, retry=Retry(attempts=1), lane_capacity=2)
+    made.start()
+    try:
+        item, before, decision = rollback([{"providerRef": {"name": "stuck"}}])
+        made.record(item, before, decision)
+        receiver.wait_for("/stuck", 1)  # the first is in flight; 2 wait; the rest are dropped
+        with caplog.at_level(logging.WARNING, logger="canarymesh.notify"):
+            for _ in range(9):
+                made.record(item, before, decision)
+            labels = {"provider": "default/stuck", "type": "discord", "event": "rolledBack",
+                      "outcome": "dropped"}  # fmt: skip
+            deadline = time.monotonic() + 10
+            while (value("canarymesh_notifications_total", labels) or 0) < 7:
+                assert time.monotonic() < deadline, value("canarymesh_notifications_total", labels)
+                time.sleep(0.01)
+    finally:
+        receiver.release()
+        assert made.idle.wait(10)
+        made.stop()
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert dropped == ["notifications to discord provider default/stuck are dropped from now "
+                       "on: its backlog of 2 is full"]  # fmt: skip
+    assert len(receiver.on("/stuck")) == 3
 
 
 def test_record_never_waits_and_a_full_queue_drops_and_counts(receiver: Receiver) -> None:
