@@ -17,12 +17,18 @@ besides the canary itself, so that none of it passes for the canary's doing:
   hiccup); during a burst its count says nothing about ``r``.
 
 Spikes and bursts are hidden states of a Markov chain with one-second steps; the likelihood of
-every ``r`` is computed by the forward algorithm. The evidence against "the canary is no worse than
-``tolerance`` times the stable" is the likelihood ratio averaged over the alternatives (a mixture),
-and under that hypothesis it is a nonnegative martingale: by Ville's inequality it exceeds ``1/a``
-with probability at most ``a``, however often it is looked at (``docs/judge.md`` has the
-argument). The same likelihoods give the evidence *for* the canary against a named regression
-(:meth:`Evidence.log_futility`) and an always-valid confidence interval on ``r``.
+every ``r`` is computed by the forward algorithm. One more alternative, **broken**, is the null's
+chain in which a burst, once started, never ends: the canary failing (a share of) its requests
+for good. The ratio alternatives cannot explain a canary that fails nearly every request while
+the stable does not (their Poisson rate ``r * p`` stays far below the canary's request rate), so
+without it such a canary would pass as one endless burst under every hypothesis alike.
+
+The evidence against "the canary is no worse than ``tolerance`` times the stable" is the
+likelihood ratio averaged over the alternatives (a mixture), and under that hypothesis it is a
+nonnegative martingale: by Ville's inequality it exceeds ``1/a`` with probability at most ``a``,
+however often it is looked at (``docs/judge.md`` has the argument). The same likelihoods give
+the evidence *for* the canary against a named regression (:meth:`Evidence.log_futility`) and an
+always-valid confidence interval on ``r``.
 """
 
 from __future__ import annotations
@@ -52,7 +58,11 @@ NULL_INDEX = GRID.index(1.0)
 # rollout is about, small on the two catastrophic ones (a canary failing most of its requests),
 # whose evidence is overwhelming anyway.
 WEIGHTS: tuple[float, ...] = (1.0,) * 8 + (0.25, 0.25)
-_LOG_WEIGHTS = tuple(math.log(w / sum(WEIGHTS)) for w in WEIGHTS)
+# The broken alternative's weight: as likely as any ordinary ratio (a change that breaks a call
+# outright is a common regression, and the test needs half a minute to tell it from a burst).
+BROKEN_WEIGHT = 1.0
+_LOG_WEIGHTS = tuple(math.log(w / (sum(WEIGHTS) + BROKEN_WEIGHT)) for w in WEIGHTS)
+_LOG_BROKEN_WEIGHT = math.log(BROKEN_WEIGHT / (sum(WEIGHTS) + BROKEN_WEIGHT))
 # Shared changes of both versions' rates: (times, starts on average every .. s, lasts .. s on
 # average). A level that moves for the rest of a quarter hour, a few minutes of trouble, a
 # spike.
@@ -115,6 +125,11 @@ class Evidence:
     stable_bad: int = 0
     prior: Prior = Prior()
     windows: int = 0
+    # The broken alternative's track (module docstring): its log likelihood, hidden states and
+    # belief, as for one ratio.
+    broken_log_likelihood: float = 0.0
+    broken_forward: tuple[float, ...] = ()
+    broken_belief: tuple[float, float] = (0.5, 50.0)
 
     @staticmethod
     def start(prior: Prior, tolerance: float = 1.0) -> Evidence:
@@ -124,6 +139,8 @@ class Evidence:
             forward=(calm,) * len(GRID),
             belief=((prior.bad, prior.requests),) * len(GRID),
             prior=prior,
+            broken_forward=calm,
+            broken_belief=(prior.bad, prior.requests),
         )
 
     # --- what the evidence says ------------------------------------------------------------
@@ -135,6 +152,7 @@ class Evidence:
         weighted = [
             w + v for w, v in zip(_LOG_WEIGHTS, self.log_likelihood[NULL_INDEX + 1 :], strict=True)
         ]
+        weighted.append(_LOG_BROKEN_WEIGHT + self.broken_log_likelihood)
         return _log_sum(weighted) - self.log_likelihood[NULL_INDEX]
 
     @property
@@ -200,6 +218,11 @@ class Evidence:
             "stable": [self.stable_requests, self.stable_bad],
             "prior": [self.prior.bad, self.prior.requests],
             "windows": self.windows,
+            "broken": {
+                "logLikelihood": self.broken_log_likelihood,
+                "forward": list(self.broken_forward),
+                "belief": list(self.broken_belief),
+            },
         }
 
     @staticmethod
@@ -215,6 +238,16 @@ class Evidence:
             tolerance, peak, windows = data["tolerance"], data["peak"], data["windows"]
             assert isinstance(tolerance, int | float) and isinstance(peak, int | float)
             assert isinstance(windows, int)
+            # A state written before the broken alternative existed goes on from the null's.
+            broken = data.get("broken") or {
+                "logLikelihood": likelihood[NULL_INDEX],
+                "forward": forward[NULL_INDEX],
+                "belief": belief[NULL_INDEX],
+            }
+            assert isinstance(broken, dict)
+            broken_forward, broken_belief = broken["forward"], broken["belief"]
+            assert isinstance(broken_forward, list) and len(broken_forward) == len(_STATES)
+            assert isinstance(broken_belief, list) and len(broken_belief) == 2
             return Evidence(
                 tolerance=float(tolerance),
                 log_likelihood=tuple(float(v) for v in likelihood),
@@ -227,6 +260,9 @@ class Evidence:
                 stable_bad=int(stable[1]),
                 prior=Prior(float(prior[0]), float(prior[1])),
                 windows=windows,
+                broken_log_likelihood=float(broken["logLikelihood"]),
+                broken_forward=tuple(float(v) for v in broken_forward),
+                broken_belief=(float(broken_belief[0]), float(broken_belief[1])),
             )
         except (KeyError, AssertionError, TypeError, ValueError, IndexError) as exc:
             raise ValueError(
@@ -278,75 +314,116 @@ def _second(evidence: Evidence, n_c: float, x_c: int, n_s: float, x_s: int) -> E
     """The forward algorithm's step for one second of counts."""
     if n_c + n_s == 0:
         return evidence
-    start_spike, keep_spike, start_burst, keep_burst = _PER_SECOND
-    calm_stays = 1.0 - sum(start_spike)
-    end_spike = tuple(1.0 - keep for keep in keep_spike)
-    quiet_burst, end_burst = 1.0 - start_burst, 1.0 - keep_burst
-    # Terms every hypothesis and every state share cancel in the ratios and are left out:
-    # the stable's x_s log n_s - log x_s!, and the belief's shape log rate (per ratio, added
-    # once below).
-    burst_canary = _burst(n_c, x_c)
-    canary_const = (x_c * math.log(n_c) - math.lgamma(x_c + 1)) if n_c > 0 else 0.0
-    x = x_c + x_s
-    log, exp = math.log, math.exp
-    levels = _LEVELS
+    counts = _Counts(n_c, x_c, n_s, x_s)
     likelihoods, forwards, beliefs = [], [], []
     for k, ratio in enumerate(GRID):
-        r = ratio * evidence.tolerance
-        shape, rate = evidence.belief[k]
-        shape, rate = shape * _FORGET, rate * _FORGET  # the level may drift
-        exposure = r * n_c + n_s
-        quiet_base = canary_const + x_c * log(r) + _rising(shape, x)
-        burst_base = burst_canary + _rising(shape, x_s)
-        # Predict: first the burst chain per level, then the level chain (calm may start any
-        # spike; a spike goes on or ends). Both chains are independent.
-        old = evidence.forward[k]
-        predicted = [0.0] * len(_STATES)
-        calm_q = old[0] * quiet_burst + old[1] * end_burst
-        calm_b = old[0] * start_burst + old[1] * keep_burst
-        spike_q = spike_b = 0.0
-        for i in range(1, len(levels)):
-            q = old[2 * i] * quiet_burst + old[2 * i + 1] * end_burst
-            b = old[2 * i] * start_burst + old[2 * i + 1] * keep_burst
-            spike_q += q * end_spike[i - 1]
-            spike_b += b * end_spike[i - 1]
-            predicted[2 * i] = calm_q * start_spike[i - 1] + q * keep_spike[i - 1]
-            predicted[2 * i + 1] = calm_b * start_spike[i - 1] + b * keep_spike[i - 1]
-        predicted[0] = calm_q * calm_stays + spike_q
-        predicted[1] = calm_b * calm_stays + spike_b
-        # Emissions (logs), then the posterior of the hidden states.
-        emissions = [0.0] * len(_STATES)
-        top = -math.inf
-        for i, level in enumerate(levels):
-            log_level = _LOG_LEVELS[i]
-            quiet = quiet_base + x * log_level - (shape + x) * log(rate + level * exposure)
-            burst = burst_base + x_s * log_level - (shape + x_s) * log(rate + level * n_s)
-            emissions[2 * i], emissions[2 * i + 1] = quiet, burst
-            if predicted[2 * i] > 0.0 and quiet > top:
-                top = quiet
-            if predicted[2 * i + 1] > 0.0 and burst > top:
-                top = burst
-        weights = [
-            p * exp(e - top) if p > 0.0 else 0.0 for p, e in zip(predicted, emissions, strict=True)
-        ]
-        total = sum(weights)
-        floor = _TINY * total
-        posterior = tuple(w / total if w > floor else 0.0 for w in weights)
-        new_shape = new_rate = 0.0
-        for i, level in enumerate(levels):
-            quiet_p, burst_p = posterior[2 * i], posterior[2 * i + 1]
-            new_shape += quiet_p * x + burst_p * x_s
-            new_rate += level * (quiet_p * exposure + burst_p * n_s)
-        likelihoods.append(evidence.log_likelihood[k] + top + log(total) + shape * log(rate))
+        step, posterior, belief = _track_second(
+            counts, ratio * evidence.tolerance, evidence.forward[k], evidence.belief[k]
+        )
+        likelihoods.append(evidence.log_likelihood[k] + step)
         forwards.append(posterior)
-        beliefs.append((shape + new_shape, rate + new_rate))
+        beliefs.append(belief)
+    step, broken_forward, broken_belief = _track_second(
+        counts, evidence.tolerance, evidence.broken_forward, evidence.broken_belief, endless=True
+    )
     updated = replace(
         evidence,
         log_likelihood=tuple(likelihoods),
         forward=tuple(forwards),
         belief=tuple(beliefs),
+        broken_log_likelihood=evidence.broken_log_likelihood + step,
+        broken_forward=broken_forward,
+        broken_belief=broken_belief,
     )
     return replace(updated, peak=max(updated.peak, updated.log_mixture))
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """One second's counts, with the terms every track shares."""
+
+    n_c: float
+    x_c: int
+    n_s: float
+    x_s: int
+
+    @property
+    def burst_canary(self) -> float:
+        return _burst(self.n_c, self.x_c)
+
+    @property
+    def canary_const(self) -> float:
+        # Terms every hypothesis and every state share cancel in the ratios and are left out:
+        # the stable's x_s log n_s - log x_s!, and the belief's shape log rate (added once).
+        if self.n_c <= 0:
+            return 0.0
+        return self.x_c * math.log(self.n_c) - math.lgamma(self.x_c + 1)
+
+
+def _track_second(
+    counts: _Counts,
+    r: float,
+    old: tuple[float, ...],
+    belief: tuple[float, float],
+    endless: bool = False,
+) -> tuple[float, tuple[float, ...], tuple[float, float]]:
+    """One track's step (the canary's rate ``r`` times the stable's; ``endless``: a burst never
+    ends): (the log likelihood of the second, the hidden states after it, the belief after it)."""
+    start_spike, keep_spike, start_burst, keep_burst = _PER_SECOND
+    if endless:
+        keep_burst = 1.0
+    calm_stays = 1.0 - sum(start_spike)
+    end_spike = tuple(1.0 - keep for keep in keep_spike)
+    quiet_burst, end_burst = 1.0 - start_burst, 1.0 - keep_burst
+    n_c, x_c, n_s, x_s = counts.n_c, counts.x_c, counts.n_s, counts.x_s
+    x = x_c + x_s
+    log, exp = math.log, math.exp
+    levels = _LEVELS
+    shape, rate = belief
+    shape, rate = shape * _FORGET, rate * _FORGET  # the level may drift
+    exposure = r * n_c + n_s
+    quiet_base = counts.canary_const + x_c * log(r) + _rising(shape, x)
+    burst_base = counts.burst_canary + _rising(shape, x_s)
+    # Predict: first the burst chain per level, then the level chain (calm may start any
+    # spike; a spike goes on or ends). Both chains are independent.
+    predicted = [0.0] * len(_STATES)
+    calm_q = old[0] * quiet_burst + old[1] * end_burst
+    calm_b = old[0] * start_burst + old[1] * keep_burst
+    spike_q = spike_b = 0.0
+    for i in range(1, len(levels)):
+        q = old[2 * i] * quiet_burst + old[2 * i + 1] * end_burst
+        b = old[2 * i] * start_burst + old[2 * i + 1] * keep_burst
+        spike_q += q * end_spike[i - 1]
+        spike_b += b * end_spike[i - 1]
+        predicted[2 * i] = calm_q * start_spike[i - 1] + q * keep_spike[i - 1]
+        predicted[2 * i + 1] = calm_b * start_spike[i - 1] + b * keep_spike[i - 1]
+    predicted[0] = calm_q * calm_stays + spike_q
+    predicted[1] = calm_b * calm_stays + spike_b
+    # Emissions (logs), then the posterior of the hidden states.
+    emissions = [0.0] * len(_STATES)
+    top = -math.inf
+    for i, level in enumerate(levels):
+        log_level = _LOG_LEVELS[i]
+        quiet = quiet_base + x * log_level - (shape + x) * log(rate + level * exposure)
+        burst = burst_base + x_s * log_level - (shape + x_s) * log(rate + level * n_s)
+        emissions[2 * i], emissions[2 * i + 1] = quiet, burst
+        if predicted[2 * i] > 0.0 and quiet > top:
+            top = quiet
+        if predicted[2 * i + 1] > 0.0 and burst > top:
+            top = burst
+    weights = [
+        p * exp(e - top) if p > 0.0 else 0.0 for p, e in zip(predicted, emissions, strict=True)
+    ]
+    total = sum(weights)
+    floor = _TINY * total
+    posterior = tuple(w / total if w > floor else 0.0 for w in weights)
+    new_shape = new_rate = 0.0
+    for i, level in enumerate(levels):
+        quiet_p, burst_p = posterior[2 * i], posterior[2 * i + 1]
+        new_shape += quiet_p * x + burst_p * x_s
+        new_rate += level * (quiet_p * exposure + burst_p * n_s)
+    step = top + log(total) + shape * log(rate)
+    return step, posterior, (shape + new_shape, rate + new_rate)
 
 
 def _transitions(

@@ -222,3 +222,31 @@ def test_the_grid_holds_the_null_and_alternatives_on_both_sides() -> None:
     assert GRID[NULL_INDEX] == 1.0
     assert min(GRID) < 1.0 < max(GRID)
     assert list(GRID) == sorted(GRID)
+
+
+@pytest.mark.parametrize("prior", [Prior(), HISTORY], ids=["no history", "history"])
+def test_a_canary_failing_every_request_is_caught_within_a_minute(prior: Prior) -> None:
+    # No ratio of the stable's rate explains a canary failing all of its calls while the
+    # stable fails none; the broken alternative (a burst that never ends) does.
+    evidence, caught = Evidence.start(prior), None
+    for s in range(90):
+        evidence = update(evidence, (10, 10), (30, 0))
+        if caught is None and evidence.p_value < 0.0075:
+            caught = s + 1
+    assert caught is not None and caught <= 60, caught
+    # A five-second burst of the same failures, then health, is not enough.
+    evidence = Evidence.start(prior)
+    for s in range(90):
+        evidence = update(evidence, (10, 10 if 20 <= s < 25 else 0), (30, 0))
+    assert evidence.p_value > 0.0075
+
+
+def test_the_broken_alternative_survives_persistence_and_older_states() -> None:
+    evidence = update(Evidence.start(HISTORY), (10, 10), (30, 0))
+    again = Evidence.from_json(json.loads(json.dumps(evidence.to_json())))
+    assert again == evidence
+    older = evidence.to_json()
+    del older["broken"]  # written before the broken alternative existed
+    resumed = Evidence.from_json(older)
+    assert resumed.broken_log_likelihood == resumed.log_likelihood[NULL_INDEX]
+    assert resumed.broken_forward == resumed.forward[NULL_INDEX]

@@ -130,7 +130,7 @@ CASES = [
          obs(weights_verified=True, windows=(SICK,)), 30, Phase.ROLLING_BACK,
          ["SetWeights", "RunWebhook", "StopLoad"],
          "request-success-rate canary errors 33.33% vs stable 0.37% (n=60/540), ratio 79x "
-         "(99.25% CI 13x-inf), sequential p=3.5e-08 < alpha 0.0075: rolling back", step=1),
+         "(99.25% CI 13x-inf), sequential p=3.9e-08 < alpha 0.0075: rolling back", step=1),
     Case("analysis: metrics unreachable holds even after the step's time",
          state(step=1), obs(weights_verified=True, metrics_online=False), 600,
          Phase.PROGRESSING, [], "metrics source unreachable: holding at step 2/5 (analysis 1m) "

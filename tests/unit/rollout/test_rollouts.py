@@ -105,7 +105,7 @@ def test_the_decision_log_of_a_rolled_back_canary_reads_with_its_numbers() -> No
     log = [(h.at.strftime("%M:%S"), h.phase.value, h.reason) for h in final.history]
     verdict = (
         "request-success-rate canary errors 10.00% vs stable 0.37% (n=60/540, 12000 before "
-        "the rollout), ratio 20x (99.25% CI 3x-60x), sequential p=5.8e-05 < alpha 0.0075"
+        "the rollout), ratio 20x (99.25% CI 3x-60x), sequential p=6.5e-05 < alpha 0.0075"
     )
     assert log[0] == ("00:00", "Initializing", "plan: stable before the rollout: 12000 "
                       "requests in 600s (20.0 req/s), 0.50% errors")  # fmt: skip
@@ -118,7 +118,7 @@ def test_the_decision_log_of_a_rolled_back_canary_reads_with_its_numbers() -> No
         ("00:02", "Progressing", "step 2/6 (analysis 1m)"),
         ("00:17", "Progressing", "step 2/6 (analysis 1m) holding: request-success-rate canary "
          "errors 10.00% vs stable 0.37% (n=30/270, 12000 before the rollout), ratio 20x (99.25% "
-         "CI 0.75x-60x), sequential p=0.011: not enough canary requests yet (30 < 50); 20 more "
+         "CI 0.75x-60x), sequential p=0.012: not enough canary requests yet (30 < 50); 20 more "
          "canary requests (~10s at 2.0 req/s) would settle it"),
         ("00:32", "RollingBack", f"{verdict}: rolling back"),
         ("00:33", "Failed", f"rolled back: {verdict}"),
