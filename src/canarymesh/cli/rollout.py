@@ -150,8 +150,11 @@ def start_command(path: Path, namespace: str | None, context: str | None) -> Non
     text = sys.stdin.read() if str(path) == "-" else path.read_text()
     for key in start_rollout(text, str(path), namespace, context):
         click.echo(f"canary.canarymesh.io/{key.split('/')[1]} started ({key})")
-        where = f" --context {context}" if context else ""
-        click.echo(f"  follow it: canarymesh rollout get {key.split('/')[1]} --watch{where}")
+        namespace_of, name = key.split("/", 1)
+        # The command must find the rollout: its namespace unless it is the default one.
+        where = "" if namespace_of == "default" else f" -n {namespace_of}"
+        where += f" --watch --context {context}" if context else " --watch"
+        click.echo(f"  follow it: canarymesh rollout get {name}{where}")
 
 
 # --- reading ------------------------------------------------------------------------------
