@@ -33,8 +33,10 @@ ISTIO_GROUPS = {
 }
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 PROMETHEUS_OPERATOR_GROUP = "monitoring.coreos.com"
-# Canary resources: ours and Flagger's; their schemas are checked by tests/unit/api/test_canary*.
-CANARY_GROUPS = {"canarymesh.io", "flagger.app"}
+# Canary resources: ours, Flagger's and Argo Rollouts'; their schemas are checked by
+# tests/unit/api/test_canary* and tests/unit/api/test_argo* (Argo's own CRDs, when
+# ARGO_ROLLOUTS_SOURCE names a checkout of argoproj/argo-rollouts).
+CANARY_GROUPS = {"canarymesh.io", "flagger.app", "argoproj.io"}
 
 Doc = dict[str, Any]
 # libyaml's loader when PyYAML was built with it: Istio's CRD file is 19,000 lines.

@@ -33,12 +33,14 @@ from pydantic import Field
 from canarymesh.api.base import Bool, Duration, Int, IstioModel, Number, Str, Strs
 from canarymesh.api.durations import parse_duration
 from canarymesh.api.istio_networking import HTTPMatchRequest
+from canarymesh.api.notifications import Notification
 
 __all__ = [
     "API_GROUP",
     "API_VERSION",
     "BUILTIN_METRICS",
     "DEFAULT_STEPS",
+    "REVISION_LABEL",
     "ROLLOUT_ID_ANNOTATION",
     "TEMPLATE_VARIABLE",
     "WEBHOOK_TYPES",
@@ -53,6 +55,7 @@ __all__ = [
     "MetricCheck",
     "MirrorStrategy",
     "PauseStep",
+    "Revisions",
     "SessionAffinity",
     "StepAnalysis",
     "Strategy",
@@ -66,6 +69,8 @@ API_GROUP = "canarymesh.io"
 API_VERSION = f"{API_GROUP}/v1alpha1"
 # Stamped by ``canarymesh rollout start`` on a Canary (both runtimes): a new value, a new rollout.
 ROLLOUT_ID_ANNOTATION = f"{API_GROUP}/rollout-id"
+# The pod label that tells an Argo Rollout's revisions apart (Argo's own label key).
+REVISION_LABEL = "rollouts-pod-template-hash"
 
 # Metrics computed from Istio's standard metrics, so they work on both runtimes.
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
@@ -84,6 +89,19 @@ class DeploymentPair(IstioModel):
     canary: Str
 
 
+class Revisions(IstioModel):
+    """Two revisions of one pod template, as Argo Rollouts runs them: Deployments
+    ``<canary name>-<hash>`` whose pods carry :data:`REVISION_LABEL` ``<hash>``, told apart by
+    the two subsets of ``destinationRule``, which select them by that label. Promotion moves the
+    stable subset to the canary's hash, sends every request back to the stable subset and scales
+    the old revision to zero, as Argo does (``canarymesh apply`` of an Argo Rollout writes it;
+    see :mod:`canarymesh.api.argo`)."""
+
+    destination_rule: Str
+    stable_hash: Str
+    canary_hash: Str
+
+
 class Target(IstioModel):
     """What moves: traffic for ``host`` from ``stableSubset`` to ``canarySubset``.
 
@@ -100,6 +118,7 @@ class Target(IstioModel):
     deployments: DeploymentPair | None = None
     routes: Strs = ()
     port: Int | None = None
+    revisions: Revisions | None = None
 
 
 class PauseStep(IstioModel):
@@ -284,6 +303,8 @@ class Canary(IstioModel):
     load_generator: LoadGeneratorSpec | None = None
     progress_deadline: Duration = "10m"
     skip_analysis: Bool = False
+    # Who hears about the rollout's events (canarymesh.api.notifications).
+    notifications: tuple[Notification, ...] = ()
 
     # --- defaults, read by every consumer (Flagger keeps them on its spec type too) ----------
 

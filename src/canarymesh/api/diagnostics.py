@@ -571,6 +571,27 @@ CATALOG: tuple[Message, ...] = (
         "documents about its target host, each valid on its own, and moves the target's clients "
         "to them in canary steps.",
     ),
+    _m(
+        "CM0610",
+        "error",
+        "Invalid notification",
+        "{problem}",
+        "A Canary's notifications name an AlertProvider (providerRef) or describe one inline "
+        "(provider); a provider's URL is a credential kept in a Secret (secretRef, key "
+        "address), except an alertmanager's address; channel is Slack's, username Slack's and "
+        "Discord's, and meshWide belongs on an AlertProvider.",
+    ),
+    _m(
+        "CM0611",
+        "error",
+        "Not supported in an Argo Rollout",
+        "{problem}",
+        "Argo Rollouts' Rollout and analysis templates run on the local mesh as a Canary runs: "
+        "what it cannot run (the blue-green strategy, experiments, header and mirror routes, "
+        "traffic routers other than Istio's subset split, analysis providers other than "
+        "Prometheus, conditions it cannot read as thresholds) is refused by field, and nothing "
+        "is applied. docs/argo-rollouts.md lists what maps.",
+    ),
     # --- CM07xx: limits (api/limits.py) ------------------------------------------------------
     _m(
         "CM0701",

@@ -12,6 +12,11 @@ What cannot map: Flagger creates ``<name>-primary``/``<name>-canary`` Deployment
 VirtualService; we shift between two subsets of an existing one. The subsets come from the
 annotations ``canarymesh.io/stable-subset`` and ``canarymesh.io/canary-subset`` (default
 ``primary`` and ``canary``, with a warning).
+
+Alerts: ``analysis.alerts`` become the Canary's ``notifications`` (a ``providerRef`` each;
+severity ``info`` is every event, ``warn`` paused and rolled back, ``error`` rolled back), and
+Flagger's ``AlertProvider`` becomes ours (:func:`translate_flagger_provider`) for the kinds we
+deliver to (slack, msteams, discord); its URL must be in its Secret's ``address``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,12 @@ from pydantic import ValidationError
 from canarymesh.api.canary import BUILTIN_METRICS, WEBHOOK_TYPES, Canary
 from canarymesh.errors import ConfigError
 
-__all__ = ["FLAGGER_API_VERSION", "Translation", "translate_flagger"]
+__all__ = [
+    "FLAGGER_API_VERSION",
+    "Translation",
+    "translate_flagger",
+    "translate_flagger_provider",
+]
 
 FLAGGER_API_VERSION = "flagger.app/v1beta1"
 STABLE_ANNOTATION = "canarymesh.io/stable-subset"
@@ -33,8 +43,15 @@ CANARY_ANNOTATION = "canarymesh.io/canary-subset"
 _SERVICE_FIELDS_KEPT = frozenset({"name", "port", "targetPort", "portName"})
 _ANALYSIS_FIELDS = frozenset({
     "interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "iterations", "mirror",
-    "mirrorWeight", "match", "sessionAffinity", "metrics", "webhooks",
+    "mirrorWeight", "match", "sessionAffinity", "metrics", "webhooks", "alerts",
 })  # fmt: skip
+# Flagger's alert severity -> the events it reports (info: all of them).
+_SEVERITY_EVENTS: dict[str, list[str]] = {
+    "info": [],
+    "warn": ["paused", "rolledBack"],
+    "error": ["rolledBack"],
+}
+_PROVIDER_TYPES = frozenset({"slack", "msteams", "discord"})
 
 Json = Mapping[str, object]
 
@@ -77,6 +94,9 @@ def translate_flagger(document: Json) -> Translation:
         "analysis": _analysis(_map(spec, "analysis"), warnings),
         "webhooks": _webhooks(_map(spec, "analysis"), warnings),
     }
+    alerts = _alerts(_map(spec, "analysis"), warnings)
+    if alerts:
+        ours["notifications"] = alerts
     if isinstance(spec.get("progressDeadlineSeconds"), int):
         ours["progressDeadline"] = f"{spec['progressDeadlineSeconds']}s"
     if spec.get("skipAnalysis") is True:
@@ -208,6 +228,59 @@ def _webhooks(analysis: Json, warnings: list[str]) -> list[dict[str, object]]:
                                 "Flagger's tester; spec.loadGenerator is built in")  # fmt: skip
         hooks.append(entry)
     return hooks
+
+
+def _alerts(analysis: Json, warnings: list[str]) -> list[dict[str, object]]:
+    found: list[dict[str, object]] = []
+    raw = analysis.get("alerts")
+    for index, alert in enumerate(raw if isinstance(raw, list) else []):
+        ref = alert.get("providerRef") if isinstance(alert, Mapping) else None
+        if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str):
+            warnings.append(f"spec.analysis.alerts[{index}] has no providerRef.name: not mapped")
+            continue
+        assert isinstance(alert, Mapping)
+        severity = str(alert.get("severity", "info"))
+        if severity not in _SEVERITY_EVENTS:
+            warnings.append(f"spec.analysis.alerts[{index}].severity {severity} is not one of "
+                            "info, warn, error: every event is sent")  # fmt: skip
+        provider: dict[str, object] = {"name": ref["name"]}
+        if isinstance(ref.get("namespace"), str):
+            provider["namespace"] = ref["namespace"]
+        found.append({"providerRef": provider, "events": _SEVERITY_EVENTS.get(severity, [])})
+    return found
+
+
+def translate_flagger_provider(document: Json) -> tuple[dict[str, object], list[str]]:
+    """Our AlertProvider manifest for Flagger's, and what did not map; ConfigError, naming the
+    field, for what cannot."""
+    metadata, spec = _map(document, "metadata"), _map(document, "spec")
+    name = metadata.get("name")
+    where = f"Flagger AlertProvider {name}"
+    kind = spec.get("type")
+    if kind not in _PROVIDER_TYPES:
+        raise ConfigError(
+            f"{where}: spec.type: {kind} is not supported (slack, msteams, discord; or write "
+            "our AlertProvider of type webhook or alertmanager)"
+        )
+    if "address" in spec:
+        raise ConfigError(f"{where}: spec.address: a webhook URL is a credential: put it in a "
+                          "Secret (key address) and name it in spec.secretRef")  # fmt: skip
+    secret = _map(spec, "secretRef")
+    if not isinstance(secret.get("name"), str):
+        raise ConfigError(f"{where}: spec.secretRef.name is required (a Secret with the URL in "
+                          "its key address)")  # fmt: skip
+    ours: dict[str, object] = {"type": kind, "secretRef": {"name": secret["name"]}}
+    warnings = []
+    if isinstance(spec.get("channel"), str) and kind == "slack":
+        ours["channel"] = spec["channel"]
+    if isinstance(spec.get("username"), str) and kind in ("slack", "discord"):
+        ours["username"] = spec["username"]
+    for field in sorted(set(spec) - {"type", "secretRef", "channel", "username"}):
+        warnings.append(f"{where}: spec.{field} is not mapped")
+    out_meta = {k: v for k, v in metadata.items() if k in ("name", "namespace", "labels")}
+    manifest: dict[str, object] = {"apiVersion": "canarymesh.io/v1alpha1", "kind": "AlertProvider",
+                "metadata": out_meta, "spec": ours}  # fmt: skip
+    return manifest, warnings
 
 
 def _times(interval: object, count: int) -> str:

@@ -13,7 +13,14 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from canarymesh.api import canary, gateway_api, istio_networking, istio_security, kube
+from canarymesh.api import (
+    canary,
+    gateway_api,
+    istio_networking,
+    istio_security,
+    kube,
+    notifications,
+)
 
 __all__ = ["KINDS", "KNOWN_UNSUPPORTED", "TRAFFIC_GROUPS", "KindInfo", "split_api_version"]
 
@@ -75,6 +82,7 @@ KINDS: tuple[KindInfo, ...] = (
     _istio("gateway.networking.k8s.io", "Gateway", _GATEWAY_API_VERSIONS, gateway_api.Gateway),
     _istio("gateway.networking.k8s.io", "HTTPRoute", _GATEWAY_API_VERSIONS, gateway_api.HTTPRoute),
     _istio(canary.API_GROUP, "Canary", ("v1alpha1",), canary.Canary),
+    _istio(canary.API_GROUP, "AlertProvider", ("v1alpha1",), notifications.AlertProviderSpec),
 )  # fmt: skip
 
 # Real kinds of the groups above that the local mesh does not implement.

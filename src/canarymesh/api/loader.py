@@ -19,8 +19,10 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from canarymesh.api import validate
+from canarymesh.api.argo import analysis_template_refusals, rollout_problems
+from canarymesh.api.argo_analysis import ANALYSIS_KINDS, ARGO_GROUP
 from canarymesh.api.diagnostics import Diagnostic, Diagnostics, make, render_value
-from canarymesh.api.fieldpaths import format_path
+from canarymesh.api.fieldpaths import format_path, parse_path
 from canarymesh.api.inputs import Input, InputProblem, check_text, read_path
 from canarymesh.api.kinds import (
     KNOWN_UNSUPPORTED,
@@ -35,6 +37,10 @@ from canarymesh.api.schema_errors import line_of, schema_diagnostics, without_ba
 from canarymesh.api.source import Source
 from canarymesh.api.yamldocs import YamlDocument, YamlProblem, parse_documents
 from canarymesh.api.yamlguard import peek_label
+from canarymesh.errors import ConfigError
+
+# Argo Rollouts' kinds that ``apply`` translates and ``validate`` checks field by field.
+ARGO_KINDS = frozenset({"Rollout", *ANALYSIS_KINDS})
 
 __all__ = [
     "LoadResult",
@@ -287,6 +293,8 @@ def _kind_info(data: dict[str, object], at: _Where) -> KindInfo | None:
     if info is None:
         if group in KNOWN_UNSUPPORTED and kind not in KNOWN_UNSUPPORTED[group]:
             at.report("CM0006", "kind", kind=kind, group=group or "core")
+        elif group == ARGO_GROUP and kind in ARGO_KINDS:
+            _argo_problems(data, kind, at)  # apply translates the rest (cli/inputs.py)
         else:
             # Skipping a kind that routes or secures traffic changes behaviour: warn; others: note.
             code = "CM0008" if group in TRAFFIC_GROUPS else "CM0012"
@@ -298,6 +306,28 @@ def _kind_info(data: dict[str, object], at: _Where) -> KindInfo | None:
                   api_version=api_version, versions=versions)  # fmt: skip
         return None
     return info
+
+
+def _argo_problems(data: dict[str, object], kind: str, at: _Where) -> None:
+    """CM0611 for each field of an Argo Rollout or analysis template the mesh cannot run."""
+    meta = data.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+        return  # CM0005 says so
+    document = {**data, "metadata": {"namespace": "default", **meta}}
+    try:
+        if kind == "Rollout":
+            refused = rollout_problems(document)
+        else:
+            refused = analysis_template_refusals(kind, document)
+    except ConfigError:
+        return
+    for refusal in refused:
+        path = parse_path(refusal.path)
+        line = line_of(at.lines, path, at.source.line)
+        at.diagnostics.append(
+            make("CM0611", file=at.source.file, line=line, resource=at.label,
+                 field=refusal.path, problem=refusal.problem)
+        )  # fmt: skip
 
 
 def _metadata(

@@ -15,7 +15,14 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from canarymesh.api import canary, gateway_api, istio_networking, istio_security, kube
+from canarymesh.api import (
+    canary,
+    gateway_api,
+    istio_networking,
+    istio_security,
+    kube,
+    notifications,
+)
 from canarymesh.api.checks import is_dns1123_label, is_dns1123_subdomain
 from canarymesh.api.diagnostics import Diagnostic
 from canarymesh.api.limits import MAX_INT32, MAX_LOCAL_REPLICAS
@@ -28,6 +35,7 @@ from canarymesh.api.validate_networking import (
     validate_gateway,
     validate_service_entry,
 )
+from canarymesh.api.validate_notifications import validate_alert_provider
 from canarymesh.api.validate_virtual_service import validate_virtual_service
 
 __all__ = ["validate_resource", "validate_resources"]
@@ -236,4 +244,5 @@ _CHECKS = (
     _typed(kube.Service, _validate_service),
     _typed(kube.Deployment, _validate_deployment),
     _typed(canary.Canary, validate_canary),
+    _typed(notifications.AlertProviderSpec, validate_alert_provider),
 )

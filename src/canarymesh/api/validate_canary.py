@@ -5,7 +5,8 @@ validate``, ``analyze`` and ``apply``). Never raises, reports every problem.
 Codes: CM0603 steps (weights 0..100, ascending), CM0604 strategy shape, CM0605 analysis
 (judge, alpha, limits, metrics, query templates), CM0606 target, CM0607 timing (a step longer
 than the progress deadline), CM0608 webhooks and the load generator, CM0609 a config canary's
-changed documents; CM0107 bad durations.
+changed documents, CM0610 notifications (:mod:`canarymesh.api.validate_notifications`); CM0107
+bad durations.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from canarymesh.api.validate_common import (
     check_port,
     check_string_matches,
 )
+from canarymesh.api.validate_notifications import validate_notifications
 
 __all__ = ["CONFIG_KINDS", "MAX_ALPHA", "QUERY_VARIABLES", "config_resource_problems",
            "validate_canary"]  # fmt: skip
@@ -50,6 +52,7 @@ def validate_canary(report: Reporter, spec: Canary) -> None:
     _check_hooks(report, spec)
     check_duration(report, (*SPEC, "progressDeadline"), spec.progress_deadline)
     _check_timing(report, spec)
+    validate_notifications(report, (*SPEC, "notifications"), spec.notifications)
 
 
 def _check_target(report: Reporter, spec: Canary) -> None:
@@ -73,6 +76,14 @@ def _check_target(report: Reporter, spec: Canary) -> None:
         report("CM0606", path, problem=f"stable and canary are both {spec.stable_subset()}")
     if len(set(target.routes)) != len(target.routes):
         report("CM0606", (*path, "routes"), list(target.routes), problem="a route is named twice")
+    revisions = target.revisions
+    if revisions is not None:
+        if target.stable_subset is None or target.canary_subset is None:
+            problem = "revisions need stableSubset and canarySubset"
+            report("CM0606", (*path, "revisions"), problem=problem)
+        if revisions.stable_hash == revisions.canary_hash:
+            problem = f"stable and canary are both revision {revisions.stable_hash}"
+            report("CM0606", (*path, "revisions"), problem=problem)
 
 
 def _check_config(report: Reporter, spec: Canary) -> None:

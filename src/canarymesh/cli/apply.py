@@ -2,9 +2,12 @@
 
 The input is validated here first with the api package, as ``canarymesh validate`` does: any
 error prints every diagnostic and exits 2 before the control plane hears of it, so nothing
-changes; warnings are printed and the input is applied. The control plane then checks that the
-whole set can run (images, secrets) and refuses it whole otherwise. Output lines follow kubectl:
-``deployment.apps/reviews-v1 created``, ``... configured``, ``... unchanged``.
+changes; warnings are printed and the input is applied. Other tools' kinds (Argo Rollouts'
+Rollout and analysis templates, Flagger's Canary and AlertProvider) are translated first
+(:mod:`canarymesh.cli.inputs`), and what they become is validated the same way. The control
+plane then checks that the whole set can run (images, secrets) and refuses it whole otherwise.
+Output lines follow kubectl: ``deployment.apps/reviews-v1 created``, ``... configured``,
+``... unchanged``.
 """
 
 from __future__ import annotations
@@ -15,14 +18,22 @@ from pathlib import Path
 
 import click
 
+from canarymesh.api.diagnostics import Diagnostics
 from canarymesh.api.loader import LoadResult, load_inputs, load_text
 from canarymesh.cli.common import client, handle_errors, state_dir_option
 from canarymesh.cli.config_canary import config_canary_document, parse_percent
+from canarymesh.cli.inputs import (
+    Translated,
+    deletions,
+    in_progress,
+    is_translated,
+    translate_inputs,
+)
 from canarymesh.cli.validate import EXIT_ERRORS
 from canarymesh.cli.validate import read_inputs as read_validate_inputs
 from canarymesh.runtime.local.api_models import DocumentText
 
-__all__ = ["apply_command", "delete_command", "read_inputs"]
+__all__ = ["apply_command", "apply_inputs", "delete_command", "read_inputs"]
 
 
 def read_inputs(
@@ -40,6 +51,14 @@ def read_inputs(
     return texts, LoadResult(result.resources, result.diagnostics + missing)
 
 
+def _refuse(diagnostics: Diagnostics, delete: bool) -> None:
+    if diagnostics.has_errors:
+        for line in diagnostics.lines():
+            click.echo(line, err=True)
+        click.echo(f"error: nothing {'deleted' if delete else 'applied'}: fix the errors", err=True)
+        raise SystemExit(EXIT_ERRORS)
+
+
 def _change(
     paths: tuple[Path, ...],
     namespace: str | None,
@@ -49,20 +68,51 @@ def _change(
     host: str | None = None,
 ) -> None:
     texts, result = read_inputs(paths, namespace)
-    diagnostics = result.diagnostics
-    if diagnostics.has_errors:
-        for line in diagnostics.lines():
-            click.echo(line, err=True)
-        click.echo(f"error: nothing {'deleted' if delete else 'applied'}: fix the errors", err=True)
-        raise SystemExit(EXIT_ERRORS)
-    for line in diagnostics.lines():
+    # Kinds translated below are not "skipped", whatever the generic loader says of them.
+    shown = Diagnostics(tuple(
+        d for d in result.diagnostics
+        if not (d.code == "CM0012" and is_translated(*_kind_of(d.reason)))
+    ))  # fmt: skip
+    _refuse(shown, delete)
+    for line in shown.lines():
         click.echo(line, err=True)
+    if delete:
+        texts += deletions(texts, client)
+        for line in client().delete(texts, wait=wait, timeout=60.0).lines:
+            click.echo(line)
+        return
     if canary is not None:
         texts = [_as_config_canary(texts, canary, namespace, host)]
+    apply_inputs(texts, wait=wait)
+
+
+def apply_inputs(
+    texts: list[DocumentText], *, wait: bool = False, stamp: str | None = None
+) -> Translated:
+    """Translate other tools' kinds, validate what they became, apply it all as one change,
+    then prune old revisions; kubectl's lines and the Rollouts' summaries are printed."""
+    translated = translate_inputs(texts, client, stamp=stamp, in_progress=in_progress)
+    for line in translated.warnings:
+        click.echo(line, err=True)
+    made = Diagnostics(())
+    for text in translated.generated:
+        made = made + load_text(text.text, text.source).diagnostics
+    _refuse(made, delete=False)
     api = client()
-    change = api.delete if delete else api.apply
-    for line in change(texts, wait=wait, timeout=60.0).lines:
+    for line in api.apply(translated.texts, wait=wait, timeout=60.0).lines:
         click.echo(line)
+    for line in translated.summaries:
+        click.echo(line)
+    if translated.prune:
+        for line in api.delete(translated.prune, timeout=60.0).lines:
+            click.echo(line)
+    return translated
+
+
+def _kind_of(reason: str) -> tuple[str, str]:
+    """(apiVersion, kind) of a CM0012 diagnostic: ``Rollout (argoproj.io/v1alpha1) has...``."""
+    kind, _, rest = reason.partition(" (")
+    return rest.partition(")")[0], kind
 
 
 _files = click.option(

@@ -1,7 +1,8 @@
 """``canarymesh rollout start|get|status|list|history|simulate|promote|abort|pause|resume``.
 
 Thin: ``start`` validates a Canary (ours, or Flagger's translated with a warning per field that
-does not map), stamps it with a new rollout id and applies it; the canary controller
+does not map; an Argo Rollout is applied as ``apply`` applies it, its canary revision a new
+rollout), stamps it with a new rollout id and applies it; the canary controller
 (:mod:`canarymesh.controller.local`, started here when needed) picks it up. ``get`` (and its
 kubectl-argo-rollouts name ``status``) renders the pure view of :mod:`canarymesh.views.rollout`
 with rich (:mod:`.rollout_render`), or as JSON or YAML; the commands drop a manual command in the
@@ -28,7 +29,9 @@ from rich.text import Text
 from canarymesh.api.canary import ROLLOUT_ID_ANNOTATION, Canary
 from canarymesh.api.flagger import FLAGGER_API_VERSION, translate_flagger
 from canarymesh.api.loader import load_text
+from canarymesh.cli.apply import apply_inputs
 from canarymesh.cli.common import client, handle_errors, state_dir, state_dir_option
+from canarymesh.cli.inputs import has_argo
 from canarymesh.cli.rollout_render import render
 from canarymesh.cli.simulate import simulate_command
 from canarymesh.errors import ConfigError
@@ -95,7 +98,12 @@ def canary_documents(text: str, source: str) -> tuple[list[dict[str, Any]], list
 def start_rollout(
     text: str, source: str, namespace: str | None, context: str | None = None
 ) -> list[str]:
-    """Apply the Canaries of ``text`` as new rollouts; returns their ``namespace/name`` keys."""
+    """Apply the Canaries of ``text`` as new rollouts; returns their ``namespace/name`` keys.
+
+    An Argo Rollout is applied as ``apply`` does, its canary revision stamped as a new rollout
+    (``kubectl argo rollouts retry`` when the revision already rolled)."""
+    if has_argo(text):
+        return _start_argo(text, source, namespace, context)
     docs, warnings = canary_documents(text, source)
     for line in warnings:
         click.echo(line, err=True)
@@ -115,6 +123,22 @@ def start_rollout(
     return keys
 
 
+def _start_argo(text: str, source: str, namespace: str | None, context: str | None) -> list[str]:
+    if context is not None:
+        raise ConfigError(
+            f"{source}: an Argo Rollout runs on the local mesh; on a cluster, apply it for Argo "
+            "Rollouts with kubectl"
+        )
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
+    document = DocumentText(source=source, text=text, namespace=namespace)
+    translated = apply_inputs([document], stamp=f"{stamp}-{secrets.token_hex(3)}")
+    if not translated.canaries:
+        raise ConfigError(f"{source}: no canary to start: the Rollout's template is its stable "
+                          "revision; change spec.template")  # fmt: skip
+    ensure_running(state_dir())
+    return translated.canaries
+
+
 @rollout_group.command("start")
 @click.option("-f", "--filename", "path", required=True, type=click.Path(path_type=Path))
 @_namespace
@@ -126,8 +150,11 @@ def start_command(path: Path, namespace: str | None, context: str | None) -> Non
     text = sys.stdin.read() if str(path) == "-" else path.read_text()
     for key in start_rollout(text, str(path), namespace, context):
         click.echo(f"canary.canarymesh.io/{key.split('/')[1]} started ({key})")
-        where = f" --context {context}" if context else ""
-        click.echo(f"  follow it: canarymesh rollout get {key.split('/')[1]} --watch{where}")
+        namespace_of, name = key.split("/", 1)
+        # The command must find the rollout: its namespace unless it is the default one.
+        where = "" if namespace_of == "default" else f" -n {namespace_of}"
+        where += f" --watch --context {context}" if context else " --watch"
+        click.echo(f"  follow it: canarymesh rollout get {name}{where}")
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ command of ``deploy/deployment.yaml``). The same loop as on the local mesh
 Settings come from the environment at the process edge only (:meth:`KubeSettings.from_env`).
 Every replica watches the Canaries; only the holder of the Lease runs the loop, so two replicas
 never act at once. Manual commands (``canarymesh rollout promote --context …``) arrive as the
-annotation ``canarymesh.io/command`` on the Canary and are taken once.
+annotation ``canarymesh.io/command`` on the Canary and are taken once. Decisions are told to
+the AlertProviders a Canary names and to the mesh-wide ones (:class:`KubeProviders`), as on
+the local mesh, by the same notifier (:mod:`canarymesh.controller.notify`).
 """
 
 from __future__ import annotations
@@ -21,16 +23,25 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from canarymesh.api.canary import ROLLOUT_ID_ANNOTATION, Canary, LoadGeneratorSpec
+from canarymesh.api.notifications import AlertProviderSpec
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
+from canarymesh.controller.notify import Notifier, NotifyMetrics
 from canarymesh.controller.observe import fqdn
 from canarymesh.controller.webhooks import HttpWebhooks
-from canarymesh.controller.wiring import CanaryItem, Wiring, canary_item
+from canarymesh.controller.wiring import (
+    CanaryItem,
+    DecisionSinks,
+    ProviderItem,
+    Wiring,
+    canary_item,
+)
 from canarymesh.ports import TrafficRouter
 from canarymesh.ports.clock import SystemClock
 from canarymesh.ports.load import LoadGenerator
 from canarymesh.ports.prometheus import PrometheusSource
 from canarymesh.runtime.kube.client import (
+    ALERT_PROVIDER,
     COMMAND_ANNOTATION,
     DESTINATION_RULE,
     KubeApi,
@@ -44,7 +55,7 @@ from canarymesh.runtime.kube.router import KubeRouter
 from canarymesh.runtime.kube.verify import IstiodVerifier
 from canarymesh.runtime.kube.watch import CanaryWatch
 
-__all__ = ["KubeCanaries", "KubeSettings", "main", "wiring_for"]
+__all__ = ["KubeCanaries", "KubeProviders", "KubeSettings", "main", "wiring_for"]
 
 log = logging.getLogger("canarymesh.controller")
 LOAD_LIMIT = 3600.0
@@ -123,6 +134,30 @@ class KubeCanaries:
         return tuple(found)
 
 
+class KubeProviders:
+    """The notifier's AlertProviders (every namespace) and Secrets, read from the API server
+    when an event is resolved, so a changed provider or a rotated Secret counts at once."""
+
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
+
+    def providers(self) -> tuple[ProviderItem, ...]:
+        items = []
+        for obj in self.api.list_all(ALERT_PROVIDER):
+            meta = obj.get("metadata") or {}
+            namespace, name = str(meta.get("namespace", "default")), str(meta.get("name"))
+            try:
+                spec = AlertProviderSpec.model_validate(obj.get("spec") or {})
+            except ValidationError as err:
+                log.error("AlertProvider %s/%s cannot be read: %s", namespace, name, err)
+                continue
+            items.append(ProviderItem(namespace, name, spec))
+        return tuple(items)
+
+    def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        return self.api.secret_data(namespace, name)
+
+
 class KubeLoad:
     """The built-in load generator, sending to the in-cluster URL of the spec."""
 
@@ -143,8 +178,13 @@ class KubeLoad:
 
 
 def wiring_for(
-    api: KubeApi, settings: KubeSettings, watch: CanaryWatch, metrics: ControllerMetrics
+    api: KubeApi,
+    settings: KubeSettings,
+    watch: CanaryWatch,
+    metrics: ControllerMetrics,
+    notifier: Notifier | None = None,
 ) -> tuple[Wiring, KubeCanaries]:
+    """The loop's wiring; decisions go to ``metrics`` and, when given, to ``notifier``."""
     verifier = IstiodVerifier(settings.istiod_url) if settings.istiod_url else None
     canaries = KubeCanaries(api, watch)
 
@@ -164,7 +204,7 @@ def wiring_for(
         inbox=canaries,
         webhooks=HttpWebhooks(),
         load=KubeLoad(),
-        sink=metrics,
+        sink=metrics if notifier is None else DecisionSinks(metrics, notifier),
     )
     return wiring, canaries
 
@@ -187,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics = ControllerMetrics()
     watch = CanaryWatch(api).start()
     health = serve_health("0.0.0.0", settings.metrics_port, metrics.registry, watch.synced.is_set)
-    wiring, _ = wiring_for(api, settings, watch, metrics)
+    # Only the Lease holder decides, so only its notifier has events to send.
+    notifier = Notifier(KubeProviders(api), NotifyMetrics(metrics.registry), SystemClock())
+    wiring, _ = wiring_for(api, settings, watch, metrics, notifier.start())
     elector = LeaderElector(api, settings.lease_namespace, settings.lease_name, settings.identity)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -196,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(wiring, elector, stop, settings.tick)
     finally:
+        notifier.stop()
         watch.stop()
         health.shutdown()
     return 0

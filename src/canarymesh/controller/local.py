@@ -13,30 +13,46 @@ time: the records hold where every rollout stands.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from canarymesh.api.canary import ROLLOUT_ID_ANNOTATION, Canary
+from canarymesh.api.notifications import AlertProviderSpec
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
+from canarymesh.controller.notify import Notifier, NotifyMetrics
 from canarymesh.controller.observe import fqdn
 from canarymesh.controller.webhooks import HttpWebhooks
-from canarymesh.controller.wiring import CanaryItem, Wiring, canary_item
+from canarymesh.controller.wiring import (
+    CanaryItem,
+    DecisionSinks,
+    ProviderItem,
+    Wiring,
+    canary_item,
+)
 from canarymesh.errors import CanaryMeshError
 from canarymesh.ports import TrafficRouter
 from canarymesh.ports.clock import SystemClock
 from canarymesh.ports.load import LoadGenerator, loopback_target
 from canarymesh.ports.prometheus import PrometheusSource
 from canarymesh.runtime.local.api_client import ApiClient, daemon_info
-from canarymesh.runtime.local.api_models import CANARY_KIND, DESTINATION_RULE_KIND, MeshStatus
+from canarymesh.runtime.local.api_models import (
+    ALERT_PROVIDER_KIND,
+    CANARY_KIND,
+    DESTINATION_RULE_KIND,
+    SECRET_KIND,
+    MeshStatus,
+)
 from canarymesh.runtime.local.config_router import LocalConfigRouter
 from canarymesh.runtime.local.controller_process import publish_info, take_lock
 from canarymesh.runtime.local.prometheus import (
@@ -49,7 +65,7 @@ from canarymesh.runtime.local.prometheus import (
 from canarymesh.runtime.local.rollout_store import RolloutStore
 from canarymesh.runtime.local.router import LocalRouter
 
-__all__ = ["LocalCanaries", "LocalLoad", "main", "wiring_for"]
+__all__ = ["LocalCanaries", "LocalLoad", "LocalProviders", "main", "wiring_for"]
 
 log = logging.getLogger("canarymesh.controller")
 
@@ -94,6 +110,44 @@ class LocalCanaries:
         return tuple(found)
 
 
+class LocalProviders:
+    """The notifier's AlertProviders and Secrets, read from the mesh's store."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+
+    def providers(self) -> tuple[ProviderItem, ...]:
+        items = []
+        for doc in self.api.resources([ALERT_PROVIDER_KIND]):
+            meta = doc.get("metadata") or {}
+            namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name"))
+            try:
+                spec = AlertProviderSpec.model_validate(doc.get("spec") or {})
+            except ValidationError as err:
+                log.error("AlertProvider %s/%s cannot be read: %s", namespace, name, err)
+                continue
+            items.append(ProviderItem(namespace, name, spec))
+        return tuple(items)
+
+    def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        found = [
+            d
+            for d in self.api.resources([SECRET_KIND], namespace, name)
+            if (d.get("metadata") or {}).get("namespace") == namespace
+        ]
+        if not found:
+            return None
+        data: dict[str, bytes] = {}
+        for key, value in (found[0].get("data") or {}).items():
+            try:
+                data[str(key)] = base64.b64decode(str(value), validate=True)
+            except binascii.Error:
+                log.error("Secret %s/%s: key %s is not base64", namespace, name, key)
+        for key, value in (found[0].get("stringData") or {}).items():
+            data[str(key)] = str(value).encode()
+        return data
+
+
 class LocalLoad:
     """One built-in load generator per rollout, sent through the mesh's ingress."""
 
@@ -119,13 +173,17 @@ class LocalLoad:
             self.stop(key)
 
 
-def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, LocalLoad]:
+def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, LocalLoad, Notifier]:
+    """The loop's wiring, the load generators and the notifier (to stop them at the end)."""
     api = ApiClient.for_state_dir(state_dir, timeout=30.0)
     info = daemon_info(state_dir)  # daemon.json: the mesh's status without its components
     mesh = MeshStatus.model_validate(info) if info is not None else None
     prometheus = (mesh.prometheus_url if mesh else None) or "http://127.0.0.1:9"
     load = LocalLoad(mesh.ingress_url if mesh else None)
     store = RolloutStore(state_dir)
+    # Its own client: the notifier reads providers and Secrets on its thread.
+    providers = LocalProviders(ApiClient.for_state_dir(state_dir, timeout=10.0))
+    notifier = Notifier(providers, NotifyMetrics(metrics.registry), SystemClock())
     wiring = Wiring(
         canaries=LocalCanaries(api),
         router_for=lambda item: _router(api, item),
@@ -135,9 +193,9 @@ def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, Loc
         inbox=store,
         webhooks=HttpWebhooks(),
         load=load,
-        sink=metrics,
+        sink=DecisionSinks(metrics, notifier),
     )
-    return wiring, load
+    return wiring, load, notifier
 
 
 def _router(api: ApiClient, item: CanaryItem) -> TrafficRouter:
@@ -178,7 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(state_dir: Path, tick: float, stop: threading.Event) -> int:
     metrics = ControllerMetrics()
     server, _ = start_http_server(0, addr="127.0.0.1", registry=metrics.registry)
-    wiring, load = wiring_for(state_dir, metrics)
+    wiring, load, notifier = wiring_for(state_dir, metrics)
+    notifier.start()
     info = {"pid": os.getpid(), "metrics_url": f"http://127.0.0.1:{server.server_port}/metrics"}
     publish_info(state_dir, info)
     _publish_target(state_dir, f"127.0.0.1:{server.server_port}")
@@ -188,6 +247,7 @@ def _serve(state_dir: Path, tick: float, stop: threading.Event) -> int:
         Controller(wiring).run(lambda: stop.is_set() or gone(), tick)
     finally:
         load.stop_all()
+        notifier.stop()
         _publish_target(state_dir, None)
         server.shutdown()
     log.info("canary controller stopped")

@@ -123,8 +123,13 @@ class Controller:
         observation = self.observe(item, state, router, command)
         decision = advance(state, observation, self.w.clock.now())
         self.w.store.save(item.key, record_of(item, decision.state))
-        self.execute(item, router, decision.actions)
-        self.w.sink.record(item, state, decision)
+        try:
+            self.execute(item, router, decision.actions)
+        finally:
+            # Saved is taken: the record moved on even when an action failed (the next
+            # decision retries it), so its metrics and notifications (a rollout's "started")
+            # are not lost with the error.
+            self.w.sink.record(item, state, decision)
         return decision.requeue_after
 
     def load_state(self, item: CanaryItem) -> CanaryState:

@@ -1,18 +1,20 @@
 """What the controller loop is wired to (:class:`Wiring`): the ports of :mod:`canarymesh.ports`
 plus its own few, the Canaries to run, the manual-command inbox, webhooks, the load generator,
-and its own metrics. Small Protocols, so the loop runs the same against the local mesh
-(:mod:`canarymesh.controller.local`), a cluster (:mod:`canarymesh.controller.kube`), and the
-in-memory doubles of the unit tests.
+where decisions are reported (its metrics and the notifier, :class:`DecisionSinks`), and where
+the notifier reads its providers. Small Protocols, so the loop runs the same against the local
+mesh (:mod:`canarymesh.controller.local`), a cluster (:mod:`canarymesh.controller.kube`), and
+the in-memory doubles of the unit tests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from canarymesh.analysis.measure import ConfigCounters
 from canarymesh.api.canary import Canary, Webhook
+from canarymesh.api.notifications import AlertProviderSpec
 from canarymesh.ports import Clock, MetricsSource, StateStore, TrafficRouter
 from canarymesh.rollout.machine import Decision, WebhookResult
 from canarymesh.rollout.state import CanaryState
@@ -22,7 +24,10 @@ __all__ = [
     "CanarySource",
     "CommandInbox",
     "DecisionSink",
+    "DecisionSinks",
     "LoadControl",
+    "ProviderItem",
+    "ProviderSource",
     "WebhookCaller",
     "Wiring",
     "canary_item",
@@ -95,6 +100,37 @@ class DecisionSink(Protocol):
     """Where each decision is reported: the controller's metrics and its log."""
 
     def record(self, item: CanaryItem, before: CanaryState, decision: Decision) -> None: ...
+
+
+class DecisionSinks:
+    """Several sinks as one (the controller's metrics, then the notifier), each called in
+    order; a sink must not raise (the notifier catches its own errors)."""
+
+    def __init__(self, *sinks: DecisionSink) -> None:
+        self.sinks = sinks
+
+    def record(self, item: CanaryItem, before: CanaryState, decision: Decision) -> None:
+        for sink in self.sinks:
+            sink.record(item, before, decision)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderItem:
+    """One applied AlertProvider."""
+
+    namespace: str
+    name: str
+    spec: AlertProviderSpec
+
+
+class ProviderSource(Protocol):
+    """Where the notifier reads AlertProviders and Secrets (called off the loop's thread)."""
+
+    def providers(self) -> tuple[ProviderItem, ...]:
+        """Every AlertProvider of the mesh (one that cannot be read is left out and logged)."""
+
+    def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        """The decoded data of a Secret, or None when it does not exist."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,12 +115,12 @@ spec:
     spec:
       containers:
       - name: web
-        image: nginx:1.25
+        image: httpd:2.4
         ports: [{containerPort: 80}]
 """
     done = bookinfo_mesh.cli("apply", "-f", "-", stdin=text, check=False)
     assert done.returncode == 2
-    assert "'nginx:1.25' has no local equivalent" in done.stderr
+    assert "'httpd:2.4' has no local equivalent" in done.stderr
     assert "web" not in bookinfo_mesh.cli("get", "deployments").stdout
 
 

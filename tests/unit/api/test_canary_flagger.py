@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from canarymesh.api.flagger import translate_flagger
+from canarymesh.api.flagger import translate_flagger, translate_flagger_provider
 from canarymesh.api.loader import load_paths, load_text
 from canarymesh.errors import ConfigError
 from canarymesh.rollout.plan import build_plan
@@ -79,13 +79,13 @@ def test_what_does_not_map_is_warned_about_field_by_field() -> None:
         "canarymesh.io/canary-subset to choose them)",
         "spec.service.gateways is not mapped: the VirtualService is yours",
         "spec.service.hosts is not mapped: the VirtualService is yours",
-        "spec.analysis.alerts is not mapped",
         "spec.analysis.metrics[0].interval is not mapped: every metric uses spec.analysis.interval",
         "spec.analysis.metrics[1] (latency) is not mapped: MetricTemplates are not supported, "
         "add a query instead",
         "spec.analysis.webhooks[0] runs a load test through Flagger's tester; "
         "spec.loadGenerator is built in",
         "spec.analysis.webhooks[1] (ask) of type confirm-traffic-increase is not mapped",
+        "spec.analysis.alerts[0] has no providerRef.name: not mapped",
         "spec.autoscalerRef is not mapped: the local mesh has no equivalent",
     )
     canary = translation.canary
@@ -131,3 +131,37 @@ def test_not_a_flagger_canary_is_a_config_error() -> None:
     broken["spec"]["targetRef"] = {"kind": "StatefulSet", "name": "x"}
     with pytest.raises(ConfigError, match="targetRef must name a Deployment"):
         translate_flagger(broken)
+
+
+def test_alerts_become_notifications_by_severity() -> None:
+    alerts = [
+        {"name": "all", "severity": "info", "providerRef": {"name": "team-slack"}},
+        {"name": "on-call", "severity": "error",
+         "providerRef": {"name": "on-call", "namespace": "flagger"}},
+    ]  # fmt: skip
+    canary = translate_flagger(flagger(stepWeight=10, alerts=alerts)).canary
+    found = [
+        (n.provider_ref.name if n.provider_ref else None, n.events) for n in canary.notifications
+    ]
+    assert found == [("team-slack", ()), ("on-call", ("rolledBack",))]
+    assert canary.notifications[1].provider_ref is not None
+    assert canary.notifications[1].provider_ref.namespace == "flagger"
+
+
+def test_flagger_alert_providers_become_ours_or_are_refused_by_field() -> None:
+    provider = {
+        "apiVersion": "flagger.app/v1beta1", "kind": "AlertProvider",
+        "metadata": {"name": "on-call", "namespace": "flagger"},
+        "spec": {"type": "slack", "channel": "on-call", "username": "flagger",
+                 "secretRef": {"name": "on-call-url"}, "proxy": "http://squid:3128"},
+    }  # fmt: skip
+    manifest, warnings = translate_flagger_provider(provider)
+    assert manifest["spec"] == {"type": "slack", "secretRef": {"name": "on-call-url"},
+                                "channel": "on-call", "username": "flagger"}  # fmt: skip
+    assert warnings == ["Flagger AlertProvider on-call: spec.proxy is not mapped"]
+    inline = {**provider, "spec": {"type": "msteams", "address": "https://example/hook"}}
+    with pytest.raises(ConfigError, match="spec.address: a webhook URL is a credential"):
+        translate_flagger_provider(inline)
+    rocket = {**provider, "spec": {"type": "rocket", "secretRef": {"name": "x"}}}
+    with pytest.raises(ConfigError, match="spec.type: rocket is not supported"):
+        translate_flagger_provider(rocket)

@@ -13,9 +13,10 @@ from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.observe import due_windows, fqdn
 from canarymesh.controller.wiring import CanaryItem, Wiring, canary_item
-from canarymesh.errors import ConfigError
+from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.ports import state_of
-from canarymesh.rollout.machine import WebhookResult
+from canarymesh.rollout.actions import Weights
+from canarymesh.rollout.machine import Decision, WebhookResult
 from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.state import CanaryState
 from tests.fakes import FakeClock, FakeMetrics, FakeRouter, MemoryStore
@@ -238,3 +239,34 @@ def test_a_config_canary_is_judged_on_its_sets_of_sidecars() -> None:
     assert "canary errors 30.00% vs stable 0.00%" in state.message
     asked = {promql for promql, _ in metrics.asked}
     assert any('config_canary="default/reviews",set="canary"' in q for q in asked)
+
+
+@dataclass
+class Decisions:
+    """A sink that keeps every decision's (phase before, phase after)."""
+
+    seen: list[tuple[Phase, Phase]] = field(default_factory=list)
+
+    def record(self, item: CanaryItem, before: CanaryState, decision: Decision) -> None:
+        self.seen.append((before.phase, decision.state.phase))
+
+
+def test_a_decision_whose_action_failed_is_still_reported() -> None:
+    # The record moves on before the actions run; a failed action (a local router waiting
+    # for the canary's pods) must not hide that decision from the metrics and notifications.
+    controller, clock, router, _, store, _ = build()
+    decisions = Decisions()
+    controller.w = dataclasses.replace(controller.w, sink=decisions)
+    failing = dataclasses.replace(router)
+
+    def not_ready(canary: Canary, weights: Weights) -> None:
+        raise TemporaryError("waiting for the pods of the canary", delay=1.0)
+
+    failing.set_weights = not_ready  # type: ignore[method-assign]
+    controller.w = dataclasses.replace(controller.w, router_for=lambda item: failing)
+    for _ in range(4):
+        controller.run_once()
+        clock.advance(0.5)
+    state = state_of(store.load(ITEM.key))
+    assert state is not None and state.phase is Phase.PROGRESSING
+    assert (Phase.INITIALIZING, Phase.PROGRESSING) in decisions.seen

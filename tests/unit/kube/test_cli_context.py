@@ -99,7 +99,7 @@ def test_start_applies_the_canary_as_the_cli(cluster: FakeApiServer) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-2:] == [
         "canary.canarymesh.io/reviews started (webapps/reviews)",
-        "  follow it: canarymesh rollout get reviews --watch --context fake",
+        "  follow it: canarymesh rollout get reviews -n webapps --watch --context fake",
     ]
     manager, plural, status_only, body = cluster.applies[-1]
     assert (manager, plural, status_only) == (CLI_FIELD_MANAGER, "canaries", False)

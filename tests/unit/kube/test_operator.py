@@ -20,7 +20,7 @@ from aiohttp import web
 from kubernetes import client
 
 from canarymesh.api.canary import Canary
-from canarymesh.controller.kube import KubeCanaries, KubeSettings
+from canarymesh.controller.kube import KubeCanaries, KubeProviders, KubeSettings
 from canarymesh.errors import TemporaryError
 from canarymesh.ports import Sample
 from canarymesh.ports.prometheus import PrometheusSource
@@ -266,6 +266,10 @@ def test_rbac_grants_exactly_what_the_controller_uses(server: FakeApiServer, api
         LeaderElector(api, "canarymesh-system", "lease", "a").try_acquire(T0)
         api.get_lease("canarymesh-system", "lease")
         exercise_config_router(server, api)
+        server.put("canarymesh.io", "alertproviders", {"metadata": {"name": "hooks"},
+                                                       "spec": {"type": "slack"}})  # fmt: skip
+        KubeProviders(api).providers()
+        KubeProviders(api).secret("webapps", "hooks")
     finally:
         watch.stop()
     assert server.verbs() == granted()

@@ -74,7 +74,7 @@ def test_databases_map_to_local_server_recipes(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "image",
     [
-        "nginx:1.27",
+        "httpd:2.4",
         "docker.io/istio/examples-bookinfo-reviews-v9:1.20.3",
         "quay.io/someone/examples-bookinfo-reviews-v1:1.0",
     ],

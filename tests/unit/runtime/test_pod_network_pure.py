@@ -15,7 +15,7 @@ from canarymesh.api.loader import load_text
 from canarymesh.errors import ConfigError
 from canarymesh.mesh.capture import iptables_rules
 from canarymesh.runtime.local.addresses import AddressBook
-from canarymesh.runtime.local.podnet import resolv_conf, veth_name
+from canarymesh.runtime.local.podnet import pod_mac, resolv_conf, veth_name
 from canarymesh.runtime.local.pods import expand, plan_pods
 from canarymesh.runtime.local.sandbox import app_launcher, gateway_launcher, sidecar_launcher
 
@@ -102,6 +102,17 @@ def test_veth_names_fit_linux_and_differ_per_pod_ip(ips: list[ipaddress.IPv4Addr
     assert len(set(names)) == len(set(inside))
 
 
+@given(st.lists(st.ip_addresses(v=4), unique=True, max_size=50))
+def test_a_pod_ip_always_has_the_same_unicast_local_mac(ips: list[ipaddress.IPv4Address]) -> None:
+    macs = [pod_mac(str(ip)) for ip in ips]
+    assert len(set(macs)) == len(ips)  # one MAC per IP, the same each time it is handed out
+    assert macs == [pod_mac(str(ip)) for ip in ips]
+    for mac in macs:
+        first = int(mac.split(":")[0], 16)
+        assert len(mac.split(":")) == 6 and first & 0b10 and not first & 0b1
+    assert pod_mac("10.244.0.3") == "0a:58:0a:f4:00:03"
+
+
 def test_resolv_conf_searches_the_pods_namespace_first() -> None:
     text = resolv_conf("webapps", "10.96.0.10")
     assert text.splitlines() == [
@@ -161,7 +172,7 @@ spec:
       securityContext: {runAsUser: 2000}
       containers:
       - name: web
-        image: nginx:1.27
+        image: httpd:2.4
         command: [/usr/bin/env, "--", "$(GREETING)"]
         args: ["$(A)", "$$(B)"]
         workingDir: /srv
@@ -209,7 +220,7 @@ def test_an_unknown_image_without_command_is_refused_naming_what_to_add(
     with pytest.raises(ConfigError) as err:
         _plans(text)
     assert "deployment shop/web container 'web'" in str(err.value)
-    assert "nginx:1.27" in str(err.value) and message in str(err.value)
+    assert "httpd:2.4" in str(err.value) and message in str(err.value)
 
 
 @pytest.mark.parametrize(

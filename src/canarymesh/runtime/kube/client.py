@@ -13,6 +13,8 @@ merge patch, as ``kubectl label`` does).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 from collections.abc import Mapping
@@ -25,10 +27,11 @@ from urllib3.exceptions import HTTPError
 
 from canarymesh.api.canary import API_GROUP
 from canarymesh.errors import ConfigError, TemporaryError
-from canarymesh.runtime.kube.crd import PLURAL, VERSION
+from canarymesh.runtime.kube.crd import ALERT_PROVIDER_PLURAL, PLURAL, VERSION
 from canarymesh.runtime.kube.patches import FIELD_MANAGER
 
 __all__ = [
+    "ALERT_PROVIDER",
     "APPLY",
     "AUTHORIZATION_POLICY",
     "COMMAND_ANNOTATION",
@@ -62,6 +65,7 @@ VIRTUAL_SERVICE = ObjectKind("networking.istio.io", "v1", "virtualservices")
 DESTINATION_RULE = ObjectKind("networking.istio.io", "v1", "destinationrules")
 HTTP_ROUTE = ObjectKind("gateway.networking.k8s.io", "v1", "httproutes")
 AUTHORIZATION_POLICY = ObjectKind("security.istio.io", "v1", "authorizationpolicies")
+ALERT_PROVIDER = ObjectKind(API_GROUP, VERSION, ALERT_PROVIDER_PLURAL)
 
 
 def api_client(
@@ -194,6 +198,34 @@ class KubeApi:
         except (ApiException, HTTPError) as err:
             raise _mapped(err, f"list {kind.plural}.{kind.group} in {namespace}") from err
         return list(cast(dict[str, Any], found).get("items", []))
+
+    def list_all(self, kind: ObjectKind) -> list[dict[str, Any]]:
+        """Every object of ``kind`` in every namespace (the notifier's AlertProviders)."""
+        try:
+            found = self.custom.list_cluster_custom_object(kind.group, kind.version, kind.plural)
+        except (ApiException, HTTPError) as err:
+            raise _mapped(err, f"list {kind.plural}.{kind.group}") from err
+        return list(cast(dict[str, Any], found).get("items", []))
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """The decoded ``data`` of a Secret (an AlertProvider's URL and HMAC key); None when
+        there is no such Secret. The values are never logged or put in an error."""
+        try:
+            response = self.core.read_namespaced_secret(name, namespace, _preload_content=False)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise _mapped(err, f"secret {namespace}/{name}") from err
+        except HTTPError as err:
+            raise _mapped(err, f"secret {namespace}/{name}") from err
+        found = json.loads(cast(Any, response).data)
+        data: dict[str, bytes] = {}
+        for key, value in (found.get("data") or {}).items():
+            try:
+                data[str(key)] = base64.b64decode(str(value), validate=True)
+            except binascii.Error:
+                raise ConfigError(f"secret {namespace}/{name}: key {key} is not base64") from None
+        return data
 
     def list_canaries(self, namespace: str | None = None) -> list[dict[str, Any]]:
         try:

@@ -94,6 +94,13 @@ class KubeRouter:
         self.api.apply(kind, body)
 
     def _target(self, canary: Canary) -> tuple[ObjectKind, dict[str, Any]]:
+        if canary.target.revisions is not None:
+            # Argo's revisions need pods labelled per revision: on a cluster, Argo makes them.
+            raise ConfigError(
+                f"Canary {self.namespace}/{self.name}: spec.target.revisions (an Argo Rollout's "
+                "revisions) runs on the local mesh; on a cluster, run the Rollout with Argo "
+                "Rollouts"
+            )
         name = canary.target.virtual_service
         try:
             return VIRTUAL_SERVICE, self.api.get(VIRTUAL_SERVICE, self.namespace, name)

@@ -18,8 +18,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ALERT_PROVIDER_KIND",
     "CANARY_KIND",
+    "DEPLOYMENT_KIND",
     "DESTINATION_RULE_KIND",
+    "SECRET_KIND",
     "VIRTUAL_SERVICE_KIND",
     "ApiError",
     "ChangeRequest",
@@ -51,6 +54,9 @@ __all__ = [
 CANARY_KIND = "canary.canarymesh.io"
 VIRTUAL_SERVICE_KIND = "virtualservice.networking.istio.io"
 DESTINATION_RULE_KIND = "destinationrule.networking.istio.io"
+ALERT_PROVIDER_KIND = "alertprovider.canarymesh.io"
+SECRET_KIND = "secret"
+DEPLOYMENT_KIND = "deployment.apps"
 
 Document = dict[str, Any]
 # "host": every pod shares the host's network (loopback ports); "pod": each pod has its own

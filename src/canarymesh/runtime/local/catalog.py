@@ -9,6 +9,11 @@ Deployment's own ``env`` is applied on top by the caller, as Kubernetes does ove
 Our images (``ghcr.io/canary-mesh/examples-bookinfo-<service>-<version>``) and Istio's
 (``docker.io/istio/...``, ``istio/...``, ``registry.istio.io/release/...``) resolve alike, with
 any tag or digest, so Istio's own sample manifests apply unchanged.
+
+Two images of other projects' examples are played by stand-ins
+(:mod:`canarymesh.runtime.local.standins`), so Argo Rollouts' examples run unchanged:
+``nginx`` (Docker Hub's library image, default configuration) and ``argoproj/rollouts-demo``,
+whose tag (``blue``, ``bad-red``, ``slow-yellow``) sets what the demo app answers.
 """
 
 from __future__ import annotations
@@ -172,6 +177,30 @@ IMAGES: Mapping[str, Recipe] = {
 }
 
 
+_STANDINS = "canarymesh.runtime.local.standins"
+_NGINX = frozenset({"nginx", "library/nginx", "docker.io/nginx", "docker.io/library/nginx"})
+_ROLLOUTS_DEMO = frozenset({"argoproj/rollouts-demo", "docker.io/argoproj/rollouts-demo"})
+# The published rollouts-demo images: bad-<color> built with ERROR_RATE=15, slow-<color> with
+# LATENCY=2 (the demo's release.sh).
+_DEMO_VARIANTS = {"bad-": {"ERROR_RATE": "15"}, "slow-": {"LATENCY": "2"}}
+
+
+def _stand_in(repository: str, tag: str) -> Recipe | None:
+    """A stand-in's recipe for another project's example image (its tag sets its env)."""
+    if repository in _NGINX:
+        version = tag.split("-", 1)[0] if tag[:1].isdigit() else "1.27"
+        return PythonService(f"{_STANDINS}.nginx", {"NGINX_VERSION": version}, user=101)
+    if repository in _ROLLOUTS_DEMO:
+        env: dict[str, str] = {}
+        for prefix, variant in _DEMO_VARIANTS.items():
+            if tag.startswith(prefix):
+                env.update(variant)
+                tag = tag.removeprefix(prefix)
+        env["COLOR"] = "" if tag == "latest" else tag
+        return PythonService(f"{_STANDINS}.rollouts_demo", env)
+    return None
+
+
 def catalog_recipe(image: str, extra: Mapping[str, Recipe] | None = None) -> Recipe | None:
     """The recipe for ``image`` if the catalog (or ``extra``, full names without tag) has one."""
     if not image.strip():
@@ -179,6 +208,9 @@ def catalog_recipe(image: str, extra: Mapping[str, Recipe] | None = None) -> Rec
     repository = _repository(image)
     if extra and repository in extra:
         return extra[repository]
+    found = _stand_in(repository, _tag(image))
+    if found is not None:
+        return found
     for registry in REGISTRIES:
         name = repository.removeprefix(registry)
         if name != repository and name.startswith(_PREFIX):
@@ -193,7 +225,7 @@ def unknown_image_message(image: str) -> str:
     return (
         f"image {image!r} has no local equivalent: the local mesh runs images named"
         f" <registry>/{_PREFIX}<name>:<tag> from {', '.join(r.rstrip('/') for r in REGISTRIES)}"
-        f" with <name> one of: {known}"
+        f" with <name> one of: {known}; and nginx and argoproj/rollouts-demo"
     )
 
 
@@ -206,6 +238,13 @@ def resolve_image(image: str, extra: Mapping[str, Recipe] | None = None) -> Reci
             " to run a local program as it"
         )
     return recipe
+
+
+def _tag(image: str) -> str:
+    """``1.19-alpine`` of ``nginx:1.19-alpine``; ``latest`` when there is none."""
+    name = image.strip().split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else "latest"
 
 
 def _repository(image: str) -> str:

@@ -27,7 +27,15 @@ from pathlib import Path
 from canarymesh.mesh.capture import iptables_rules
 from canarymesh.runtime.local.netns import NETNS_DIR, NetnsError, ip_batch, netns_path, run
 
-__all__ = ["BRIDGE", "ETC_NETNS", "RUN_ROOT", "PodNetworks", "mesh_id", "remove_pod_network"]
+__all__ = [
+    "BRIDGE",
+    "ETC_NETNS",
+    "RUN_ROOT",
+    "PodNetworks",
+    "mesh_id",
+    "pod_mac",
+    "remove_pod_network",
+]
 
 BRIDGE = "cm0"
 ETC_NETNS = Path("/etc/netns")
@@ -42,6 +50,17 @@ def mesh_id(state_dir: Path) -> str:
 def veth_name(ip: str) -> str:
     """The pod's veth end on the bridge: unique per pod IP, within Linux's 15 characters."""
     return f"vp{int(ipaddress.IPv4Address(ip)) & 0xFFFFFF:06x}"
+
+
+def pod_mac(ip: str) -> str:
+    """The MAC address of the pod's ``eth0``: ``0a:58`` (locally administered, unicast) and the
+    four bytes of its IP, as OVN-Kubernetes gives pods. A pod IP freed by one pod and handed to
+    the next then keeps its MAC, so the neighbour caches of the other pods stay right; with a
+    random MAC they keep the departed pod's for seconds and the new pod's first connections
+    are dropped on the bridge (seen when an Argo Rollout's new revision took an old one's IP).
+    """
+    packed = ipaddress.IPv4Address(ip).packed
+    return ":".join(f"{b:02x}" for b in (0x0A, 0x58, *packed))
 
 
 def resolv_conf(namespace: str, nameserver: str, domain: str = "cluster.local") -> str:
@@ -102,7 +121,7 @@ class PodNetworks:
         await run(["ip", "netns", "add", name])
         await ip_batch(
             [
-                f"link add {veth} type veth peer name eth0 netns {name}",
+                f"link add {veth} type veth peer name eth0 address {pod_mac(ip)} netns {name}",
                 f"link set {veth} master {BRIDGE} up",
             ],
             self.node,
