@@ -13,10 +13,16 @@ import datetime
 import math
 from collections.abc import Iterable, Mapping
 
-from canarymesh.analysis.queries import render_query
+from canarymesh.analysis.queries import GROUP_QUERIES, render_query
 from canarymesh.analysis.windows import Counts
 
-__all__ = ["WINDOW_QUERIES", "counts_from", "promql_range", "window_queries"]
+__all__ = [
+    "WINDOW_QUERIES",
+    "counts_from",
+    "group_window_queries",
+    "promql_range",
+    "window_queries",
+]
 
 WINDOW_QUERIES = ("request-count", "error-count", "duration-buckets")
 
@@ -30,6 +36,13 @@ def window_queries(host: str, version: str, interval: datetime.timedelta) -> Map
     """The PromQL of each query in :data:`WINDOW_QUERIES` for one version (``host`` is the FQDN)."""
     variables = {"host": host, "version": version, "interval": promql_range(interval)}
     return {name: render_query(name, variables) for name in WINDOW_QUERIES}
+
+
+def group_window_queries(host: str, group: str, interval: datetime.timedelta) -> Mapping[str, str]:
+    """The same three queries at a release group's ingress, for the session slice ``group``
+    (the Canary's name) or, with ``group`` empty, for every other session."""
+    variables = {"host": host, "group": group, "interval": promql_range(interval)}
+    return {name: render_query(GROUP_QUERIES[name], variables) for name in WINDOW_QUERIES}
 
 
 def counts_from(

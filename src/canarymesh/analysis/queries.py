@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from canarymesh.api.canary import TEMPLATE_VARIABLE, template_variables
 from canarymesh.errors import ConfigError
 
-__all__ = ["QUERIES", "render_query", "template_variables"]
+__all__ = ["GROUP_QUERIES", "QUERIES", "render_query", "template_variables"]
 
 _SELECTOR = (
     'reporter="destination",destination_service="{{ host }}",destination_version="{{ version }}"'
@@ -50,6 +50,28 @@ QUERIES: Mapping[str, str] = {
     "request-duration": (
         f"histogram_quantile(0.99, sum by (le) (rate("
         f"istio_request_duration_milliseconds_bucket{{{_SELECTOR}}}[{{{{ interval }}}}])))"
+    ),
+}
+
+# A release group's end-to-end comparison at the ingress: the requests the gateway sent to the
+# group's way in (``host``), in the session slice (``group`` = the Canary's name: the requests
+# carried ``x-canarymesh-group``) or not (``group`` empty: Prometheus reads a missing label as
+# empty). ``canarymesh_group`` is the tag the mesh adds from that header (Istio: a Telemetry
+# resource's ``tagOverrides``; see canary-manifests/telemetry-release-group.yaml).
+_GROUP_SELECTOR = (
+    'reporter="source",destination_service="{{ host }}",canarymesh_group="{{ group }}"'
+)
+GROUP_QUERIES: Mapping[str, str] = {
+    "request-count": (
+        f"sum(increase(istio_requests_total{{{_GROUP_SELECTOR}}}[{{{{ interval }}}}]))"
+    ),
+    "error-count": (
+        f'sum(increase(istio_requests_total{{{_GROUP_SELECTOR},response_code=~"5.."}}'
+        f"[{{{{ interval }}}}]))"
+    ),
+    "duration-buckets": (
+        f"sum by (le) (increase(istio_request_duration_milliseconds_bucket{{{_GROUP_SELECTOR}}}"
+        f"[{{{{ interval }}}}]))"
     ),
 }
 

@@ -521,6 +521,15 @@ CATALOG: tuple[Message, ...] = (
         "documents about its target host, each valid on its own, and moves the target's clients "
         "to them in canary steps.",
     ),
+    _m(
+        "CM0610",
+        "error",
+        "Invalid release group",
+        "{problem}",
+        "A release group (spec.group) names its member services, each with its own "
+        "VirtualService and two subsets; the target is the ingress VirtualService that puts "
+        "sessions in the canary slice, in canary steps, judged with the built-in metrics.",
+    ),
     # --- CM1xxx: analysis -------------------------------------------------------------------
     _m(
         "CM1001",

@@ -23,9 +23,10 @@ from pydantic import ValidationError
 from canarymesh.api.canary import ROLLOUT_ID_ANNOTATION, Canary, LoadGeneratorSpec
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
-from canarymesh.controller.observe import fqdn
+from canarymesh.controller.observe import subset_versions
 from canarymesh.controller.webhooks import HttpWebhooks
 from canarymesh.controller.wiring import CanaryItem, Wiring
+from canarymesh.ports import TrafficRouter
 from canarymesh.ports.clock import SystemClock
 from canarymesh.ports.load import LoadGenerator
 from canarymesh.ports.prometheus import PrometheusSource
@@ -35,6 +36,7 @@ from canarymesh.runtime.kube.client import (
     KubeApi,
     api_client,
 )
+from canarymesh.runtime.kube.group_router import KubeGroupRouter
 from canarymesh.runtime.kube.health import serve_health
 from canarymesh.runtime.kube.lease import LeaderElector
 from canarymesh.runtime.kube.rollout_store import KubeStateStore
@@ -107,16 +109,8 @@ class KubeCanaries:
         return command if taken else None
 
     def _versions(self, canary: Canary, namespace: str) -> tuple[tuple[str, str], ...]:
-        host = fqdn(canary.target.host, namespace)
-        found = []
-        for rule in self.api.list_objects(DESTINATION_RULE, namespace):
-            spec = rule.get("spec") or {}
-            if fqdn(str(spec.get("host", "")), namespace) == host:
-                for subset in spec.get("subsets") or []:
-                    version = (subset.get("labels") or {}).get("version")
-                    if version:
-                        found.append((str(subset["name"]), str(version)))
-        return tuple(found)
+        rules = self.api.list_objects(DESTINATION_RULE, namespace)
+        return subset_versions(rules, canary, namespace)
 
 
 class KubeLoad:
@@ -145,7 +139,7 @@ def wiring_for(
     canaries = KubeCanaries(api, watch)
     wiring = Wiring(
         canaries=canaries,
-        router_for=lambda item: KubeRouter(api, item.namespace, item.name, verifier),
+        router_for=lambda item: _router(api, item, verifier),
         metrics=PrometheusSource(
             settings.prometheus_url, authorization=settings.prometheus_authorization
         ),
@@ -157,6 +151,12 @@ def wiring_for(
         sink=metrics,
     )
     return wiring, canaries
+
+
+def _router(api: KubeApi, item: CanaryItem, verifier: IstiodVerifier | None) -> TrafficRouter:
+    if item.canary.group is not None:
+        return KubeGroupRouter(api, item.namespace, item.name)
+    return KubeRouter(api, item.namespace, item.name, verifier)
 
 
 def run(wiring: Wiring, elector: LeaderElector, stop: threading.Event, tick: float) -> None:

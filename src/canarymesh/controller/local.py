@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from canarymesh.api.canary import ROLLOUT_ID_ANNOTATION, Canary
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
-from canarymesh.controller.observe import fqdn
+from canarymesh.controller.observe import subset_versions
 from canarymesh.controller.webhooks import HttpWebhooks
 from canarymesh.controller.wiring import CanaryItem, Wiring
 from canarymesh.errors import CanaryMeshError
@@ -39,6 +39,7 @@ from canarymesh.runtime.local.api_client import ApiClient, daemon_info
 from canarymesh.runtime.local.api_models import CANARY_KIND, DESTINATION_RULE_KIND, MeshStatus
 from canarymesh.runtime.local.config_router import LocalConfigRouter
 from canarymesh.runtime.local.controller_process import publish_info, take_lock
+from canarymesh.runtime.local.group_router import LocalGroupRouter
 from canarymesh.runtime.local.prometheus import (
     CONTROLLER_JOB,
     TargetGroup,
@@ -81,17 +82,7 @@ class LocalCanaries:
         if canary.config is not None:
             return ()  # its sets are named canary and stable; no subset to look up
         rules = self.api.resources([DESTINATION_RULE_KIND], namespace)
-        host = fqdn(canary.target.host, namespace)
-        found = []
-        for rule in rules:
-            spec = rule.get("spec") or {}
-            if fqdn(str(spec.get("host", "")), namespace) != host:
-                continue
-            for subset in spec.get("subsets") or []:
-                version = (subset.get("labels") or {}).get("version")
-                if version:
-                    found.append((str(subset["name"]), str(version)))
-        return tuple(found)
+        return subset_versions(rules, canary, namespace)
 
 
 class LocalLoad:
@@ -143,6 +134,8 @@ def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, Loc
 def _router(api: ApiClient, item: CanaryItem) -> TrafficRouter:
     if item.canary.config is not None:
         return LocalConfigRouter(api, item.namespace, item.name)
+    if item.canary.group is not None:
+        return LocalGroupRouter(api, item.namespace, item.name)
     return LocalRouter(api, item.namespace, item.name)
 
 

@@ -11,16 +11,18 @@ only once it ended :data:`SCRAPE_LAG` ago, so Prometheus has scraped its last re
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from canarymesh.analysis.measure import counts_from, window_queries
+from canarymesh.analysis.measure import counts_from, group_window_queries, window_queries
 from canarymesh.analysis.queries import render_query
 from canarymesh.analysis.windows import Counts, Window
-from canarymesh.api.canary import BUILTIN_METRICS
+from canarymesh.api.canary import BUILTIN_METRICS, Canary
 from canarymesh.controller.wiring import CanaryItem
 from canarymesh.ports import MetricsSource, Sample
 from canarymesh.rollout.state import CanaryState
 
-__all__ = ["MAX_WINDOWS", "SCRAPE_LAG", "due_windows", "fqdn", "measure"]
+__all__ = ["MAX_WINDOWS", "SCRAPE_LAG", "due_windows", "fqdn", "measure", "subset_versions"]
 
 # Scrape interval (1 s) plus the telemetry collector's flush, rounded up.
 SCRAPE_LAG = datetime.timedelta(seconds=2)
@@ -34,6 +36,30 @@ def fqdn(host: str, namespace: str) -> str:
     parts = host.split(".")
     name, ns = parts[0], parts[1] if len(parts) > 1 else namespace
     return f"{name}.{ns}.svc.cluster.local"
+
+
+def subset_versions(
+    rules: Iterable[Mapping[str, Any]], canary: Canary, namespace: str
+) -> tuple[tuple[str, str], ...]:
+    """Each subset's ``version`` label, from the DestinationRules of the namespace: of the
+    target host (by subset name), and of each release group member (``<short host>/<subset>``)."""
+    hosts = [(fqdn(canary.target.host, namespace), "")]
+    if canary.group is not None:
+        hosts += [
+            (fqdn(m.host, namespace), f"{m.host.split('.', 1)[0]}/") for m in canary.group.members
+        ]
+    found = []
+    listed = list(rules)
+    for host, prefix in hosts:
+        for rule in listed:
+            spec = rule.get("spec") or {}
+            if fqdn(str(spec.get("host", "")), namespace) != host:
+                continue
+            for subset in spec.get("subsets") or []:
+                version = (subset.get("labels") or {}).get("version")
+                if version:
+                    found.append((prefix + str(subset["name"]), str(version)))
+    return tuple(found)
 
 
 def due_windows(
@@ -58,6 +84,8 @@ def measure(
     """Both versions' counts over ``[start, end)``, and the canary's custom metrics."""
     spec = item.canary
     host = fqdn(spec.target.host, item.namespace)
+    if spec.group is not None:
+        return _group_window(source, item, host, start, end)
     canary = _counts(source, host, item.version_of(spec.canary_subset()), start, end)
     stable = _counts(source, host, item.version_of(spec.stable_subset()), start, end)
     custom = tuple(
@@ -68,6 +96,38 @@ def measure(
     return Window(start, end, canary, stable, custom)
 
 
+def _group_window(
+    source: MetricsSource,
+    item: CanaryItem,
+    ingress: str,
+    start: datetime.datetime,
+    end: datetime.datetime,
+) -> Window:
+    """A release group's window: the session slice against the rest at the ingress, and each
+    member's canary subset against its stable one (every caller, like a one-service canary)."""
+    assert item.canary.group is not None
+    interval = end - start
+    in_slice = _answers(source, group_window_queries(ingress, item.name, interval), end)
+    rest = _answers(source, group_window_queries(ingress, "", interval), end)
+    scopes = []
+    for member in item.canary.group.members:
+        host = fqdn(member.host, item.namespace)
+        canary = item.member_version(member.host, member.canary_subset)
+        stable = item.member_version(member.host, member.stable_subset)
+        scopes.append(
+            (
+                member.host.split(".", 1)[0],
+                Window(
+                    start,
+                    end,
+                    _counts(source, host, canary, start, end),
+                    _counts(source, host, stable, start, end),
+                ),
+            )
+        )
+    return Window(start, end, in_slice, rest, scopes=tuple(scopes))
+
+
 def _counts(
     source: MetricsSource,
     host: str,
@@ -75,7 +135,10 @@ def _counts(
     start: datetime.datetime,
     end: datetime.datetime,
 ) -> Counts:
-    queries = window_queries(host, version, end - start)
+    return _answers(source, window_queries(host, version, end - start), end)
+
+
+def _answers(source: MetricsSource, queries: Mapping[str, str], end: datetime.datetime) -> Counts:
     requests = _scalar(source.query(queries["request-count"], end))
     errors = _scalar(source.query(queries["error-count"], end))
     buckets = [

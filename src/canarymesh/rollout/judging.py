@@ -16,16 +16,16 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from canarymesh.analysis import statistical, threshold
 from canarymesh.analysis.statistical import Evidence
 from canarymesh.analysis.verdict import MetricVerdict, VerdictPhase, worst
-from canarymesh.analysis.windows import Window
+from canarymesh.analysis.windows import INGRESS_SCOPE, Window
 from canarymesh.api.canary import BUILTIN_METRICS, Canary, MetricCheck
 from canarymesh.rollout.state import CanaryState
 
-__all__ = ["Judgement", "judge_windows", "sequential_alpha", "usable_windows"]
+__all__ = ["Judgement", "judge_windows", "scoped_name", "sequential_alpha", "usable_windows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +64,24 @@ def _judge_one(state: CanaryState, spec: Canary, window: Window) -> tuple[Canary
     evidence = dict(state.evidence)
     verdicts: list[MetricVerdict] = []
     alpha = sequential_alpha(spec)
-    for check in sequential:
-        before = evidence.get(check.name, Evidence())
-        tolerance = check.tolerance or statistical.DEFAULT_TOLERANCE[check.name]
-        evidence[check.name], verdict = statistical.judge(
-            check.name,
-            before,
-            window,
-            alpha=alpha,
-            min_requests=spec.analysis.min_requests,
-            tolerance=tolerance,
-        )
-        verdicts.append(verdict)
     checked = [c for c in checks if not _is_sequential(spec, c)]
-    check_verdicts = threshold.judge_window(window, checked)
+    check_verdicts: list[MetricVerdict] = []
+    # A release group's window has a part per member and one for the ingress: each is its own
+    # comparison, with its own evidence, so a verdict says which part decided it.
+    for scope, part in window.parts():
+        for check in sequential:
+            key = scoped_name(scope, check.name)
+            tolerance = check.tolerance or statistical.DEFAULT_TOLERANCE[check.name]
+            evidence[key], verdict = statistical.judge(
+                check.name,
+                evidence.get(key, Evidence()),
+                part,
+                alpha=alpha,
+                min_requests=spec.analysis.min_requests,
+                tolerance=tolerance,
+            )
+            verdicts.append(_in_scope(scope, verdict))
+        check_verdicts += [_in_scope(scope, v) for v in threshold.judge_window(part, checked)]
     failed = any(v.phase is VerdictPhase.FAILED for v in check_verdicts)
     passed = all(v.phase is VerdictPhase.SUCCESSFUL for v in (*verdicts, *check_verdicts))
     all_verdicts = (*verdicts, *check_verdicts)
@@ -97,9 +101,24 @@ def _judge_one(state: CanaryState, spec: Canary, window: Window) -> tuple[Canary
 
 
 def sequential_alpha(spec: Canary) -> float:
-    """Each sequential test's share of ``alpha`` (Bonferroni over the sequential metrics)."""
+    """Each sequential test's share of ``alpha`` (Bonferroni over the sequential metrics, and
+    over the parts of a release group: the ingress and each member)."""
     count = sum(1 for check in spec.metric_checks() if _is_sequential(spec, check))
-    return spec.analysis.alpha / max(count, 1)
+    parts = 1 + len(spec.group.members) if spec.group is not None else 1
+    return spec.analysis.alpha / max(count * parts, 1)
+
+
+def scoped_name(scope: str, metric: str) -> str:
+    """The evidence key of ``metric`` in one part of a release group (``ratings/...``)."""
+    return f"{scope}/{metric}" if scope else metric
+
+
+def _in_scope(scope: str, verdict: MetricVerdict) -> MetricVerdict:
+    if not scope:
+        return verdict
+    who = "ingress (end to end)" if scope == INGRESS_SCOPE else f"member {scope}"
+    return replace(verdict, metric=scoped_name(scope, verdict.metric),
+                   reason=f"release group {who}: {verdict.reason}")  # fmt: skip
 
 
 def _is_sequential(spec: Canary, check: MetricCheck) -> bool:

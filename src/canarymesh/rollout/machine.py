@@ -241,6 +241,9 @@ def _promoting(tick: _Tick, state: CanaryState) -> Decision:
     if tick.spec.load_generator is not None:
         tick.actions.append(StopLoad())
     reason = f"promoted: {canary} is the stable subset"
+    if tick.spec.group is not None:
+        released = ", ".join(f"{m.host} {m.canary_subset}" for m in tick.spec.group.members)
+        reason = f"promoted together: {released} are the stable subsets"
     state = state.with_verified(tick.now)
     return tick.decide(state.with_phase(Phase.SUCCEEDED, reason, tick.now), reason)
 
