@@ -38,10 +38,13 @@ def window_queries(host: str, version: str, interval: datetime.timedelta) -> Map
     return {name: render_query(name, variables) for name in WINDOW_QUERIES}
 
 
-def group_window_queries(host: str, group: str, interval: datetime.timedelta) -> Mapping[str, str]:
-    """The same three queries at a release group's ingress, for the session slice ``group``
-    (the Canary's name) or, with ``group`` empty, for every other session."""
-    variables = {"host": host, "group": group, "interval": promql_range(interval)}
+def group_window_queries(
+    host: str, group: str, interval: datetime.timedelta, *, in_slice: bool
+) -> Mapping[str, str]:
+    """The same three queries at a release group's ingress (``host``), for the sessions in the
+    slice of the group ``group`` (the Canary's name), or for every other session."""
+    matcher = f'="{group}"' if in_slice else f'!="{group}"'
+    variables = {"host": host, "slice": matcher, "interval": promql_range(interval)}
     return {name: render_query(GROUP_QUERIES[name], variables) for name in WINDOW_QUERIES}
 
 

@@ -54,13 +54,12 @@ QUERIES: Mapping[str, str] = {
 }
 
 # A release group's end-to-end comparison at the ingress: the requests the gateway sent to the
-# group's way in (``host``), in the session slice (``group`` = the Canary's name: the requests
-# carried ``x-canarymesh-group``) or not (``group`` empty: Prometheus reads a missing label as
-# empty). ``canarymesh_group`` is the tag the mesh adds from that header (Istio: a Telemetry
-# resource's ``tagOverrides``; see canary-manifests/telemetry-release-group.yaml).
-_GROUP_SELECTOR = (
-    'reporter="source",destination_service="{{ host }}",canarymesh_group="{{ group }}"'
-)
+# group's way in (``host``), in the session slice (``slice`` is ``="<Canary name>"``: they
+# carried ``x-canarymesh-group``) or not (``!="<Canary name>"``: no header, another group's, or
+# Istio's ``unknown`` for a missing one). ``canarymesh_group`` is the tag the mesh makes of that
+# header (Istio: a Telemetry resource's ``tagOverrides``, in
+# canary-manifests/release-group/telemetry-release-group.yaml).
+_GROUP_SELECTOR = 'reporter="source",destination_service="{{ host }}",canarymesh_group{{ slice }}'
 GROUP_QUERIES: Mapping[str, str] = {
     "request-count": (
         f"sum(increase(istio_requests_total{{{_GROUP_SELECTOR}}}[{{{{ interval }}}}]))"

@@ -107,8 +107,10 @@ def _group_window(
     member's canary subset against its stable one (every caller, like a one-service canary)."""
     assert item.canary.group is not None
     interval = end - start
-    in_slice = _answers(source, group_window_queries(ingress, item.name, interval), end)
-    rest = _answers(source, group_window_queries(ingress, "", interval), end)
+    queries = group_window_queries(ingress, item.name, interval, in_slice=True)
+    in_slice = _answers(source, queries, end)
+    queries = group_window_queries(ingress, item.name, interval, in_slice=False)
+    rest = _answers(source, queries, end)
     scopes = []
     for member in item.canary.group.members:
         host = fqdn(member.host, item.namespace)

@@ -41,7 +41,8 @@ def test_the_only_warnings_are_istio_features_the_local_mesh_skips() -> None:
     diagnostics = load_paths([tree for tree in TREES if tree.is_dir()]).diagnostics
     skipped = {(d.resource or "").split()[0] for d in diagnostics.warnings}
     assert {d.code for d in diagnostics.warnings} <= {"CM0008"}
-    assert skipped <= {"EnvoyFilter", "Ingress"}
+    # Telemetry: the release group's tag for clusters (the local mesh adds it itself).
+    assert skipped <= {"EnvoyFilter", "Ingress", "Telemetry"}
 
 
 VS_FILES = sorted(
@@ -72,8 +73,24 @@ def test_bookinfo_policies_are_clean() -> None:
 
 def test_canary_manifests_with_bookinfo_in_their_namespace_are_clean() -> None:
     # README: kubectl apply -f canary-manifests/ && kubectl apply -n webapps -f bookinfo.yaml
-    canary = load_paths([ROOT / "canary-manifests"])
+    # (not recursive: release-group/ is its own example, for Bookinfo in default)
+    canary = load_paths(sorted((ROOT / "canary-manifests").glob("*.yaml")))
     bookinfo = load_paths([KUBE / "bookinfo.yaml"])
     placed: list[Resource[BaseModel]] = [r.with_namespace("webapps") for r in bookinfo.resources]
     found = canary.diagnostics + bookinfo.diagnostics + analyze([*canary.resources, *placed])
     assert problems(found) == []
+
+
+def test_the_release_group_example_with_the_readme_s_bookinfo_files_is_clean() -> None:
+    # README, "Release groups": the files the demo applies, then the group Canary.
+    paths = [
+        KUBE / "bookinfo.yaml",
+        KUBE / "bookinfo-mysql.yaml",
+        KUBE / "bookinfo-ratings-v2-mysql.yaml",
+        NETWORKING / "destination-rule-all.yaml",
+        NETWORKING / "virtual-service-all-v1.yaml",
+        NETWORKING / "bookinfo-gateway.yaml",
+        ROOT / "canary-manifests" / "release-group" / "canary-release-group.yaml",
+    ]
+    result = load_paths(paths)
+    assert problems(result.diagnostics + analyze(result.resources)) == []
