@@ -52,6 +52,7 @@ __all__ = [
     "cookie_name",
     "group_objects",
     "group_route_name",
+    "group_stages",
     "group_weights",
     "ingress_virtual_service",
     "member_virtual_service",
@@ -268,15 +269,29 @@ def group_objects(
     name: str,
     w: Weights,
 ) -> list[Obj]:
-    """Every VirtualService of the group as ``w`` wants it, in the order to apply them: the
-    members first when the slice opens or widens (their group routes are ready before the
-    ingress sets the header), the ingress first when it closes (no new session enters the
-    slice while the members still serve it)."""
+    """Every VirtualService of the group as ``w`` wants it, in the order to apply them (the
+    two stages of :func:`group_stages`, one after the other)."""
+    first, then = group_stages(ingress, members, canary, name, w)
+    return [*first, *then]
+
+
+def group_stages(
+    ingress: Mapping[str, Any],
+    members: Sequence[tuple[GroupMember, Mapping[str, Any]]],
+    canary: Canary,
+    name: str,
+    w: Weights,
+) -> tuple[list[Obj], list[Obj]]:
+    """What to apply first and what once the proxies took it, so no request is half in the
+    slice: the members first while the slice opens, widens or is promoted (their group routes,
+    or their new stable subsets, are in place before the ingress sets or drops the header), the
+    ingress first while it closes (no new session enters the slice while the members still
+    serve it)."""
     written = [member_virtual_service(vs, canary, member, name, w) for member, vs in members]
     gate = ingress_virtual_service(ingress, canary, name, w)
-    if w.canary > 0 and not promoted(canary, w):
-        return [*written, gate]
-    return [gate, *written]
+    if w.canary > 0 or promoted(canary, w):
+        return written, [gate]
+    return [gate], written
 
 
 # --- shared -----------------------------------------------------------------------------------

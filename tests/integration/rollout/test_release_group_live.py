@@ -25,7 +25,8 @@ from canarymesh.rollout.state import CanaryState
 from canarymesh.runtime.local.rollout_store import RolloutStore
 from tests.integration.mesh.conftest import LocalMesh, start_mesh
 
-pytestmark = pytest.mark.integration
+# A mesh with MariaDB and two rollouts of about 40 s each: more than the default 120 s.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 KUBE, NETWORKING = "bookinfo/platform/kube", "bookinfo/networking"
 FILES = (
@@ -86,6 +87,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
         args = [a for f in FILES for a in ("-f", f)]
         mesh.cli("apply", *args, "--wait")
         mesh.cli("apply", "-f", "-", "--wait", stdin=BAD_RATINGS_V2)
+        users_routes(mesh)  # before any load: every request so far took the users' routes
         load = LoadGenerator(f"{mesh.ingress}/productpage", 40.0, 900.0).start()
         yield mesh
     finally:
@@ -158,6 +160,7 @@ def test_a_healthy_group_is_promoted_with_both_services_together(
     mesh: LocalMesh, tmp_path: Path
 ) -> None:
     users_routes(mesh)
+    time.sleep(3)  # every request so far scraped
     before = edges(mesh)
     start(mesh, tmp_path, "v2-mysql")
     opened = wait_state(mesh, lambda s: s.weights.canary > 0 and s.verified_at or final(s), 60)

@@ -1,9 +1,11 @@
 """``KubeGroupRouter``: the ``TrafficRouter`` port for a release group (a Canary with
 ``spec.group``) on a cluster. The shared writer (:mod:`canarymesh.routing.release_group`)
 computes the ingress VirtualService and every member's; each is server-side applied (its
-``spec.http``, as :mod:`.patches` cuts it) in the writer's order: members before the ingress
-while the slice opens, the ingress first while it closes, so a request carrying the group
-header always finds the members' group routes.
+``spec.http``, as :mod:`.patches` cuts it) in the writer's order (``group_stages``): members
+before the ingress while the slice opens or is promoted, the ingress first while it closes.
+Unlike the local router it does not wait for the proxies between the two stages (istiod pushes
+in the order it sees changes, usually milliseconds apart), so a few requests may meet a
+half-moved group.
 
 ``verify_weights`` checks the objects the API server holds; the istiod check of
 :class:`~canarymesh.runtime.kube.router.KubeRouter` samples a weight split of one host, which a

@@ -1,12 +1,16 @@
 """``LocalGroupRouter``: the ``TrafficRouter`` port for a release group (a Canary with
 ``spec.group``) on a local mesh. The shared writer (:mod:`canarymesh.routing.release_group`)
-computes the ingress VirtualService and every member's; they go to the control plane in one
-apply, so no proxy sees a half-moved group. ``verify_weights`` is true only when every one of
-them holds the wanted routes *and* every connected proxy ACKed the latest push.
+computes the ingress VirtualService and every member's, in two stages (the members before the
+ingress while the slice opens or is promoted, the ingress first while it closes); the second
+stage is applied once every proxy ACKed the first, so no request meets a half-moved group (the
+gateway setting the header before a member routes it, or the reverse). ``verify_weights`` is
+true only when every one of them holds the wanted routes *and* every connected proxy ACKed the
+latest push.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import yaml
@@ -14,27 +18,35 @@ import yaml
 from canarymesh.api.canary import Canary, GroupMember
 from canarymesh.errors import ConfigError
 from canarymesh.rollout.actions import Weights
-from canarymesh.routing.release_group import group_objects, group_weights
+from canarymesh.routing.release_group import group_objects, group_stages, group_weights
 from canarymesh.runtime.local.api_client import ApiClient
 from canarymesh.runtime.local.api_models import VIRTUAL_SERVICE_KIND, DocumentText
 
 __all__ = ["LocalGroupRouter"]
 
 Members = list[tuple[GroupMember, dict[str, Any]]]
+# How long the second stage of a change waits for the proxies to take the first.
+STAGE_WAIT = 5.0
 
 
 class LocalGroupRouter:
     """Moves a release group's session slice for the Canary ``name`` in ``namespace``."""
 
-    def __init__(self, api: ApiClient, namespace: str, name: str) -> None:
+    def __init__(
+        self, api: ApiClient, namespace: str, name: str, stage_wait: float = STAGE_WAIT
+    ) -> None:
         self.api, self.namespace, self.name = api, namespace, name
+        self.stage_wait = stage_wait
 
     def reconcile(self, canary: Canary, weights: Weights) -> None:
         self.set_weights(canary, weights)
 
     def set_weights(self, canary: Canary, weights: Weights) -> None:
         ingress, members = self._objects(canary)
-        self._apply(group_objects(ingress, members, canary, self.name, weights))
+        first, then = group_stages(ingress, members, canary, self.name, weights)
+        if self._apply(first):
+            self._wait_for_proxies()
+        self._apply(then)
 
     def get_weights(self, canary: Canary) -> Weights:
         ingress, members = self._objects(canary)
@@ -77,12 +89,31 @@ class LocalGroupRouter:
         ]
         return ingress, members
 
-    def _apply(self, objects: list[dict[str, Any]]) -> None:
+    def _wait_for_proxies(self) -> None:
+        """Until every connected proxy ACKed the first stage (bounded: past it, the second
+        stage goes anyway, and ``verify_weights`` holds the step until all are in sync)."""
+        deadline = time.monotonic() + self.stage_wait
+        while time.monotonic() < deadline:
+            if all(p.synced for p in self.api.proxy_status() if p.connected):
+                return
+            time.sleep(0.05)
+
+    def _apply(self, objects: list[dict[str, Any]]) -> bool:
+        """Apply what changed of ``objects``; whether anything did."""
+        current = {
+            str(i.get("metadata", {}).get("name")): i.get("spec")
+            for i in self.api.resources([VIRTUAL_SERVICE_KIND], self.namespace)
+            if i.get("metadata", {}).get("namespace") == self.namespace
+        }
+        objects = [o for o in objects if current.get(_key(o)) != o.get("spec")]
+        if not objects:
+            return False
         source = f"canary-controller ({self.namespace}/{self.name})"
         documents = [
             DocumentText(source=source, text=yaml.safe_dump(o, sort_keys=False)) for o in objects
         ]
         self.api.apply(documents)
+        return True
 
 
 def _key(obj: dict[str, Any]) -> str:
