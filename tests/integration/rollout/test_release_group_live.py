@@ -7,6 +7,7 @@ ratings member, and every VirtualService is left as the user wrote it."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 import urllib.parse
@@ -112,17 +113,22 @@ ROUTE_REVIEWS_V2 = {
 }  # fmt: skip
 
 
-def start(mesh: LocalMesh, tmp: Path, ratings: str) -> None:
+def start(mesh: LocalMesh, tmp: Path, ratings: str) -> datetime.datetime:
+    """Start the group's rollout; when it started (an earlier rollout's record says earlier)."""
     path = tmp / "group.yaml"
     path.write_text(GROUP.replace("RATINGS", ratings))
+    since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
     mesh.cli("rollout", "start", "-f", str(path))
+    return since
 
 
-def wait_state(mesh: LocalMesh, done: Any, timeout: float = 150.0) -> CanaryState:
+def wait_state(
+    mesh: LocalMesh, since: datetime.datetime, done: Any, timeout: float = 150.0
+) -> CanaryState:
     deadline, state = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         state = state_of(RolloutStore(mesh.state_dir).load(KEY))
-        if state is not None and done(state):
+        if state is not None and state.started_at >= since and done(state):
             return state
         time.sleep(0.3)
     raise AssertionError(f"{KEY}: not reached in {timeout}s; last: {state}")
@@ -162,14 +168,16 @@ def test_a_healthy_group_is_promoted_with_both_services_together(
     users_routes(mesh)
     time.sleep(3)  # every request so far scraped
     before = edges(mesh)
-    start(mesh, tmp_path, "v2-mysql")
-    opened = wait_state(mesh, lambda s: s.weights.canary > 0 and s.verified_at or final(s), 60)
+    since = start(mesh, tmp_path, "v2-mysql")
+    opened = wait_state(
+        mesh, since, lambda s: s.weights.canary > 0 and s.verified_at or final(s), 60
+    )
     assert opened.phase is Phase.PROGRESSING, opened.message
     # A session in the slice sees the new reviews on every page.
     session = _session_in_slice(mesh)
     for _ in range(5):
         assert "Reviews served by: reviews-v3" in _page(mesh, session)
-    state = wait_state(mesh, final)
+    state = wait_state(mesh, since, final)
     assert state.phase is Phase.SUCCEEDED, state.message
     assert state.message == (
         "promoted together: reviews v3, ratings v2-mysql are the stable subsets"
@@ -202,8 +210,8 @@ def test_a_healthy_group_is_promoted_with_both_services_together(
 def test_a_bad_downstream_member_rolls_both_services_back(mesh: LocalMesh, tmp_path: Path) -> None:
     users_routes(mesh)
     written = {name: http_routes(mesh, name) for name in ("bookinfo", "reviews", "ratings")}
-    start(mesh, tmp_path, "v2")
-    state = wait_state(mesh, final)
+    since = start(mesh, tmp_path, "v2")
+    state = wait_state(mesh, since, final)
     assert state.phase is Phase.FAILED, state.message
     # Decided by the ratings member: the page hides ratings' errors (no stars), so the ingress
     # and reviews alone would not have seen them.

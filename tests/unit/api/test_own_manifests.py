@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from canarymesh.api.analyze import analyze
 from canarymesh.api.diagnostics import Diagnostics
-from canarymesh.api.loader import load_paths
+from canarymesh.api.loader import load_paths, load_text
 from canarymesh.api.objects import Resource
 
 ROOT = Path(__file__).parents[3]
@@ -94,3 +94,13 @@ def test_the_release_group_example_with_the_readme_s_bookinfo_files_is_clean() -
     ]
     result = load_paths(paths)
     assert problems(result.diagnostics + analyze(result.resources)) == []
+
+
+def test_a_release_group_member_subset_no_rule_defines_is_reported() -> None:
+    text = (ROOT / "canary-manifests/release-group/canary-release-group.yaml").read_text()
+    files = ("destination-rule-all.yaml", "virtual-service-all-v1.yaml", "bookinfo-gateway.yaml")
+    result = load_paths([KUBE / "bookinfo.yaml", *(NETWORKING / f for f in files)])
+    group = load_text(text.replace("canarySubset: v2-mysql", "canarySubset: v9"), "g.yaml")
+    found = problems(analyze([*result.resources, *group.resources]))
+    assert any("CM1012" in p and "spec.group.members[1].canarySubset" in p and "v9" in p
+               for p in found), found  # fmt: skip
