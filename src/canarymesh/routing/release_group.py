@@ -40,6 +40,7 @@ from canarymesh.rollout.actions import Weights
 from canarymesh.routing.managed import (
     ROUTE_PREFIX,
     Obj,
+    and_matches,
     managed_indexes,
     qualified,
     short_host,
@@ -128,7 +129,7 @@ def _session_route(managed: Obj, canary: Canary, name: str) -> Obj:
     held = _with_headers(_base_destination(managed, name), _slice_headers(canary, name))
     return {
         "name": session_route_name(name),
-        "match": _both(list(managed.get("match") or [{}]), ours),
+        "match": and_matches(list(managed.get("match") or [{}]), ours),
         "route": [held],
     }
 
@@ -225,7 +226,7 @@ def _group_route(managed: Sequence[Obj], member: GroupMember, name: str) -> Obj:
         destination["port"] = port
     return {
         "name": group_route_name(name),
-        "match": _both(theirs, ours),
+        "match": and_matches(theirs, ours),
         "route": [{"destination": destination}],
     }
 
@@ -335,19 +336,6 @@ def _port_of(route: Mapping[str, Any], member: GroupMember) -> Any:
         if port is not None:
             return copy.deepcopy(port)
     return None
-
-
-def _both(theirs: Sequence[Obj], ours: Sequence[Obj]) -> list[Obj]:
-    """Istio ORs the items of a ``match`` list and ANDs the fields of one: each of ``theirs``
-    with each of ``ours``."""
-    combined = []
-    for mine in theirs:
-        for extra in ours:
-            merged = {**copy.deepcopy(mine), **copy.deepcopy(extra)}
-            if "headers" in mine and "headers" in extra:
-                merged["headers"] = copy.deepcopy({**mine["headers"], **extra["headers"]})
-            combined.append(merged)
-    return combined
 
 
 def _regex_literal(text: str) -> str:
