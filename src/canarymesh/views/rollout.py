@@ -66,6 +66,8 @@ class RolloutView:
     failure_limit: int
     message: str
     log: tuple[LogLine, ...]
+    # A release group's members: (host, stable subset, canary subset); empty for one service.
+    members: tuple[tuple[str, str, str], ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """Field names in camelCase, as the dashboard's JSON API serves them."""
@@ -106,6 +108,16 @@ class RolloutView:
             "failureLimit": self.failure_limit,
             "message": self.message,
             "log": [{"at": e.at, "phase": e.phase, "reason": e.reason} for e in self.log],
+            **(
+                {
+                    "group": [
+                        {"host": h, "stableSubset": s, "canarySubset": c}
+                        for h, s, c in self.members
+                    ]
+                }  # fmt: skip
+                if self.members
+                else {}
+            ),
         }
 
 
@@ -139,6 +151,10 @@ def rollout_view(state: CanaryState, spec: Canary) -> RolloutView:
         log=tuple(
             LogLine(e.at.strftime("%H:%M:%S"), e.phase.value, e.reason) for e in state.history
         ),
+        members=tuple(
+            (m.host, m.stable_subset, m.canary_subset)
+            for m in (spec.group.members if spec.group is not None else ())
+        ),
     )
 
 
@@ -166,8 +182,9 @@ def _metric_row(verdict: MetricVerdict, spec: Canary) -> MetricRow:
 def _limit(verdict: MetricVerdict, spec: Canary) -> str:
     if verdict.p_value is not None:
         return f"p < {sequential_alpha(spec):g}"
+    metric = verdict.metric.rpartition("/")[2]  # a release group's part: "ratings/<metric>"
     for check in spec.metric_checks():
-        if check.name == verdict.metric and check.threshold_range is not None:
+        if check.name == metric and check.threshold_range is not None:
             bounds = check.threshold_range
             parts = [f"min {bounds.min:g}" if bounds.min is not None else "",
                      f"max {bounds.max:g}" if bounds.max is not None else ""]  # fmt: skip
