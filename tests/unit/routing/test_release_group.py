@@ -9,6 +9,7 @@ import copy
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +124,20 @@ def test_a_member_virtual_service_without_its_host_is_a_config_error() -> None:
     data["objects"][2]["spec"]["http"][0]["route"][0]["destination"]["host"] = "details"
     with pytest.raises(ConfigError, match="no route sends traffic only to 'ratings'"):
         written(data)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_group_virtual_services_validate_against_istio_crds(case: str) -> None:
+    from tests.unit.test_manifests import validate_istio
+
+    for obj in written(load_case(case)):
+        validate_istio(obj)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_group_virtual_services_load_clean_in_our_validator(case: str) -> None:
+    from canarymesh.api.loader import load_text
+
+    text = yaml.safe_dump_all(written(load_case(case)))
+    loaded = load_text(text, f"{case}.yaml")
+    assert [str(d) for d in loaded.diagnostics if d.level == "error"] == []
