@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from canarymesh.analysis.measure import ConfigCounters
 from canarymesh.api.canary import Canary
 from canarymesh.errors import TemporaryError
 from canarymesh.ports import Clock, MetricsSource, Sample, StateStore, TrafficRouter
@@ -84,9 +85,13 @@ class FakeRouter:
 
 @dataclass
 class FakeMetrics:
-    """Answers each query with the samples registered for its exact text; can go offline."""
+    """Answers each query with the samples registered for its exact text; can go offline.
+
+    ``counters``: queries answered with counters that grow steadily from ``EPOCH``, each series
+    by its per-second rate (what the controller's counter readings need)."""
 
     answers: dict[str, tuple[Sample, ...]] = field(default_factory=dict)
+    counters: dict[str, tuple[Sample, ...]] = field(default_factory=dict)
     online: bool = True
     asked: list[tuple[str, datetime.datetime]] = field(default_factory=list)
 
@@ -94,7 +99,29 @@ class FakeMetrics:
         self.asked.append((promql, at))
         if not self.online:
             raise TemporaryError("metrics source unreachable", delay=5.0)
+        if promql in self.counters:
+            seconds = max(0.0, (at - EPOCH).total_seconds())
+            return tuple(Sample(s.labels, s.value * seconds) for s in self.counters[promql])
         return self.answers.get(promql, ())
+
+    def serve(
+        self,
+        host: str,
+        version: str,
+        rps: float,
+        errors_per_second: float,
+        config: ConfigCounters | None = None,
+    ) -> None:
+        """Counters of ``version`` of ``host`` (an FQDN): ``rps`` requests a second, all under
+        25 ms, ``errors_per_second`` of them 5xx (``config``: of a config canary's set)."""
+        from canarymesh.analysis.measure import counter_queries
+
+        queries = counter_queries(host, version, config)
+        self.counters[queries["request-counters"]] = (Sample((), rps),)
+        self.counters[queries["error-counters"]] = (Sample((), errors_per_second),)
+        self.counters[queries["duration-counters"]] = tuple(
+            Sample((("le", le),), rps) for le in ("25", "+Inf")
+        )
 
     def is_online(self) -> bool:
         return self.online

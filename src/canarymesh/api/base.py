@@ -24,6 +24,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
@@ -78,7 +79,10 @@ class IstioModel(BaseModel):
 
 
 class KubeModel(BaseModel):
-    """A Kubernetes object part: camelCase aliases, unknown fields kept (``model_extra``)."""
+    """A Kubernetes object part: camelCase aliases, unknown fields kept (``model_extra``).
+
+    A field written as null is unset, as the API server reads it (``args:`` with nothing after
+    it is common in real manifests)."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -86,3 +90,10 @@ class KubeModel(BaseModel):
         extra="allow",
         frozen=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, data: object) -> object:
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data

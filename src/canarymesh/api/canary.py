@@ -149,12 +149,20 @@ class CanaryStrategy(IstioModel):
 
     ``match`` (Istio HTTP match conditions on headers, cookies, URIs) sends the requests it
     selects to the canary from the first step, *together with* the weight ramp (A/B + canary).
+
+    ``adaptive`` (statistical judge): the weights are the steps' (never above ``maxWeight``),
+    but the evidence sets the pace. An analysis step ends as soon as the evidence rules out the
+    regressions the next weight could not afford (the last one: the metrics' ``effectSize``,
+    with the analysis' ``power``); a step whose evidence leans towards the canary being worse
+    is held past its duration until the evidence decides; otherwise a step ends at its duration
+    as in the fixed plan.
     """
 
     steps: tuple[CanaryStep, ...] = ()
     step_weight: Int | None = None
     max_weight: Int | None = None
     match: tuple[HTTPMatchRequest, ...] = ()
+    adaptive: Bool = False
 
 
 class BlueGreenStrategy(IstioModel):
@@ -201,31 +209,45 @@ class MetricCheck(IstioModel):
 
     Templates use ``{{ namespace }}``, ``{{ host }}``, ``{{ version }}``, ``{{ interval }}``
     and are rendered once for the canary (``version`` = the canary's) and once for the stable.
-    ``tolerance`` (statistical judge, built-ins): how many times the stable's rate of failed
-    (or slow) requests the canary may have before it counts as worse; default 1 for
-    ``request-success-rate``, 2 for ``request-duration``.
+
+    Statistical judge, built-ins (as Kayenta's allowed and critical increases), both ratios of
+    the canary's value to the stable's: for ``request-success-rate`` of the error rates, for
+    ``request-duration`` of the latencies (the canary's durations against the stable's).
+
+    * ``tolerance``: how much worse the canary may be and still count as no worse (versions
+      that do different work: reviews v3 calls ratings, v1 does not). Default 1.
+    * ``effectSize``: the regression the rollout must catch, above the tolerance; the plan says
+      before it starts whether it can, and adaptive mode promotes only once the evidence rules
+      it out. Default: 3 times the tolerance for errors, 1.5 times for latency (50% slower
+      than allowed).
     """
 
     name: Str
     query: Str | None = None
     threshold_range: ThresholdRange | None = None
     tolerance: Number | None = None
+    effect_size: Number | None = None
 
 
 class AnalysisSpec(IstioModel):
     """How the canary is judged.
 
-    ``statistical`` (default): canary against stable over the same windows, with request-level
-    counts, a sequential test that may stop early, and a false-alarm rate of at most ``alpha``
-    over the whole rollout. ``threshold``: Flagger's judge; each window is a check against
-    ``thresholdRange``, and ``failureLimit`` failed checks roll back. ``minRequests``: how many
-    canary requests the statistical judge needs before any analysis step may pass. Without
-    ``metrics``, both built-ins are judged (see :meth:`Canary.metric_checks`).
+    ``statistical`` (default): canary against stable request by request, every second, with a
+    sequential test whose false-rollback rate is at most ``alpha`` over the whole rollout,
+    however often it looks; the stable's ``history`` (its traffic before the rollout) sharpens
+    it. ``power``: in adaptive mode, the chance that a canary as bad as a metric's
+    ``effectSize`` is caught before promotion. ``threshold``: Flagger's judge; each
+    ``interval`` is a check against ``thresholdRange``, and ``failureLimit`` failed checks
+    roll back. ``minRequests``: how many canary requests the statistical judge needs before
+    any analysis step may pass. Without ``metrics``, both built-ins are judged (see
+    :meth:`Canary.metric_checks`).
     """
 
     judge: JudgeName = "statistical"
     interval: Duration = "30s"
     alpha: Number = 0.01
+    power: Number = 0.97
+    history: Duration = "10m"
     failure_limit: Int = 5
     min_requests: Int = 50
     metrics: tuple[MetricCheck, ...] = ()
@@ -340,6 +362,21 @@ class Canary(IstioModel):
 
     def deadline(self) -> datetime.timedelta:
         return _duration(self.progress_deadline, datetime.timedelta(minutes=10))
+
+    def history(self) -> datetime.timedelta:
+        """How much of the stable's traffic before the rollout the statistical judge reads
+        (``0s``: none)."""
+        parsed = parse_duration(self.analysis.history)
+        return parsed if parsed is not None else datetime.timedelta(minutes=10)
+
+    def adaptive(self) -> bool:
+        ramp = self.strategy.canary
+        return (
+            ramp is not None
+            and ramp.adaptive
+            and self.strategy_name() == "canary"
+            and self.analysis.judge == "statistical"
+        )
 
     def metric_checks(self) -> tuple[MetricCheck, ...]:
         """The metrics to judge: as written, or both built-ins with Flagger's usual limits."""

@@ -21,6 +21,8 @@ __all__ = [
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_LABEL_ANY_CASE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$")
+# Istio's IsWildcardDNS1123Label: "*", or a DNS label with an optional "*" or "*-" before it.
+_WILDCARD_LABEL = re.compile(r"^(\*|(\*|\*-)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -76,24 +78,40 @@ def problem_with_regex(pattern: str) -> str | None:
     return None
 
 
-def problem_with_host(host: str, *, allow_star: bool) -> str | None:
-    """Istio's ValidateWildcardDomain: DNS labels, an optional leading ``*.``, or an IP."""
+def problem_with_host(host: str, *, allow_star: bool, allow_ip: bool = False) -> str | None:
+    """Istio's ValidateWildcardDomain: at most 255 characters, a first label that may be a
+    wildcard (``*``, ``*.example.com``, even ``*foo.example.com``), DNS labels after it, a
+    top-level domain that is not all digits (so ``10.0.0.1`` is not a host name), one optional
+    trailing dot. ``allow_ip``: where Istio also takes an IP address (VirtualService hosts)."""
     if host == "*":
         return None if allow_star else "the host * is not allowed here"
     if not host:
         return "host must not be empty"
-    try:
-        ipaddress.ip_address(host)
-        return None
-    except ValueError:
-        pass
     if len(host) > 255:
-        return f"host {host!r} is longer than 255 characters"
-    name = host.removeprefix("*.") if host.startswith("*.") else host
-    if name.startswith("*") and name != "*":
-        return f"host {host!r}: a wildcard is allowed only as the whole first label (*.example.com)"
-    labels = name.rstrip(".").split(".")
-    for label in labels:
+        return f"host {host[:40]!r}... is longer than 255 characters"
+    if _is_ip(host):
+        return None if allow_ip else f"host {host!r} is an IP address; a host name is required here"
+    first, dot, rest = host.partition(".")
+    if not _WILDCARD_LABEL.match(first) or len(first) > 63:
+        if "*" in first:
+            return f"host {host!r}: a wildcard is allowed only at the start of the first label"
+        return f"host {host!r} is not a valid DNS name (label {first!r})"
+    if not dot:
+        return None
+    labels = rest.split(".")
+    if labels[-1].isdigit():
+        return f"host {host!r}: the top-level domain {labels[-1]!r} cannot be all digits"
+    for index, label in enumerate(labels):
+        if index == len(labels) - 1 and label == "":
+            break  # one trailing dot: an unambiguous name such as istio.io.
         if not _DNS_LABEL_ANY_CASE.match(label) or len(label) > 63:
             return f"host {host!r} is not a valid DNS name (label {label!r})"
     return None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

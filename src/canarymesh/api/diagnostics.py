@@ -6,18 +6,23 @@ Pure. Produced by :mod:`~canarymesh.api.loader`, :mod:`~canarymesh.api.validate`
 
 Every message has a code that never changes meaning (like Istio's ``IST0101``), listed in
 :data:`CATALOG` in code order and documented in ``docs/diagnostics.md``. A retired code stays in
-the catalog with ``retired=True`` so that it is never reused. Ranges:
+the catalog with ``retired=True`` so that it is never reused. Where ``istioctl analyze`` reports
+the same finding, the entry names Istio's code and analyzer (``istio``, ``analyzer``), and
+the diagnostic carries the code next to ours (``CM1015 [IST0173] ...``, ``istioCode`` in JSON),
+so that a user can search Istio's documentation for it. Field errors of Istio's own kinds are
+Istio's schema validation errors (IST0106, warnings IST0133). Ranges:
 
 * ``CM00xx`` reading input: YAML, apiVersion/kind, names, unsupported kinds
 * ``CM01xx`` field values any kind can get wrong: unknown fields, types, ranges, names, durations
 * ``CM02xx`` VirtualService, ``CM03xx`` DestinationRule, ``CM04xx`` Gateway and ServiceEntry,
   ``CM05xx`` security policies, ``CM06xx`` Gateway API, Kubernetes objects and Canary
+* ``CM07xx`` limits on input and objects (sizes, nesting, aliases, replicas), see ``limits``
 * ``CM1xxx`` cross-resource analysis (``canarymesh analyze``)
 
 One line per diagnostic, as the CLI prints it::
 
-    CM0201 error reviews.yaml:14 VirtualService default/reviews spec.http[0].route[1].weight: -5:
-        must not be negative  (printed on one line)
+    CM0201 [IST0106] error reviews.yaml:14 VirtualService default/reviews
+        spec.http[0].route[1].weight: -5: must not be negative  (printed on one line)
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Literal
 
 __all__ = [
     "CATALOG",
+    "ISTIO_GROUPS",
     "Diagnostic",
     "Diagnostics",
     "Level",
@@ -39,11 +45,22 @@ __all__ = [
 
 Level = Literal["error", "warning", "info"]
 LEVELS: tuple[Level, ...] = ("error", "warning", "info")
+# API groups whose kinds Istio's schema validation (and so istioctl analyze's IST0106) covers.
+ISTIO_GROUPS = frozenset({
+    "networking.istio.io", "security.istio.io", "telemetry.istio.io", "extensions.istio.io",
+})  # fmt: skip
+# Ranges of per-object validation: on an Istio kind they are Istio's schema validation.
+VALIDATION_RANGES = ("CM01", "CM02", "CM03", "CM04", "CM05")
+SCHEMA_ERROR = ("IST0106", "schema.ValidationAnalyzer")
+SCHEMA_WARNING = ("IST0133", "schema.ValidationAnalyzer")
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One entry of the catalog: ``template`` is formatted with the diagnostic's arguments."""
+    """One entry of the catalog: ``template`` is formatted with the diagnostic's arguments.
+
+    ``istio`` is the code ``istioctl analyze`` gives the same finding and ``analyzer`` the
+    name of the Istio analyzer that reports it (as in its Metadata), when there is one."""
 
     code: str
     level: Level
@@ -51,10 +68,20 @@ class Message:
     template: str
     description: str
     retired: bool = False
+    istio: str | None = None
+    analyzer: str | None = None
 
 
-def _m(code: str, level: Level, title: str, template: str, description: str) -> Message:
-    return Message(code, level, title, template, description)
+def _m(
+    code: str,
+    level: Level,
+    title: str,
+    template: str,
+    description: str,
+    istio: tuple[str, str] | None = None,
+) -> Message:
+    code_and_analyzer: tuple[str | None, str | None] = istio or (None, None)
+    return Message(code, level, title, template, description, False, *code_and_analyzer)
 
 
 CATALOG: tuple[Message, ...] = (
@@ -153,6 +180,17 @@ CATALOG: tuple[Message, ...] = (
         "{kind} ({api_version}) has no effect on the local mesh; it is skipped",
         "A Kubernetes object that does not change how traffic flows (RBAC, monitoring CRDs, "
         "cert-manager...). It is valid for a real cluster and ignored locally.",
+    ),
+    # --- CM0013: YAML that parses but cannot be a manifest (see also CM07xx) -----------------
+    _m(
+        "CM0013",
+        "error",
+        "Unsupported YAML",
+        "{problem}",
+        "The YAML is well-formed but cannot be turned into the JSON the Kubernetes API server "
+        "stores: a tag other than YAML's standard ones (!!python/object, !custom), a mapping or "
+        "list used as a key, a value its tag cannot read (!!int abc, a 5,000-digit number), a "
+        "merge key (<<) whose value is not a mapping, or an alias inside the node it refers to.",
     ),
     # --- CM01xx: field values ---------------------------------------------------------------
     _m(
@@ -319,6 +357,7 @@ CATALOG: tuple[Message, ...] = (
         "Abort without error",
         "abort configured, but no httpStatus or grpcStatus set",
         "The abort has no error to return, so it does nothing (Istio warns the same).",
+        istio=SCHEMA_WARNING,
     ),
     _m(
         "CM0210",
@@ -350,6 +389,7 @@ CATALOG: tuple[Message, ...] = (
         "Rules are tried in order; a rule after one without match (or with the same matches) can "
         "never be selected. Istio reports this as a warning; it is info here because Istio's own "
         "fault-injection-details-v1.yaml keeps such a rule on purpose.",
+        istio=("IST0130", "schema.ValidationAnalyzer.VirtualService"),
     ),
     _m(
         "CM0214",
@@ -364,6 +404,16 @@ CATALOG: tuple[Message, ...] = (
         "Invalid L4 route",
         "{problem}",
         "tcp rules need a route; tls rules need a match with sniHosts and a route.",
+    ),
+    _m(
+        "CM0216",
+        "info",
+        "Ineffective match",
+        "match {match} of rule {rule} is never used ({reason})",
+        "A match that an earlier match already takes (the same conditions, or a shorter prefix "
+        "with the same other conditions) never selects its rule; the rule may still be used "
+        "through its other matches (Istio's IST0131).",
+        istio=("IST0131", "schema.ValidationAnalyzer.VirtualService"),
     ),
     # --- CM03xx: DestinationRule ------------------------------------------------------------
     _m(
@@ -530,6 +580,64 @@ CATALOG: tuple[Message, ...] = (
         "VirtualService and two subsets; the target is the ingress VirtualService that puts "
         "sessions in the canary slice, in canary steps, judged with the built-in metrics.",
     ),
+    # --- CM07xx: limits (api/limits.py) ------------------------------------------------------
+    _m(
+        "CM0701",
+        "error",
+        "Input too large",
+        "is {size}; a file or standard input may be at most {limit}",
+        "Each file, standard input, and each text sent to the control plane is refused above "
+        "the limit before it is read, so that a huge or endless input cannot exhaust memory.",
+    ),
+    _m(
+        "CM0702",
+        "error",
+        "Document too large",
+        "the document is {size}; a YAML document may be at most {limit}",
+        "One YAML document (between --- lines) is refused above the Kubernetes API server's "
+        "request limit before it is parsed. The field named is the one that holds most of it.",
+    ),
+    _m(
+        "CM0703",
+        "error",
+        "Nesting too deep",
+        "mappings and lists nest more than {limit} levels deep",
+        "No manifest nests anywhere near this deep; such a document is refused before it is "
+        "read into objects. The field named is where the limit was crossed.",
+    ),
+    _m(
+        "CM0704",
+        "error",
+        "Alias expansion",
+        "anchors and aliases expand the document by more than {limit}",
+        "YAML aliases (*name) repeat the node of an anchor (&name), and a few lines of nested "
+        "aliases can stand for billions of values (the 'billion laughs' attack). The expansion "
+        "is measured before it is built and refused above the limit.",
+    ),
+    _m(
+        "CM0705",
+        "error",
+        "Object too large",
+        "the object is {size} as JSON; Kubernetes stores objects of at most {limit}",
+        "The API server refuses objects over 1 MiB (ConfigMaps and Secrets explicitly); keep "
+        "large data in files or volumes. The field named is the one that holds most of it.",
+    ),
+    _m(
+        "CM0706",
+        "error",
+        "Annotations too large",
+        "annotations add up to {size}; Kubernetes allows at most {limit}",
+        "The API server refuses objects whose annotation keys and values together exceed 256 KiB.",
+    ),
+    _m(
+        "CM0707",
+        "error",
+        "Too many replicas for the local mesh",
+        "the local mesh runs at most {limit} replicas of a Deployment",
+        "Every replica on the local mesh is real processes (the application, its Envoy "
+        "sidecar, a network namespace), so a Deployment may ask for at most this many. A "
+        "cluster has no such ceiling; there, scale with the cluster's own tools.",
+    ),
     # --- CM1xxx: analysis -------------------------------------------------------------------
     _m(
         "CM1001",
@@ -537,8 +645,10 @@ CATALOG: tuple[Message, ...] = (
         "Unknown subset",
         "subset {subset} of host {host} is not defined by any DestinationRule",
         "The route sends traffic to a subset that no DestinationRule in the input defines; Envoy "
-        "would answer 503 (Istio's IST0101). Checked only when the input holds "
-        "DestinationRules.",
+        "would answer 503. The classic Bookinfo mistake: virtual-service-all-v1.yaml applied "
+        "before destination-rule-all.yaml. Checked when the input holds DestinationRules or the "
+        "destination's Service.",
+        istio=("IST0101", "virtualservice.DestinationRuleAnalyzer"),
     ),
     _m(
         "CM1002",
@@ -547,8 +657,8 @@ CATALOG: tuple[Message, ...] = (
         "subset {subset} of {host} selects no Deployment in the input",
         "A VirtualService sends traffic to a subset whose labels (with the Service's selector) "
         "match the pods of no Deployment in the input: requests would get 503 no healthy upstream."
-        " Checked only when the input holds Deployments; subsets that no route uses are not "
-        "reported (destination-rule-all.yaml defines subsets for optional versions).",
+        " Checked only when the input holds workloads (Deployments or Pods); CM1015 reports "
+        "the subset itself.",
     ),
     _m(
         "CM1003",
@@ -557,14 +667,17 @@ CATALOG: tuple[Message, ...] = (
         "host {host} is not a Service or ServiceEntry of the input",
         "The route sends traffic to a host nothing defines. Checked only when the input holds "
         "Services.",
+        istio=("IST0101", "virtualservice.DestinationHostAnalyzer"),
     ),
     _m(
         "CM1004",
         "warning",
         "Gateway selects no workload",
         "selector {selector} matches no Deployment and no built-in gateway",
-        "The Gateway's selector must match the labels of a gateway workload; the local mesh "
-        "provides istio: ingressgateway. Checked only when the input holds Deployments.",
+        "The Gateway's selector must match the labels of a gateway workload (Pods or "
+        "Deployments of the input); the mesh provides the ingress gateway (istio: "
+        "ingressgateway) and, on a cluster, often an egress gateway (istio: egressgateway).",
+        istio=("IST0101", "gateway.IngressGatewayPortAnalyzer"),
     ),
     _m(
         "CM1005",
@@ -573,6 +686,7 @@ CATALOG: tuple[Message, ...] = (
         "gateway {gateway} is not defined in the input",
         "The VirtualService binds to a Gateway that the input does not define (mesh is the "
         "reserved name of the sidecars). Checked only when the input holds Gateways.",
+        istio=("IST0101", "virtualservice.GatewayAnalyzer"),
     ),
     _m(
         "CM1006",
@@ -581,6 +695,7 @@ CATALOG: tuple[Message, ...] = (
         "host {host} is also routed by VirtualService {other}",
         "Two VirtualServices for the same host on the mesh are not merged; only one wins (Istio's "
         "IST0109).",
+        istio=("IST0109", "virtualservice.ConflictingMeshGatewayHostsAnalyzer"),
     ),
     _m(
         "CM1007",
@@ -589,6 +704,7 @@ CATALOG: tuple[Message, ...] = (
         "port name {name} does not name a protocol; traffic is treated as TCP",
         "Istio selects the protocol from appProtocol or the port name prefix (http, http2, https, "
         "grpc, grpc-web, tcp, tls, mongo, mysql, redis, udp, followed by - or nothing).",
+        istio=("IST0118", "service.PortNameAnalyzer"),
     ),
     _m(
         "CM1008",
@@ -614,6 +730,7 @@ CATALOG: tuple[Message, ...] = (
         "host {host} is not a Service or ServiceEntry of the input",
         "The DestinationRule applies to no known service. Checked only when the input holds "
         "Services.",
+        istio=("IST0174", "destinationrule.SubsetSelectPodAnalyzer"),
     ),
     _m(
         "CM1011",
@@ -646,6 +763,136 @@ CATALOG: tuple[Message, ...] = (
         "The route sends traffic to a port the destination Service does not expose, so there is "
         "no such upstream cluster and requests would get 503. Checked when the Service is in "
         "the input.",
+        istio=("IST0101", "virtualservice.DestinationHostAnalyzer"),
+    ),
+    _m(
+        "CM1015",
+        "warning",
+        "Subset selects no pods",
+        "subset {subset} selects no pods of {host} (labels {labels})",
+        "The subset's labels, with the Service's selector, match no Pod or Deployment template "
+        "of the input: a route to it gets 503 no healthy upstream. Istio reports it as an "
+        "error; it is a warning here because Istio's own destination-rule-all.yaml defines "
+        "subsets for versions that are deployed later (ratings v2-mysql). Checked only when the "
+        "input holds workloads.",
+        istio=("IST0173", "destinationrule.SubsetSelectPodAnalyzer"),
+    ),
+    _m(
+        "CM1016",
+        "error",
+        "Destination port required",
+        "Service {host} exposes ports {ports}; the destination must name one",
+        "A destination of a Service with several ports must say which one (port.number); "
+        "otherwise the route's target depends on the port the request came in on.",
+        istio=("IST0112", "virtualservice.DestinationHostAnalyzer"),
+    ),
+    _m(
+        "CM1017",
+        "warning",
+        "VirtualService host not in its gateway",
+        "no host of {hosts} is served by gateway {gateway}",
+        "A VirtualService bound to a Gateway routes only requests for hosts that a server of "
+        "that Gateway accepts; with no host in common, the gateway never uses it.",
+        istio=("IST0132", "virtualservice.GatewayAnalyzer"),
+    ),
+    _m(
+        "CM1018",
+        "warning",
+        "Reference to an internal gateway",
+        "gateway {gateway} is generated by the implementation; bind to its Gateway API Gateway",
+        "Names containing ~istio-autogenerated-k8s-gateway~ belong to Gateways that Istio "
+        "generates from Gateway API resources; they may change without notice.",
+        istio=("IST0165", "virtualservice.GatewayAnalyzer"),
+    ),
+    _m(
+        "CM1019",
+        "warning",
+        "Gateway port not on its Service",
+        "port {port} is not a port (or targetPort) of a Service selecting {selector}",
+        "A Gateway server listens on the gateway workload, but clients reach it through the "
+        "gateway's Service: a port the Service does not expose is unreachable.",
+        istio=("IST0162", "gateway.IngressGatewayPortAnalyzer"),
+    ),
+    _m(
+        "CM1020",
+        "error",
+        "Conflicting gateways",
+        "port {port} with hosts {hosts} on workloads {selector} is also served by {others}",
+        "Two Gateways that select the same workload serve the same host on the same port: "
+        "only one of their servers takes the requests.",
+        istio=("IST0145", "gateway.ConflictingGatewayAnalyzer"),
+    ),
+    _m(
+        "CM1021",
+        "warning",
+        "TLS origination without CA certificates",
+        "tls.mode {mode} without caCertificates: the server of {host} is checked against the "
+        "system's roots only",
+        "SIMPLE and MUTUAL TLS should name caCertificates (or a credentialName with a workload "
+        "selector) so that the sidecar checks who it talks to; without them it trusts every "
+        "certificate a public CA issued.",
+        istio=("IST0128", "destinationrule.CaCertificateAnalyzer"),
+    ),
+    _m(
+        "CM1022",
+        "warning",
+        "TLS origination without CA certificates on a port",
+        "tls.mode {mode} on port {port} without caCertificates: the server of {host} is "
+        "checked against the system's roots only",
+        "As CM1021, for a portLevelSettings entry.",
+        istio=("IST0129", "destinationrule.CaCertificateAnalyzer"),
+    ),
+    _m(
+        "CM1023",
+        "warning",
+        "Unknown Istio annotation",
+        "unknown annotation {annotation}",
+        "An annotation in an Istio domain (*.istio.io) that Istio does not define: usually a "
+        "typo, and ignored.",
+        istio=("IST0108", "annotations.K8sAnalyzer"),
+    ),
+    _m(
+        "CM1024",
+        "info",
+        "Deprecated Istio annotation",
+        "annotation {annotation} is deprecated{instead} and may not work in future Istio versions",
+        "Istio still reads the annotation but has replaced it.",
+        istio=("IST0135", "annotations.K8sAnalyzer"),
+    ),
+    _m(
+        "CM1025",
+        "warning",
+        "Misplaced Istio annotation",
+        "annotation {annotation} applies to {kinds}, not to a {kind}",
+        "The annotation is read only on other kinds (a Pod annotation on a Deployment belongs "
+        "under spec.template.metadata.annotations).",
+        istio=("IST0107", "annotations.K8sAnalyzer"),
+    ),
+    _m(
+        "CM1026",
+        "warning",
+        "Invalid Istio annotation",
+        "annotation {annotation}: {problem}",
+        "The annotation's value is not one the sidecar injector accepts.",
+        istio=("IST0125", "annotations.K8sAnalyzer"),
+    ),
+    _m(
+        "CM1027",
+        "warning",
+        "Subset routing skipped at the gateway",
+        "requests for {host} from gateway {gateway} ignore the subsets routed by {other}",
+        "A gateway sends requests straight to the destination's endpoints: the subsets another "
+        "VirtualService routes to for the same host apply to sidecars, not to this gateway.",
+        istio=("IST0140", "virtualservice.DestinationHostAnalyzer"),
+    ),
+    _m(
+        "CM1028",
+        "warning",
+        "ExternalName Service port name",
+        "port {name} of an ExternalName Service should be named with its protocol",
+        "The proxy treats an ExternalName Service's unnamed or tcp ports as TCP and may "
+        "refuse traffic to them; name them http, https, tls... (Istio's IST0150).",
+        istio=("IST0150", "service.PortNameAnalyzer"),
     ),
 )
 
@@ -674,9 +921,11 @@ class Diagnostic:
     field: str | None
     value: str | None
     reason: str
+    istio_code: str | None = None
 
     def __str__(self) -> str:
-        text = f"{self.code} {self.level} {self.file}:{self.line}"
+        shown = f"{self.code} [{self.istio_code}]" if self.istio_code else self.code
+        text = f"{shown} {self.level} {self.file}:{self.line}"
         subject = [part for part in (self.resource, self.field) if part]
         if subject:
             text += " " + " ".join(subject)
@@ -687,6 +936,7 @@ class Diagnostic:
     def to_json(self) -> dict[str, str | int | None]:
         return {
             "code": self.code,
+            "istioCode": self.istio_code,
             "level": self.level,
             "file": self.file,
             "line": self.line,
@@ -697,6 +947,16 @@ class Diagnostic:
         }
 
 
+def istio_counterpart(code: str, group: str | None = None) -> tuple[str, str] | None:
+    """Istio's code and analyzer for our ``code`` about an object of API ``group``, if any."""
+    entry = _BY_CODE[code]
+    if entry.istio is not None and entry.analyzer is not None:
+        return entry.istio, entry.analyzer
+    if group in ISTIO_GROUPS and code.startswith(VALIDATION_RANGES):
+        return SCHEMA_ERROR if entry.level == "error" else None
+    return None
+
+
 def make(
     code: str,
     *,
@@ -705,10 +965,14 @@ def make(
     resource: str | None = None,
     field: str | None = None,
     value: str | None = None,
+    api_group: str | None = None,
     **args: object,
 ) -> Diagnostic:
-    """A diagnostic whose level and reason come from the catalog entry of ``code``."""
+    """A diagnostic whose level and reason come from the catalog entry of ``code``;
+    ``api_group`` is the API group of the object it is about (it decides whether Istio's schema
+    validation would report it too)."""
     entry = _BY_CODE[code]
+    counterpart = istio_counterpart(code, api_group)
     return Diagnostic(
         code=code,
         level=entry.level,
@@ -718,6 +982,7 @@ def make(
         field=field,
         value=value,
         reason=entry.template.format(**args),
+        istio_code=counterpart[0] if counterpart else None,
     )
 
 

@@ -8,6 +8,7 @@ Istio also requires at least 1ms and millisecond precision (``agent.ValidateDura
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from fractions import Fraction
 
@@ -38,8 +39,10 @@ def _nanoseconds(text: str) -> Fraction | None:
     return total if text else None
 
 
+@functools.lru_cache(maxsize=256)
 def parse_duration(text: str) -> datetime.timedelta | None:
-    """The duration ``text`` denotes, or None when it is not a valid positive duration."""
+    """The duration ``text`` denotes, or None when it is not a valid positive duration.
+    (Cached: the canary controller reads the same few durations of a spec every second.)"""
     nanos = _nanoseconds(text)
     if nanos is None:
         return None

@@ -33,6 +33,9 @@ class KindInfo:
     model: type[BaseModel]
     body: Literal["spec", "top"] = "spec"
     strict_top_level: bool = False
+    # False for kinds the local mesh does not run (a bare Pod, a Node): loaded for analysis,
+    # and apply notes that they are skipped (CM0012).
+    local_mesh: bool = True
 
     def api_version_of(self, data: dict[str, object]) -> str:
         """The apiVersion a document of this kind was written with (validated by the loader)."""
@@ -53,6 +56,8 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("", "Secret", ("v1",), kube.Secret, body="top"),
     KindInfo("", "ConfigMap", ("v1",), kube.ConfigMap, body="top"),
     KindInfo("apps", "Deployment", ("v1",), kube.Deployment),
+    KindInfo("", "Pod", ("v1",), kube.Pod, local_mesh=False),
+    KindInfo("", "Node", ("v1",), kube.Node, local_mesh=False),
     _istio("networking.istio.io", "VirtualService", _ISTIO_NETWORKING_VERSIONS,
            istio_networking.VirtualService),
     _istio("networking.istio.io", "DestinationRule", _ISTIO_NETWORKING_VERSIONS,
@@ -75,8 +80,8 @@ KINDS: tuple[KindInfo, ...] = (
 # Real kinds of the groups above that the local mesh does not implement.
 KNOWN_UNSUPPORTED: dict[str, frozenset[str]] = {
     "": frozenset({
-        "Pod", "ReplicationController", "Endpoints", "PersistentVolumeClaim", "PersistentVolume",
-        "LimitRange", "ResourceQuota", "Node", "Event", "PodTemplate", "Binding",
+        "ReplicationController", "Endpoints", "PersistentVolumeClaim", "PersistentVolume",
+        "LimitRange", "ResourceQuota", "Event", "PodTemplate", "Binding",
     }),
     "apps": frozenset({"StatefulSet", "DaemonSet", "ReplicaSet", "ControllerRevision"}),
     "networking.istio.io": frozenset({

@@ -1,6 +1,7 @@
 """Kubernetes core and apps objects the local mesh uses: Namespace, Service, ServiceAccount,
-Deployment, Secret, ConfigMap. Pure input schemas, read by the loader, consumed by the mesh model
-and the local runtime (which starts one process per Deployment replica).
+Deployment, Secret, ConfigMap; and Pod and Node, which only analysis reads (as Istio's workload
+analyzers do). Pure input schemas, read by the loader, consumed by the mesh model and the local
+runtime (which starts one process per Deployment replica).
 
 Only the fields we use are typed; every other Kubernetes field is kept untouched
 (``extra="allow"``), so real manifests (securityContext, volumes, dual-stack settings) load.
@@ -24,6 +25,8 @@ __all__ = [
     "KeyRefSource",
     "LabelSelector",
     "Namespace",
+    "Node",
+    "Pod",
     "PodSpec",
     "PodTemplateMetadata",
     "PodTemplateSpec",
@@ -145,6 +148,17 @@ class PodSpec(KubeModel):
     init_containers: tuple[Container, ...] = ()
     service_account_name: Str | None = None
     security_context: SecurityContext | None = None
+
+
+class Pod(PodSpec):
+    """A bare Pod's spec, which the local mesh does not run and analysis reads. A field of its
+    own (not of PodSpec): the local runtime names pods after their template's fields."""
+
+    node_name: Str | None = None
+
+
+class Node(KubeModel):
+    """A cluster node: analysis reads its topology labels (region, zone) from metadata."""
 
 
 class PodTemplateMetadata(KubeModel):

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from canarymesh.api import validate
 from canarymesh.api.diagnostics import Diagnostic, Diagnostics, make, render_value
 from canarymesh.api.fieldpaths import format_path
+from canarymesh.api.inputs import Input, InputProblem, check_text, read_path
 from canarymesh.api.kinds import (
     KNOWN_UNSUPPORTED,
     TRAFFIC_GROUPS,
@@ -28,12 +29,21 @@ from canarymesh.api.kinds import (
     lookup,
     split_api_version,
 )
-from canarymesh.api.objects import CLUSTER_SCOPED_KINDS, FieldPath, ObjectMeta, Resource
-from canarymesh.api.schema_errors import schema_diagnostics, without_bad_fields
+from canarymesh.api.object_limits import object_problems
+from canarymesh.api.objects import FieldPath, ObjectMeta, Resource, raw_label
+from canarymesh.api.schema_errors import line_of, schema_diagnostics, without_bad_fields
 from canarymesh.api.source import Source
-from canarymesh.api.yamldocs import YamlDocument, parse_documents
+from canarymesh.api.yamldocs import YamlDocument, YamlProblem, parse_documents
+from canarymesh.api.yamlguard import peek_label
 
-__all__ = ["LoadResult", "expand_paths", "load_paths", "load_text"]
+__all__ = [
+    "LoadResult",
+    "expand_paths",
+    "load_inputs",
+    "load_paths",
+    "load_text",
+    "parse_text",
+]
 
 _ISTIO_TOP_LEVEL = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
 
@@ -48,7 +58,10 @@ class LoadResult:
 
 
 def expand_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
-    """Files as given, directories as their ``*.yaml``/``*.yml`` files (recursive, sorted)."""
+    """Files as given, directories as their ``*.yaml``/``*.yml`` files (recursive, sorted).
+
+    Anything else that exists (a pipe such as ``-f <(...)``, a device) is read as a file.
+    """
     files: list[Path] = []
     problems: list[Diagnostic] = []
     for path in paths:
@@ -60,7 +73,7 @@ def expand_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
                 problem = "directory has no .yaml or .yml file"
                 problems.append(make("CM0010", file=str(path), line=0, problem=problem))
             files.extend(found)
-        elif path.is_file():
+        elif path.exists():
             files.append(path)
         else:
             problem = "no such file or directory"
@@ -73,34 +86,74 @@ def expand_paths(paths: Sequence[Path]) -> tuple[list[Path], list[Diagnostic]]:
 def load_paths(paths: Sequence[Path]) -> LoadResult:
     """Load, type and validate every manifest under ``paths``; never raises on bad input."""
     files, problems = expand_paths(paths)
-    texts: list[tuple[str, str]] = []
-    for file in files:
-        try:
-            texts.append((file.read_text(encoding="utf-8"), str(file)))
-        except (OSError, UnicodeDecodeError) as exc:
-            problem = f"cannot read: {exc}"
-            problems.append(make("CM0010", file=str(file), line=0, problem=problem))
-    result = _load_many(texts)
+    result = load_inputs([read_path(file) for file in files])
     return LoadResult(result.resources, result.diagnostics + Diagnostics.of(problems))
 
 
 def load_text(text: str, filename: str = "<stdin>") -> LoadResult:
     """Load, type and validate the manifests of one YAML text named ``filename``."""
-    return _load_many([(text, filename)])
+    return load_inputs([check_text(text, filename)])
 
 
-def _load_many(texts: Sequence[tuple[str, str]]) -> LoadResult:
+def parse_text(text: str, filename: str) -> tuple[list[object], Diagnostics]:
+    """The documents of one text as plain data, read under the same limits and YAML guards as
+    :func:`load_text` but not typed; and the problems that kept any document out. For callers
+    that store what they are sent (the local control plane), never YAML's own loader."""
+    item = check_text(text, filename)
+    if item.problem is not None:
+        return [], Diagnostics.of([_refused(item, item.problem)])
+    documents, problems = parse_documents(item.text)
+    found = _yaml_diagnostics(filename, documents, problems)
+    return [document.data for document in documents], Diagnostics.of(found)
+
+
+def _yaml_diagnostics(
+    filename: str, documents: Sequence[YamlDocument], problems: Sequence[YamlProblem]
+) -> list[Diagnostic]:
+    """The parser's problems, naming the object of a document that was built (a duplicate key)."""
+    labels = {d.index: raw_label(d.data) for d in documents if isinstance(d.data, dict)}
+    return [
+        make(p.code, file=filename, line=p.line, resource=p.resource or labels.get(p.document),
+             field=p.field, **p.args)
+        for p in problems
+    ]  # fmt: skip
+
+
+def load_inputs(inputs: Sequence[Input]) -> LoadResult:
+    """Load, type and validate the manifests of ``inputs``; one that was refused while being
+    read (too large, not UTF-8) is reported with the object it holds and loads nothing."""
     resources: list[Resource[BaseModel]] = []
     diagnostics: list[Diagnostic] = []
-    for text, filename in texts:
-        documents, problems = parse_documents(text)
-        diagnostics.extend(make(p.code, file=filename, line=p.line, **p.args) for p in problems)
+    for item in inputs:
+        if item.problem is not None:
+            diagnostics.append(_refused(item, item.problem))
+            continue
+        documents, problems = parse_documents(item.text)
+        diagnostics.extend(_yaml_diagnostics(item.name, documents, problems))
         for document in documents:
-            _load_document(document, filename, resources, diagnostics)
+            _load_document(document, item.name, resources, diagnostics)
     diagnostics.extend(_duplicates(resources))
     for resource in resources:
         diagnostics.extend(validate.validate_resource(resource))
     return LoadResult(tuple(resources), Diagnostics.of(diagnostics))
+
+
+def _refused(item: Input, problem: InputProblem) -> Diagnostic:
+    """The one diagnostic of a refused input, naming the object and field at its line when
+    what could be read of it says."""
+    label, field = None, None
+    if problem.code == "CM0701":
+        label = peek_label(item.text)
+    elif problem.line > 0:
+        documents, _ = parse_documents(item.text)
+        holding = [d for d in documents if d.line <= problem.line]
+        if holding and isinstance(holding[-1].data, dict):
+            document = holding[-1]
+            label = raw_label(holding[-1].data)
+            here = [path for path, line in document.field_lines.items() if line == problem.line]
+            field = format_path(max(here, key=len)) if here else None
+    return make(problem.code, file=item.name, line=problem.line, resource=label, field=field,
+                **problem.args)  # fmt: skip
 
 
 def _load_document(
@@ -117,6 +170,17 @@ def _load_document(
         return
     if data.get("kind") == "List" and data.get("apiVersion") == "v1":
         _load_list(data, document, filename, resources, diagnostics)
+        return
+    limits = object_problems(data)
+    if limits:
+        label = raw_label(data)
+        for problem in limits:
+            line = line_of(document.field_lines, problem.path, document.line)
+            value = None if problem.value is None else render_value(problem.value)
+            diagnostics.append(
+                make(problem.code, file=filename, line=line, resource=label,
+                     field=format_path(problem.path) or None, value=value, **problem.args)
+            )  # fmt: skip
         return
     decoded = _decode(data, document.field_lines, source, diagnostics)
     if decoded is not None:
@@ -154,7 +218,7 @@ def _decode(
     diagnostics: list[Diagnostic],
 ) -> Resource[BaseModel] | None:
     """Type one manifest, or report why it cannot be typed and return None."""
-    label = _label(data.get("kind"), data, _raw_name(data))
+    label = raw_label(data)
     at = _Where(source, lines, label, diagnostics)
     info = _kind_info(data, at)
     if info is None:
@@ -164,6 +228,8 @@ def _decode(
     if metadata is None:
         return None
     api_version = info.api_version_of(data)
+    if not info.local_mesh:
+        at.report("CM0012", "kind", show=False, kind=info.kind, api_version=api_version)
     if typed.spec is None:
         if typed.repaired is not None:
             rest = Resource(api_version, info.kind, metadata, typed.repaired, source, lines)
@@ -234,26 +300,6 @@ def _kind_info(data: dict[str, object], at: _Where) -> KindInfo | None:
     return info
 
 
-def _raw_name(data: dict[str, object]) -> str | None:
-    metadata = data.get("metadata")
-    if isinstance(metadata, dict):
-        name = metadata.get("name")
-        if isinstance(name, str):
-            return name
-    return None
-
-
-def _label(kind: object, data: dict[str, object], name: str | None) -> str | None:
-    """``VirtualService default/reviews`` as diagnostics show it, when kind and name are known."""
-    if not isinstance(kind, str) or name is None:
-        return None
-    if kind in CLUSTER_SCOPED_KINDS:
-        return f"{kind} {name}"
-    metadata = data.get("metadata")
-    namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
-    return f"{kind} {namespace if isinstance(namespace, str) else 'default'}/{name}"
-
-
 def _metadata(
     data: dict[str, object],
     lines: dict[FieldPath, int],
@@ -298,8 +344,9 @@ def _spec(
             if key not in _ISTIO_TOP_LEVEL:
                 line = lines.get((key,), source.line)
                 diagnostics.append(
-                    make("CM0101", file=source.file, line=line, resource=label, field=key)
-                )
+                    make("CM0101", file=source.file, line=line, resource=label, field=key,
+                         api_group=info.group)
+                )  # fmt: skip
     prefix: FieldPath
     if info.body == "top":
         raw: object = {k: v for k, v in data.items() if k not in ("apiVersion", "kind", "metadata")}
@@ -312,7 +359,7 @@ def _spec(
     try:
         return _Typed(info.model.model_validate(raw))
     except ValidationError as exc:
-        diagnostics.extend(schema_diagnostics(exc, raw, prefix, lines, source, label))
+        diagnostics.extend(schema_diagnostics(exc, raw, prefix, lines, source, label, info.group))
         repair = without_bad_fields(exc, raw)
     if repair is None:
         return _Typed(None)

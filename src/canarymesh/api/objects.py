@@ -24,6 +24,7 @@ __all__ = [
     "ObjectMeta",
     "Resource",
     "ResourceKey",
+    "raw_label",
     "select",
 ]
 
@@ -111,6 +112,19 @@ class Resource(Generic[SpecT]):
             return self
         metadata = self.metadata.model_copy(update={"namespace": namespace})
         return dataclasses.replace(self, metadata=metadata)
+
+
+def raw_label(data: Mapping[str, object]) -> str | None:
+    """``VirtualService default/reviews``, as diagnostics name an object, read from a document
+    that may not fit any schema; None without a kind and a name."""
+    kind, metadata = data.get("kind"), data.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if not isinstance(kind, str) or not isinstance(name, str):
+        return None
+    if kind in CLUSTER_SCOPED_KINDS:
+        return f"{kind} {name}"
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    return f"{kind} {namespace if isinstance(namespace, str) else 'default'}/{name}"
 
 
 def select(

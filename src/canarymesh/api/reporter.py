@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from canarymesh.api.diagnostics import Diagnostic, make, render_value
 from canarymesh.api.fieldpaths import format_path
+from canarymesh.api.kinds import split_api_version
 from canarymesh.api.objects import FieldPath, Resource
 
 __all__ = ["NO_VALUE", "Reporter"]
@@ -22,6 +23,7 @@ class Reporter:
     def __init__(self, resource: Resource[BaseModel]) -> None:
         self.resource = resource
         self.label = f"{resource.kind} {resource.display_name}"
+        self.group = split_api_version(resource.api_version)[0]
         self.found: list[Diagnostic] = []
 
     def __call__(
@@ -36,6 +38,7 @@ class Reporter:
                 resource=self.label,
                 field=format_path(path) or None,
                 value=shown,
+                api_group=self.group,
                 **args,
             )
         )

@@ -18,7 +18,7 @@ from canarymesh.api.fieldpaths import format_path
 from canarymesh.api.objects import FieldPath
 from canarymesh.api.source import Source
 
-__all__ = ["schema_diagnostics", "without_bad_fields"]
+__all__ = ["line_of", "schema_diagnostics", "without_bad_fields"]
 
 _EXPECTED = {
     "int": "an integer",
@@ -41,18 +41,20 @@ def schema_diagnostics(
     lines: Mapping[FieldPath, int],
     source: Source,
     label: str | None,
+    group: str | None = None,
 ) -> list[Diagnostic]:
-    """One diagnostic per distinct problem; type errors of union members at one path merge."""
+    """One diagnostic per distinct problem; type errors of union members at one path merge.
+    ``group`` is the document's API group (Istio's kinds get Istio's code too)."""
     expected_at: dict[FieldPath, list[str]] = {}
     values: dict[FieldPath, object] = {}
     found: list[Diagnostic] = []
 
     def emit(code: str, path: FieldPath, value: str | None = None, **args: object) -> None:
         full = (*prefix, *path)
-        line = _line(lines, full, source.line)
+        line = line_of(lines, full, source.line)
         found.append(
             make(code, file=source.file, line=line, resource=label,
-                 field=format_path(full), value=value, **args)
+                 field=format_path(full), value=value, api_group=group, **args)
         )  # fmt: skip
 
     for item in error.errors():
@@ -103,7 +105,8 @@ def _real_path(raw: object, loc: Sequence[int | str], *, keep_last: bool) -> Fie
     return tuple(path)
 
 
-def _line(lines: Mapping[FieldPath, int], path: FieldPath, default: int) -> int:
+def line_of(lines: Mapping[FieldPath, int], path: FieldPath, default: int) -> int:
+    """The line of ``path``, or of its nearest written ancestor, or ``default``."""
     for end in range(len(path), 0, -1):
         line = lines.get(path[:end])
         if line is not None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from canarymesh.api import canary, gateway_api, istio_networking, istio_security, kube
 from canarymesh.api.checks import is_dns1123_label, is_dns1123_subdomain
 from canarymesh.api.diagnostics import Diagnostic
+from canarymesh.api.limits import MAX_INT32, MAX_LOCAL_REPLICAS
 from canarymesh.api.objects import FieldPath, Resource
 from canarymesh.api.reporter import Reporter
 from canarymesh.api.validate_canary import validate_canary
@@ -35,6 +36,10 @@ SPEC: FieldPath = ("spec",)
 # Gateway API durations (GEP-2257): up to four number+unit parts; "0s" is valid (no timeout).
 _GATEWAY_API_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
 _DNS_LABEL_NAMED_KINDS = frozenset({"Namespace", "Service"})
+_GATEWAY_API_HOSTNAME = re.compile(
+    r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_IPV4 = re.compile(r"^[0-9.]+$")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -130,7 +135,22 @@ def _validate_request_authentication(
 # --- Gateway API, Kubernetes, Canary ----------------------------------------------------------
 
 
+def _check_gateway_api_hostname(report: Reporter, path: FieldPath, hostname: str) -> None:
+    """The Gateway API's Hostname: lower-case DNS labels, an optional leading ``*.``, at most
+    253 characters, never an IP address (the CRD's pattern and its documentation)."""
+    if len(hostname) > 253 or not _GATEWAY_API_HOSTNAME.match(hostname):
+        problem = (f"hostname {hostname[:60]!r} must be lower-case DNS labels, optionally after "
+                   "*., at most 253 characters")  # fmt: skip
+    elif _IPV4.match(hostname):
+        problem = f"hostname {hostname!r} is an IP address; the Gateway API takes names only"
+    else:
+        return
+    report("CM0111", path, hostname, problem=problem)
+
+
 def _validate_http_route(report: Reporter, route: gateway_api.HTTPRoute) -> None:
+    for index, hostname in enumerate(route.hostnames):
+        _check_gateway_api_hostname(report, (*SPEC, "hostnames", index), hostname)
     for index, rule in enumerate(route.rules):
         path = (*SPEC, "rules", index)
         for b_index, backend in enumerate(rule.backend_refs):
@@ -149,6 +169,9 @@ def _validate_http_route(report: Reporter, route: gateway_api.HTTPRoute) -> None
 def _validate_gateway_api_gateway(report: Reporter, gateway: gateway_api.Gateway) -> None:
     for index, listener in enumerate(gateway.listeners):
         check_port(report, (*SPEC, "listeners", index, "port"), listener.port)
+        if listener.hostname is not None:
+            path = (*SPEC, "listeners", index, "hostname")
+            _check_gateway_api_hostname(report, path, listener.hostname)
 
 
 def _validate_service(report: Reporter, service: kube.Service) -> None:
@@ -168,8 +191,14 @@ def _validate_service(report: Reporter, service: kube.Service) -> None:
 
 
 def _validate_deployment(report: Reporter, deployment: kube.Deployment) -> None:
-    if deployment.replicas is not None and deployment.replicas < 0:
-        report("CM0103", (*SPEC, "replicas"), deployment.replicas, expected="0 or more")
+    replicas = deployment.replicas
+    if replicas is not None and replicas < 0:
+        report("CM0103", (*SPEC, "replicas"), replicas, expected="0 or more")
+    elif replicas is not None and replicas > MAX_INT32:
+        expected = f"at most {MAX_INT32} (Kubernetes' replicas is a 32-bit integer)"
+        report("CM0103", (*SPEC, "replicas"), replicas, expected=expected)
+    elif replicas is not None and replicas > MAX_LOCAL_REPLICAS:
+        report("CM0707", (*SPEC, "replicas"), replicas, limit=str(MAX_LOCAL_REPLICAS))
     template_labels = deployment.template.metadata.labels
     check_labels(report, (*SPEC, "template", "metadata", "labels"), template_labels)
     if deployment.selector is None:

@@ -310,6 +310,18 @@ def _check_analysis(report: Reporter, spec: Canary) -> None:
             analysis.alpha,
             problem=f"alpha is a false-alarm rate in (0, {MAX_ALPHA}]",
         )
+    if not 0.5 <= analysis.power < 1.0:
+        report(
+            "CM0605",
+            (*path, "power"),
+            analysis.power,
+            problem="power is the chance of catching an effectSize regression, in [0.5, 1)",
+        )
+    check_duration(report, (*path, "history"), analysis.history, allow_zero=True)
+    ramp = spec.strategy.canary
+    if ramp is not None and ramp.adaptive and analysis.judge != "statistical":
+        report("CM0604", (*SPEC, "strategy", "canary", "adaptive"), True,
+               problem="adaptive mode needs the statistical judge")  # fmt: skip
     if analysis.failure_limit < 1:
         report("CM0103", (*path, "failureLimit"), analysis.failure_limit, expected="1 or more")
     if analysis.min_requests < 1:
@@ -341,6 +353,20 @@ def _check_metric(
             report("CM0605", (*path, "query"), check.query, problem=problem)
     if check.tolerance is not None and not 1.0 <= check.tolerance <= 100.0:
         report("CM0103", (*path, "tolerance"), check.tolerance, expected="between 1 and 100")
+    if check.effect_size is not None:
+        if not 1.0 < check.effect_size <= 1000.0:
+            report("CM0103", (*path, "effectSize"), check.effect_size, expected="in (1, 1000]")
+        elif check.tolerance is not None and check.effect_size <= check.tolerance:
+            problem = (
+                f"effectSize {check.effect_size:g} must be above tolerance "
+                f"{check.tolerance:g}: a regression within the tolerance is no regression"
+            )
+            report("CM0605", (*path, "effectSize"), check.effect_size, problem=problem)
+    if (check.tolerance is not None or check.effect_size is not None) and (
+        check.query is not None or spec.analysis.judge != "statistical"
+    ):
+        problem = "tolerance and effectSize apply to the statistical judge's built-in metrics"
+        report("CM0605", path, problem=problem)
     bounds = check.threshold_range
     if bounds is not None and None not in (bounds.min, bounds.max):
         assert bounds.min is not None and bounds.max is not None

@@ -88,7 +88,9 @@ def check_labels(report: Reporter, path: FieldPath, labels: Mapping[str, str]) -
             report("CM0110", (*path, key), value, problem=problem)
 
 
-def check_host(report: Reporter, path: FieldPath, host: str, *, allow_star: bool) -> None:
-    problem = problem_with_host(host, allow_star=allow_star)
+def check_host(
+    report: Reporter, path: FieldPath, host: str, *, allow_star: bool, allow_ip: bool = False
+) -> None:
+    problem = problem_with_host(host, allow_star=allow_star, allow_ip=allow_ip)
     if problem is not None:
         report("CM0111", path, host, problem=problem)

@@ -6,7 +6,8 @@ resource at a time (VirtualService has :mod:`canarymesh.api.validate_virtual_ser
 from __future__ import annotations
 
 from canarymesh.api import istio_networking as net
-from canarymesh.api.checks import is_dns1123_label
+from canarymesh.api.checks import is_dns1123_label, problem_with_host
+from canarymesh.api.limits import MAX_ENVOY_TOTAL_WEIGHT
 from canarymesh.api.objects import FieldPath
 from canarymesh.api.reporter import Reporter
 from canarymesh.api.validate_common import (
@@ -151,7 +152,8 @@ def validate_gateway(report: Reporter, gateway: net.Gateway) -> None:
             report("CM0104", (*path, "hosts"))
         for h_index, host in enumerate(server.hosts):
             namespace, slash, name_part = host.rpartition("/")
-            if slash and namespace not in ("*", ".", "~") and not is_dns1123_label(namespace):
+            # Istio's gateways take * (any namespace), . (this one) or a namespace; not ~.
+            if slash and namespace not in ("*", ".") and not is_dns1123_label(namespace):
                 report("CM0111", (*path, "hosts", h_index), host,
                        problem=f"namespace {namespace!r} of host {host!r} is invalid")  # fmt: skip
             check_host(report, (*path, "hosts", h_index), name_part, allow_star=True)
@@ -185,7 +187,19 @@ def validate_service_entry(report: Reporter, entry: net.ServiceEntry) -> None:
     if not entry.hosts:
         report("CM0104", (*SPEC, "hosts"))
     for index, host in enumerate(entry.hosts):
-        check_host(report, (*SPEC, "hosts", index), host, allow_star=False)
+        path = (*SPEC, "hosts", index)
+        problem = problem_with_host(host, allow_star=False)
+        if problem is not None:
+            report("CM0111", path, host, problem=problem)
+        elif entry.resolution in ("DNS", "DNS_ROUND_ROBIN") and not entry.endpoints and "*" in host:
+            # Istio: without endpoints, DNS resolution looks the host itself up.
+            report("CM0111", path, host, problem=f"host {host!r} must be a full name (no "
+                   f"wildcard) for resolution {entry.resolution} without endpoints")  # fmt: skip
+    for index, endpoint in enumerate(entry.endpoints):
+        if endpoint.weight is not None and not 0 <= endpoint.weight <= MAX_ENVOY_TOTAL_WEIGHT:
+            expected = f"between 0 and {MAX_ENVOY_TOTAL_WEIGHT} (a 32-bit unsigned integer)"
+            report("CM0103", (*SPEC, "endpoints", index, "weight"), endpoint.weight,
+                   expected=expected)  # fmt: skip
     for index, port in enumerate(entry.ports):
         path = (*SPEC, "ports", index)
         check_port(report, (*path, "number"), port.number)

@@ -8,10 +8,9 @@ not add up to 100 is a warning here (CM0203), because canary steps read weights 
 
 from __future__ import annotations
 
-import json
-
 from canarymesh.api import istio_networking as net
-from canarymesh.api.checks import is_dns1123_label
+from canarymesh.api.checks import is_dns1123_label, problem_with_host
+from canarymesh.api.limits import MAX_ENVOY_TOTAL_WEIGHT, MAX_WEIGHT
 from canarymesh.api.objects import FieldPath
 from canarymesh.api.reporter import Reporter
 from canarymesh.api.validate_common import (
@@ -24,6 +23,7 @@ from canarymesh.api.validate_common import (
     check_string_match,
     check_string_matches,
 )
+from canarymesh.api.validate_route_order import check_rule_order
 
 __all__ = ["validate_virtual_service"]
 
@@ -43,17 +43,22 @@ def validate_virtual_service(report: Reporter, vs: net.VirtualService) -> None:
         for field, present in (("gateways", vs.gateways), ("tcp", vs.tcp), ("tls", vs.tls)):
             if present:
                 report("CM0204", (*SPEC, field), kind=field)
+    valid = True
     for index, host in enumerate(vs.hosts):
         path = (*SPEC, "hosts", index)
         if host == "*" and on_mesh:
             report("CM0214", path, host)
-        else:
-            check_host(report, path, host, allow_star=True)
+            valid = False
+        elif problem_with_host(host, allow_star=True, allow_ip=True) is not None:
+            check_host(report, path, host, allow_star=True, allow_ip=True)
+            valid = False
+    if valid:
+        _check_duplicate_hosts(report, vs.hosts)
     if not (vs.http or vs.tcp or vs.tls):
         report("CM0205", SPEC)
     for index, rule in enumerate(vs.http):
         _validate_http_route(report, (*SPEC, "http", index), rule)
-    _check_unreachable(report, vs)
+    check_rule_order(report, vs)
     for index, tcp in enumerate(vs.tcp):
         path = (*SPEC, "tcp", index)
         if not tcp.route:
@@ -65,6 +70,11 @@ def validate_virtual_service(report: Reporter, vs: net.VirtualService) -> None:
         path = (*SPEC, "tls", index)
         if not tls.match or any(not m.sni_hosts for m in tls.match):
             report("CM0215", (*path, "match"), problem="a tls rule needs a match with sniHosts")
+        for m_index, tls_match in enumerate(tls.match):
+            for s_index, sni in enumerate(tls_match.sni_hosts):
+                # An IP is only a warning for Istio (it goes against the SNI spec).
+                check_host(report, (*path, "match", m_index, "sniHosts", s_index), sni,
+                           allow_star=True, allow_ip=True)  # fmt: skip
         if not tls.route:
             report("CM0215", (*path, "route"), problem="a tls rule needs a route")
         _validate_weights(report, path, [(r.weight, r.destination) for r in tls.route])
@@ -121,6 +131,29 @@ def _validate_match(report: Reporter, path: FieldPath, match: net.HTTPMatchReque
     check_labels(report, (*path, "sourceLabels"), match.source_labels)
 
 
+def _check_duplicate_hosts(report: Reporter, hosts: tuple[str, ...]) -> None:
+    """Istio refuses two hosts of one VirtualService that overlap (reviews and reviews, or
+    *.example.com and shop.example.com): which rules would a request follow?"""
+    for index, host in enumerate(hosts):
+        for other in hosts[:index]:
+            if _overlap(host, other):
+                problem = f"host {host!r} overlaps host {other!r} of this VirtualService"
+                if host == other:
+                    problem = f"host {host!r} is listed twice"
+                report("CM0111", (*SPEC, "hosts", index), host, problem=problem)
+                break
+
+
+def _overlap(one: str, other: str) -> bool:
+    one, other = one.lower().rstrip("."), other.lower().rstrip(".")
+    if one == other or "*" in (one, other):
+        return True
+    for wild, name in ((one, other), (other, one)):
+        if wild.startswith("*") and name.endswith(wild[1:]):
+            return True
+    return False
+
+
 def _validate_weights(
     report: Reporter, path: FieldPath, routes: list[tuple[int | None, net.Destination]]
 ) -> None:
@@ -129,8 +162,15 @@ def _validate_weights(
         _validate_destination(report, (*path, "route", index, "destination"), destination)
         if weight is not None and weight < 0:
             report("CM0201", (*path, "route", index, "weight"), weight)
+        elif weight is not None and weight > MAX_WEIGHT:
+            expected = f"between 0 and {MAX_WEIGHT} (Istio's weight is a 32-bit integer)"
+            report("CM0103", (*path, "route", index, "weight"), weight, expected=expected)
+            return  # the sum of weights Istio refuses says nothing more
         total += max(weight or 0, 0)
-    if len(routes) > 1:
+    if total > MAX_ENVOY_TOTAL_WEIGHT:
+        expected = f"weights adding up to at most {MAX_ENVOY_TOTAL_WEIGHT} (Envoy's limit)"
+        report("CM0103", (*path, "route"), total, expected=expected)
+    elif len(routes) > 1:
         if total == 0:
             report("CM0202", (*path, "route"), count=len(routes))
         elif total != 100:
@@ -143,6 +183,8 @@ def _validate_destination(report: Reporter, path: FieldPath, destination: net.De
     elif destination.host == "*":
         report("CM0111", (*path, "host"), "*", problem="a destination host cannot be *")
     else:
+        # Not an IP: Istio validates a destination host as a domain (10.0.0.1 has an
+        # all-digit top-level domain).
         check_host(report, (*path, "host"), destination.host, allow_star=False)
     if destination.subset is not None and not is_dns1123_label(destination.subset):
         report("CM0106", (*path, "subset"), destination.subset, what="a subset name",
@@ -221,30 +263,3 @@ def _validate_rewrite(report: Reporter, path: FieldPath, rewrite: net.HTTPRewrit
     regex = rewrite.uri_regex_rewrite
     if regex is not None and regex.match is not None:
         check_regex(report, (*path, "uriRegexRewrite", "match"), regex.match)
-
-
-def _check_unreachable(report: Reporter, vs: net.VirtualService) -> None:
-    """Istio's analyzeUnreachableHTTPRules, without the prefix-overlap part."""
-    catch_all: int | None = None
-    seen: dict[str, int] = {}
-    for index, rule in enumerate(vs.http):
-        path = (*SPEC, "http", index)
-        rule_name = repr(rule.name) if rule.name else f"#{index}"
-        if catch_all is not None:
-            reason = f"rule #{catch_all} before it has no match and takes every request"
-            report("CM0213", path, rule=rule_name, reason=reason)
-            continue
-        if not rule.match:
-            catch_all = index
-            continue
-        keys = [_match_key(m) for m in rule.match]
-        if all(key in seen for key in keys):
-            reason = "all its matches are used by earlier rules"
-            report("CM0213", path, rule=rule_name, reason=reason)
-        for key in keys:
-            seen.setdefault(key, index)
-
-
-def _match_key(match: net.HTTPMatchRequest) -> str:
-    data = match.model_dump(mode="json", by_alias=True, exclude_defaults=True, exclude={"name"})
-    return json.dumps(data, sort_keys=True)

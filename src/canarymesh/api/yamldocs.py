@@ -5,6 +5,11 @@ silently, and stops the whole stream at the first syntax error. Here the text is
 ``---`` lines first, each document is composed on its own (so one broken document does not hide
 the problems of the next), and the node tree is converted by hand to record where each key and
 list item was written.
+
+Hostile input stops before it costs anything (:mod:`canarymesh.api.limits`): a document larger
+than ``MAX_DOCUMENT_BYTES`` is not parsed, and a composed one is measured by
+:func:`canarymesh.api.yamlguard.measure` (nesting, alias expansion, tags, keys) before it is
+converted. Every problem is a :class:`YamlProblem`; nothing here raises on bad input.
 """
 
 from __future__ import annotations
@@ -15,9 +20,21 @@ from dataclasses import dataclass, field
 
 import yaml
 from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from canarymesh.api.fieldpaths import format_path
+from canarymesh.api.limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, size_args
 from canarymesh.api.objects import FieldPath
+from canarymesh.api.yamlguard import (
+    Refusal,
+    Refused,
+    check_depth,
+    check_key,
+    check_tag,
+    largest_field,
+    measure,
+    peek_label,
+)
 
 __all__ = ["YamlDocument", "YamlProblem", "parse_documents"]
 
@@ -38,12 +55,15 @@ class YamlDocument:
 
 @dataclass(frozen=True, slots=True)
 class YamlProblem:
-    """A syntax error (CM0001) or a duplicate key (CM0002), with its 1-based line."""
+    """A syntax error (CM0001), a duplicate key (CM0002), YAML that cannot be a manifest
+    (CM0013) or a limit (CM07xx), with its 1-based line and, when known, the object and field."""
 
     code: str
     document: int
     line: int
     args: dict[str, str]
+    resource: str | None = None
+    field: str | None = None
 
 
 def parse_documents(text: str) -> tuple[list[YamlDocument], list[YamlProblem]]:
@@ -51,15 +71,34 @@ def parse_documents(text: str) -> tuple[list[YamlDocument], list[YamlProblem]]:
     documents: list[YamlDocument] = []
     problems: list[YamlProblem] = []
     for index, (offset, chunk) in enumerate(_split(text)):
+        # Characters are at most bytes: a long text is measured without encoding a copy of it.
+        over = len(chunk) > MAX_DOCUMENT_BYTES
+        size = len(chunk) if over else len(chunk.encode("utf-8", "surrogatepass"))
+        if size > MAX_DOCUMENT_BYTES:
+            args = size_args(size, MAX_DOCUMENT_BYTES)
+            problems.append(_about(chunk, "CM0702", index, offset + 1, largest_field(chunk), args))
+            continue
         try:
             node = yaml.compose(chunk, Loader=_LOADER)
-        except yaml.YAMLError:
-            problems.append(_syntax_problem(chunk, index, offset))
+        except yaml.YAMLError as exc:
+            problems.append(_syntax_problem(chunk, index, offset, exc))
             continue
         if node is None:
             continue
+        # Anchors are the only way a document repeats itself; most have none.
+        refusal = measure(node) if "&" in chunk else None
+        if refusal is not None:
+            line = offset + refusal.line + 1
+            problems.append(_about(chunk, refusal.code, index, line, refusal.path, refusal.args))
+            continue
         converter = _Converter(offset, index)
-        data = converter.convert(node, ())
+        try:
+            data = converter.convert(node, ())
+        except Refused as exc:
+            problem = exc.refusal
+            line = offset + problem.line + 1
+            problems.append(_about(chunk, problem.code, index, line, problem.path, problem.args))
+            continue
         if data is None:
             continue
         line = offset + node.start_mark.line + 1
@@ -68,21 +107,52 @@ def parse_documents(text: str) -> tuple[list[YamlDocument], list[YamlProblem]]:
     return documents, problems
 
 
-def _syntax_problem(chunk: str, index: int, offset: int) -> YamlProblem:
+def _about(
+    chunk: str, code: str, index: int, line: int, path: FieldPath, args: dict[str, str]
+) -> YamlProblem:
+    """A problem of a document that is not built, naming the object from its text (and the
+    field, its first ten steps when it is deeper)."""
+    field = format_path(path[:10]) + ("..." if len(path) > 10 else "")
+    return YamlProblem(code, index, line, args, peek_label(chunk), field or None)
+
+
+def _syntax_problem(chunk: str, index: int, offset: int, error: yaml.YAMLError) -> YamlProblem:
     """The syntax error of ``chunk``, worded by PyYAML's pure-Python parser: libyaml's wording
     ("did not find expected key") says less than PyYAML's ("expected <block end>...")."""
+    if "maximum nesting depth" in str(error):  # libyaml's own limit, far above ours
+        line = offset + _mark_line(error) + 1
+        path = largest_field(chunk)
+        return _about(chunk, "CM0703", index, line, path, {"limit": str(MAX_DEPTH)})
+    label = peek_label(chunk)
     try:
         yaml.compose(chunk, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = offset + (mark.line + 1 if mark is not None else 1)
         problem = str(exc.problem or exc.context or "invalid YAML")
-        return YamlProblem("CM0001", index, line, {"problem": problem})
-    except yaml.YAMLError as exc:  # reader errors: control characters and the like
+        if problem == "second occurrence" and exc.context and exc.context_mark:
+            # 'found duplicate anchor ...; first occurrence' / 'second occurrence'
+            first = offset + exc.context_mark.line + 1
+            problem = f"{exc.context.split(';')[0]} (first on line {first})"
+        return YamlProblem("CM0001", index, line, {"problem": problem}, label)
+    except yaml.reader.ReaderError as exc:  # control characters and the like
         # One line, as every diagnostic: drop PyYAML's 'in "<unicode string>"' trailer.
         problem = str(exc).splitlines()[0]
-        return YamlProblem("CM0001", index, offset + 1, {"problem": problem})
-    return YamlProblem("CM0001", index, offset + 1, {"problem": "invalid YAML"})
+        line = offset + chunk.count("\n", 0, exc.position) + 1
+        return YamlProblem("CM0001", index, line, {"problem": problem}, label)
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0]
+        return YamlProblem("CM0001", index, offset + 1, {"problem": problem}, label)
+    except RecursionError:  # the pure-Python composer recurses; libyaml's wording will do
+        pass
+    problem = str(getattr(error, "problem", None) or str(error).splitlines()[0])
+    line = offset + _mark_line(error) + 1
+    return YamlProblem("CM0001", index, line, {"problem": problem}, label)
+
+
+def _mark_line(error: yaml.YAMLError) -> int:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    return int(mark.line) if mark is not None else 0
 
 
 def _split(text: str) -> list[tuple[int, str]]:
@@ -102,8 +172,19 @@ def _has_content(line: str) -> bool:
     return bool(stripped) and not stripped.startswith("#")
 
 
+_INT = "tag:yaml.org,2002:int"
+# More digits than any 64-bit integer has, with room for signs, underscores and 0x prefixes;
+# Python refuses to read integers of more than 4300 digits at all.
+_MAX_INT_CHARS = 100
+
+
 class _Converter:
-    """Node tree -> Python data, recording the line of each key and list item."""
+    """Node tree -> Python data, recording the line of each key and list item.
+
+    Recursive, and bounded: it refuses (:class:`~canarymesh.api.yamlguard.Refused`) a
+    collection nested deeper than ``MAX_DEPTH`` before recursing into it, and
+    :func:`~canarymesh.api.yamlguard.measure` has bounded what aliases repeat.
+    """
 
     def __init__(self, offset: int, document: int) -> None:
         self.offset = offset
@@ -115,30 +196,57 @@ class _Converter:
     def line_of(self, node: Node) -> int:
         return self.offset + node.start_mark.line + 1
 
-    def convert(self, node: Node, path: FieldPath) -> object:
+    def convert(self, node: Node, path: FieldPath, depth: int = 1) -> object:
+        check_tag(node, path)
         if isinstance(node, MappingNode):
-            return self._mapping(node, path)
+            check_depth(depth, node.start_mark.line, path)
+            return self._mapping(node, path, depth)
         if isinstance(node, SequenceNode):
+            check_depth(depth, node.start_mark.line, path)
             items: list[object] = []
             for index, item in enumerate(node.value):
                 self.lines[(*path, index)] = self.line_of(item)
-                items.append(self.convert(item, (*path, index)))
+                items.append(self.convert(item, (*path, index), depth + 1))
             return items
-        return _plain(self.constructor.construct_object(node, deep=True))
+        return _plain(self._scalar(node, path))
 
-    def _mapping(self, node: MappingNode, path: FieldPath) -> dict[str, object]:
-        self.constructor.flatten_mapping(node)  # resolves YAML merge keys (<<)
+    def _scalar(self, node: Node, path: FieldPath) -> object:
+        if isinstance(node, ScalarNode) and node.tag == _INT and len(node.value) > _MAX_INT_CHARS:
+            problem = f"an integer of {len(node.value)} digits is far beyond 64 bits"
+            raise Refused(Refusal("CM0013", node.start_mark.line, path, {"problem": problem}))
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (ValueError, OverflowError, TypeError, yaml.YAMLError) as exc:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            problem = f"cannot read {str(node.value)[:40]!r} as {tag}: {reason}"
+            raise Refused(
+                Refusal("CM0013", node.start_mark.line, path, {"problem": problem})
+            ) from None
+
+    def _mapping(self, node: MappingNode, path: FieldPath, depth: int) -> dict[str, object]:
+        for key_node, value_node in node.value:
+            check_key(key_node, value_node, path)
+        try:
+            self.constructor.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        except yaml.YAMLError as exc:
+            problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
+            raise Refused(
+                Refusal("CM0013", node.start_mark.line, path, {"problem": problem})
+            ) from None
         result: dict[str, object] = {}
         for key_node, value_node in node.value:
-            key = _key_text(self.constructor.construct_object(key_node, deep=True))
+            key = _key_text(self._scalar(key_node, path))
             line = self.line_of(key_node)
             child = (*path, key)
             if key in result:
                 first = self.lines.get(child, line)
                 args = {"key": key, "first": str(first)}
-                self.problems.append(YamlProblem("CM0002", self.document, line, args))
+                self.problems.append(
+                    YamlProblem("CM0002", self.document, line, args, field=format_path(child))
+                )
             self.lines[child] = line
-            result[key] = self.convert(value_node, child)
+            result[key] = self.convert(value_node, child, depth + 1)
         return result
 
 

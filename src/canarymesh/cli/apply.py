@@ -10,16 +10,16 @@ whole set can run (images, secrets) and refuses it whole otherwise. Output lines
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
-from canarymesh.api.loader import LoadResult, expand_paths, load_paths, load_text
+from canarymesh.api.loader import LoadResult, load_inputs, load_text
 from canarymesh.cli.common import client, handle_errors, state_dir_option
 from canarymesh.cli.config_canary import config_canary_document, parse_percent
 from canarymesh.cli.validate import EXIT_ERRORS
+from canarymesh.cli.validate import read_inputs as read_validate_inputs
 from canarymesh.runtime.local.api_models import DocumentText
 
 __all__ = ["apply_command", "delete_command", "read_inputs"]
@@ -28,19 +28,16 @@ __all__ = ["apply_command", "delete_command", "read_inputs"]
 def read_inputs(
     paths: Sequence[Path], namespace: str | None = None
 ) -> tuple[list[DocumentText], LoadResult]:
-    """The texts to send and their validation, ``-`` being standard input."""
-    files = [p for p in dict.fromkeys(paths) if str(p) != "-"]
-    found, _ = expand_paths(files)
+    """The texts to send and their validation, ``-`` being standard input; each input is read
+    once (bounded, strictly UTF-8), so what is sent is what was validated."""
+    inputs, missing = read_validate_inputs(paths)
+    result = load_inputs(inputs)
     texts = [
-        DocumentText(source=str(f), text=f.read_text(encoding="utf-8"), namespace=namespace)
-        for f in found
+        DocumentText(source=item.name, text=item.text, namespace=namespace)
+        for item in inputs
+        if item.problem is None
     ]
-    result = load_paths(files) if files else LoadResult((), load_text("", "-").diagnostics)
-    if any(str(p) == "-" for p in paths):
-        stdin = sys.stdin.read()
-        texts.append(DocumentText(source="<stdin>", text=stdin, namespace=namespace))
-        result = result + load_text(stdin, "<stdin>")
-    return texts, result
+    return texts, LoadResult(result.resources, result.diagnostics + missing)
 
 
 def _change(

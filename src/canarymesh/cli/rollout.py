@@ -1,10 +1,12 @@
-"""``canarymesh rollout start|get|list|history|promote|abort|pause|resume``: drive rollouts.
+"""``canarymesh rollout start|get|status|list|history|simulate|promote|abort|pause|resume``.
 
 Thin: ``start`` validates a Canary (ours, or Flagger's translated with a warning per field that
 does not map), stamps it with a new rollout id and applies it; the canary controller
-(:mod:`canarymesh.controller.local`, started here when needed) picks it up. ``get`` renders the
-pure view of :mod:`canarymesh.views.rollout` with rich (:mod:`.rollout_render`); the commands
-drop a manual command in the rollout store for the controller to take.
+(:mod:`canarymesh.controller.local`, started here when needed) picks it up. ``get`` (and its
+kubectl-argo-rollouts name ``status``) renders the pure view of :mod:`canarymesh.views.rollout`
+with rich (:mod:`.rollout_render`), or as JSON or YAML; the commands drop a manual command in the
+rollout store for the controller to take. ``simulate`` (:mod:`canarymesh.cli.simulate`) plays a
+Canary against simulated traffic, many times, without a mesh.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from canarymesh.api.flagger import FLAGGER_API_VERSION, translate_flagger
 from canarymesh.api.loader import load_text
 from canarymesh.cli.common import client, handle_errors, state_dir, state_dir_option
 from canarymesh.cli.rollout_render import render
+from canarymesh.cli.simulate import simulate_command
 from canarymesh.errors import ConfigError
 from canarymesh.ports import state_of
 from canarymesh.rollout.phases import TERMINAL
@@ -159,22 +162,15 @@ def view_of(key: str, context: str | None = None) -> RolloutView | None:
     return rollout_view(state, Canary.model_validate(items[0].get("spec") or {}))
 
 
-@rollout_group.command("get")
-@click.argument("name")
-@_namespace
-@click.option("-w", "--watch", is_flag=True, help="Refresh until the rollout ends.")
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text")
-@_context
-@state_dir_option
-@handle_errors
-def get_command(
-    name: str, namespace: str | None, watch: bool, output: str, context: str | None
-) -> None:
-    """Show a rollout: steps, weights, metrics against their limits, the decision log."""
+def _get(name: str, namespace: str | None, watch: bool, output: str, context: str | None) -> None:
     key = resolve(name, namespace, context)
     view = view_of(key, context)
-    if output == "json":
-        click.echo(json.dumps(view.to_json() if view else {"name": key, "phase": None}, indent=2))
+    if output in ("json", "yaml"):
+        data = view.to_json() if view else {"name": key, "phase": None}
+        if output == "json":
+            click.echo(json.dumps(data, indent=2))
+        else:
+            click.echo(yaml.safe_dump(data, sort_keys=False, width=100), nl=False)
         return
     if not watch:
         Console().print(render(view) if view else f"{key}: waiting for the controller")
@@ -185,6 +181,43 @@ def get_command(
             view = view_of(key, context)
             if view is not None:
                 live.update(render(view))
+
+
+_OUTPUT = click.option(
+    "-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text",
+    help="text (tables), or the view as JSON or YAML (what the dashboard serves).",
+)  # fmt: skip
+
+
+@rollout_group.command("get")
+@click.argument("name")
+@_namespace
+@click.option("-w", "--watch", is_flag=True, help="Refresh until the rollout ends.")
+@_OUTPUT
+@_context
+@state_dir_option
+@handle_errors
+def get_command(
+    name: str, namespace: str | None, watch: bool, output: str, context: str | None
+) -> None:
+    """Show a rollout: steps, weights, what the plan can see, each metric's verdict with its
+    evidence, the decision log."""
+    _get(name, namespace, watch, output, context)
+
+
+@rollout_group.command("status")
+@click.argument("name")
+@_namespace
+@click.option("-w", "--watch", is_flag=True, help="Refresh until the rollout ends.")
+@_OUTPUT
+@_context
+@state_dir_option
+@handle_errors
+def status_command(
+    name: str, namespace: str | None, watch: bool, output: str, context: str | None
+) -> None:
+    """Show a rollout (the same as get): its verdicts explained, what the plan can see."""
+    _get(name, namespace, watch, output, context)
 
 
 @rollout_group.command("list")
@@ -255,3 +288,5 @@ for _name, _help in (
     ("resume", "Go on after a pause (also passes a pause step without duration)."),
 ):
     rollout_group.add_command(_make(_name, _help))
+
+rollout_group.add_command(simulate_command)

@@ -1,5 +1,7 @@
-"""``canarymesh rollout get``'s screen: the pure :class:`~canarymesh.views.rollout.RolloutView`
-drawn with rich (the rollout's head line, its weights, steps, metrics and decision log)."""
+"""``canarymesh rollout get``'s (and ``status``') screen: the pure
+:class:`~canarymesh.views.rollout.RolloutView` drawn with rich (the rollout's head line, its
+weights, steps, what the plan can see at the stable's traffic, each metric's verdict with its
+evidence, the decision log)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ _COLORS = {"Succeeded": "green", "Failed": "red", "RollingBack": "red", "Paused"
 
 
 def render(view: RolloutView) -> RenderableType:
+    """The rollout as rich renderables."""
     color = _COLORS.get(view.phase, "cyan")
     what = f"{view.strategy} of {view.host}: {view.stable_subset} -> {view.canary_subset}"
     if view.members:
@@ -34,7 +37,10 @@ def render(view: RolloutView) -> RenderableType:
         f"{', A/B match to canary' if view.ab_match else ''}"
         f"  ({'applied by every proxy' if view.weights_verified else 'waiting for the proxies'})"
     )
-    parts: list[RenderableType] = [head, Text(weights), _steps(view), _metrics(view), _log(view)]
+    parts: list[RenderableType] = [head, Text(weights), _steps(view)]
+    if view.baseline or view.sight or view.warnings:
+        parts.append(_sight(view))
+    parts += [_metrics(view), *_settle(view), _log(view)]
     return Group(*parts)
 
 
@@ -49,14 +55,55 @@ def _steps(view: RolloutView) -> Table:
     return table
 
 
+def _sight(view: RolloutView) -> RenderableType:
+    mode = "adaptive" if view.adaptive else "fixed"
+    title = f"what the plan ({mode}) can see"
+    if view.traffic_rps is not None:
+        title += f" at {view.traffic_rps:.3g} req/s"
+    table = Table(title=title, title_justify="left", show_edge=False)
+    for column in ("metric", "stable bad", "effect", "smallest caught (90%) by step",
+                   "catches effect", "median", "promote"):  # fmt: skip
+        table.add_column(column)
+    for row in view.sight:
+        by_step = ", ".join(f"{step}: {_ratio(v)}" for step, v in row.smallest) or "-"
+        table.add_row(row.metric, f"{row.bad_percent:.2g}%", f"{row.effect_size:g}x", by_step,
+                      f"{100 * row.catch:.0f}%", _seconds(row.median_seconds),
+                      _seconds(row.promote_seconds))  # fmt: skip
+    lines: list[RenderableType] = [table]
+    if view.baseline:
+        lines.insert(0, Text(view.baseline, style="dim"))
+    lines += [Text(f"warning: {w}", style="yellow") for w in view.warnings]
+    return Group(*lines)
+
+
 def _metrics(view: RolloutView) -> Table:
     table = Table(title="metrics", title_justify="left", show_edge=False)
-    for column in ("metric", "verdict", "canary", "stable", "limit", "n", "p"):
+    for column in ("metric", "verdict", "canary", "stable", "ratio (CI)", "limit", "n", "p"):
         table.add_column(column)
     for m in view.metrics:
-        table.add_row(m.metric, m.verdict, _num(m.canary), _num(m.stable), m.limit,
+        table.add_row(m.metric, m.verdict, _num(m.canary), _num(m.stable), m.ratio, m.limit,
                       str(m.samples), _num(m.p_value))  # fmt: skip
     return table
+
+
+def _settle(view: RolloutView) -> list[RenderableType]:
+    return [
+        Text(f"{m.metric}: {m.explanation.settle} would settle it", style="dim")
+        for m in view.metrics
+        if m.explanation is not None and m.explanation.settle
+    ]
+
+
+def _ratio(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}x" if value >= 10 else f"{value:.2g}x"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}s" if value < 120 else f"{value / 60:.1f}m"
 
 
 def _log(view: RolloutView) -> Table:

@@ -20,9 +20,16 @@ import click
 
 from canarymesh.api.analyze import analyze
 from canarymesh.api.diagnostics import Diagnostics
-from canarymesh.api.loader import LoadResult, load_paths, load_text
+from canarymesh.api.inputs import Input, read_path, read_stream
+from canarymesh.api.loader import LoadResult, expand_paths, load_inputs
 
-__all__ = ["EXIT_ERRORS", "EXIT_WARNINGS", "analyze_command", "validate_command"]
+__all__ = [
+    "EXIT_ERRORS",
+    "EXIT_WARNINGS",
+    "analyze_command",
+    "read_inputs",
+    "validate_command",
+]
 
 EXIT_ERRORS = 2
 EXIT_WARNINGS = 1
@@ -75,12 +82,20 @@ def _exit_code(diagnostics: Diagnostics, fail_on: str) -> int:
     return 0
 
 
-def _load(paths: Sequence[Path]) -> LoadResult:
-    """Load the files named, and standard input for ``-`` (as ``kubectl apply -f -`` does)."""
-    result = load_paths([p for p in dict.fromkeys(paths) if str(p) != "-"])
+def read_inputs(paths: Sequence[Path]) -> tuple[list[Input], Diagnostics]:
+    """The inputs named with ``-f`` (``-`` is standard input, as for ``kubectl apply -f -``),
+    each read once, bounded; and the paths that name nothing."""
+    files, missing = expand_paths([p for p in dict.fromkeys(paths) if str(p) != "-"])
+    inputs = [read_path(file) for file in files]
     if any(str(p) == "-" for p in paths):
-        result = result + load_text(sys.stdin.read(), "<stdin>")
-    return result
+        inputs.append(read_stream(sys.stdin.buffer))
+    return inputs, Diagnostics.of(missing)
+
+
+def _load(paths: Sequence[Path]) -> LoadResult:
+    inputs, missing = read_inputs(paths)
+    result = load_inputs(inputs)
+    return LoadResult(result.resources, result.diagnostics + missing)
 
 
 @click.command("validate")

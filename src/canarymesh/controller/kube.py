@@ -25,7 +25,7 @@ from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.observe import subset_versions
 from canarymesh.controller.webhooks import HttpWebhooks
-from canarymesh.controller.wiring import CanaryItem, Wiring
+from canarymesh.controller.wiring import CanaryItem, Wiring, canary_item
 from canarymesh.ports import TrafficRouter
 from canarymesh.ports.clock import SystemClock
 from canarymesh.ports.load import LoadGenerator
@@ -36,6 +36,7 @@ from canarymesh.runtime.kube.client import (
     KubeApi,
     api_client,
 )
+from canarymesh.runtime.kube.config_router import KubeConfigRouter
 from canarymesh.runtime.kube.group_router import KubeGroupRouter
 from canarymesh.runtime.kube.health import serve_health
 from canarymesh.runtime.kube.lease import LeaderElector
@@ -96,7 +97,7 @@ class KubeCanaries:
             self.annotations[f"{namespace}/{name}"] = annotations
             rollout_id = annotations.get(ROLLOUT_ID_ANNOTATION) or str(meta.get("uid", "applied"))
             versions = self._versions(canary, namespace)
-            items.append(CanaryItem(namespace, name, rollout_id, canary, versions))
+            items.append(canary_item(namespace, name, rollout_id, canary, versions, "cluster"))
         return tuple(items)
 
     def take_command(self, name: str) -> str | None:
@@ -109,6 +110,8 @@ class KubeCanaries:
         return command if taken else None
 
     def _versions(self, canary: Canary, namespace: str) -> tuple[tuple[str, str], ...]:
+        if canary.config is not None:
+            return ()  # a config canary splits pods by a label, not versions by subsets
         rules = self.api.list_objects(DESTINATION_RULE, namespace)
         return subset_versions(rules, canary, namespace)
 
@@ -137,9 +140,17 @@ def wiring_for(
 ) -> tuple[Wiring, KubeCanaries]:
     verifier = IstiodVerifier(settings.istiod_url) if settings.istiod_url else None
     canaries = KubeCanaries(api, watch)
+
+    def router_for(item: CanaryItem) -> TrafficRouter:
+        if item.canary.config is not None:
+            return KubeConfigRouter(api, item.namespace, item.name, verifier)
+        if item.canary.group is not None:
+            return KubeGroupRouter(api, item.namespace, item.name)
+        return KubeRouter(api, item.namespace, item.name, verifier)
+
     wiring = Wiring(
         canaries=canaries,
-        router_for=lambda item: _router(api, item, verifier),
+        router_for=router_for,
         metrics=PrometheusSource(
             settings.prometheus_url, authorization=settings.prometheus_authorization
         ),
@@ -151,12 +162,6 @@ def wiring_for(
         sink=metrics,
     )
     return wiring, canaries
-
-
-def _router(api: KubeApi, item: CanaryItem, verifier: IstiodVerifier | None) -> TrafficRouter:
-    if item.canary.group is not None:
-        return KubeGroupRouter(api, item.namespace, item.name)
-    return KubeRouter(api, item.namespace, item.name, verifier)
 
 
 def run(wiring: Wiring, elector: LeaderElector, stop: threading.Event, tick: float) -> None:

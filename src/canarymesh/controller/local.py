@@ -29,7 +29,7 @@ from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.observe import subset_versions
 from canarymesh.controller.webhooks import HttpWebhooks
-from canarymesh.controller.wiring import CanaryItem, Wiring
+from canarymesh.controller.wiring import CanaryItem, Wiring, canary_item
 from canarymesh.errors import CanaryMeshError
 from canarymesh.ports import TrafficRouter
 from canarymesh.ports.clock import SystemClock
@@ -75,7 +75,7 @@ class LocalCanaries:
                 continue
             rollout_id = str((meta.get("annotations") or {}).get(ROLLOUT_ID_ANNOTATION, "applied"))
             versions = self._versions(canary, namespace)
-            items.append(CanaryItem(namespace, name, rollout_id, canary, versions))
+            items.append(canary_item(namespace, name, rollout_id, canary, versions, "local"))
         return tuple(items)
 
     def _versions(self, canary: Canary, namespace: str) -> tuple[tuple[str, str], ...]:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from canarymesh.analysis.baseline import Baseline
 from canarymesh.analysis.windows import Window
 from canarymesh.api.canary import Canary
 from canarymesh.controller import observe
@@ -31,7 +32,7 @@ from canarymesh.rollout.actions import (
     StartLoad,
     StopLoad,
 )
-from canarymesh.rollout.machine import Observation, WebhookResult, advance
+from canarymesh.rollout.machine import Observation, WebhookResult, advance, needs_baseline
 from canarymesh.rollout.phases import TERMINAL, Command
 from canarymesh.rollout.state import CanaryState
 
@@ -56,6 +57,7 @@ class Controller:
         self.due: dict[str, datetime.datetime] = {}
         self.answers: dict[str, list[WebhookResult]] = {}
         self.seen: set[str] = set()
+        self.readings: dict[str, observe.Readings] = {}
 
     def run(self, stop: Callable[[], bool], tick: float = 0.25) -> None:
         while not stop():
@@ -77,6 +79,7 @@ class Controller:
     def _forget(self, key: str) -> None:
         self.seen.discard(key)
         self.due.pop(key, None)
+        self.readings.pop(key, None)
         try:
             self.w.load.stop(key)
         except Exception:  # the loop boundary
@@ -143,21 +146,42 @@ class Controller:
         spec = item.canary
         verified = router.verify_weights(spec, state.weights)
         online, windows = self._windows(item, state)
+        baseline = None
+        if needs_baseline(state, spec):
+            baseline = self._baseline(item)
+            online = online and baseline is not None
         hooks = tuple(self.answers.pop(item.key, []))
-        return Observation(spec, verified, online, windows, hooks, command)
+        return Observation(spec, verified, online, windows, hooks, command, baseline)
 
     def _windows(self, item: CanaryItem, state: CanaryState) -> tuple[bool, tuple[Window, ...]]:
         """Whether the metrics source answered, and the windows it measured."""
-        due = observe.due_windows(state, item.canary.interval(), self.w.clock.now())
-        if not due or item.canary.skip_analysis:
+        spec = item.canary
+        due = observe.due_windows(state, spec, self.w.clock.now())
+        if not due or spec.skip_analysis:
             return True, ()
+        readings = self.readings.setdefault(item.key, {})
         try:
             if not self.w.metrics.is_online():
                 return False, ()
-            return True, tuple(observe.measure(self.w.metrics, item, s, e) for s, e in due)
+            return True, tuple(
+                observe.measure(
+                    self.w.metrics, item, s, e, readings, observe.custom_due(state, spec, e)
+                )
+                for s, e in due
+            )
         except TemporaryError as err:
             log.warning("%s: metrics source unreachable: %s", item.key, err)
             return False, ()
+
+    def _baseline(self, item: CanaryItem) -> Baseline | None:
+        """The stable's traffic before the rollout; None while the source does not answer."""
+        try:
+            if not self.w.metrics.is_online():
+                return None
+            return observe.measure_baseline(self.w.metrics, item, self.w.clock.now())
+        except TemporaryError as err:
+            log.warning("%s: cannot measure the stable's traffic yet: %s", item.key, err)
+            return None
 
     def execute(self, item: CanaryItem, router: TrafficRouter, actions: tuple[Action, ...]) -> None:
         spec = item.canary

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
+from canarymesh.analysis.measure import ConfigCounters
 from canarymesh.api.canary import Canary, Webhook
 from canarymesh.ports import Clock, MetricsSource, StateStore, TrafficRouter
 from canarymesh.rollout.machine import Decision, WebhookResult
@@ -24,6 +25,7 @@ __all__ = [
     "LoadControl",
     "WebhookCaller",
     "Wiring",
+    "canary_item",
 ]
 
 
@@ -37,6 +39,8 @@ class CanaryItem:
     rollout_id: str
     canary: Canary
     versions: tuple[tuple[str, str], ...] = ()
+    # A config canary's: where its two sets of sidecars are counted (None: a version canary).
+    config: ConfigCounters | None = None
 
     @property
     def key(self) -> str:
@@ -49,6 +53,27 @@ class CanaryItem:
         """A release group member's subset's ``version`` (``versions`` keys them
         ``<short host>/<subset>``)."""
         return dict(self.versions).get(f"{host.split('.', 1)[0]}/{subset}", subset)
+
+
+def canary_item(
+    namespace: str,
+    name: str,
+    rollout_id: str,
+    canary: Canary,
+    versions: tuple[tuple[str, str], ...],
+    runtime: Literal["local", "cluster"],
+) -> CanaryItem:
+    """The item of one Canary; a config canary's requests are read where ``runtime`` counts
+    them, at the clients' sidecars unless it changes authorization policies only (those run at
+    the servers')."""
+    config = None
+    if canary.config is not None:
+        kinds = {str(doc.get("kind")) for doc in canary.config.resources}
+        reporter: Literal["source", "destination"] = (
+            "destination" if kinds == {"AuthorizationPolicy"} else "source"
+        )
+        config = ConfigCounters(runtime, f"{namespace}/{name}", reporter)
+    return CanaryItem(namespace, name, rollout_id, canary, versions, config)
 
 
 class CanarySource(Protocol):

@@ -162,13 +162,17 @@ class Dashboard:
         if q.get("error") in ("1", "true"):
             params["error"] = "true"
         found = await self._traces().search(params)
-        return to_json({"traces": [dataclasses.asdict(trace_summary(t)) for t in found if t]})
+        now, settle = int(time.time() * 1_000_000), self.settings.trace_settle_us
+        summaries = [dataclasses.asdict(trace_summary(t, now, settle)) for t in found if t]
+        return to_json({"traces": summaries})
 
     async def trace(self, request: web.Request) -> web.Response:
         trace_id = request.match_info["trace_id"]
         if not re.fullmatch(r"[0-9a-f]{16,32}", trace_id):
             raise ConfigError(f"a trace id is 16 or 32 hex digits, not {trace_id!r}")
-        return to_json(waterfall(await self._traces().trace(trace_id)))
+        spans = await self._traces().trace(trace_id)
+        now = int(time.time() * 1_000_000)
+        return to_json(waterfall(spans, now, self.settings.trace_settle_us))
 
     async def index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html")

@@ -1,10 +1,13 @@
 """The canary state machine: ``advance(state, observation, now) -> Decision``. Pure.
 
-The controller loop calls :func:`advance` on every tick with what it observed (the Canary spec as
-it is now, whether the proxies applied the last weights, the new metric windows, webhook answers,
-a manual command) and executes the decision's actions through the ports. Nothing here does I/O or
-reads a clock: ``now`` is a parameter, so tests drive it with a fake clock and ``bench/judge.py``
-runs hundreds of simulated rollouts in seconds.
+:func:`advance` is the one entry point, for the controller and for anything that evaluates the
+controller from outside: the controller loop calls it on every tick (once a second) with what it
+observed (the Canary spec as it is now, whether the proxies applied the last weights, the new
+metric windows, the stable's traffic before the rollout, webhook answers, a manual command) and
+executes the decision's actions through the ports; ``canarymesh rollout simulate`` and
+``bench/judge.py`` call it through the same loop against simulated traffic. Nothing here does I/O
+or reads a clock: ``now`` is a parameter and the result depends on nothing else, so a decision
+can be replayed from a stored state and observation.
 
 Rules every phase follows (see :mod:`canarymesh.rollout.phases` for the phases):
 
@@ -14,6 +17,16 @@ Rules every phase follows (see :mod:`canarymesh.rollout.phases` for the phases):
 * No progress for ``progressDeadline`` (outside manual gates): roll back.
 * Roll back at once: the first decision of a rollback already sets every request to the stable.
 * Every decision carries a reason with the numbers.
+* No evidence left behind: an analysis step ends only once the windows up to its end have
+  been judged.
+* The statistical judge starts from the stable's traffic before the rollout (the observation's
+  ``baseline``): the rollout waits in Initializing until the controller has measured it, and
+  says then what the plan can and cannot see at that traffic
+  (:mod:`canarymesh.analysis.planning`).
+* Adaptive mode (``strategy.canary.adaptive``): an analysis step ends as soon as the evidence
+  clears its gate (:func:`canarymesh.analysis.planning.gates`), or at its duration when the
+  evidence leans towards the canary being fine; otherwise it holds until the evidence decides
+  (or the deadline). The weights are the plan's: never above ``maxWeight``.
 """
 
 from __future__ import annotations
@@ -21,6 +34,9 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
+from canarymesh.analysis import planning
+from canarymesh.analysis.baseline import Baseline
+from canarymesh.analysis.statistical import LATENCY, MetricTest
 from canarymesh.analysis.verdict import VerdictPhase, worst
 from canarymesh.analysis.windows import Window
 from canarymesh.api.canary import Canary
@@ -39,7 +55,7 @@ from canarymesh.rollout.phases import TERMINAL, Command, Phase
 from canarymesh.rollout.plan import Step, build_plan
 from canarymesh.rollout.state import CanaryState
 
-__all__ = ["Decision", "Observation", "WebhookResult", "advance"]
+__all__ = ["Decision", "Observation", "WebhookResult", "advance", "needs_baseline"]
 
 # How soon to look again while waiting for proxies or webhooks (weights apply in milliseconds).
 SHORT_REQUEUE = datetime.timedelta(seconds=1)
@@ -59,8 +75,9 @@ class Observation:
     ``canary``: the Canary spec as it is now (a user may edit it mid-rollout).
     ``weights_verified``: the router's ``verify_weights`` for the state's desired weights.
     ``windows``: metric windows that ended since the last decision; the machine keeps only
-    those measured after the weights were verified. ``webhooks``: answers of the webhooks the
-    last decision asked for.
+    those measured after the weights were verified. ``baseline``: the stable's traffic before
+    the rollout (the controller measures it while the state has none, see :func:`needs_baseline`).
+    ``webhooks``: answers of the webhooks the last decision asked for.
     """
 
     canary: Canary
@@ -69,6 +86,7 @@ class Observation:
     windows: tuple[Window, ...] = ()
     webhooks: tuple[WebhookResult, ...] = ()
     command: Command | None = None
+    baseline: Baseline | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +125,12 @@ class _Tick:
 
 
 def advance(state: CanaryState, observation: Observation, now: datetime.datetime) -> Decision:
-    """The next state of the rollout, the actions that get there, and why."""
+    """The next state of the rollout, the actions that get there, and why.
+
+    Pure: the same ``state``, ``observation`` and ``now`` always give the same decision. The
+    decision's ``state`` is what to persist and pass to the next call; its ``actions`` are for
+    the caller to carry out (the next observation says whether they took effect).
+    """
     tick = _Tick(observation.canary, build_plan(observation.canary), observation, now)
     if state.phase in TERMINAL:
         return Decision(state, (), state.message, tick.spec.interval())
@@ -116,6 +139,16 @@ def advance(state: CanaryState, observation: Observation, now: datetime.datetime
         if state.phase is Phase.ROLLING_BACK and tick.actions:
             return tick.decide(state, state.message)
     return _HANDLERS[state.phase](tick, state)
+
+
+def needs_baseline(state: CanaryState, spec: Canary) -> bool:
+    """Whether the next observation should carry the stable's traffic before the rollout."""
+    return (
+        state.phase is Phase.INITIALIZING
+        and state.baseline is None
+        and not spec.skip_analysis
+        and any(judging.is_sequential(spec, check) for check in spec.metric_checks())
+    )
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -161,7 +194,10 @@ def _initializing(tick: _Tick, state: CanaryState) -> Decision:
             counts = f"failed checks {state.failed_checks} >= failureLimit {limit}"
             return _rollback(tick, state, f"{reason} ({counts}): rolling back")
     ready = all(name in answers and answers[name].ok for name in pre)
-    if ready and tick.observation.weights_verified and not changed:
+    if needs_baseline(state, tick.spec) and tick.observation.baseline is not None:
+        state = _with_baseline(tick, state, tick.observation.baseline)
+    measuring = needs_baseline(state, tick.spec)
+    if ready and tick.observation.weights_verified and not changed and not measuring:
         state = state.with_verified(tick.now).with_step(0, tick.now)
         if tick.spec.load_generator is not None:
             tick.actions.append(StartLoad())
@@ -173,6 +209,10 @@ def _initializing(tick: _Tick, state: CanaryState) -> Decision:
     what = "the managed routes to be reconciled"
     if waiting:
         what += f" and pre-rollout webhooks {', '.join(waiting)}"
+    if measuring:
+        what += " and the stable's traffic before the rollout to be measured"
+        if not tick.observation.metrics_online:
+            what += " (metrics source unreachable)"
     if refused:  # ask again one interval later, as Flagger does, not every second
         return tick.decide(state, f"{reason}; waiting for {what}", wait=True)
     return tick.decide(state, f"waiting for {what}")
@@ -301,12 +341,42 @@ def _analysis_step(
     assert step.duration is not None  # analysis steps always have one (plan.py)
     verdict = worst(state.verdicts)
     holding = verdict is not None and verdict.phase is not VerdictPhase.SUCCESSFUL
-    if tick.now >= started + step.duration and state.passed_checks > 0 and not holding:
+    ends = started + step.duration
+    judged = state.analysed_until is not None and state.analysed_until >= ends
+    over = tick.now >= ends and (judged or tick.spec.skip_analysis)
+    if tick.spec.adaptive():
+        return _adaptive_step(tick, state, over)
+    if over and state.passed_checks > 0 and not holding:
         return state
     if holding and verdict is not None:
         reason = f"step {_step_text(tick, state)} holding: {verdict.reason}"
+    elif tick.now >= ends and not judged:
+        reason = f"step {_step_text(tick, state)}: judging the windows up to its end"
     else:
         reason = f"step {_step_text(tick, state)}{_verdict_text(state)}"
+    return tick.decide(state, reason, wait=True)
+
+
+def _adaptive_step(tick: _Tick, state: CanaryState, over: bool) -> CanaryState | Decision:
+    """Adaptive mode: the step's gate cleared ends it now; at its duration, evidence leaning
+    towards the canary being fine ends it too; otherwise hold (the deadline bounds it)."""
+    analyses = [i for i, step in enumerate(tick.plan) if step.kind == "analysis"]
+    index = analyses.index(state.step) if state.step in analyses else len(analyses) - 1
+    gates = planning.gates(len(analyses), tick.spec.analysis.power)
+    gate = gates[min(index, len(gates) - 1)]
+    last = index >= len(analyses) - 1
+    cleared, progress = judging.gate_cleared(state, tick.spec, gate, last)
+    if cleared:
+        return state.with_message(
+            f"step {_step_text(tick, state)}: gate cleared: {progress}", tick.now
+        )
+    if over and state.passed_checks > 0 and judging.leaning_fine(state, gate, last):
+        return state
+    verdict = worst(state.verdicts)
+    if verdict is not None and verdict.phase is not VerdictPhase.SUCCESSFUL:
+        reason = f"step {_step_text(tick, state)} holding: {verdict.reason}"
+    else:
+        reason = f"step {_step_text(tick, state)}, adaptive: {progress or 'no evidence yet'}"
     return tick.decide(state, reason, wait=True)
 
 
@@ -317,6 +387,58 @@ def _set_weights(tick: _Tick, state: CanaryState, target: Weights, why: str) -> 
 
 def _verified(tick: _Tick, state: CanaryState) -> bool:
     return state.verified_at is not None or tick.observation.weights_verified
+
+
+# --- baseline and plan ---------------------------------------------------------------------
+
+
+def _with_baseline(tick: _Tick, state: CanaryState, baseline: Baseline) -> CanaryState:
+    """Start the tests from the stable's history and say what the plan can see."""
+    spec = tick.spec
+    tests = judging.start_tests(spec, baseline)
+    rps = baseline.rps + (spec.load_generator.rps if spec.load_generator is not None else 0.0)
+    metrics = [_metric_plan(spec, test) for _, test in tests]
+    assessment = planning.assess(
+        _segments(tick.plan),
+        rps,
+        metrics,
+        power=spec.analysis.power,
+        min_requests=spec.analysis.min_requests,
+        adaptive=spec.adaptive(),
+    )
+    state = state.with_baseline(baseline, assessment, tests)
+    state = state.with_phase(state.phase, f"plan: {baseline.describe()}", tick.now)
+    for warning in assessment.warnings:
+        state = state.with_phase(state.phase, f"plan warning: {warning}", tick.now)
+    return state
+
+
+def _metric_plan(spec: Canary, test: MetricTest) -> planning.MetricPlan:
+    ev = test.evidence
+    rate = ev.prior.bad / ev.prior.requests
+    if test.metric == LATENCY and test.slow is None:
+        rate = 0.01  # not learnt yet: about the share above a p99
+    tolerance = ev.tolerance
+    alpha = judging.sequential_alpha(spec, test.metric)
+    return planning.MetricPlan(test.metric, rate, tolerance, test.effect, test.effect_size, alpha)
+
+
+def _segments(plan: tuple[Step, ...]) -> list[planning.Segment]:
+    """The plan as stretches of time at a weight (a pause without duration ends it)."""
+    weight, analysis, out = 0.0, 0, []
+    for step in plan:
+        if step.kind == "setWeight":
+            weight = step.value
+        elif step.kind == "setMirror":
+            weight = max(weight, step.value)
+        elif step.duration is None:
+            break
+        elif step.kind == "analysis":
+            analysis += 1
+            out.append(planning.Segment(weight, step.duration.total_seconds(), analysis))
+        else:
+            out.append(planning.Segment(weight, step.duration.total_seconds()))
+    return out
 
 
 # --- judging, deadline, rollback -------------------------------------------------------------
@@ -338,7 +460,7 @@ def _judge(tick: _Tick, state: CanaryState) -> CanaryState | Decision:
     judged = judging.judge_windows(state, tick.spec, tick.observation.windows)
     if judged.discarded:
         tick.note = (
-            f" ({judged.discarded} window(s) discarded: measured before the weights applied)"
+            f" ({judged.discarded} window(s) not judged: measured before the weights applied)"
         )
     if judged.rollback is not None:
         return _rollback(tick, judged.state, judged.rollback)

@@ -8,18 +8,25 @@ the same evidence (kopf's ``progression.State`` works the same way). Pure; made 
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from canarymesh.analysis.statistical import Evidence
-from canarymesh.analysis.verdict import MetricVerdict, VerdictPhase
+from canarymesh.analysis.baseline import Baseline
+from canarymesh.analysis.planning import PlanAssessment
+from canarymesh.analysis.statistical import MetricTest
+from canarymesh.analysis.verdict import Explanation, MetricVerdict, VerdictPhase
 from canarymesh.rollout.actions import Weights
 from canarymesh.rollout.phases import Phase
 
 __all__ = ["HISTORY_LIMIT", "CanaryState", "HistoryEntry"]
 
 HISTORY_LIMIT = 50
-STATE_VERSION = 1
+# 2: per-metric tests (evidence with its hidden states) replace version 1's evidence; the
+# stable's baseline, the plan's assessment and explained verdicts were added. A version 1 state
+# is read with its evidence dropped (the tests start again from the next window).
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +44,10 @@ class CanaryState:
     """Where a rollout stands. Times are aware datetimes from the controller's clock.
 
     ``verified_at`` is when the proxies were seen applying ``weights`` (None while pending):
-    the clock of the current step and the usable metric windows start there.
+    the clock of the current step and the usable metric windows start there. ``tests``: the
+    statistical judge's running test of each metric; ``baseline``: the stable's traffic before
+    the rollout; ``assessment``: what the plan can see at that traffic; ``checked_until``: the
+    end of the last window whose custom metrics were checked.
     """
 
     name: str
@@ -51,8 +61,11 @@ class CanaryState:
     analysed_until: datetime.datetime | None = None
     failed_checks: int = 0
     passed_checks: int = 0
-    evidence: tuple[tuple[str, Evidence], ...] = ()
+    tests: tuple[tuple[str, MetricTest], ...] = ()
     verdicts: tuple[MetricVerdict, ...] = ()
+    baseline: Baseline | None = None
+    assessment: PlanAssessment | None = None
+    checked_until: datetime.datetime | None = None
     paused_by_user: bool = False
     promotion_stage: int = 0
     message: str = ""
@@ -76,9 +89,14 @@ class CanaryState:
         return replace(self, phase=phase, message=reason, history=history)
 
     def with_message(self, reason: str, now: datetime.datetime) -> CanaryState:
-        """Same phase, a new reason; logged only when it says something new."""
+        """Same phase, a new reason; logged only when it says something new: the judge's
+        numbers change every second, so a reason that differs from the last logged one only
+        in its numbers replaces the message without a new history entry."""
         if reason == self.message:
             return self
+        last = self.history[-1] if self.history else None
+        if last is not None and last.phase is self.phase and _gist(last.reason) == _gist(reason):
+            return replace(self, message=reason)
         return self.with_phase(self.phase, reason, now)
 
     def with_weights(self, weights: Weights) -> CanaryState:
@@ -94,21 +112,31 @@ class CanaryState:
 
     def with_analysis(
         self,
-        evidence: dict[str, Evidence],
+        tests: dict[str, MetricTest],
         verdicts: tuple[MetricVerdict, ...],
         analysed_until: datetime.datetime,
         *,
         failed: int,
         passed: int,
+        checked: datetime.datetime | None = None,
     ) -> CanaryState:
         return replace(
             self,
-            evidence=tuple(sorted(evidence.items())),
+            tests=tuple(sorted(tests.items())),
             verdicts=verdicts,
             analysed_until=analysed_until,
             failed_checks=self.failed_checks + failed,
             passed_checks=self.passed_checks + passed,
+            checked_until=checked if checked is not None else self.checked_until,
         )
+
+    def with_baseline(
+        self,
+        baseline: Baseline,
+        assessment: PlanAssessment | None,
+        tests: tuple[tuple[str, MetricTest], ...],
+    ) -> CanaryState:
+        return replace(self, baseline=baseline, assessment=assessment, tests=tuple(sorted(tests)))
 
     def with_paused(self, paused: bool) -> CanaryState:
         return replace(self, paused_by_user=paused)
@@ -123,8 +151,8 @@ class CanaryState:
     def with_promotion_stage(self, stage: int) -> CanaryState:
         return replace(self, promotion_stage=stage)
 
-    def evidence_of(self, metric: str) -> Evidence:
-        return dict(self.evidence).get(metric, Evidence())
+    def test_of(self, metric: str) -> MetricTest | None:
+        return dict(self.tests).get(metric)
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -148,8 +176,11 @@ class CanaryState:
             "analysedUntil": _time(self.analysed_until),
             "failedChecks": self.failed_checks,
             "passedChecks": self.passed_checks,
-            "evidence": {metric: ev.to_json() for metric, ev in self.evidence},
+            "tests": {metric: test.to_json() for metric, test in self.tests},
             "verdicts": [_verdict_json(v) for v in self.verdicts],
+            "baseline": None if self.baseline is None else self.baseline.to_json(),
+            "assessment": None if self.assessment is None else self.assessment.to_json(),
+            "checkedUntil": _time(self.checked_until),
             "pausedByUser": self.paused_by_user,
             "promotionStage": self.promotion_stage,
             "message": self.message,
@@ -162,7 +193,7 @@ class CanaryState:
     @staticmethod
     def from_dict(data: dict[str, Any]) -> CanaryState:
         """The state :meth:`to_dict` wrote; ValueError names what is wrong with other input."""
-        if data.get("version") != STATE_VERSION:
+        if data.get("version") not in READABLE_VERSIONS:
             raise ValueError(f"rollout state version {data.get('version')!r} is not supported")
         try:
             return _from_dict(data)
@@ -172,6 +203,8 @@ class CanaryState:
 
 def _from_dict(data: dict[str, Any]) -> CanaryState:
     weights = data["weights"]
+    current = data["version"] == STATE_VERSION
+    baseline, assessment = data.get("baseline"), data.get("assessment")
     return CanaryState(
         name=str(data["name"]),
         phase=Phase(data["phase"]),
@@ -189,8 +222,15 @@ def _from_dict(data: dict[str, Any]) -> CanaryState:
         analysed_until=_parse_time(data["analysedUntil"]),
         failed_checks=int(data["failedChecks"]),
         passed_checks=int(data["passedChecks"]),
-        evidence=tuple(sorted((m, Evidence.from_json(ev)) for m, ev in data["evidence"].items())),
+        tests=tuple(sorted((m, MetricTest.from_json(t)) for m, t in data["tests"].items()))
+        if current
+        else (),
         verdicts=tuple(_verdict_from(v) for v in data["verdicts"]),
+        baseline=Baseline.from_json(baseline) if current and baseline is not None else None,
+        assessment=(
+            PlanAssessment.from_json(assessment) if current and assessment is not None else None
+        ),
+        checked_until=_parse_time(data.get("checkedUntil")),
         paused_by_user=bool(data["pausedByUser"]),
         promotion_stage=int(data["promotionStage"]),
         message=str(data["message"]),
@@ -199,6 +239,14 @@ def _from_dict(data: dict[str, Any]) -> CanaryState:
             for h in data["history"]
         ),
     )
+
+
+_NUMBER = re.compile(r"(?<!step )(?<![A-Za-z])\d[\d.,e+-]*")
+
+
+def _gist(reason: str) -> str:
+    """``reason`` without its numbers (step numbers kept)."""
+    return _NUMBER.sub("#", reason)
 
 
 def _time(value: datetime.datetime | None) -> str | None:
@@ -229,6 +277,7 @@ def _verdict_json(verdict: MetricVerdict) -> dict[str, Any]:
         "stableValue": verdict.stable_value,
         "samples": verdict.samples,
         "pValue": verdict.p_value,
+        "explanation": None if verdict.explanation is None else verdict.explanation.to_json(),
     }
 
 
@@ -241,4 +290,7 @@ def _verdict_from(data: dict[str, Any]) -> MetricVerdict:
         stable_value=data["stableValue"],
         samples=int(data["samples"]),
         p_value=data["pValue"],
+        explanation=(
+            Explanation.from_json(data["explanation"]) if data.get("explanation") else None
+        ),
     )

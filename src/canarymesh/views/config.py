@@ -30,6 +30,7 @@ class FindingRow:
     resource: str
     field: str
     reason: str
+    istio_code: str = ""  # Istio's code for the same finding (IST0101...), if it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,8 @@ def config_view(
         (_resource(d) for d in documents), key=lambda r: (r.kind, r.namespace, r.name)
     )
     findings = tuple(
-        FindingRow(d.code, d.level, d.resource or "", d.field or "", d.reason) for d in diagnostics
+        FindingRow(d.code, d.level, d.resource or "", d.field or "", d.reason, d.istio_code or "")
+        for d in diagnostics
     )
     rows = tuple(_proxy(p) for p in proxies)
     return ConfigView(

@@ -1,20 +1,25 @@
 """The view of one rollout: ``rollout_view(state, spec) -> RolloutView``. Pure; called by the
-``canarymesh rollout get`` renderer and by the dashboard, which must show the same numbers.
+``canarymesh rollout get``/``status`` renderer and by the dashboard, which must show the same
+numbers: the steps, the weights, each metric's verdict with what it rests on (counts, rates,
+the always-valid p-value, a confidence interval on the canary-to-stable ratio, what would settle
+an Inconclusive), what the plan can see at the stable's traffic, and the decision log.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
-from canarymesh.analysis.verdict import MetricVerdict
+from canarymesh.analysis.planning import PlanAssessment
+from canarymesh.analysis.verdict import Explanation, MetricVerdict
 from canarymesh.api.canary import Canary
-from canarymesh.rollout.judging import sequential_alpha
+from canarymesh.rollout.judging import is_sequential, sequential_alpha
 from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.plan import build_plan
 from canarymesh.rollout.state import CanaryState
 
-__all__ = ["LogLine", "MetricRow", "RolloutView", "StepRow", "rollout_view"]
+__all__ = ["LogLine", "MetricRow", "RolloutView", "SightRow", "StepRow", "rollout_view"]
 
 StepStatus = Literal["done", "current", "pending", "skipped"]
 
@@ -36,6 +41,33 @@ class MetricRow:
     samples: int
     p_value: float | None
     reason: str
+    explanation: Explanation | None = None
+
+    @property
+    def ratio(self) -> str:
+        """``2.4x (0.8x-7x)``: the canary-to-stable ratio and its always-valid interval."""
+        e = self.explanation
+        if e is None:
+            return "-"
+        estimate = "-" if e.ratio is None else _times(e.ratio)
+        return f"{estimate} ({_times(e.ratio_low)}-{_times(e.ratio_high)})"
+
+
+@dataclass(frozen=True, slots=True)
+class SightRow:
+    """What the plan can see of one metric at the stable's traffic: the stable's rate of bad
+    requests (percent), the effect size, the smallest regression (a ratio) caught with 90%
+    probability by the end of each analysis step, the chance of catching the effect size by
+    the plan's end, the median time to catch it, and (adaptive) when a healthy canary can
+    expect to be promoted."""
+
+    metric: str
+    bad_percent: float
+    effect_size: float
+    smallest: tuple[tuple[str, float | None], ...]
+    catch: float
+    median_seconds: float | None
+    promote_seconds: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +98,11 @@ class RolloutView:
     failure_limit: int
     message: str
     log: tuple[LogLine, ...]
+    adaptive: bool = False
+    baseline: str = ""
+    traffic_rps: float | None = None
+    sight: tuple[SightRow, ...] = ()
+    warnings: tuple[str, ...] = ()
     # A release group's members: (host, stable subset, canary subset); empty for one service.
     members: tuple[tuple[str, str, str], ...] = ()
 
@@ -101,6 +138,8 @@ class RolloutView:
                     "samples": m.samples,
                     "pValue": m.p_value,
                     "reason": m.reason,
+                    "ratio": m.ratio,
+                    "explanation": None if m.explanation is None else m.explanation.to_json(),
                 }
                 for m in self.metrics
             ],
@@ -108,6 +147,24 @@ class RolloutView:
             "failureLimit": self.failure_limit,
             "message": self.message,
             "log": [{"at": e.at, "phase": e.phase, "reason": e.reason} for e in self.log],
+            "adaptive": self.adaptive,
+            "plan": {
+                "baseline": self.baseline,
+                "rps": self.traffic_rps,
+                "sight": [
+                    {
+                        "metric": r.metric,
+                        "badPercent": r.bad_percent,
+                        "effectSize": r.effect_size,
+                        "smallest": [{"step": s, "ratio": v} for s, v in r.smallest],
+                        "catch": r.catch,
+                        "medianSeconds": r.median_seconds,
+                        "promoteSeconds": r.promote_seconds,
+                    }
+                    for r in self.sight
+                ],
+                "warnings": list(self.warnings),
+            },
             **(
                 {
                     "group": [
@@ -151,11 +208,43 @@ def rollout_view(state: CanaryState, spec: Canary) -> RolloutView:
         log=tuple(
             LogLine(e.at.strftime("%H:%M:%S"), e.phase.value, e.reason) for e in state.history
         ),
+        adaptive=spec.adaptive(),
+        baseline=state.baseline.describe() if state.baseline is not None else "",
+        traffic_rps=state.assessment.rps if state.assessment is not None else None,
+        sight=_sight(state.assessment, plan_steps=[s.describe() for s in plan]),
+        warnings=state.assessment.warnings if state.assessment is not None else (),
         members=tuple(
             (m.host, m.stable_subset, m.canary_subset)
             for m in (spec.group.members if spec.group is not None else ())
         ),
     )
+
+
+def _sight(assessment: PlanAssessment | None, plan_steps: list[str]) -> tuple[SightRow, ...]:
+    if assessment is None:
+        return ()
+    analyses = [i for i, step in enumerate(plan_steps) if step.startswith("analysis")]
+    rows = []
+    for m in assessment.metrics:
+        smallest = tuple(
+            (
+                f"{analyses[s.step - 1] + 1}" if s.step - 1 < len(analyses) else str(s.step),
+                s.smallest,
+            )
+            for s in m.steps
+        )
+        rows.append(
+            SightRow(
+                m.metric,
+                100.0 * m.bad_rate,
+                m.effect_size,
+                smallest,
+                m.catch,
+                m.median_seconds,
+                m.promote_seconds,
+            )
+        )
+    return tuple(rows)
 
 
 def _status(index: int, state: CanaryState, promoted: bool) -> StepStatus:
@@ -176,13 +265,15 @@ def _metric_row(verdict: MetricVerdict, spec: Canary) -> MetricRow:
         samples=verdict.samples,
         p_value=verdict.p_value,
         reason=verdict.reason,
+        explanation=verdict.explanation,
     )
 
 
 def _limit(verdict: MetricVerdict, spec: Canary) -> str:
-    if verdict.p_value is not None:
-        return f"p < {sequential_alpha(spec):g}"
     metric = verdict.metric.rpartition("/")[2]  # a release group's part: "ratings/<metric>"
+    sequential = {c.name for c in spec.metric_checks() if is_sequential(spec, c)}
+    if metric in sequential:
+        return f"p < {sequential_alpha(spec, verdict.metric):g}"
     for check in spec.metric_checks():
         if check.name == metric and check.threshold_range is not None:
             bounds = check.threshold_range
@@ -190,3 +281,9 @@ def _limit(verdict: MetricVerdict, spec: Canary) -> str:
                      f"max {bounds.max:g}" if bounds.max is not None else ""]  # fmt: skip
             return " ".join(p for p in parts if p) or "none"
     return "none"
+
+
+def _times(value: float) -> str:
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.0f}x" if value >= 10 else f"{value:.2g}x"

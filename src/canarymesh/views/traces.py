@@ -3,25 +3,51 @@
 Called by the dashboard's ``/api/traces`` and ``/api/trace/{id}`` with Zipkin v2 JSON spans (from
 :mod:`canarymesh.runtime.local.tracing` or any Zipkin-compatible server). Times in Zipkin are
 microseconds since the epoch; the views give milliseconds relative to the trace's start.
+
+Proxies send their spans in batches (every ``tracing.zipkin.flush_interval_ms``), so a trace
+arrives piece by piece and a view must not present a trace as whole while pieces are on their
+way. :func:`completeness` tells: *receiving* while the newest span ended less than ``settle_us``
+ago (the flush interval and a margin), or while a span's parent, or the server span a proxy
+forwarded to inside the mesh, is missing; *partial* when such a gap is still there after
+``give_up_us``; *complete* otherwise.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Literal, cast
 from urllib.parse import urlsplit
 
 __all__ = [
+    "Completeness",
+    "TraceState",
     "TraceSummary",
     "Waterfall",
     "WaterfallRow",
+    "completeness",
     "request_of",
     "trace_summary",
     "waterfall",
 ]
 
 Span = Mapping[str, object]
+TraceState = Literal["complete", "receiving", "partial"]
+# Without a clock (now_us None) a trace is judged by its shape alone.
+GIVE_UP_US = 30_000_000
+# An Envoy span that forwarded to a mesh service: the upstream's own server span will follow.
+_MESH_UPSTREAM = re.compile(r"^outbound\|\d+\|[^|]*\|[^|]+\.svc\.cluster\.local$")
+
+
+@dataclass(frozen=True, slots=True)
+class Completeness:
+    """Whether a trace may still grow: its state, its gaps, and the age of its newest span."""
+
+    state: TraceState
+    missing_parents: int
+    missing_children: int
+    age_ms: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +61,7 @@ class TraceSummary:
     spans: int
     services: tuple[str, ...]
     errors: int
+    state: TraceState = "complete"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +85,9 @@ class Waterfall:
     trace_id: str
     duration_ms: float
     rows: tuple[WaterfallRow, ...]
+    state: TraceState = "complete"
+    missing_parents: int = 0
+    missing_children: int = 0
 
 
 def _service(span: Span) -> str:
@@ -97,7 +127,42 @@ def _root(spans: Sequence[Span]) -> Span:
     return min(roots or spans, key=_start)
 
 
-def trace_summary(spans: Sequence[Span]) -> TraceSummary:
+def completeness(
+    spans: Sequence[Span],
+    now_us: int | None = None,
+    settle_us: int = 0,
+    give_up_us: int = GIVE_UP_US,
+) -> Completeness:
+    """Whether ``spans`` are the whole trace, at ``now_us`` (None: judge the shape only)."""
+    ids = {str(s.get("id")) for s in spans}
+    parents = {str(s.get("parentId")) for s in spans if s.get("parentId") is not None}
+    missing_parents = len(parents - ids)
+    missing_children = sum(
+        1 for s in spans if _forwards_in_mesh(s) and str(s.get("id")) not in parents
+    )
+    gaps = missing_parents + missing_children > 0
+    if now_us is None:
+        return Completeness("partial" if gaps else "complete", missing_parents, missing_children,
+                            None)  # fmt: skip
+    age = now_us - max((_start(s) + _duration(s) for s in spans), default=now_us)
+    if age < settle_us or (gaps and age < give_up_us):
+        state: TraceState = "receiving"
+    else:
+        state = "partial" if gaps else "complete"
+    return Completeness(state, missing_parents, missing_children, age / 1000)
+
+
+def _forwards_in_mesh(span: Span) -> bool:
+    """A gateway's or a sidecar's outbound span whose request reached an upstream in the mesh
+    (Envoy's response_flags ``-``): that upstream's sidecar reports the next span."""
+    tags = _tags(span)
+    upstream = tags.get("upstream_cluster", "")
+    return bool(_MESH_UPSTREAM.match(upstream)) and tags.get("response_flags") == "-"
+
+
+def trace_summary(
+    spans: Sequence[Span], now_us: int | None = None, settle_us: int = 0
+) -> TraceSummary:
     if not spans:
         raise ValueError("a trace has at least one span")
     root = _root(spans)
@@ -113,10 +178,11 @@ def trace_summary(spans: Sequence[Span]) -> TraceSummary:
         spans=len(spans),
         services=tuple(sorted({_service(s) for s in spans})),
         errors=sum(_error(s) for s in spans),
+        state=completeness(spans, now_us, settle_us).state,
     )
 
 
-def waterfall(spans: Sequence[Span]) -> Waterfall:
+def waterfall(spans: Sequence[Span], now_us: int | None = None, settle_us: int = 0) -> Waterfall:
     """Rows in depth-first order, children by start time: the order a waterfall reads."""
     if not spans:
         raise ValueError("a trace has at least one span")
@@ -137,7 +203,15 @@ def waterfall(spans: Sequence[Span]) -> Waterfall:
 
     visit(None, 0)
     end = max(_start(s) + _duration(s) for s in spans)
-    return Waterfall(str(spans[0].get("traceId", "")), (end - start) / 1000, tuple(rows))
+    found = completeness(spans, now_us, settle_us)
+    return Waterfall(
+        str(spans[0].get("traceId", "")),
+        (end - start) / 1000,
+        tuple(rows),
+        found.state,
+        found.missing_parents,
+        found.missing_children,
+    )
 
 
 def _row(span: Span, parent: str | None, depth: int, start: int) -> WaterfallRow:

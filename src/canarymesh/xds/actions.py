@@ -1,15 +1,18 @@
 """Route actions: what an HTTP rule does once matched (destinations and weights, redirect,
 direct response, rewrite, timeout, retries, fault, mirror, CORS, header operations).
 
-Called by ``xds.routes`` and ``xds.gateway``. Istio defaults reproduced here: no route timeout,
-2 retries on ``connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes``
-(pilot/pkg/networking/core/route/retry/retry.go), 100 % when a fault or mirror gives no
-percentage, redirect code 301.
+Called by ``xds.routes`` and ``xds.gateway``. Istio's defaults reproduced here (istiod 1.31,
+pilot/pkg/networking/core/route/route.go and route/retry/retry.go; docs/istio-fidelity.md lists
+them all): no route timeout and ``max_grpc_timeout`` equal to the route timeout, 2 retries on
+``connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`` (no status code
+since 1.24) avoiding previous hosts unless the destination hashes consistently, 0 % when a
+fault gives no percentage (istio/api#2522), 100 % when a mirror gives none, redirect code 301.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from http import HTTPStatus
 
 from canarymesh.api.istio_networking import (
     CorsPolicy,
@@ -31,6 +34,17 @@ from canarymesh.xds import names
 from canarymesh.xds.types import EnvoyJson, JsonValue, duration, typed
 
 DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+# Istio writes no timeout as 0s, and caps a gRPC client's grpc-timeout header with the route
+# timeout (0s: no cap, the header is honoured); without max_grpc_timeout Envoy ignores it.
+NO_TIMEOUT: EnvoyJson = {"timeout": "0s", "max_grpc_timeout": "0s"}
+HTTP_STATUSES = frozenset(status.value for status in HTTPStatus)
+# gRPC status names Istio accepts in fault.abort.grpcStatus, as their numeric codes.
+GRPC_STATUS_NAMES = (
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+    "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+)  # fmt: skip
+GRPC_STATUS = {name: code for code, name in enumerate(GRPC_STATUS_NAMES)}
 FAULT_FILTER = "envoy.filters.http.fault"
 CORS_FILTER = "envoy.filters.http.cors"
 REDIRECT_CODES = {
@@ -47,67 +61,107 @@ def header_value(key: str, value: str, action: str = "OVERWRITE_IF_EXISTS_OR_ADD
 
 
 def fraction(percent: Percent | None, legacy: int | None = None) -> EnvoyJson:
-    """Istio percentages as Envoy FractionalPercent; unset means 100 %."""
+    """An Istio percentage as Envoy FractionalPercent (``percentage`` wins over ``percent``)."""
     if percent is not None and percent.value is not None:
         return {"numerator": round(percent.value * 10000), "denominator": "MILLION"}
-    if legacy is not None:
-        return {"numerator": legacy, "denominator": "HUNDRED"}
-    return {"numerator": 100, "denominator": "HUNDRED"}
+    return {"numerator": legacy if legacy is not None else 100, "denominator": "HUNDRED"}
 
 
-def default_retry_policy() -> EnvoyJson:
-    return {
+def timeouts(timeout: str | None) -> EnvoyJson:
+    """The route timeout and the same cap on gRPC's grpc-timeout header (istiod's setTimeout)."""
+    value = duration(timeout) or "0s"
+    return {"timeout": value, "max_grpc_timeout": value}
+
+
+def inbound_route_action(cluster: str, grpc: bool = False) -> EnvoyJson:
+    """istiod's BuildDefaultHTTPInboundRoute: no timeout, grpc-timeout headers honoured without
+    a cap, and (except for gRPC, whose streams it would break) two retries of a request whose
+    connection to the app was reset before the request was sent."""
+    action: EnvoyJson = {
+        "cluster": cluster,
+        "timeout": "0s",
+        "max_stream_duration": {"max_stream_duration": "0s", "grpc_timeout_header_max": "0s"},
+    }
+    if not grpc:
+        action["retry_policy"] = {"retry_on": "reset-before-request", "num_retries": 2}
+    return action
+
+
+def default_retry_policy(consistent_hash: bool = False) -> EnvoyJson:
+    """Istio's retry policy when a rule sets none. A consistent-hash destination keeps its
+    host on retries, so only then is the previous-hosts predicate left out."""
+    policy: EnvoyJson = {
         "retry_on": DEFAULT_RETRY_ON,
         "num_retries": 2,
-        "retry_host_predicate": [
-            {
-                "name": "envoy.retry_host_predicates.previous_hosts",
-                "typed_config": typed(
-                    "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate", {}
-                ),
-            }
-        ],
         "host_selection_retry_max_attempts": "5",
     }
+    if not consistent_hash:
+        policy["retry_host_predicate"] = previous_hosts()
+    return policy
 
 
-def translate_retries(retries: HTTPRetry | None) -> EnvoyJson | None:
+def previous_hosts() -> list[JsonValue]:
+    return [
+        {
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": typed(
+                "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate", {}
+            ),
+        }
+    ]
+
+
+def translate_retries(retries: HTTPRetry | None, consistent_hash: bool = False) -> EnvoyJson | None:
     if retries is None:
-        return default_retry_policy()
-    if not retries.attempts:
+        return default_retry_policy(consistent_hash)
+    if not retries.attempts or retries.attempts < 0:
         return None
-    policy = default_retry_policy()
+    policy = default_retry_policy(consistent_hash)
     policy["num_retries"] = retries.attempts
     if retries.retry_on:
         tokens = [t.strip() for t in retries.retry_on.split(",") if t.strip()]
-        codes = [int(t) for t in tokens if t.isdigit()]
-        conditions = [t for t in tokens if not t.isdigit()]
+        # Only a real HTTP status is a code (Go's http.StatusText); "999" stays a condition.
+        codes = [int(t) for t in tokens if t.isdigit() and int(t) in HTTP_STATUSES]
+        conditions = [t for t in tokens if not (t.isdigit() and int(t) in HTTP_STATUSES)]
+        retry_on = ",".join(conditions)
         if codes:
             policy["retriable_status_codes"] = list(codes)
-            if "retriable-status-codes" not in conditions:
-                conditions.append("retriable-status-codes")
-        policy["retry_on"] = ",".join(conditions)
+            if "retriable-status-codes" not in retry_on:
+                retry_on += ",retriable-status-codes"
+        policy["retry_on"] = retry_on
     if retries.per_try_timeout:
         policy["per_try_timeout"] = duration(retries.per_try_timeout)
-    if retries.retry_ignore_previous_hosts is False:
-        del policy["retry_host_predicate"]
+    if retries.retry_ignore_previous_hosts is not None:
+        policy.pop("retry_host_predicate", None)
+        if retries.retry_ignore_previous_hosts:
+            policy["retry_host_predicate"] = previous_hosts()
+    if retries.backoff:
+        policy["retry_back_off"] = {"base_interval": duration(retries.backoff)}
     return policy
 
 
 def translate_fault(fault: HTTPFaultInjection | None) -> EnvoyJson | None:
-    if fault is None or (fault.delay is None and fault.abort is None):
+    """Istio's TranslateFault. A delay without ``percentage`` uses the legacy ``percent`` (0 when
+    unset) and an abort without it carries no percentage, which Envoy reads as 0 %: on Istio a
+    fault that names no percentage injects nothing (istio/istio#39969, istio/api#2522)."""
+    if fault is None:
         return None
     body: EnvoyJson = {}
     if fault.delay is not None and fault.delay.fixed_delay:
         body["delay"] = {
             "fixed_delay": duration(fault.delay.fixed_delay),
-            "percentage": fraction(fault.delay.percentage, fault.delay.percent),
+            "percentage": fraction(fault.delay.percentage, fault.delay.percent or 0),
         }
-    if fault.abort is not None and fault.abort.http_status is not None:
-        body["abort"] = {
-            "http_status": fault.abort.http_status,
-            "percentage": fraction(fault.abort.percentage),
-        }
+    abort = fault.abort
+    if abort is not None and (abort.http_status is not None or abort.grpc_status in GRPC_STATUS):
+        aborting: EnvoyJson = {}
+        if abort.http_status is not None:
+            aborting["http_status"] = abort.http_status
+        else:
+            aborting["grpc_status"] = GRPC_STATUS[str(abort.grpc_status)]
+        if abort.percentage is not None and abort.percentage.value is not None:
+            aborting["percentage"] = fraction(abort.percentage)
+        body["abort"] = aborting
     return typed("envoy.extensions.filters.http.fault.v3.HTTPFault", body) if body else None
 
 
@@ -223,24 +277,22 @@ def translate_redirect(redirect: HTTPRedirect) -> EnvoyJson:
 def translate_mirrors(
     index: MeshIndex, vs: Config[VirtualService], rule: HTTPRoute, port: int
 ) -> list[JsonValue]:
-    mirrors: list[JsonValue] = []
+    """Mirror policies; an explicit 0 % mirrors nothing (and is left out, as istiod does)."""
+    wanted: list[tuple[Destination, EnvoyJson]] = []
     if rule.mirror is not None:
-        mirrors.append(
-            {
-                "cluster": destination_cluster(index, vs, rule.mirror, port),
-                "runtime_fraction": {
-                    "default_value": fraction(rule.mirror_percentage, rule.mirror_percent)
-                },
-            }
-        )
+        wanted.append((rule.mirror, fraction(rule.mirror_percentage, rule.mirror_percent)))
     for policy in rule.mirrors:
-        mirrors.append(
-            {
-                "cluster": destination_cluster(index, vs, policy.destination, port),
-                "runtime_fraction": {"default_value": fraction(policy.percentage)},
-            }
-        )
-    return mirrors
+        wanted.append((policy.destination, fraction(policy.percentage)))
+    return [
+        {
+            "cluster": destination_cluster(index, vs, destination, port),
+            "runtime_fraction": {"default_value": share},
+            # Istio does not let the mirror's copy force a trace of its own.
+            "trace_sampled": False,
+        }
+        for destination, share in wanted
+        if share["numerator"] != 0
+    ]
 
 
 def hash_policy(
@@ -313,10 +365,7 @@ def build_forward_action(
     index: MeshIndex, proxy: ProxyNode, vs: Config[VirtualService], rule: HTTPRoute, port: int
 ) -> EnvoyJson:
     action = translate_destinations(index, proxy, vs, rule, port)
-    action["timeout"] = duration(rule.timeout) or "0s"
-    retry = translate_retries(rule.retries)
-    if retry is not None:
-        action["retry_policy"] = retry
+    action.update(timeouts(rule.timeout))
     mirrors = translate_mirrors(index, vs, rule, port)
     if mirrors:
         action["request_mirror_policies"] = mirrors
@@ -331,10 +380,19 @@ def build_forward_action(
                 "pattern": {"regex": regex.match},
                 "substitution": regex.rewrite or "",
             }
-    if rule.route:
-        first = rule.route[0].destination
-        host = names.config_host(first.host, vs.namespace, index.mesh.settings.domain_suffix)
-        hashing = hash_policy(index, proxy, host, first.subset or "", port)
-        if hashing:
-            action["hash_policy"] = hashing
+    # Each destination that gets traffic adds its DestinationRule's hash key; only a lone
+    # destination's hashing also keeps retries on the same host (istiod's
+    # applyHTTPRouteDestination).
+    weights = split_weights(rule.route) if rule.route else []
+    hashing: list[JsonValue] = []
+    for destination, weight in zip(rule.route, weights, strict=True):
+        if weight > 0 or len(rule.route) == 1:
+            target = destination.destination
+            host = names.config_host(target.host, vs.namespace, index.mesh.settings.domain_suffix)
+            hashing += hash_policy(index, proxy, host, target.subset or "", port)
+    if hashing:
+        action["hash_policy"] = hashing
+    retry = translate_retries(rule.retries, len(rule.route) == 1 and bool(hashing))
+    if retry is not None:
+        action["retry_policy"] = retry
     return action

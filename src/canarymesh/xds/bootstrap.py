@@ -12,7 +12,7 @@ import copy
 
 from canarymesh.mesh.capture import ADMIN_PORT, STATS_PORT
 from canarymesh.mesh.model import MeshSettings, ProxyNode
-from canarymesh.xds import names, telemetry
+from canarymesh.xds import names, telemetry, tracing
 from canarymesh.xds.endpoints import pipe_address, socket_address
 from canarymesh.xds.snapshot import XdsSnapshot, walk
 from canarymesh.xds.types import EnvoyJson, JsonValue, typed
@@ -33,6 +33,17 @@ def stats_config() -> EnvoyJson:
         "histogram_bucket_settings": [
             {"match": {"prefix": "cluster."}, "buckets": list(HISTOGRAM_BUCKETS)}
         ],
+    }
+
+
+def layered_runtime() -> EnvoyJson:
+    """A static layer (the Zipkin reporter's flush settings) under Envoy's admin layer, as
+    istio-proxy's bootstrap has them."""
+    return {
+        "layers": [
+            {"name": "static", "static_layer": tracing.zipkin_runtime()},
+            {"name": "admin", "admin_layer": {}},
+        ]
     }
 
 
@@ -189,6 +200,7 @@ def build_ads_bootstrap(
             "lds_config": copy.deepcopy(ads),
         },
         "static_resources": static,
+        "layered_runtime": layered_runtime(),
     }
 
 
@@ -239,4 +251,5 @@ def build_static_bootstrap(
         "admin": admin(proxy),
         "stats_config": stats_config(),
         "static_resources": static,
+        "layered_runtime": layered_runtime(),
     }

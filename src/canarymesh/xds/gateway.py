@@ -109,6 +109,8 @@ def build_gateway_route_config(
                     "name": names.vhost(host, port),
                     "domains": domains,
                     "routes": [with_service_header(r) for r in routes_by_host[host]],
+                    # Istio's proxyHeaders default on gateways too: x-envoy-attempt-count.
+                    "include_request_attempt_count": True,
                     # Metadata exchange: the callee's sidecar reports the gateway as the source.
                     "request_headers_to_add": [
                         actions.header_value(names.SOURCE_PEER_HEADER, source_peer(index, proxy))

@@ -18,7 +18,7 @@ from canarymesh.mesh.model import Config, MeshService, ProxyNode
 from canarymesh.xds import actions, names, telemetry
 from canarymesh.xds.endpoints import gateway_address
 from canarymesh.xds.listeners import build_hcm, client_http_filters, rds
-from canarymesh.xds.types import EnvoyJson, JsonValue, duration
+from canarymesh.xds.types import EnvoyJson, JsonValue
 
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 
@@ -133,7 +133,8 @@ def translate_rule_action(rule: HTTPRouteRule, namespace: str, index: MeshIndex)
             }
         }
     timeout = rule.timeouts.request if rule.timeouts else None
-    route["timeout"] = duration(timeout) if timeout else "0s"
+    # Istio converts an HTTPRoute into a VirtualService and translates it the same way.
+    route.update(actions.timeouts(timeout))
     route["retry_policy"] = actions.default_retry_policy()
     mirrors: list[JsonValue] = []
     for flt in rule.filters:
@@ -162,7 +163,11 @@ def translate_mirror(body: dict[str, object], namespace: str, index: MeshIndex) 
     percent = body.get("percent")
     numerator = percent if isinstance(percent, int) else 100
     fraction: EnvoyJson = {"numerator": numerator, "denominator": "HUNDRED"}
-    return {"cluster": cluster, "runtime_fraction": {"default_value": fraction}}
+    return {
+        "cluster": cluster,
+        "runtime_fraction": {"default_value": fraction},
+        "trace_sampled": False,
+    }
 
 
 def translate_redirect(body: dict[str, object]) -> EnvoyJson:
@@ -307,6 +312,7 @@ def build_route_config(
             "name": names.vhost(host, port),
             "domains": ["*"] if host == "*" else [host, f"{host}:*"],
             "routes": build_http_route_routes(by_host[host], index),
+            "include_request_attempt_count": True,
         }
         for host in sorted(by_host)
     ]

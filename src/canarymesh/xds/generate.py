@@ -65,8 +65,9 @@ def sidecar_resources(
         app_port = proxy.ports.app_port(container_port)
         if app_port is not None:
             http2 = listeners.inbound_is_http2(index, proxy, container_port)
+            pool = clusters.inbound_connection_pool(index, proxy, container_port)
             cluster_list.append(
-                clusters.build_inbound_cluster(container_port, app_port, http2, pod_ip)
+                clusters.build_inbound_cluster(container_port, app_port, http2, pod_ip, pool)
             )
     if pod_ip is not None:
         # The pod's own network: Istio's capture listeners and one route config per port.

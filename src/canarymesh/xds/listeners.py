@@ -52,6 +52,18 @@ def client_http_filters(passthrough: bool) -> list[JsonValue]:
     return filters
 
 
+# istiod's buildHTTPConnectionManager (listener_builder.go): no stream idle timeout (Envoy's
+# is 5 min), BASE path normalization, websocket upgrades, the peer address as seen (gateways
+# override use_remote_address).
+HCM_DEFAULTS: EnvoyJson = {
+    "normalize_path": True,
+    "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+    "stream_idle_timeout": "0s",
+    "upgrade_configs": [{"upgrade_type": "websocket"}],
+    "use_remote_address": False,
+}
+
+
 def build_hcm(
     stat_prefix: str,
     route: EnvoyJson,
@@ -67,6 +79,7 @@ def build_hcm(
         "codec_type": "AUTO",
         **route,
         "http_filters": list(http_filters),
+        **HCM_DEFAULTS,
     }
     if access_log:
         body["access_log"] = list(access_log)
@@ -171,7 +184,7 @@ def build_inbound_route_config(container_port: int, proxy: ProxyNode, peer: str)
                     {
                         "name": "default",
                         "match": {"prefix": "/"},
-                        "route": {"cluster": cluster, "timeout": "0s"},
+                        "route": actions.inbound_route_action(cluster),
                     }
                 ],
             }

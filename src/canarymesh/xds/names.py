@@ -42,6 +42,7 @@ VIRTUAL_INBOUND = "virtualInbound"
 DNS_LISTENER = "dns"
 OUTBOUND_HTTP_ROUTE = "outbound_http_proxy"
 PASSTHROUGH_VHOST = "allow_any"
+BLOCK_ALL_VHOST = "block_all"
 # gRPC metadata carrying a proxy's credential to the runtime's xDS and access-log servers.
 PROXY_TOKEN_METADATA = "x-canarymesh-proxy-token"
 # The local mesh's metadata-exchange headers (Istio's x-envoy-peer-metadata, simplified).

@@ -6,11 +6,14 @@ their rules (so ``spec: {}`` allows nothing); a DENY policy without rules denies
 denied request gets 403 ``RBAC: access denied``. Policy names are Istio's
 ``ns[<namespace>]-policy[<name>]-rule[<index>]``. On TCP ports, rules using HTTP-only fields are
 dropped from ALLOW policies and stripped of those fields in DENY policies (Istio does the same,
-erring toward denial).
+erring toward denial). Matchers follow istiod 1.31's (pilot/pkg/security/authz/model/generator.go
+and matcher/): ``*`` wildcards in principals, namespaces, methods, hosts, paths and header
+values, service accounts in any trust domain.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 from canarymesh.api.istio_security import AuthorizationPolicy, Condition, Operation, Rule, Source
@@ -69,8 +72,20 @@ def principal_id(value: str) -> EnvoyJson:
     )
 
 
+def wildcard_regex(value: str) -> str:
+    """A value with Istio's ``*`` wildcards as a regex of its literal parts."""
+    return ".*".join(re.escape(part) for part in value.split("*"))
+
+
 def namespace_id(namespace: str) -> EnvoyJson:
-    return authenticated({"safe_regex": {"regex": f".*/ns/{namespace}/.*"}})
+    return authenticated({"safe_regex": {"regex": f".*/ns/{wildcard_regex(namespace)}/.*"}})
+
+
+def service_account_id(value: str, namespace: str) -> EnvoyJson:
+    """istiod's serviceAccountRegex: any trust domain, ``<ns>/<sa>`` or the policy's namespace."""
+    sa_namespace, _, account = value.rpartition("/")
+    ns, sa = re.escape(sa_namespace or namespace), re.escape(account)
+    return authenticated({"safe_regex": {"regex": f"spiffe://.+/ns/{ns}/(.+/|)sa/{sa}(/.+)?"}})
 
 
 def ip_id(cidr: str, field: str) -> EnvoyJson:
@@ -124,7 +139,7 @@ def translate_source(source: Source | None, namespace: str, tcp: bool) -> EnvoyJ
     ids += field_matchers(
         source.service_accounts,
         source.not_service_accounts,
-        lambda sa: principal_id(service_account_principal(sa, namespace)),
+        lambda sa: service_account_id(sa, namespace),
         "id",
     )
     if not tcp:
@@ -134,25 +149,27 @@ def translate_source(source: Source | None, namespace: str, tcp: bool) -> EnvoyJ
     return and_all(ids, "id")
 
 
-def service_account_principal(value: str, namespace: str) -> str:
-    sa_namespace, _, account = value.rpartition("/")
-    return names.spiffe_id(sa_namespace or namespace, account).removeprefix("spiffe://")
-
-
 def header_rule(name: str, matcher: EnvoyJson) -> EnvoyJson:
-    return {"header": {"name": name, "string_match": matcher}}
+    return {"header": {"name": name, **matcher}}
+
+
+def header_pattern(value: str, ignore_case: bool = False) -> EnvoyJson:
+    """istiod's HeaderMatcher/HostMatcher: ``*`` is a presence test, ``*x``/``x*`` suffix and
+    prefix, else exact (case-insensitive for hosts)."""
+    if value == "*":
+        return {"present_match": True}
+    matcher = string_pattern(value)
+    if ignore_case:
+        matcher["ignore_case"] = True
+    return {"string_match": matcher}
 
 
 def path_rule(value: str) -> EnvoyJson:
-    if value == "*":
-        return {"url_path": {"path": {"prefix": "/"}}}
     return {"url_path": {"path": string_pattern(value)}}
 
 
 def host_rule(value: str) -> EnvoyJson:
-    matcher = string_pattern(value)
-    matcher["ignore_case"] = True
-    return header_rule(":authority", matcher)
+    return header_rule(":authority", header_pattern(value, ignore_case=True))
 
 
 def translate_operation(operation: Operation | None, tcp: bool, ports: PortMap) -> EnvoyJson:
@@ -165,7 +182,7 @@ def translate_operation(operation: Operation | None, tcp: bool, ports: PortMap) 
         rules += field_matchers(
             operation.methods,
             operation.not_methods,
-            lambda m: header_rule(":method", {"exact": m}),
+            lambda m: header_rule(":method", header_pattern(m)),
             "rule",
         )
         rules += field_matchers(operation.paths, operation.not_paths, path_rule, "rule")
@@ -188,7 +205,7 @@ def destination_port(value: str, ports: PortMap) -> EnvoyJson:
 
 def header_maker(header: str) -> Maker:
     def make(value: str) -> EnvoyJson:
-        return header_rule(header, string_pattern(value))
+        return header_rule(header, header_pattern(value))
 
     return make
 

@@ -53,18 +53,30 @@ def translate_string_match(match: StringMatch, ignore_case: bool = False) -> Env
     return out
 
 
+def is_present_match(match: StringMatch) -> bool:
+    """Istio's canBeConvertedToPresentMatch: an empty match, or the regex ``*`` (not RE2, a
+    wildcard: https://github.com/istio/istio/pull/20629), tests only that the header is there."""
+    return match.regex == "*" or (match.exact is None and match.prefix is None and not match.regex)
+
+
 def translate_header(name: str, match: StringMatch, invert: bool = False) -> EnvoyJson:
     header: EnvoyJson = {"name": name}
     if match.regex is not None and name.lower() == "cookie":
         regex = match.regex.replace(COOKIE_PREFIX, COOKIE_PREFIX_TOLERANT)
         match = match.model_copy(update={"regex": regex})
-    string_match = translate_string_match(match)
+    string_match = {} if is_present_match(match) else translate_string_match(match)
     if string_match:
         header["string_match"] = string_match
     else:
         header["present_match"] = True
     if invert:
         header["invert_match"] = True
+        # withoutHeaders on a header the request lacks: Istio compares the value "" (so the
+        # inverted match holds); Envoy alone would never match a missing header
+        # (pilot/pkg/networking/core/route/route.go, TranslateRouteMatch). Envoy refuses the
+        # flag next to present_match, and an inverted presence test already holds when absent.
+        if string_match:
+            header["treat_missing_header_as_empty"] = True
     return header
 
 
@@ -77,11 +89,11 @@ def translate_uri(match: StringMatch | None, ignore_case: bool) -> EnvoyJson:
     elif match.prefix is not None:
         out = {"prefix": match.prefix}
     elif match.regex is not None:
-        # RE2 has no case-insensitive flag in Envoy's matcher; Istio prefixes the regex.
-        regex = f"(?i){match.regex}" if ignore_case else match.regex
-        return {"safe_regex": {"regex": regex}}
+        out = {"safe_regex": {"regex": match.regex}}
     else:
-        return {"prefix": "/"}
+        out = {"prefix": "/"}
+    # Istio sets case_sensitive from ignoreUriCase whatever the match kind, and Envoy ignores
+    # it on a regex (a regex stays case-sensitive on Istio too); true is Envoy's default.
     if ignore_case:
         out["case_sensitive"] = False
     return out
@@ -92,16 +104,15 @@ def translate_match(match: HTTPMatchRequest | None) -> EnvoyJson:
     if match is None:
         return {"prefix": "/"}
     out = translate_uri(match.uri, bool(match.ignore_uri_case))
-    headers: list[JsonValue] = []
-    pseudo = ((":scheme", match.scheme), (":method", match.method), (":authority", match.authority))
+    # Istio's order: headers and withoutHeaders sorted by name together (so output never
+    # depends on YAML key order), then :method, :authority and :scheme.
+    named = [(n, translate_header(n, m)) for n, m in match.headers.items()]
+    named += [(n, translate_header(n, m, invert=True)) for n, m in match.without_headers.items()]
+    headers: list[JsonValue] = [h for _, h in sorted(named, key=lambda item: item[0])]
+    pseudo = ((":method", match.method), (":authority", match.authority), (":scheme", match.scheme))
     for name, value in pseudo:
         if value is not None:
             headers.append(translate_header(name, value))
-    # Sorted by name: Istio sorts headers too, so output never depends on YAML key order.
-    for name in sorted(match.headers):
-        headers.append(translate_header(name, match.headers[name]))
-    for name in sorted(match.without_headers):
-        headers.append(translate_header(name, match.without_headers[name], invert=True))
     if headers:
         out["headers"] = headers
     if match.query_params:
@@ -225,14 +236,17 @@ def build_delegate_routes(
 def build_default_route(
     index: MeshIndex, proxy: ProxyNode, service: MeshService, port: int
 ) -> EnvoyJson:
-    """No VirtualService: every request to the service port, round-robin over all endpoints."""
+    """No VirtualService: every request to the service port, over all its endpoints.
+
+    istiod's buildSidecarVirtualHostForService keeps the previous-hosts retry predicate here
+    even when the DestinationRule hashes consistently (unlike a VirtualService route)."""
     cluster = names.outbound_cluster(port, "", service.hostname)
+    hashing = actions.hash_policy(index, proxy, service.hostname, "", port)
     action: EnvoyJson = {
         "cluster": cluster,
-        "timeout": "0s",
+        **actions.NO_TIMEOUT,
         "retry_policy": actions.default_retry_policy(),
     }
-    hashing = actions.hash_policy(index, proxy, service.hostname, "", port)
     if hashing:
         action["hash_policy"] = hashing
     return {"name": "default", "match": {"prefix": "/"}, "route": action}
@@ -294,6 +308,8 @@ def build_service_vhost(
         "name": names.vhost(service.hostname, port.port),
         "domains": list(service_domains(service, port, proxy, bare)),
         "routes": list(routes),
+        # Istio's proxyHeaders default: upstreams see x-envoy-attempt-count.
+        "include_request_attempt_count": True,
         # Metadata exchange for telemetry, only toward mesh services (never to outside hosts).
         "request_headers_to_add": [
             actions.header_value(names.SOURCE_PEER_HEADER, source_peer(index, proxy)),
@@ -326,6 +342,7 @@ def build_vhost_routes(
 
 
 def build_passthrough_vhost() -> EnvoyJson:
+    """ALLOW_ANY: a host the mesh does not know goes out as it came, with no timeout."""
     return {
         "name": names.PASSTHROUGH_VHOST,
         "domains": ["*"],
@@ -333,9 +350,27 @@ def build_passthrough_vhost() -> EnvoyJson:
             {
                 "name": names.PASSTHROUGH_VHOST,
                 "match": {"prefix": "/"},
-                "route": {"cluster": names.PASSTHROUGH_CLUSTER, "timeout": "0s"},
+                "route": {"cluster": names.PASSTHROUGH_CLUSTER, **actions.NO_TIMEOUT},
             }
         ],
+        "include_request_attempt_count": True,
+    }
+
+
+def build_block_all_vhost() -> EnvoyJson:
+    """REGISTRY_ONLY: a host the mesh does not know gets 502, as istiod's ``block_all``
+    (httproute.go, buildCatchAllVirtualHost), instead of Envoy's 404 for an unknown host."""
+    return {
+        "name": names.BLOCK_ALL_VHOST,
+        "domains": ["*"],
+        "routes": [
+            {
+                "name": names.BLOCK_ALL_VHOST,
+                "match": {"prefix": "/"},
+                "direct_response": {"status": 502},
+            }
+        ],
+        "include_request_attempt_count": True,
     }
 
 
@@ -363,6 +398,8 @@ def build_outbound_route_config(
                 vhosts.append({**vhost, "domains": domains})
     if index.mesh.settings.allow_any:
         vhosts.append(build_passthrough_vhost())
+    else:
+        vhosts.append(build_block_all_vhost())
     name = names.OUTBOUND_HTTP_ROUTE if only_port is None else names.port_route(only_port)
     return {"name": name, "virtual_hosts": vhosts, "validate_clusters": False}
 

@@ -159,14 +159,20 @@ def request_header(request: Request, name: str) -> str | None:
 
 
 def header_matches(matcher: EnvoyJson, request: Request) -> bool:
+    """Envoy's HeaderUtility::matchHeaders: a missing header fails every matcher but a presence
+    test (``present_match: false`` asks for absence), inverted or not, unless
+    ``treat_missing_header_as_empty`` makes it the value ""."""
     value = request_header(request, str(matcher.get("name")))
-    if "present_match" in matcher:
-        result = value is not None
-    elif "string_match" in matcher:
+    invert = bool(matcher.get("invert_match"))
+    present = matcher.get("present_match")
+    if value is None and not matcher.get("treat_missing_header_as_empty"):
+        return present is invert
+    value = "" if value is None else value
+    if "string_match" in matcher:
         result = string_matches(obj(matcher["string_match"]), value)
     else:
-        result = value is not None
-    return result != bool(matcher.get("invert_match"))
+        result = present is not False
+    return result != invert
 
 
 def path_only(request: Request) -> str:

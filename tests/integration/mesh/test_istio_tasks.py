@@ -197,10 +197,12 @@ def _binomial_band(n: int, p: float) -> tuple[float, float]:
 
 def test_traffic_shifting_50_v3_gives_about_half_red_stars(mesh: LocalMesh) -> None:
     apply(mesh, "virtual-service-reviews-50-v3.yaml")
-    pages = [mesh.page() for _ in range(100)]
+    # istio.io's CI rule (strictly between 40 and 60 of 100) fails a fair split 5.7% of the
+    # time; 400 pages and the 99.9% band keep its meaning and fail a fair split 1 in 1,000.
+    pages = [mesh.page() for _ in range(400)]
     red = sum("flex gap-x-1 text-red-500" in page for page in pages)
-    # istio.io's CI rule: strictly between 40 and 60 of 100.
-    assert 40 < red < 60, red
+    low, high = _binomial_band(400, 0.5)
+    assert low < red < high, red
     assert not any("text-black-500" in page for page in pages)
 
 

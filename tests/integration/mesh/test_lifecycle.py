@@ -79,8 +79,11 @@ def test_state_dir_is_global_before_or_after_the_command(small_mesh: LocalMesh) 
 
 
 def test_down_leaves_no_process(small_mesh: LocalMesh) -> None:
+    names = {c["name"] for c in small_mesh.status()["components"]}
+    assert {"control-plane", "canary-controller", "istio-ingressgateway.istio-proxy"} <= names
+    assert sum(name.startswith("ratings-v1-") for name in names) == 2  # the app and its sidecar
     pids = small_mesh.pids()
-    assert len(pids) == 4  # control plane, ingress Envoy, ratings app and its sidecar
+    assert len(pids) == len(names) == 5
     small_mesh.cli("down")
     assert wait_gone(pids) == []
     status = small_mesh.cli("status", check=False)

@@ -1,142 +1,157 @@
-"""The sequential canary-vs-stable test: its arithmetic, its verdicts, and (by seeded
-simulation) its two promises: few false alarms on a healthy canary, early stops on a bad one."""
+"""The statistical judge's metric tests: what counts as a bad request (5xx; slower than a bound
+learnt from the stable), how the tolerance and the effect size enter, and its verdicts with their
+explanations, compared with a golden file (``CANARYMESH_REFRESH_GOLDEN=1`` rewrites it)."""
 
 from __future__ import annotations
 
 import datetime
 import math
-import random
+from pathlib import Path
 
 import pytest
+import yaml
 
-from canarymesh.analysis.statistical import (
-    LATENCY,
-    RATIOS,
-    SUCCESS,
-    Evidence,
-    bad_counts,
-    judge,
-    update,
-)
+from canarymesh.analysis import statistical
+from canarymesh.analysis.baseline import Baseline
 from canarymesh.analysis.verdict import VerdictPhase
-from canarymesh.analysis.windows import Counts, Window
+from canarymesh.analysis.windows import Buckets, Counts, Window
+from canarymesh.api.canary import MetricCheck
+from tests.unit.api.golden import compare_golden
 
+GOLDEN = Path(__file__).parents[2] / "golden" / "judge" / "verdicts.yaml"
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+BOUNDS = (5.0, 10.0, 25.0, 50.0, 100.0, 250.0, math.inf)
+ERRORS = MetricCheck(name="request-success-rate")
+LATENCY = MetricCheck(name="request-duration")
 
 
-def window(canary: Counts, stable: Counts) -> Window:
-    return Window(T0, T0 + datetime.timedelta(seconds=30), canary, stable)
+def histogram(per_bucket: tuple[int, ...]) -> Buckets:
+    """Cumulative buckets from counts per bucket of BOUNDS."""
+    running, out = 0, []
+    for bound, count in zip(BOUNDS, per_bucket, strict=True):
+        running += count
+        out.append((bound, running))
+    return tuple(out)
 
 
-def test_one_window_of_errors_updates_each_alternative_by_its_likelihood_ratio() -> None:
-    evidence = update(Evidence(), (100, 3), (900, 2))
-    # q = 0.1; for r = 2 the canary's share of errors would be 0.2 / 1.1.
-    assert evidence.log_ratios[RATIOS.index(2.0)] == pytest.approx(1.6028906, abs=1e-6)
-    assert evidence.log_mixture == pytest.approx(2.7983829, abs=1e-6)
-    assert evidence.p_value == pytest.approx(math.exp(-2.7983829), rel=1e-6)
-    assert (evidence.canary_requests, evidence.canary_bad) == (100, 3)
-    assert (evidence.stable_requests, evidence.stable_bad) == (900, 2)
+def counts(requests: int, errors: int = 0, per_bucket: tuple[int, ...] | None = None) -> Counts:
+    shape = per_bucket or (0, 0, requests, 0, 0, 0, 0)
+    return Counts(requests, errors, histogram(shape))
 
 
-def test_windows_without_bad_requests_change_nothing_but_the_totals() -> None:
-    evidence = update(Evidence(), (100, 0), (900, 0))
-    assert evidence.log_ratios == Evidence().log_ratios and evidence.canary_requests == 100
+def window(second: int, canary: Counts, stable: Counts, seconds: int = 1) -> Window:
+    start = T0 + datetime.timedelta(seconds=second)
+    return Window(start, start + datetime.timedelta(seconds=seconds), canary, stable)
 
 
-def test_the_p_value_never_goes_back_up() -> None:
-    evidence = update(Evidence(), (100, 5), (900, 1))
-    calmer = update(evidence, (100, 0), (900, 9))
-    assert calmer.log_mixture < evidence.log_mixture
-    assert calmer.p_value == evidence.p_value
+# The stable's ten minutes before the rollout: 12,000 requests, 60 failed; durations mostly in
+# (10, 25] ms, 2% in (25, 50], 0.5% in (50, 100].
+HISTORY = Baseline(600.0, counts(12_000, 60, (0, 2_000, 9_700, 240, 60, 0, 0)))
 
 
-def test_verdicts_carry_rates_samples_and_p() -> None:
-    _, failed = judge(SUCCESS, Evidence(), window(Counts(100, 12), Counts(900, 3)),
-                      alpha=0.005, min_requests=50)  # fmt: skip
-    assert failed.phase is VerdictPhase.FAILED
-    assert failed.reason == (
-        "request-success-rate canary errors 12.00% vs stable 0.33% (n=100/900), "
-        "sequential p=7.4e-08 < alpha 0.005"
-    )
-    _, early = judge(SUCCESS, Evidence(), window(Counts(20, 0), Counts(180, 1)),
-                     alpha=0.005, min_requests=50)  # fmt: skip
-    assert early.phase is VerdictPhase.INCONCLUSIVE
-    assert early.reason.endswith("not enough canary requests yet (20 < 50)")
-    evidence, none = judge(SUCCESS, Evidence(), window(Counts(0, 0), Counts(180, 1)),
-                           alpha=0.005, min_requests=50)  # fmt: skip
-    assert none.phase is VerdictPhase.NO_DATA and evidence == Evidence()
+def test_the_latency_bounds_come_from_the_stable_and_the_tolerance() -> None:
+    same = statistical.start(LATENCY, HISTORY)
+    assert same.slow == statistical.Slow(25.0, 25.0)  # the largest bound 1% of them exceed
+    slower = statistical.start(MetricCheck(name="request-duration", tolerance=3), HISTORY)
+    assert slower.slow == statistical.Slow(25.0, 100.0)  # the first bound >= 3 x 25 ms
+    # 50% slower than allowed: the share above 25 ms of durations 1.5x the stable's.
+    assert 10.0 < same.effect < 20.0  # most of the stable sits just under 25 ms
+    assert slower.effect_size == 4.5  # default: 1.5 times the tolerance
+    errors = statistical.start(MetricCheck(name="request-success-rate", tolerance=2), HISTORY)
+    assert (errors.effect_size, errors.effect) == (6.0, 6.0)
 
 
-def test_latency_counts_requests_above_the_pooled_p99_bucket() -> None:
-    canary = Counts(100, 0, ((25.0, 70), (50.0, 90), (100.0, 100), (math.inf, 100)))
-    stable = Counts(900, 0, ((25.0, 800), (50.0, 890), (100.0, 900), (math.inf, 900)))
-    # Pooled: 1000 requests, 20 above 50 ms (2%), none above 100 ms: the bound is 50 ms.
-    assert bad_counts(LATENCY, canary, stable) == (10, 10)
-    assert bad_counts(SUCCESS, Counts(10, 1), Counts(10, 2)) == (1, 2)
-    with pytest.raises(ValueError, match="same bucket bounds"):
-        bad_counts(LATENCY, canary, Counts(1, 0, ((10.0, 1), (math.inf, 1))))
-    with pytest.raises(ValueError, match="no test for queue"):
-        bad_counts("queue", canary, stable)
-
-
-def test_evidence_survives_json_and_refuses_garbage() -> None:
-    evidence = update(Evidence(), (100, 5), (900, 1))
-    assert Evidence.from_json(evidence.to_json()) == evidence
-    with pytest.raises(ValueError, match="5 log ratios"):
-        Evidence.from_json({**evidence.to_json(), "logRatios": [0.0]})
-
-
-def _rollout(rng: random.Random, canary_rate: float, alpha: float) -> tuple[bool, int]:
-    """Twelve 30 s windows at 20 rps and 10%..50% weight; (rejected, windows used)."""
-    evidence = Evidence()
-    for index in range(12):
-        weight = (0.1, 0.25, 0.5)[index // 4]
-        n_c = sum(rng.random() < weight for _ in range(600))
-        canary = Counts(n_c, sum(rng.random() < canary_rate for _ in range(n_c)))
-        n_s = 600 - n_c
-        stable = Counts(n_s, sum(rng.random() < 0.005 for _ in range(n_s)))
-        evidence, verdict = judge(SUCCESS, evidence, window(canary, stable),
-                                  alpha=alpha, min_requests=1)  # fmt: skip
-        if verdict.phase is VerdictPhase.FAILED:
-            return True, index + 1
-    return False, 12
-
-
-def test_a_healthy_canary_is_rarely_rejected_and_a_bad_one_quickly() -> None:
-    rng = random.Random(7)
-    healthy = [_rollout(rng, 0.005, 0.05)[0] for _ in range(300)]
-    # alpha 0.05 is an upper bound over the whole rollout; Ville's inequality is conservative.
-    assert sum(healthy) <= 15
-    bad = [_rollout(rng, 0.055, 0.005) for _ in range(50)]
-    assert all(rejected for rejected, _ in bad)
-    assert sorted(used for _, used in bad)[25] <= 4  # median: within two minutes
-
-
-def test_a_suspicious_canary_is_watched_longer_instead_of_passing() -> None:
-    # 4 of 100 canary requests failed against 1 of 900: not significant at 0.005 yet, but the
-    # evidence is over 10 to 1, so the step must not pass on it.
-    evidence, verdict = judge(SUCCESS, Evidence(), window(Counts(100, 4), Counts(900, 1)),
-                              alpha=0.005, min_requests=50)  # fmt: skip
+def test_without_history_latency_learns_first_then_judges() -> None:
+    test = statistical.start(LATENCY, None)
+    assert test.slow is None
+    verdict = statistical.verdict(test, alpha=0.0025, min_requests=50, idle_limit=30)
     assert verdict.phase is VerdictPhase.INCONCLUSIVE
     assert verdict.reason == (
-        "request-success-rate canary errors 4.00% vs stable 0.11% (n=100/900), sequential "
-        "p=0.0088 >= alpha 0.005, but the evidence against the canary is still 113 to 1 "
-        "(>= 10): watching longer"
+        "request-duration: learning what is slow for the stable (0 of 200 requests seen)"
     )
-    calm = window(Counts(300, 0), Counts(2700, 9))
-    for _ in range(3):
-        evidence, verdict = judge(SUCCESS, evidence, calm, alpha=0.005, min_requests=50)
-    assert verdict.phase is VerdictPhase.SUCCESSFUL  # the evidence decayed: it may pass now
+    test = statistical.observe(test, window(0, counts(20), counts(180)))
+    assert test.slow is None and test.learning.requests == 180
+    test = statistical.observe(test, window(1, counts(20), counts(180)))
+    assert test.slow == statistical.Slow(25.0, 25.0) and test.evidence.canary_requests == 20
 
 
-def test_tolerance_moves_the_null_hypothesis() -> None:
-    # The canary has exactly twice the stable's rate of slow requests (2% vs 1%).
-    twice = window(Counts(4000, 80), Counts(4000, 40))
-    _, strict = judge(SUCCESS, Evidence(), twice, alpha=0.005, min_requests=1)
-    assert strict.phase is VerdictPhase.FAILED
-    _, tolerant = judge(SUCCESS, Evidence(), twice, alpha=0.005, min_requests=1, tolerance=2.0)
-    assert tolerant.phase is VerdictPhase.SUCCESSFUL
-    assert "(tolerance 2x)" in tolerant.reason
-    six = window(Counts(4000, 240), Counts(4000, 40))
-    _, beyond = judge(SUCCESS, Evidence(), six, alpha=0.005, min_requests=1, tolerance=2.0)
-    assert beyond.phase is VerdictPhase.FAILED
+def test_a_canary_silent_for_an_interval_is_no_data() -> None:
+    test = statistical.start(ERRORS, HISTORY)
+    for second in range(30):
+        test = statistical.observe(test, window(second, counts(0), counts(20)))
+    verdict = statistical.verdict(test, alpha=0.0075, min_requests=50, idle_limit=30)
+    assert verdict.phase is VerdictPhase.NO_DATA
+    assert "no requests reached the canary in the last 30s" in verdict.reason
+
+
+def _story(check: MetricCheck, seconds: int, canary: Counts, stable: Counts) -> dict[str, object]:
+    test = statistical.start(check, HISTORY)
+    for second in range(seconds):
+        test = statistical.observe(test, window(second, canary, stable))
+    alpha = 0.0075 if check.name == statistical.SUCCESS else 0.0025
+    verdict = statistical.verdict(test, alpha=alpha, min_requests=50, idle_limit=30,
+                                  canary_rate=canary.requests)  # fmt: skip
+    assert verdict.explanation is not None
+    return {
+        "phase": verdict.phase.value,
+        "reason": verdict.reason,
+        "explanation": verdict.explanation.to_json(),
+    }
+
+
+def test_explained_verdicts_golden() -> None:
+    slow_canary = (0, 0, 1, 1, 0, 0, 0)  # half its requests above 25 ms
+    stories = {
+        "too few canary requests yet": _story(ERRORS, 10, counts(2), counts(18)),
+        "a healthy canary": _story(ERRORS, 120, counts(5), counts(15)),
+        "a canary failing 1 in 5 is rolled back": _story(ERRORS, 30, counts(5, 1), counts(15)),
+        "a slow canary is rolled back on latency": _story(
+            LATENCY, 20, counts(2, 0, slow_canary), counts(18)
+        ),
+    }
+    # The suspicious one: a canary error every 10 seconds (2%) against none of the stable.
+    test = statistical.start(ERRORS, HISTORY)
+    for second in range(60):
+        test = statistical.observe(test, window(second, counts(5, int(second % 10 == 0)),
+                                                counts(15)))  # fmt: skip
+    verdict = statistical.verdict(test, alpha=0.0075, min_requests=50, idle_limit=30,
+                                  canary_rate=5)  # fmt: skip
+    assert verdict.explanation is not None
+    stories["a suspicious canary is watched longer"] = {
+        "phase": verdict.phase.value,
+        "reason": verdict.reason,
+        "explanation": verdict.explanation.to_json(),
+    }
+    assert stories["too few canary requests yet"]["phase"] == "Inconclusive"
+    assert stories["a healthy canary"]["phase"] == "Successful"
+    assert stories["a canary failing 1 in 5 is rolled back"]["phase"] == "Failed"
+    assert stories["a suspicious canary is watched longer"]["phase"] == "Inconclusive"
+    assert "would settle it" in str(stories["a suspicious canary is watched longer"]["reason"])
+    assert stories["a slow canary is rolled back on latency"]["phase"] == "Failed"
+    GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+    compare_golden(yaml.safe_dump(_rounded(stories), sort_keys=False, width=100), GOLDEN)
+
+
+def _rounded(value: object) -> object:
+    """Numbers to 4 significant digits: the golden file is about what is said, not the last
+    bits of a float."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
+def test_a_metric_test_survives_json() -> None:
+    test = statistical.start(LATENCY, HISTORY)
+    test = statistical.observe(test, window(0, counts(2), counts(18)))
+    assert statistical.MetricTest.from_json(test.to_json()) == test
+    with pytest.raises(ValueError, match="metric test is malformed"):
+        statistical.MetricTest.from_json({"metric": "request-duration"})
+
+
+def test_only_the_built_in_metrics_have_a_test() -> None:
+    with pytest.raises(ValueError, match="no test for queue"):
+        statistical.start(MetricCheck(name="queue"), HISTORY)

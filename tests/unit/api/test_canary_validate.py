@@ -178,9 +178,41 @@ def test_analysis_metrics_are_checked() -> None:
         "request-duration); a custom metric needs a query",
         "spec.analysis.metrics[2]: metric latency is judged by thresholds and needs "
         "thresholdRange min or max",
+        "spec.analysis.metrics[2]: tolerance and effectSize apply to the statistical judge's "
+        "built-in metrics",
         "spec.analysis.metrics[2].tolerance: 0.5: must be between 1 and 100",
         'spec.analysis.metrics[3].query: "sum(rate(x{svc=\\"{{ service }}\\"}[{{ interval }}]))": '
         "unknown template variable service (known: host, interval, namespace, version)",
+    ]
+
+
+def test_the_statistical_judge_fields_are_checked() -> None:
+    spec = (
+        TARGET
+        + """\
+  strategy: {canary: {adaptive: true, steps: [{setWeight: 10}, {analysis: {duration: 1m}}]}}
+  analysis:
+    power: 0.3
+    history: 10
+    metrics:
+    - {name: request-success-rate, tolerance: 2, effectSize: 1.5}
+    - {name: request-duration, effectSize: 1}
+"""
+    )
+    assert diagnose(spec) == [
+        "spec.analysis.power: 0.3: power is the chance of catching an effectSize regression, in "
+        "[0.5, 1)",
+        "spec.analysis.history: 10: must be a duration of at least 1ms, such as 7s, 0.5s, "
+        "100ms or 1m",
+        "spec.analysis.metrics[0].effectSize: 1.5: effectSize 1.5 must be above tolerance 2: a "
+        "regression within the tolerance is no regression",
+        "spec.analysis.metrics[1].effectSize: 1.0: must be in (1, 1000]",
+    ]
+    fine = TARGET + "  strategy: {canary: {adaptive: true}}\n  analysis: {history: 0s}\n"
+    assert diagnose(fine) == []
+    threshold = TARGET + "  strategy: {canary: {adaptive: true}}\n  analysis: {judge: threshold}\n"
+    assert diagnose(threshold) == [
+        "spec.strategy.canary.adaptive: true: adaptive mode needs the statistical judge"
     ]
 
 

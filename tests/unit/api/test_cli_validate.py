@@ -78,7 +78,7 @@ def test_validate_reports_every_error_and_exits_2(tmp_path: Path) -> None:
     assert code == 2
     assert output == (
         f"CM0001 error {broken}:2: expected the node content, but found '<stream end>'\n"
-        f"CM0201 error {vs}:13 VirtualService default/reviews "
+        f"CM0201 [IST0106] error {vs}:13 VirtualService default/reviews "
         "spec.http[0].route[0].weight: -5: must not be negative\n"
         "checked 1 resource: 2 errors, 0 warnings, 0 info\n"
     )
@@ -89,9 +89,12 @@ def test_analyze_warnings_pass_unless_asked_to_fail(tmp_path: Path) -> None:
     rule = write(tmp_path, "b-rule.yaml", RULE)
     route = write(tmp_path, "c-route.yaml", ROUTE.format(weight=80, subset="v1", other=10))
     expected = (
+        # No Deployment in the input runs reviews v1 (Istio's IST0173 too).
+        f"CM1015 [IST0173] warning {rule}:8 DestinationRule default/reviews "
+        'spec.subsets[0].name: "v1": subset v1 selects no pods of reviews (labels version=v1)\n'
         f"CM0203 warning {route}:9 VirtualService default/reviews spec.http[0].route: "
         "the weights add up to 90, not 100; they are read as proportions of 90\n"
-        "checked 3 resources: 0 errors, 1 warning, 0 info\n"
+        "checked 3 resources: 0 errors, 2 warnings, 0 info\n"
     )
     assert run("analyze", "-f", service, "-f", rule, "-f", route) == (0, expected)
     args = ("analyze", "-f", service, "-f", rule, "-f", route, "--fail-on", "warning")
@@ -105,7 +108,7 @@ def test_analyze_finds_references_validate_cannot(tmp_path: Path) -> None:
     code, output = run("analyze", "-f", rule, "-f", route)
     assert code == 2
     assert output == (
-        f"CM1001 error {route}:16 VirtualService default/reviews "
+        f"CM1001 [IST0101] error {route}:16 VirtualService default/reviews "
         'spec.http[0].route[1].destination.subset: "v3": '
         "subset v3 of host reviews is not defined by any DestinationRule\n"
         "checked 2 resources: 1 error, 0 warnings, 0 info\n"
@@ -120,6 +123,7 @@ def test_json_output_for_machines(tmp_path: Path) -> None:
         "diagnostics": [
             {
                 "code": "CM0201",
+                "istioCode": "IST0106",
                 "level": "error",
                 "file": route,
                 "line": 13,
@@ -148,7 +152,7 @@ def test_standard_input_is_read_for_a_dash(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["analyze", "-f", rule, "-f", "-"], input=route)
     assert (result.exit_code, result.output) == (
         2,
-        "CM0201 error <stdin>:13 VirtualService default/reviews "
+        "CM0201 [IST0106] error <stdin>:13 VirtualService default/reviews "
         "spec.http[0].route[0].weight: -5: must not be negative\n"
         "checked 2 resources: 1 error, 0 warnings, 0 info\n",
     )

@@ -35,6 +35,7 @@ def test_every_code_is_exercised_by_a_test() -> None:
     used = set()
     for path in [
         *ROOT.glob("tests/golden/validate/*.errors.txt"),
+        ROOT / "tests" / "golden" / "bad-inputs" / "expected.txt",
         *ROOT.glob("tests/unit/**/*.py"),
     ]:
         if path.name != "test_diagnostics.py":

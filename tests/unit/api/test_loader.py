@@ -195,6 +195,6 @@ def test_a_file_with_many_mistakes_reports_them_all_and_nothing_is_half_valid() 
 def test_control_characters_are_a_syntax_error_not_a_crash() -> None:
     result = load_text("apiVersion: v1\nkind: \x07\n", "bell.yaml")
     assert result.diagnostics.lines() == [
-        "CM0001 error bell.yaml:1: unacceptable character #x0007: "
+        "CM0001 error bell.yaml:2: unacceptable character #x0007: "
         "special characters are not allowed"
     ]

@@ -65,7 +65,14 @@ def test_regexes_follow_re2(pattern: str, problem: str | None) -> None:
         ("reviews", False, True),
         ("reviews.default.svc.cluster.local", False, True),
         ("*.example.com", False, True),
-        ("10.0.0.1", False, True),
+        ("10.0.0.1", False, False),  # an IP only where Istio takes one (allow_ip)
+        ("*foo.example.com", False, True),  # Istio's wildcard label: * or *- before a label
+        ("*-foo.example.com", False, True),
+        ("istio.io.", False, True),  # one trailing dot
+        ("istio.io..", False, False),
+        ("reviews.123", False, False),  # an all-digit top-level domain
+        ("a" * 64 + ".example.com", False, False),
+        ("x." * 127 + "com", False, False),  # 257 characters
         ("*", True, True),
         ("*", False, False),
         ("reviews_v1", False, False),
@@ -76,6 +83,12 @@ def test_regexes_follow_re2(pattern: str, problem: str | None) -> None:
 )
 def test_hosts(host: str, allow_star: bool, ok: bool) -> None:
     assert (problem_with_host(host, allow_star=allow_star) is None) is ok
+
+
+@pytest.mark.parametrize("host", ["10.0.0.1", "::1", "2001:db8::1"])
+def test_ip_hosts_only_where_istio_takes_them(host: str) -> None:
+    assert problem_with_host(host, allow_star=False, allow_ip=True) is None
+    assert "IP address" in str(problem_with_host(host, allow_star=False))
 
 
 def test_dns_names() -> None:

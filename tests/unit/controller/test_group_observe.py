@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Mapping
 
-from canarymesh.analysis.measure import group_window_queries, window_queries
+from canarymesh.analysis.measure import counter_queries, group_counter_queries
 from canarymesh.api.canary import Canary
 from canarymesh.controller.observe import fqdn, measure, subset_versions
 from canarymesh.controller.wiring import CanaryItem
@@ -18,13 +18,12 @@ from tests.unit.routing.group_golden import canary_of, load_case
 INTERVAL = datetime.timedelta(seconds=5)
 
 
-def answer(
-    metrics: FakeMetrics, queries: Mapping[str, str], requests: float, errors: float
-) -> None:
-    metrics.answers[queries["request-count"]] = (Sample((), requests),)
-    metrics.answers[queries["error-count"]] = (Sample((), errors),)
+def answer(metrics: FakeMetrics, queries: Mapping[str, str], rps: float, errors: float) -> None:
+    """Counters growing by ``rps`` requests (``errors`` of them 5xx) a second."""
+    metrics.counters[queries["request-counters"]] = (Sample((), rps),)
+    metrics.counters[queries["error-counters"]] = (Sample((), errors),)
     buckets = ((("le", "25"),), (("le", "+Inf"),))
-    metrics.answers[queries["duration-buckets"]] = tuple(Sample(b, requests) for b in buckets)
+    metrics.counters[queries["duration-counters"]] = tuple(Sample(b, rps) for b in buckets)
 
 
 def group() -> Canary:
@@ -34,20 +33,16 @@ def group() -> Canary:
 def test_a_group_window_has_the_ingress_and_every_member() -> None:
     metrics = FakeMetrics()
     ingress = fqdn("productpage", "default")
-    answer(
-        metrics, group_window_queries(ingress, "reviews-ratings", INTERVAL, in_slice=True), 60, 1
-    )
-    answer(
-        metrics, group_window_queries(ingress, "reviews-ratings", INTERVAL, in_slice=False), 140, 0
-    )
+    answer(metrics, group_counter_queries(ingress, "reviews-ratings", in_slice=True), 12, 0.2)
+    answer(metrics, group_counter_queries(ingress, "reviews-ratings", in_slice=False), 28, 0)
     reviews, ratings = fqdn("reviews", "default"), fqdn("ratings", "default")
-    answer(metrics, window_queries(reviews, "v3", INTERVAL), 60, 0)
-    answer(metrics, window_queries(reviews, "v2", INTERVAL), 140, 0)
-    answer(metrics, window_queries(ratings, "v2-db", INTERVAL), 60, 30)
-    answer(metrics, window_queries(ratings, "v1", INTERVAL), 140, 0)
+    answer(metrics, counter_queries(reviews, "v3"), 12, 0)
+    answer(metrics, counter_queries(reviews, "v2"), 28, 0)
+    answer(metrics, counter_queries(ratings, "v2-db"), 12, 6)
+    answer(metrics, counter_queries(ratings, "v1"), 28, 0)
     versions = (("ratings/v2", "v2-db"), ("ratings/v1", "v1"))
     item = CanaryItem("default", "reviews-ratings", "1", group(), versions)
-    window = measure(metrics, item, EPOCH, EPOCH + INTERVAL)
+    window = measure(metrics, item, EPOCH + INTERVAL, EPOCH + 2 * INTERVAL)
     assert (window.canary.requests, window.canary.errors, window.stable.requests) == (60, 1, 140)
     parts = {scope: (w.canary.requests, w.canary.errors, w.stable.requests)
              for scope, w in window.scopes}  # fmt: skip

@@ -8,14 +8,13 @@ import dataclasses
 import datetime
 from dataclasses import dataclass, field
 
-from canarymesh.analysis.measure import window_queries
 from canarymesh.api.canary import Canary, Webhook
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.observe import due_windows, fqdn
-from canarymesh.controller.wiring import CanaryItem, Wiring
+from canarymesh.controller.wiring import CanaryItem, Wiring, canary_item
 from canarymesh.errors import ConfigError
-from canarymesh.ports import Sample, state_of
+from canarymesh.ports import state_of
 from canarymesh.rollout.machine import WebhookResult
 from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.state import CanaryState
@@ -57,11 +56,8 @@ class Doubles:
 
 
 def answer(metrics: FakeMetrics, version: str, requests: float, errors: float) -> None:
-    queries = window_queries(fqdn("reviews", "default"), version, datetime.timedelta(seconds=5))
-    metrics.answers[queries["request-count"]] = (Sample((), requests),)
-    metrics.answers[queries["error-count"]] = (Sample((), errors),)
-    buckets = ((("le", "25"),), (("le", "+Inf"),))
-    metrics.answers[queries["duration-buckets"]] = tuple(Sample(b, requests) for b in buckets)
+    """``version`` serves ``requests`` (``errors`` of them 5xx) every 5 seconds."""
+    metrics.serve(fqdn("reviews", "default"), version, requests / 5, errors / 5)
 
 
 def build(
@@ -132,6 +128,14 @@ def test_a_new_controller_resumes_at_the_same_step() -> None:
 def test_metrics_offline_holds_and_never_promotes() -> None:
     controller, clock, _, metrics, store, _ = build()
     metrics.online = False
+    state = run(controller, clock, store, 30)
+    assert state.phase is Phase.INITIALIZING  # the stable's history cannot be read either
+    assert state.message.endswith("to be measured (metrics source unreachable)")
+    metrics.online = True
+    answer(metrics, "v3", 100, 0)
+    answer(metrics, "v1", 100, 0)
+    run(controller, clock, store, 5)
+    metrics.online = False
     state = run(controller, clock, store, 60)
     assert state.phase is Phase.PROGRESSING
     assert "metrics source unreachable" in state.message
@@ -151,10 +155,18 @@ def test_abort_command_rolls_back() -> None:
 def test_windows_start_at_verification_and_wait_for_the_scrape() -> None:
     clock = FakeClock()
     state = CanaryState.initial("r", "v1", clock.now()).with_verified(clock.now())
-    interval = datetime.timedelta(seconds=5)
-    assert due_windows(state, interval, clock.advance(6)) == []
-    windows = due_windows(state, interval, clock.advance(11))
+    threshold = SPEC.model_copy(
+        update={"analysis": SPEC.analysis.model_copy(update={"judge": "threshold"})}
+    )
+    assert due_windows(state, threshold, clock.advance(5.5)) == []  # 5 s interval, 1 s lag
+    windows = due_windows(state, threshold, clock.advance(11))
     assert [(s - state.started_at).seconds for s, _ in windows] == [0, 5, 10]
+    # The statistical judge reads everything new, at least a second of it.
+    assert due_windows(state, SPEC, state.started_at + datetime.timedelta(seconds=1.5)) == []
+    start, end = due_windows(state, SPEC, clock.now())[0]
+    assert (start, end) == (state.started_at, clock.now() - datetime.timedelta(seconds=1))
+    judged = dataclasses.replace(state, analysed_until=end, verified_at=None)
+    assert due_windows(judged, SPEC, clock.advance(3))[0][0] == end  # across weight changes
 
 
 def test_the_controller_metrics_follow_the_decisions() -> None:
@@ -189,3 +201,40 @@ def test_a_user_error_is_shown_in_the_record_and_retried() -> None:
     answer(metrics, "v3", 100, 0)
     answer(metrics, "v1", 100, 0)
     assert run(controller, clock, store, 120).phase is Phase.SUCCEEDED
+
+
+def _config_spec(kind: str) -> Canary:
+    resource = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": kind,
+        "metadata": {"name": "details"},
+        "spec": {"hosts": ["details"]},
+    }
+    return Canary.model_validate({
+        "target": {"host": "details"},
+        "config": {"resources": [resource]},
+        "strategy": {"canary": {"steps": [{"setWeight": 50}, {"analysis": {"duration": "10s"}}]}},
+        "analysis": {"interval": "5s", "minRequests": 10,
+                     "metrics": [{"name": "request-success-rate"}]},
+        "progressDeadline": "5m",
+    })  # fmt: skip
+
+
+def test_a_config_canary_is_judged_on_its_sets_of_sidecars() -> None:
+    item = canary_item("default", "reviews", "r1", _config_spec("VirtualService"), (), "local")
+    assert item.config is not None and item.config.reporter == "source"
+    policy = canary_item("default", "p", "r1", _config_spec("AuthorizationPolicy"), (), "cluster")
+    assert policy.config is not None and policy.config.reporter == "destination"
+    controller, clock, router, metrics, store, doubles = build()
+    doubles.items = (item,)
+    host = fqdn("details", "default")
+    # The stable set's sidecars are fine; the canary set's get a fault on 30% of their calls.
+    metrics.serve(host, "canary", 20, 6, item.config)
+    metrics.serve(host, "stable", 20, 0, item.config)
+    # The version canary's series (no config labels) say nothing is wrong: they must not count.
+    metrics.serve(host, "v3", 20, 0)
+    state = run(controller, clock, store, 120)
+    assert state.phase is Phase.FAILED
+    assert "canary errors 30.00% vs stable 0.00%" in state.message
+    asked = {promql for promql, _ in metrics.asked}
+    assert any('config_canary="default/reviews",set="canary"' in q for q in asked)

@@ -49,3 +49,28 @@ def test_the_view_shows_step_weights_metric_limit_and_reasons() -> None:
     assert "analysis 1m" in text and "current" in text
     assert "request-success-rate" in text and "99.5" in text and "min 99" in text
     assert "12:00:00" in text and "step 2/2 (analysis 1m)" in text
+
+
+def test_status_shows_what_the_plan_can_see_and_each_verdict_s_evidence() -> None:
+    from tests.unit.rollout.harness import Controller, spec
+
+    statistical = spec(strategy={"canary": {"adaptive": True, "steps": [
+        {"setWeight": 10}, {"analysis": {"duration": "1m"}}, {"setWeight": 50},
+        {"analysis": {"duration": "1m"}}]}})  # fmt: skip
+    controller = Controller(statistical)
+    for _ in range(20):  # the harness' windows last 30 s: the first is judged at 32 s
+        controller.tick()
+        controller.clock.advance(2)
+    view = rollout_view(controller.state(), statistical)
+    out = io.StringIO()
+    Console(file=out, width=140, color_system=None, force_terminal=False).print(render(view))
+    text = out.getvalue()
+    assert "stable before the rollout: 12000 requests in 600s (20.0 req/s), 0.50% errors" in text
+    assert "what the plan (adaptive) can see at 20 req/s" in text
+    assert "smallest caught (90%) by step" in text and "2: " in text and "4: " in text
+    assert "ratio (CI)" in text and "p < 0.0075" in text and "p < 0.0025" in text
+    assert "0x (0x-20x)" in text  # no canary error in 60 requests: at most 20x, always valid
+    data = view.to_json()
+    errors = next(m for m in data["metrics"] if m["metric"] == "request-success-rate")  # type: ignore[union-attr]
+    assert errors["explanation"]["alpha"] == 0.0075  # type: ignore[index]
+    assert data["plan"]["sight"][0]["metric"] == "request-success-rate"  # type: ignore[index]

@@ -1,6 +1,7 @@
 """A small Kubernetes API server on 127.0.0.1 for the cluster runtime's tests: the REST endpoints
-``canarymesh.runtime.kube`` calls (custom objects get/list/patch incl. the status subresource,
-server-side apply, JSON and merge patches, Leases with resourceVersion conflicts, Events), so the
+``canarymesh.runtime.kube`` calls (custom objects get/list/patch/replace/delete incl. the status
+subresource, server-side apply, JSON and merge patches, Leases with resourceVersion conflicts,
+Events, and the core group's pods and services: ``/api/v1``, recorded with group ""), so the
 real ``kubernetes`` client runs its whole code path (URL building, serialisation, content types,
 error mapping) against it. Every request is recorded as (verb, group, resource) so a test can
 compare what the adapters did with what deploy/rbac.yaml grants.
@@ -27,7 +28,7 @@ from aiohttp import web
 from tests.support.processes import free_port
 
 Obj = dict[str, Any]
-CORE_GROUPS = {"api": ""}
+CORE = "/api/{version}"  # the core group ("" in RBAC) lives under /api, not /apis/<group>
 
 
 @dataclass
@@ -74,26 +75,27 @@ class FakeApiServer:
 
     def app(self) -> web.Application:
         app = web.Application()
-        base = "/apis/{group}/{version}"
-        app.router.add_route("GET", base + "/{plural}", self.list_all)
-        app.router.add_route("GET", base + "/namespaces/{ns}/{plural}", self.list_ns)
-        app.router.add_route("POST", base + "/namespaces/{ns}/{plural}", self.create)
-        item = base + "/namespaces/{ns}/{plural}/{name}"
-        app.router.add_route("GET", item, self.get)
-        app.router.add_route("PUT", item, self.replace)
-        app.router.add_route("PATCH", item, self.patch)
-        app.router.add_route("GET", item + "/status", self.get)
-        app.router.add_route("PATCH", item + "/status", self.patch)
+        for base in ("/apis/{group}/{version}", CORE):
+            app.router.add_route("GET", base + "/{plural}", self.list_all)
+            app.router.add_route("GET", base + "/namespaces/{ns}/{plural}", self.list_ns)
+            app.router.add_route("POST", base + "/namespaces/{ns}/{plural}", self.create)
+            item = base + "/namespaces/{ns}/{plural}/{name}"
+            app.router.add_route("GET", item, self.get)
+            app.router.add_route("PUT", item, self.replace)
+            app.router.add_route("PATCH", item, self.patch)
+            app.router.add_route("DELETE", item, self.remove)
+            app.router.add_route("GET", item + "/status", self.get)
+            app.router.add_route("PATCH", item + "/status", self.patch)
         return app
 
     def _record(self, request: web.Request, verb: str) -> None:
         resource = request.match_info["plural"]
         if request.path.endswith("/status"):
             resource += "/status"
-        self.requests.append((verb, request.match_info["group"], resource))
+        self.requests.append((verb, _group(request), resource))
 
     async def list_all(self, request: web.Request) -> web.StreamResponse:
-        group, plural = request.match_info["group"], request.match_info["plural"]
+        group, plural = _group(request), request.match_info["plural"]
         if request.query.get("watch") in ("true", "1", "True"):
             self._record(request, "watch")
             return await self._watch(request, group, plural)
@@ -120,7 +122,7 @@ class FakeApiServer:
 
     async def list_ns(self, request: web.Request) -> web.Response:
         self._record(request, "list")
-        group, plural, ns = (request.match_info[k] for k in ("group", "plural", "ns"))
+        group, (plural, ns) = _group(request), (request.match_info[k] for k in ("plural", "ns"))
         items = [
             o
             for (g, p, n, _), o in sorted(self.objects.items())
@@ -130,7 +132,7 @@ class FakeApiServer:
 
     def _key(self, request: web.Request) -> tuple[str, str, str, str]:
         info = request.match_info
-        return info["group"], info["plural"], info["ns"], info["name"]
+        return _group(request), info["plural"], info["ns"], info["name"]
 
     async def get(self, request: web.Request) -> web.Response:
         self._record(request, "get")
@@ -144,7 +146,7 @@ class FakeApiServer:
         body = await request.json()
         if not _micro_times_ok(body):
             return _status(400, "BadRequest", "a MicroTime must be RFC 3339 with 6 decimals")
-        group, plural, ns = (request.match_info[k] for k in ("group", "plural", "ns"))
+        group, (plural, ns) = _group(request), (request.match_info[k] for k in ("plural", "ns"))
         name = body["metadata"]["name"]
         with self.lock:
             if (group, plural, ns, name) in self.objects:
@@ -165,6 +167,16 @@ class FakeApiServer:
             if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
                 return _status(409, "Conflict", "the object has been modified")
             return web.json_response(self.put(key[0], key[1], body))
+
+    async def remove(self, request: web.Request) -> web.Response:
+        self._record(request, "delete")
+        key = self._key(request)
+        with self.lock:
+            if key not in self.objects:
+                return _status(404, "NotFound", f"{key[3]} not found")
+            self.delete(*key)
+        body = {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+        return web.json_response(body)
 
     async def patch(self, request: web.Request) -> web.Response:
         self._record(request, "patch")
@@ -226,6 +238,10 @@ class FakeApiServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+
+def _group(request: web.Request) -> str:
+    return request.match_info.get("group", "")
 
 
 def _status(code: int, reason: str, message: str) -> web.Response:

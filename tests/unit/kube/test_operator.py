@@ -34,6 +34,7 @@ from tests.fakes import FakeClock
 from tests.support.processes import free_port
 from tests.unit.kube.fake_apiserver import FakeApiServer
 from tests.unit.kube.test_adapters import canary_doc, seed_bookinfo
+from tests.unit.kube.test_config_router import exercise as exercise_config_router
 from tests.unit.kube.test_same_rollout import SPEC, drive
 
 REPO = Path(__file__).resolve().parents[3]
@@ -264,6 +265,7 @@ def test_rbac_grants_exactly_what_the_controller_uses(server: FakeApiServer, api
         LeaderElector(api, "canarymesh-system", "lease", "a").try_acquire(T0)
         LeaderElector(api, "canarymesh-system", "lease", "a").try_acquire(T0)
         api.get_lease("canarymesh-system", "lease")
+        exercise_config_router(server, api)
     finally:
         watch.stop()
     assert server.verbs() == granted()

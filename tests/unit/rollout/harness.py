@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from canarymesh.analysis.baseline import Baseline
 from canarymesh.analysis.windows import Counts, Window
 from canarymesh.api.canary import Canary
 from canarymesh.rollout.actions import (
@@ -18,7 +19,13 @@ from canarymesh.rollout.actions import (
     RunWebhook,
     SetWeights,
 )
-from canarymesh.rollout.machine import Decision, Observation, WebhookResult, advance
+from canarymesh.rollout.machine import (
+    Decision,
+    Observation,
+    WebhookResult,
+    advance,
+    needs_baseline,
+)
 from canarymesh.rollout.phases import TERMINAL, Command
 from canarymesh.rollout.state import CanaryState
 from tests.fakes import EPOCH, FakeClock, FakeRouter, MemoryStore
@@ -73,7 +80,8 @@ def failing(weight: int, seconds: float) -> tuple[Counts, Counts]:
 @dataclass
 class Controller:
     """Plays the controller loop: executes actions on a FakeRouter, answers webhooks, makes
-    windows from ``traffic`` once weights are verified, and persists every state."""
+    windows from ``traffic`` once weights are verified, hands over ``baseline`` (the stable's
+    traffic before the rollout) while the machine asks for it, and persists every state."""
 
     canary: Canary
     traffic: Traffic = healthy
@@ -81,6 +89,7 @@ class Controller:
     store: MemoryStore = field(default_factory=MemoryStore)
     hooks_ok: bool = True
     metrics_online: bool = True
+    baseline: Baseline = field(default_factory=lambda: Baseline(600.0, counts(12000, 60)))
     executed: list[Action] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     router: FakeRouter = field(init=False)
@@ -105,6 +114,7 @@ class Controller:
             windows=self._windows(state) if self.metrics_online else (),
             webhooks=tuple(WebhookResult(h.name, self.hooks_ok, "") for h in self.pending_hooks),
             command=command,
+            baseline=self.baseline if needs_baseline(state, self.canary) else None,
         )
         self.pending_hooks = []
         decision = advance(state, observation, self.clock.now())

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from canarymesh.analysis.baseline import Baseline
 from canarymesh.api.canary import Canary
 from canarymesh.rollout.actions import (
     FinalizeRoutes,
@@ -63,6 +64,8 @@ GATED = spec(
 V1_AT_10 = Weights(10, "v1")
 HEALTHY = window(0, 30, counts(60, 0), counts(540, 3))
 SICK = window(0, 30, counts(60, 20), counts(540, 2))
+# The stable's ten minutes before the rollout, as the controller measures them.
+BASELINE = Baseline(600.0, counts(12000, 60))
 
 
 def state(phase: Phase = Phase.PROGRESSING, **changes: object) -> CanaryState:
@@ -98,10 +101,12 @@ CASES = [
     Case("initializing: routes not reconciled yet",
          state(Phase.INITIALIZING, weights=Weights(0, "v1"), verified_at=None), obs(), 0,
          Phase.INITIALIZING, ["ReconcileRoutes", "RunWebhook"],
-         "waiting for the managed routes to be reconciled and pre-rollout webhooks smoke"),
+         "waiting for the managed routes to be reconciled and pre-rollout webhooks smoke and "
+         "the stable's traffic before the rollout to be measured"),
     Case("initializing: routes ready and pre-rollout said yes", state(Phase.INITIALIZING,
          weights=Weights(0, "v1"), verified_at=None),
-         obs(weights_verified=True, webhooks=(WebhookResult("smoke", True),)), 1,
+         obs(weights_verified=True, webhooks=(WebhookResult("smoke", True),),
+             baseline=BASELINE), 1,
          Phase.PROGRESSING, ["StartLoad", "RunWebhook", "SetWeights"],
          "step 1/5 (setWeight 10%): setting canary 10% / stable 90%", step=0),
     Case("initializing: pre-rollout refused again, at the failure limit",
@@ -119,13 +124,13 @@ CASES = [
     Case("analysis: one healthy window, the minute is not over", state(step=1),
          obs(weights_verified=True, windows=(HEALTHY,)), 30, Phase.PROGRESSING, [],
          "step 2/5 (analysis 1m); last: request-success-rate canary errors 0.00% vs stable "
-         "0.56% (n=60/540), sequential p=1 >= alpha 0.005: no evidence the canary is worse",
-         step=1),
+         "0.56% (n=60/540), ratio 0x (99.25% CI 0x-30x), sequential p=1 >= alpha 0.0075: no "
+         "evidence the canary is worse", step=1),
     Case("analysis: a sick canary is rolled back at once, with the numbers", state(step=1),
          obs(weights_verified=True, windows=(SICK,)), 30, Phase.ROLLING_BACK,
          ["SetWeights", "RunWebhook", "StopLoad"],
-         "request-success-rate canary errors 33.33% vs stable 0.37% (n=60/540), sequential "
-         "p=6.8e-14 < alpha 0.005: rolling back", step=1),
+         "request-success-rate canary errors 33.33% vs stable 0.37% (n=60/540), ratio 79x "
+         "(99.25% CI 13x-inf), sequential p=3.9e-08 < alpha 0.0075: rolling back", step=1),
     Case("analysis: metrics unreachable holds even after the step's time",
          state(step=1), obs(weights_verified=True, metrics_online=False), 600,
          Phase.PROGRESSING, [], "metrics source unreachable: holding at step 2/5 (analysis 1m) "
@@ -204,7 +209,9 @@ def test_every_phase_appears_in_the_table() -> None:
 def test_a_refused_pre_rollout_webhook_is_asked_again_an_interval_later() -> None:
     before = state(Phase.INITIALIZING, weights=Weights(0, "v1"))
     refused = (WebhookResult("smoke", False, "HTTP 500"),)
-    decision = advance(before, obs(weights_verified=True, webhooks=refused), at(1))
+    decision = advance(
+        before, obs(weights_verified=True, webhooks=refused, baseline=BASELINE), at(1)
+    )
     assert decision.state.phase is Phase.INITIALIZING and decision.state.failed_checks == 1
     assert decision.reason == (
         "pre-rollout webhook smoke failed: HTTP 500; waiting for the managed routes to be "
@@ -227,10 +234,10 @@ def test_windows_that_straddle_a_weight_change_are_discarded() -> None:
     straddling = window(0, 30, counts(60, 30), counts(540, 0))
     decision = advance(before, obs(weights_verified=True, windows=(straddling,)), at(31))
     assert decision.state.phase is Phase.PROGRESSING
-    assert decision.state.evidence == ()
+    assert decision.state.tests == ()
     assert decision.state.analysed_until is None
     assert decision.reason == (
-        "step 2/5 (analysis 1m) (1 window(s) discarded: measured before the weights applied)"
+        "step 2/5 (analysis 1m) (1 window(s) not judged: measured before the weights applied)"
     )
 
 
@@ -259,7 +266,8 @@ def test_a_promotion_the_proxies_never_apply_rolls_back_at_the_deadline() -> Non
 def test_a_window_is_judged_once() -> None:
     first = advance(state(step=1), obs(weights_verified=True, windows=(HEALTHY,)), at(30))
     again = advance(first.state, obs(weights_verified=True, windows=(HEALTHY,)), at(35))
-    assert again.state.evidence_of("request-success-rate").canary_requests == 60
+    test = again.state.test_of("request-success-rate")
+    assert test is not None and test.evidence.canary_requests == 60
 
 
 def test_analysis_passes_after_its_duration_with_enough_requests() -> None:
@@ -277,7 +285,7 @@ def test_no_data_holds_without_passing_or_failing() -> None:
     assert decision.state.failed_checks == 0
     assert decision.reason == (
         "step 2/5 (analysis 1m) holding: request-success-rate: no requests reached the canary "
-        "in the window; probably it is not receiving traffic"
+        "in the last 30s; probably it is not receiving traffic"
     )
 
 
@@ -309,7 +317,7 @@ def test_initial_weights_carry_the_ab_match_and_blue_green_keeps_the_canary_at_z
     blue_green = spec(strategy={"blueGreen": {"analysisDuration": "1m", "match": [tester]}})
     first = advance(CanaryState.initial("reviews", "v1", at(0)), obs(blue_green), at(0))
     assert first.actions == (ReconcileRoutes(Weights(0, "v1", match=True)),)
-    ready = advance(first.state, obs(blue_green, weights_verified=True), at(1))
+    ready = advance(first.state, obs(blue_green, weights_verified=True, baseline=BASELINE), at(1))
     assert ready.state.phase is Phase.PROGRESSING
     assert ready.state.weights == Weights(0, "v1", match=True)
     assert ready.reason == "step 1/1 (analysis 1m)"
@@ -338,9 +346,11 @@ def test_post_rollout_and_load_generator_actions_on_success() -> None:
 
 def test_start_load_comes_with_the_first_step() -> None:
     ready = state(Phase.INITIALIZING, weights=Weights(0, "v1"))
-    decision = advance(
-        ready, obs(weights_verified=True, webhooks=(WebhookResult("smoke", True),)), at(1)
-    )
+    smoke = (WebhookResult("smoke", True),)
+    waiting = advance(ready, obs(weights_verified=True, webhooks=smoke), at(1))
+    assert waiting.state.phase is Phase.INITIALIZING  # the stable's history comes first
+    assert StartLoad() not in waiting.actions
+    decision = advance(ready, obs(weights_verified=True, webhooks=smoke, baseline=BASELINE), at(1))
     assert StartLoad() in decision.actions
     assert FinalizeRoutes("v3") not in decision.actions
 

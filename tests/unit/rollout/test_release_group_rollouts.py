@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field, replace
 
+import pytest
+
 from canarymesh.analysis.verdict import VerdictPhase
 from canarymesh.analysis.windows import Window
 from canarymesh.api.canary import Canary
@@ -58,7 +60,7 @@ def test_a_healthy_group_is_promoted_with_every_member() -> None:
     assert final.phase is Phase.SUCCEEDED
     assert final.message == "promoted together: reviews v3, ratings v2 are the stable subsets"
     assert controller.router.finalized == "canary"  # the group's slice becomes everyone's
-    keys = {metric for metric, _ in final.evidence}
+    keys = {metric for metric, _ in final.tests}
     assert keys == {f"{part}/request-success-rate" for part in ("ingress", "reviews", "ratings")}
 
 
@@ -83,7 +85,10 @@ def test_the_ingress_end_to_end_comparison_can_decide_too() -> None:
 
 def test_the_false_alarm_budget_is_shared_by_every_part() -> None:
     # Bonferroni over one metric and three parts (the ingress and two members).
-    assert sequential_alpha(GROUP) == GROUP.analysis.alpha / 3
+    assert sequential_alpha(GROUP) == pytest.approx(GROUP.analysis.alpha / 3)
+    assert sequential_alpha(GROUP, "ratings/request-success-rate") == pytest.approx(
+        GROUP.analysis.alpha / 3
+    )
 
 
 def test_each_part_keeps_its_own_evidence_and_names_its_verdicts() -> None:
@@ -98,9 +103,10 @@ def test_each_part_keeps_its_own_evidence_and_names_its_verdicts() -> None:
     names = [v.metric for v in judged.state.verdicts]
     assert names == ["ingress/request-success-rate", "reviews/request-success-rate",
                      "ratings/request-success-rate"]  # fmt: skip
-    ratings = judged.state.evidence_of("ratings/request-success-rate")
-    reviews = judged.state.evidence_of("reviews/request-success-rate")
-    assert ratings.canary_bad > reviews.canary_bad
+    ratings = judged.state.test_of("ratings/request-success-rate")
+    reviews = judged.state.test_of("reviews/request-success-rate")
+    assert ratings is not None and reviews is not None
+    assert ratings.evidence.canary_bad > reviews.evidence.canary_bad
     phases = {v.metric: v.phase for v in judged.state.verdicts}
     assert phases["reviews/request-success-rate"] is not VerdictPhase.FAILED
     assert judged.state.analysed_until == at(15) and datetime.timedelta(0) < GROUP.interval()

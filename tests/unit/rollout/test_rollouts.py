@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 
+from canarymesh.analysis.windows import Counts
 from canarymesh.rollout.actions import FinalizeRoutes, SetWeights, Weights
 from canarymesh.rollout.machine import Observation, advance
 from canarymesh.rollout.phases import Phase
 from canarymesh.rollout.state import CanaryState
-from tests.unit.rollout.harness import Controller, failing, spec
+from tests.unit.rollout.harness import Controller, counts, failing, spec
 
 DEFAULT = spec(analysis={"interval": "15s"})
 
@@ -35,7 +37,7 @@ def test_a_failing_canary_is_rolled_back_early_and_all_traffic_returns() -> None
     final = controller.run()
     assert final.phase is Phase.FAILED
     assert final.message.startswith("rolled back: request-success-rate canary errors 10.")
-    assert "< alpha 0.005" in final.message
+    assert "< alpha 0.0075" in final.message
     assert controller.router.weights == Weights(0, "v1")
     assert not any(isinstance(a, FinalizeRoutes) for a in controller.executed)
     elapsed = (controller.clock.now() - final.started_at).total_seconds()
@@ -101,15 +103,72 @@ def test_a_restart_after_the_rollback_decision_still_returns_traffic() -> None:
 def test_the_decision_log_of_a_rolled_back_canary_reads_with_its_numbers() -> None:
     final = Controller(DEFAULT, traffic=failing).run()
     log = [(h.at.strftime("%M:%S"), h.phase.value, h.reason) for h in final.history]
-    verdict = "request-success-rate canary errors 10.00% vs stable 0.37% (n=60/540)"
-    assert log == [
+    verdict = (
+        "request-success-rate canary errors 10.00% vs stable 0.37% (n=60/540, 12000 before "
+        "the rollout), ratio 20x (99.25% CI 3x-60x), sequential p=6.5e-05 < alpha 0.0075"
+    )
+    assert log[0] == ("00:00", "Initializing", "plan: stable before the rollout: 12000 "
+                      "requests in 600s (20.0 req/s), 0.50% errors")  # fmt: skip
+    warning = "plan warning: request-success-rate: at 20 req/s this plan catches a 3x "
+    assert log[1][2].startswith(warning + "regression only 71% of the time by its end")
+    assert log[3:] == [
         ("00:00", "Initializing", "waiting for the managed routes to be reconciled"),
         ("00:01", "Progressing", "routes ready: starting step 1"),
         ("00:01", "Progressing", "step 1/6 (setWeight 10%): setting canary 10% / stable 90%"),
         ("00:02", "Progressing", "step 2/6 (analysis 1m)"),
         ("00:17", "Progressing", "step 2/6 (analysis 1m) holding: request-success-rate canary "
-         "errors 10.00% vs stable 0.37% (n=30/270), sequential p=0.038: not enough canary "
-         "requests yet (30 < 50)"),
-        ("00:32", "RollingBack", f"{verdict}, sequential p=0.0007 < alpha 0.005: rolling back"),
-        ("00:33", "Failed", f"rolled back: {verdict}, sequential p=0.0007 < alpha 0.005"),
-    ]  # fmt: skip
+         "errors 10.00% vs stable 0.37% (n=30/270, 12000 before the rollout), ratio 20x (99.25% "
+         "CI 0.75x-60x), sequential p=0.012: not enough canary requests yet (30 < 50); 20 more "
+         "canary requests (~10s at 2.0 req/s) would settle it"),
+        ("00:32", "RollingBack", f"{verdict}: rolling back"),
+        ("00:33", "Failed", f"rolled back: {verdict}"),
+]  # fmt: skip
+
+
+ADAPTIVE = spec(
+    strategy={"canary": {"adaptive": True, "steps": [
+        {"setWeight": 10}, {"analysis": {"duration": "2m"}},
+        {"setWeight": 25}, {"analysis": {"duration": "2m"}},
+        {"setWeight": 50}, {"analysis": {"duration": "4m"}}]}},
+    analysis={"interval": "2s", "metrics": [{"name": "request-success-rate"}]},
+    progressDeadline="20m",
+)  # fmt: skip
+
+
+def _second_by_second(error_rate: float) -> Callable[[int, float], tuple[Counts, Counts]]:
+    """20 req/s split by the weight, the canary failing ``error_rate`` of its requests, the
+    stable 0.5% (as whole requests spread over the seconds)."""
+    seen = {"canary": 0.0, "stable": 0.0}
+
+    def traffic(weight: int, seconds: float) -> tuple[Counts, Counts]:
+        total = round(20 * seconds)
+        canary = total * weight // 100
+        stable = total - canary
+        failed = []
+        for side, n, rate in (("canary", canary, error_rate), ("stable", stable, 0.005)):
+            before = seen[side]
+            seen[side] += n * rate
+            failed.append(int(seen[side]) - int(before))
+        return counts(canary, failed[0]), counts(stable, failed[1])
+
+    return traffic
+
+
+def test_adaptive_mode_promotes_a_clean_canary_long_before_the_plan_ends() -> None:
+    controller = Controller(ADAPTIVE, traffic=_second_by_second(0.0))
+    final = controller.run()
+    assert final.phase is Phase.SUCCEEDED
+    elapsed = (controller.clock.now() - final.started_at).total_seconds()
+    assert elapsed < 180  # the plan's steps would take 8 minutes
+    gates = [h.reason for h in final.history if "gate cleared" in h.reason]
+    assert len(gates) == 3 and "rules out 30x" in gates[0] and "rules out 3x" in gates[-1]
+    weights = [a.weights.canary for a in controller.executed if isinstance(a, SetWeights)]
+    assert max(w for w in weights if w < 100) == 50  # never above the plan's top weight
+
+
+def test_adaptive_mode_holds_a_suspicious_canary_past_its_steps_and_rolls_it_back() -> None:
+    controller = Controller(ADAPTIVE, traffic=_second_by_second(0.02))
+    final = controller.run(limit=5000)
+    assert final.phase is Phase.FAILED
+    assert "request-success-rate canary errors" in final.message
+    assert any("adaptive" in h.reason or "holding" in h.reason for h in final.history)

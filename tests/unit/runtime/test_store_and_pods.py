@@ -82,8 +82,20 @@ items:
         {"name": "a", "namespace": "dev"},
         {"name": "b", "namespace": "prod"},
     ]
-    with pytest.raises(ConfigError, match="no metadata"):
+    with pytest.raises(ConfigError, match=r"^CM0004 error t.yaml:1 apiVersion: is required$"):
         split_documents("kind: Service\n", "t.yaml")
+
+
+def test_split_documents_refuses_what_validate_refuses() -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcde", "bcdef", strict=True)
+    )
+    with pytest.raises(ConfigError, match=r"^CM0704 error bomb.yaml:\d+ .*more than 10,000"):
+        split_documents(bomb, "bomb.yaml")
+    with pytest.raises(ConfigError, match=r"^CM0010 error s.yaml:1: U\+DCE9 .* lone surrogate"):
+        split_documents("kind: \udce9\n", "s.yaml")
+    with pytest.raises(ConfigError, match=r"^CM0003 error l.yaml:1: a manifest must be a mapping"):
+        split_documents("- a\n- b\n", "l.yaml")
 
 
 def test_store_outcomes_and_persistence(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from canarymesh.views.traces import request_of, trace_summary, waterfall
+from canarymesh.views.traces import completeness, request_of, trace_summary, waterfall
 
 TRACE = "c0667827a1da094436aefc40bb0e10d9"
 T0 = 1_795_687_124_390_000
@@ -83,3 +83,66 @@ def test_a_span_whose_parent_never_arrived_is_a_root_and_empty_traces_are_refuse
     with pytest.raises(ValueError):
         waterfall([])
     assert request_of({}) == "" and request_of({"http.url": "http://x"}) == "/"
+
+
+# Spans as Envoy tags them: the upstream cluster a proxy forwarded to and Envoy's response flags.
+def hop(
+    span_id: str, parent: str | None, service: str, kind: str, upstream: str, flags: str = "-"
+) -> dict[str, object]:
+    return span(span_id, parent, service, kind, 0, 1000, upstream_cluster=upstream,
+                response_flags=flags)  # fmt: skip
+
+
+GATEWAY = hop("g", None, "istio-ingressgateway", "SERVER",
+              "outbound|9080||productpage.default.svc.cluster.local")  # fmt: skip
+PRODUCTPAGE = hop("p", "g", "productpage-v1", "SERVER", "inbound|9080||")
+TO_DETAILS = hop("c", "p", "productpage-v1", "CLIENT",
+                 "outbound|9080||details.default.svc.cluster.local")  # fmt: skip
+DETAILS = hop("d", "c", "details-v1", "SERVER", "inbound|9080||")
+WHOLE = [GATEWAY, PRODUCTPAGE, TO_DETAILS, DETAILS]
+END = T0 + 1000  # when the newest of these spans ended
+SETTLE = 1_200_000
+
+
+def test_a_whole_trace_is_complete_once_the_flush_interval_has_passed() -> None:
+    assert completeness(WHOLE, END + SETTLE, SETTLE).state == "complete"
+    assert completeness(WHOLE).state == "complete"  # its shape alone says so too
+    # Its newest span ended a moment ago: other proxies may not have flushed theirs yet.
+    young = completeness(WHOLE, END + SETTLE - 1, SETTLE)
+    assert (young.state, young.age_ms) == ("receiving", (SETTLE - 1) / 1000)
+
+
+@pytest.mark.parametrize(
+    ("spans", "parents", "children"),
+    [
+        ([GATEWAY, TO_DETAILS, DETAILS], 1, 1),  # productpage's server span: a parent and a child
+        ([GATEWAY, PRODUCTPAGE, TO_DETAILS], 0, 1),  # details has not reported yet
+        ([PRODUCTPAGE, TO_DETAILS, DETAILS], 1, 0),  # the gateway's span is still in its buffer
+    ],
+)
+def test_a_trace_with_a_gap_is_receiving_then_partial(
+    spans: list[dict[str, object]], parents: int, children: int
+) -> None:
+    found = completeness(spans, END + SETTLE, SETTLE)
+    assert (found.state, found.missing_parents, found.missing_children) == (
+        "receiving", parents, children,
+    )  # fmt: skip
+    assert completeness(spans, END + 31_000_000, SETTLE).state == "partial"
+    assert completeness(spans).state == "partial"
+
+
+def test_only_requests_that_reached_a_mesh_upstream_expect_its_span() -> None:
+    no_upstream = hop("c", "p", "productpage-v1", "CLIENT",
+                      "outbound|9080||details.default.svc.cluster.local", flags="UH")  # fmt: skip
+    outside = hop("c", "p", "productpage-v1", "CLIENT", "outbound|443||www.googleapis.com")
+    for client in (no_upstream, outside):
+        assert completeness([GATEWAY, PRODUCTPAGE, client], END + SETTLE, SETTLE).state == (
+            "complete"
+        )
+
+
+def test_summary_and_waterfall_carry_the_state() -> None:
+    assert trace_summary(WHOLE, END, SETTLE).state == "receiving"
+    assert trace_summary(WHOLE, END + SETTLE, SETTLE).state == "complete"
+    partial = waterfall([GATEWAY, PRODUCTPAGE, TO_DETAILS], END + 60_000_000, SETTLE)
+    assert (partial.state, partial.missing_parents, partial.missing_children) == ("partial", 0, 1)

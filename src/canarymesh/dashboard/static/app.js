@@ -179,7 +179,7 @@ function drawConfig(view) {
   const level = (l) => el("span", { class: l === "error" ? "badge bad" : "badge warn" }, l);
   const findings = view.findings.length ? el("table", { "data-testid": "findings" },
     el("tr", {}, ["code", "level", "resource", "field", "reason"].map((h) => el("th", {}, h))),
-    view.findings.map((f) => el("tr", {}, el("td", {}, f.code), el("td", {}, level(f.level)), el("td", {}, f.resource), el("td", {}, f.field), el("td", {}, f.reason))))
+    view.findings.map((f) => el("tr", {}, el("td", {}, f.istio_code ? `${f.code} [${f.istio_code}]` : f.code), el("td", {}, level(f.level)), el("td", {}, f.resource), el("td", {}, f.field), el("td", {}, f.reason))))
     : el("p", { class: "muted", "data-testid": "findings" }, "canarymesh analyze finds no problem in the applied configuration.");
   const resources = el("table", { "data-testid": "resources" },
     el("tr", {}, ["kind", "namespace", "name"].map((h) => el("th", {}, h))),
@@ -198,16 +198,23 @@ function traceQuery() {
   return params.toString();
 }
 
+// A trace still receiving spans (proxies send them in batches) or missing some for good.
+const TRACE_STATES = { receiving: ["badge muted", "receiving spans…"], partial: ["badge warn", "partial"] };
+function traceState(state) {
+  const [cls, text] = TRACE_STATES[state] || [];
+  return cls ? el("span", { class: cls, title: state === "partial" ? "some spans never arrived" : "spans are still arriving" }, text) : "";
+}
+
 async function loadTraces() {
   const [{ services }, { traces }] = await Promise.all([api("/api/trace-services"), api(`/api/traces?${traceQuery()}`)]);
   const pick = $("#trace-service"), chosen = pick.value;
   pick.replaceChildren(el("option", { value: "" }, "any"), ...services.map((s) => el("option", { value: s, selected: s === chosen }, s)));
   const longest = Math.max(1, ...traces.map((t) => t.duration_ms));
   $("#trace-list").replaceChildren(...(traces.length ? traces.map((t) => el("div", {
-    class: `trace${t.errors ? " err" : ""}${state.trace === t.trace_id ? " selected" : ""}`, "data-trace": t.trace_id,
+    class: `trace${t.errors ? " err" : ""}${state.trace === t.trace_id ? " selected" : ""}`, "data-trace": t.trace_id, "data-state": t.state,
     onclick: () => { state.trace = t.trace_id; loadTraces().catch(showError); } },
   el("div", {}, el("b", {}, `${t.root_service}: ${t.root_request || t.root_operation}`), el("span", { class: "muted", style: "float:right" }, ms(t.duration_ms))),
-  el("div", { class: "muted" }, `${t.spans} spans · ${t.services.length} services${t.errors ? ` · ${t.errors} errors` : ""} · ${new Date(t.start_us / 1000).toLocaleTimeString()}`),
+  el("div", { class: "muted" }, `${t.spans} spans · ${t.services.length} services${t.errors ? ` · ${t.errors} errors` : ""} · ${new Date(t.start_us / 1000).toLocaleTimeString()} `, traceState(t.state)),
   el("div", { class: "bar", style: `width:${(100 * t.duration_ms) / longest}%` }))) : [el("p", { class: "empty" }, "No trace matches.")]));
   if (!traces.length) $("#waterfall").replaceChildren();
   if (!state.trace && traces.length) state.trace = traces[0].trace_id;
@@ -229,8 +236,8 @@ function drawWaterfall(wf) {
     el("div", { class: "track" },
       el("div", { class: `span ${r.kind}${r.error ? " err" : ""}`, style: `left:${(100 * r.offset_ms) / total}%;width:${(100 * r.duration_ms) / total}%` }),
       durationLabel(r, total))));
-  $("#waterfall").replaceChildren(el("div", { class: "wf" },
-    el("h3", { style: "margin:0 0 8px" }, `Trace ${wf.trace_id.slice(0, 16)}… · ${ms(wf.duration_ms)} · ${wf.rows.length} spans`), rows));
+  $("#waterfall").replaceChildren(el("div", { class: "wf", "data-state": wf.state },
+    el("h3", { style: "margin:0 0 8px" }, `Trace ${wf.trace_id.slice(0, 16)}… · ${ms(wf.duration_ms)} · ${wf.rows.length} spans `, traceState(wf.state)), rows));
 }
 
 // ---------------------------------------------------------------- rollouts
@@ -271,9 +278,21 @@ function drawRollout(r, actions) {
   const button = (command, enabled) => el("button", { "data-action": command, disabled: !canAct || !enabled || null, onclick: () => act(r, command).catch(showError) }, command);
   const steps = el("ol", { class: "steps", "data-testid": "steps" }, r.steps.map((s) => el("li", { class: s.status, "data-status": s.status }, s.description)));
   const metrics = el("table", { "data-testid": "metrics" },
-    el("tr", {}, ["metric", "verdict", "canary", "stable", "limit", "samples", "reason"].map((h, i) => el("th", { class: i >= 2 && i <= 5 && i !== 4 ? "num" : null }, h))),
-    r.metrics.map((m) => el("tr", {}, el("td", {}, m.metric), el("td", {}, el("span", { class: m.verdict === "Successful" ? "badge" : m.verdict === "Failed" ? "badge bad" : "badge muted" }, m.verdict)),
-      el("td", { class: "num" }, fmt(m.canary)), el("td", { class: "num" }, fmt(m.stable)), el("td", {}, m.limit), el("td", { class: "num" }, m.samples), el("td", { class: "muted" }, m.reason))));
+    el("tr", {}, ["metric", "verdict", "canary", "stable", "ratio (CI)", "limit", "samples", "reason"].map((h, i) => el("th", { class: [2, 3, 6].includes(i) ? "num" : null }, h))),
+    r.metrics.map((m) => el("tr", { "data-metric": m.metric }, el("td", {}, m.metric), el("td", {}, el("span", { class: m.verdict === "Successful" ? "badge" : m.verdict === "Failed" ? "badge bad" : "badge muted" }, m.verdict)),
+      el("td", { class: "num" }, fmt(m.canary)), el("td", { class: "num" }, fmt(m.stable)), el("td", { "data-testid": "ratio" }, m.ratio || "-"), el("td", {}, m.limit), el("td", { class: "num" }, m.samples),
+      el("td", { class: "muted" }, m.reason, m.explanation?.settle ? el("div", { "data-testid": "settle" }, `would settle it: ${m.explanation.settle}`) : null))));
+  const plan = r.plan || { sight: [], warnings: [] };
+  const seconds = (s) => (s == null ? "-" : s < 120 ? `${Math.round(s)} s` : `${(s / 60).toFixed(1)} min`);
+  const times = (x) => (x == null ? "-" : x >= 10 ? `${Math.round(x)}x` : `${Number(x).toPrecision(2)}x`);
+  const sight = plan.sight.length || plan.warnings.length ? el("div", { "data-testid": "plan" },
+    el("h4", {}, `What the plan${r.adaptive ? " (adaptive)" : ""} can see${plan.rps != null ? ` at ${Number(plan.rps).toPrecision(3)} req/s` : ""}`),
+    plan.baseline ? el("div", { class: "muted" }, plan.baseline) : null,
+    el("table", {}, el("tr", {}, ["metric", "stable bad", "effect size", "smallest caught (90%) by step", "catches the effect", "median time", "promotion"].map((h) => el("th", {}, h))),
+      plan.sight.map((row) => el("tr", {}, el("td", {}, row.metric), el("td", { class: "num" }, `${Number(row.badPercent).toPrecision(2)}%`), el("td", { class: "num" }, `${row.effectSize}x`),
+        el("td", {}, row.smallest.map((s) => `${s.step}: ${times(s.ratio)}`).join(", ") || "-"), el("td", { class: "num" }, `${Math.round(100 * row.catch)}%`),
+        el("td", { class: "num" }, seconds(row.medianSeconds)), el("td", { class: "num" }, seconds(row.promoteSeconds))))),
+    plan.warnings.map((w) => el("p", { class: "warn", "data-testid": "plan-warning" }, `warning: ${w}`))) : null;
   const log = el("table", { "data-testid": "log" }, el("tr", {}, el("th", {}, "at"), el("th", {}, "phase"), el("th", {}, "reason")),
     r.log.slice().reverse().map((e) => el("tr", {}, el("td", {}, e.at), el("td", {}, e.phase), el("td", {}, e.reason))));
   const rows = timelineRows(r.timeline || {}, [r.stableSubset, r.canarySubset]);
@@ -290,6 +309,7 @@ function drawRollout(r, actions) {
       el("div", { style: `width:${r.weights.canary}%;background:${COLORS[1]}`, "data-testid": "canary-weight" }, `${r.canarySubset} ${r.weights.canary}%`)),
     el("div", { class: "muted" }, r.weights.verified ? "weights applied by every proxy" : "waiting for the proxies to apply the weights"),
     el("div", { class: "rollout-grid" }, el("div", {}, el("h4", {}, "Steps"), steps), el("div", {}, el("h4", {}, "Analysis"), metrics)),
+    sight,
     el("div", { class: "cards", style: "margin:12px 0" },
       lineChart("Observed traffic share", rows, "share", "%", { min: 0 }),
       lineChart("Success rate", rows, "success", "%", { limit: limitOf(r, "request-success-rate") }),

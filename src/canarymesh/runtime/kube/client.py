@@ -4,12 +4,16 @@ store, the lease and the CLI backend of this package.
 
 Every write is a server-side apply with the field manager ``canarymesh-controller``
 (``force``: the controller owns the fields it writes; see :mod:`.patches` for which), except
-the Lease (optimistic concurrency by resourceVersion is the point there), Events (create) and
-consuming a manual command (a JSON patch guarded by a ``test`` op, so it is taken once).
+the Lease (optimistic concurrency by resourceVersion is the point there), Events (create),
+consuming a manual command (a JSON patch guarded by a ``test`` op, so it is taken once), a
+config canary's rewrite of the user's own objects (a replace at the resourceVersion read, so a
+concurrent edit is never overwritten and a field may be dropped exactly), and pod labels (a
+merge patch, as ``kubectl label`` does).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +28,15 @@ from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.runtime.kube.crd import PLURAL, VERSION
 from canarymesh.runtime.kube.patches import FIELD_MANAGER
 
-__all__ = ["APPLY", "COMMAND_ANNOTATION", "KubeApi", "NotFound", "ObjectKind", "api_client"]
+__all__ = [
+    "APPLY",
+    "AUTHORIZATION_POLICY",
+    "COMMAND_ANNOTATION",
+    "KubeApi",
+    "NotFound",
+    "ObjectKind",
+    "api_client",
+]
 
 APPLY = "application/apply-patch+yaml"
 COMMAND_ANNOTATION = "canarymesh.io/command"
@@ -49,6 +61,7 @@ CANARY = ObjectKind(API_GROUP, VERSION, PLURAL)
 VIRTUAL_SERVICE = ObjectKind("networking.istio.io", "v1", "virtualservices")
 DESTINATION_RULE = ObjectKind("networking.istio.io", "v1", "destinationrules")
 HTTP_ROUTE = ObjectKind("gateway.networking.k8s.io", "v1", "httproutes")
+AUTHORIZATION_POLICY = ObjectKind("security.istio.io", "v1", "authorizationpolicies")
 
 
 def api_client(
@@ -94,6 +107,7 @@ class KubeApi:
         self.custom = client.CustomObjectsApi(api)
         self.events = client.EventsV1Api(api)
         self.coordination = client.CoordinationV1Api(api)
+        self.core = client.CoreV1Api(api)
 
     def get(self, kind: ObjectKind, namespace: str, name: str) -> dict[str, Any]:
         what = f"{kind.plural}.{kind.group} {namespace}/{name}"
@@ -104,6 +118,73 @@ class KubeApi:
         except (ApiException, HTTPError) as err:
             raise _mapped(err, what) from err
         return cast(dict[str, Any], found)
+
+    def find(self, kind: ObjectKind, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self.get(kind, namespace, name)
+        except NotFound:
+            return None
+
+    def replace(self, kind: ObjectKind, body: Mapping[str, Any]) -> None:
+        """Replace the object with ``body`` at the resourceVersion ``body`` carries (Conflict
+        when someone changed it since it was read)."""
+        meta = body["metadata"]
+        what = f"replace {kind.plural}.{kind.group} {meta['namespace']}/{meta['name']}"
+        try:
+            self.custom.replace_namespaced_custom_object(
+                kind.group, kind.version, meta["namespace"], kind.plural, meta["name"],
+                dict(body), field_manager=FIELD_MANAGER,
+            )  # fmt: skip
+        except (ApiException, HTTPError) as err:
+            raise _mapped(err, what) from err
+
+    def delete(self, kind: ObjectKind, namespace: str, name: str) -> bool:
+        """Delete the object; False when it was not there."""
+        what = f"delete {kind.plural}.{kind.group} {namespace}/{name}"
+        try:
+            self.custom.delete_namespaced_custom_object(
+                kind.group, kind.version, namespace, kind.plural, name
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise _mapped(err, what) from err
+        except HTTPError as err:
+            raise _mapped(err, what) from err
+        return True
+
+    def list_pods(self, namespace: str) -> list[dict[str, Any]]:
+        """The pods of ``namespace`` as the API server's JSON (camelCase, as kubectl shows)."""
+        try:
+            response = self.core.list_namespaced_pod(namespace, _preload_content=False)
+        except (ApiException, HTTPError) as err:
+            raise _mapped(err, f"list pods in {namespace}") from err
+        # _preload_content=False: the raw answer, not models
+        return list(json.loads(cast(Any, response).data).get("items") or [])
+
+    def label_pod(self, namespace: str, name: str, labels: Mapping[str, str | None]) -> None:
+        """Set (None: remove) labels of a pod by a merge patch."""
+        body = {"metadata": {"labels": dict(labels)}}
+        try:
+            self.core.patch_namespaced_pod(
+                name, namespace, body, _content_type="application/merge-patch+json"
+            )
+        except (ApiException, HTTPError) as err:
+            raise _mapped(err, f"label pod {namespace}/{name}") from err
+
+    def service_selector(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The label selector of a Service; None when there is no such Service."""
+        try:
+            response = self.core.read_namespaced_service(name, namespace, _preload_content=False)
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise _mapped(err, f"service {namespace}/{name}") from err
+        except HTTPError as err:
+            raise _mapped(err, f"service {namespace}/{name}") from err
+        spec = json.loads(cast(Any, response).data).get("spec") or {}
+        return {str(k): str(v) for k, v in (spec.get("selector") or {}).items()}
 
     def list_objects(self, kind: ObjectKind, namespace: str) -> list[dict[str, Any]]:
         try:

@@ -52,10 +52,25 @@ class KubeStateStore:
         newest = _newest(parsed)
         if parsed.history and self._reported.get(name) != newest:
             uid = str(self.api.get(CANARY, namespace, canary)["metadata"].get("uid", ""))
-            event = status.event_body(namespace, canary, uid, parsed, self.instance)
-            if event is not None:
-                self.api.create_event(event)
+            # One Event per new history entry (a decision may log several: the plan's warnings).
+            for index in _new_entries(parsed, self._reported.get(name)):
+                event = status.event_body(namespace, canary, uid, parsed, self.instance, index)
+                if event is not None:
+                    self.api.create_event(event)
         self._reported[name] = newest
+
+
+def _new_entries(state: CanaryState, reported: tuple[int, str] | None) -> range:
+    """Positions of the history entries logged since ``reported`` (all of a rollout never
+    reported; the last entry alone when the reported one is no longer in the history)."""
+    last = len(state.history)
+    if reported is None:
+        return range(last)
+    for index in range(last - 1, -1, -1):
+        entry = state.history[index]
+        if entry.at.isoformat() + entry.reason == reported[1]:
+            return range(index + 1, last)
+    return range(last - 1, last)
 
 
 def _newest(state: CanaryState) -> tuple[int, str]:

@@ -81,22 +81,29 @@ def _condition(kind: str, ok: bool, reason: str, message: str, at: str) -> dict[
 
 
 def event_body(
-    namespace: str, name: str, uid: str, state: CanaryState, instance: str
+    namespace: str,
+    name: str,
+    uid: str,
+    state: CanaryState,
+    instance: str,
+    index: int = -1,
 ) -> dict[str, Any] | None:
-    """An ``events.k8s.io/v1`` Event for the rollout's latest decision, or None without one.
+    """An ``events.k8s.io/v1`` Event for the rollout's decision at ``index`` of its history
+    (the latest by default), or None without one.
 
     The name is derived from the decision's time and position so that re-saving the same state
     (a retry) makes the same Event, which the API server then refuses as a duplicate.
     """
     if not state.history:
         return None
-    entry = state.history[-1]
+    position = index % len(state.history)
+    entry = state.history[position]
     stamp = entry.at.astimezone(datetime.UTC).strftime("%Y%m%d%H%M%S%f")
     event_type = "Warning" if entry.phase in _WARNING_PHASES else "Normal"
     return {
         "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
-        "metadata": {"name": f"{name}.{stamp}.{len(state.history)}", "namespace": namespace},
+        "metadata": {"name": f"{name}.{stamp}.{position + 1}", "namespace": namespace},
         "eventTime": _micro(entry.at),
         "type": event_type,
         "reason": entry.phase.value,

@@ -6,13 +6,14 @@ route push, its ``/debug/config_dump?proxyID=`` what that push held. Shell
 
 The sample: every proxy in the Canary's namespace that istiod knows (up to ``sample``), since
 those are the callers of the target in Bookinfo's layout. Istio leaves out destinations of
-weight 0, so the comparison is on the non-zero weights.
+weight 0, so the comparison is on the non-zero weights. A config canary
+(:mod:`.config_router`) asks only whether the proxies it labelled acknowledged their pushes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import urllib3
@@ -20,6 +21,8 @@ import urllib3
 from canarymesh.errors import TemporaryError
 
 __all__ = ["IstiodVerifier", "sync_rows", "weights_in_routes"]
+
+PUSHED = ("cluster", "listener", "route")  # what a config canary changes, by xDS type
 
 
 def weights_in_routes(dump: Mapping[str, Any], host_fqdn: str) -> dict[str, int] | None:
@@ -82,6 +85,18 @@ class IstiodVerifier:
         for proxy in proxies[: self.sample]:
             dump = self._get(f"/debug/config_dump?proxyID={proxy}")
             if weights_in_routes(cast(dict[str, Any], dump), host_fqdn) != want:
+                return False
+        return True
+
+    def acknowledged(self, namespace: str, pods: Sequence[str]) -> bool:
+        """Every named pod of ``namespace`` is connected to istiod and acknowledged the latest
+        cluster, listener and route push it was sent (a NACK leaves it unacknowledged)."""
+        rows = {str(row.get("proxy")): row for row in sync_rows(self._get("/debug/syncz"))}
+        for pod in pods:
+            row = rows.get(f"{pod}.{namespace}")
+            if row is None or any(
+                row.get(f"{xds}_sent") != row.get(f"{xds}_acked") for xds in PUSHED
+            ):
                 return False
         return True
 

@@ -6,6 +6,11 @@ Started by :mod:`canarymesh.runtime.local.daemon`; the CLI talks to it through
 user who ran ``up`` can drive the mesh. Errors come back as :class:`~.api_models.ApiError`
 (``{"error": ..., "kind": "config"|"temporary"|...}``) with 400, 503, 401 or 500, which the
 client turns back into the matching :mod:`canarymesh.errors` class.
+
+Bodies are hostile input like any other: larger than ``MAX_API_BODY_BYTES`` (aiohttp's
+``client_max_size``), not UTF-8, not JSON, nested too deep or of the wrong shape (the models),
+they get a 400 naming the problem; the texts of an apply then go through the api package's
+reader and validation, which the CLI's input goes through too.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TypeVar, cast
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from canarymesh.api.limits import MAX_API_BODY_BYTES, format_size
 from canarymesh.errors import ConfigError, TemporaryError
 from canarymesh.runtime.local.api_models import (
     ApiError,
@@ -60,7 +66,7 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024 * 1024)
+        app = web.Application(middlewares=[self._guard], client_max_size=MAX_API_BODY_BYTES)
         routes = [
             web.get("/v1/status", self._status),
             web.post("/v1/apply", self._apply),
@@ -173,9 +179,18 @@ class ApiServer:
 
 async def _body(request: web.Request) -> JsonDict:
     try:
-        body = await request.json()
-    except json.JSONDecodeError:
-        raise ConfigError("the request body is not JSON") from None
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        limit = format_size(MAX_API_BODY_BYTES)
+        raise ConfigError(f"the request body is larger than {limit}") from None
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"the request body is not UTF-8 (byte {err.start})") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"the request body is not JSON: {err.msg} at {err.pos}") from None
+    except RecursionError:
+        raise ConfigError("the request body nests too deep") from None
     if not isinstance(body, dict):
         raise ConfigError("the request body is not a JSON object")
     return body

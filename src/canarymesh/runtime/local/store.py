@@ -18,6 +18,8 @@ from typing import Literal
 
 import yaml
 
+from canarymesh.api.loader import load_text, parse_text
+from canarymesh.api.object_limits import object_problems
 from canarymesh.api.objects import CLUSTER_SCOPED_KINDS
 from canarymesh.errors import ConfigError
 
@@ -37,8 +39,6 @@ Document = dict[str, object]
 # (``gateway.networking.istio.io``) and a Gateway API one never share a key. Namespace is ""
 # for cluster-scoped kinds.
 Key = tuple[str, str, str]
-# libyaml's loader when PyYAML was built with it: several times faster on big manifests.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 Outcome = Literal["created", "configured", "unchanged", "deleted", "not found"]
 
 
@@ -61,19 +61,31 @@ def display_name(kind: str, api_version: str) -> str:
 
 
 def split_documents(text: str, source: str, namespace: str | None = None) -> list[Document]:
-    """The objects in a YAML stream (``List`` kinds expanded), each with its namespace filled."""
-    try:
-        loaded = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{source}: {err}") from None
+    """The objects in a YAML stream (``List`` kinds expanded), each with its namespace filled.
+
+    Read by the api package's reader (sizes, UTF-8, nesting, alias expansion: a request from a
+    hostile local process is held to the same limits as the CLI's input), never by
+    ``yaml.load_all``, which would build an alias bomb for the store to serialise.
+    """
+    loaded, problems = parse_text(text, source)
+    if problems.has_errors:
+        raise ConfigError("\n".join(problems.lines()))
     documents: list[Document] = []
-    for document in loaded:
-        if not isinstance(document, dict):
-            raise ConfigError(f"{source}: a document is not a mapping")
-        items = document.get("items") if str(document.get("kind", "")).endswith("List") else None
-        for item in items if isinstance(items, list) else [document]:
-            if isinstance(item, dict):
-                documents.append(_with_namespace(item, namespace))
+    try:
+        for document in loaded:
+            if not isinstance(document, dict):
+                raise ConfigError(f"{source}: a document is not a mapping")
+            kind = str(document.get("kind", ""))
+            items = document.get("items") if kind.endswith("List") else None
+            for item in items if isinstance(items, list) else [document]:
+                if isinstance(item, dict):
+                    if object_problems(item):  # sizes, NaN: what JSON and etcd cannot hold
+                        raise ConfigError(f"{source}: an object breaks a limit")
+                    documents.append(_with_namespace(item, namespace))
+    except ConfigError as err:
+        # Say it as validate would (code, line, object, field); only ever on this bad path.
+        found = load_text(text, source).diagnostics
+        raise ConfigError("\n".join(found.lines()) if found.has_errors else str(err)) from None
     return documents
 
 
