@@ -182,12 +182,11 @@ def test_a_healthy_group_is_promoted_with_both_services_together(
     assert state.message == (
         "promoted together: reviews v3, ratings v2-mysql are the stable subsets"
     )
-    judged = {metric for metric, _ in state.evidence}
+    judged = {metric for metric, _ in state.tests}
     assert judged == {"ingress/request-success-rate", "reviews/request-success-rate",
                       "ratings/request-success-rate"}  # fmt: skip
-    for metric in judged:  # every part saw both sides: the ingress counted the slice too
-        evidence = state.evidence_of(metric)
-        assert evidence.canary_requests > 0 and evidence.stable_requests > 0, metric
+    for metric, test in state.tests:  # every part saw both sides: the ingress counted the slice
+        assert test.evidence.canary_requests > 0 and test.evidence.stable_requests > 0, metric
     # Both promoted in the routes both runtimes write: each on its new version alone.
     assert http_routes(mesh, "reviews") == [{"route": [{"destination": {"host": "reviews",
                                                                         "subset": "v3"},
@@ -218,7 +217,8 @@ def test_a_bad_downstream_member_rolls_both_services_back(mesh: LocalMesh, tmp_p
     assert state.message.startswith(
         "rolled back: release group member ratings: request-success-rate canary errors"
     ), state.message
-    assert state.evidence_of("ratings/request-success-rate").canary_bad > 0
+    ratings = state.test_of("ratings/request-success-rate")
+    assert ratings is not None and ratings.evidence.canary_bad > 0
     rollback = [h for h in state.history if h.phase is Phase.ROLLING_BACK][0]
     assert (state.history[-1].at - rollback.at).total_seconds() < 5
     # Both members back on their stable subsets, the slice closed at the ingress.
