@@ -93,12 +93,15 @@ def ingress_virtual_service(vs: Mapping[str, Any], canary: Canary, name: str, w:
     managed = _managed(routes, canary.target.host, canary.target.routes, vs)
     percent = 0 if promoted(canary, w) else w.canary
     out: list[Obj] = []
-    for index, route in enumerate(routes):
-        if route.get("name") == session_route_name(name):
-            continue
-        if index == managed[0] and 0 < percent < 100:
-            out.append(_session_route(route, canary, name))
-        out.append(_split_route(route, canary, name, percent) if index in managed else route)
+    try:
+        for index, route in enumerate(routes):
+            if route.get("name") == session_route_name(name):
+                continue
+            if index == managed[0] and 0 < percent < 100:
+                out.append(_session_route(route, canary, name))
+            out.append(_split_route(route, canary, name, percent) if index in managed else route)
+    except ConfigError as err:
+        raise ConfigError(f"VirtualService {qualified(vs)} (spec.target): {err}") from None
     return with_list(vs, "http", out)
 
 
@@ -110,7 +113,7 @@ def ingress_percent(vs: Mapping[str, Any], canary: Canary, name: str) -> int:
 
 
 def _split_route(route: Obj, canary: Canary, name: str, percent: int) -> Obj:
-    base = _base_destination(route, name)
+    base = _base_destination(route)
     if percent == 0:
         route["route"] = [base]
         return route
@@ -126,7 +129,7 @@ def _session_route(managed: Obj, canary: Canary, name: str) -> Obj:
     cookie = f"{cookie_name(canary, name)}={release_value(canary)}"
     regex = f"^(.*?;\\s*)?{_regex_literal(cookie)}(;.*)?$"
     ours: list[Obj] = [{"headers": {"cookie": {"regex": regex}}}]
-    held = _with_headers(_base_destination(managed, name), _slice_headers(canary, name))
+    held = _with_headers(_base_destination(managed), _slice_headers(canary, name))
     return {
         "name": session_route_name(name),
         "match": and_matches(list(managed.get("match") or [{}]), ours),
@@ -143,14 +146,24 @@ def _slice_headers(canary: Canary, name: str) -> Obj:
     return {"request": {"set": {GROUP_HEADER: name}}, "response": {"add": {"Set-Cookie": cookie}}}
 
 
-def _base_destination(route: Mapping[str, Any], name: str) -> Obj:
+def _base_destination(route: Mapping[str, Any]) -> Obj:
     """The managed route's destination as the user wrote it: ours stripped of weight and of
-    the header operations this module adds."""
+    the header operations this module adds. A route that splits between destinations of its
+    own cannot be the way in (the slice would undo the user's split): a ConfigError."""
     written = list(route.get("route") or [])
     if not written:
         raise ConfigError(f"route {route.get('name', '?')!r} has no destination")
-    chosen = next((d for d in written if not _sets_header(d, name)), written[0])
-    base = copy.deepcopy(dict(chosen))
+    bases = [_stripped(d) for d in written]
+    if any(b != bases[0] for b in bases[1:]):
+        raise ConfigError(
+            f"the ingress route {route.get('name') or '(unnamed)'} splits between "
+            f"{len(written)} destinations; a release group's way in must send to one"
+        )
+    return bases[0]
+
+
+def _stripped(destination: Mapping[str, Any]) -> Obj:
+    base = copy.deepcopy(dict(destination))
     base.pop("weight", None)
     headers = base.pop("headers", None) or {}
     request = dict(headers.get("request") or {})

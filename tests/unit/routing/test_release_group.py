@@ -141,3 +141,16 @@ def test_the_group_virtual_services_load_clean_in_our_validator(case: str) -> No
     text = yaml.safe_dump_all(written(load_case(case)))
     loaded = load_text(text, f"{case}.yaml")
     assert [str(d) for d in loaded.diagnostics if d.level == "error"] == []
+
+
+def test_an_ingress_route_that_splits_on_its_own_is_refused_naming_it() -> None:
+    data = load_case("slice-0")
+    route = data["objects"][0]["spec"]["http"][0]
+    route["route"] = [
+        {"destination": {"host": "productpage", "subset": "v1"}, "weight": 90},
+        {"destination": {"host": "productpage", "subset": "v2"}, "weight": 10},
+    ]
+    data["weights"] = {"canary": 20, "stableSubset": "stable"}
+    with pytest.raises(ConfigError, match=r"VirtualService default/bookinfo \(spec.target\): "
+                       "the ingress route .* splits between 2 destinations"):  # fmt: skip
+        written(data)
