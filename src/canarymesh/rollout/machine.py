@@ -38,7 +38,7 @@ from canarymesh.analysis import planning
 from canarymesh.analysis.baseline import Baseline
 from canarymesh.analysis.statistical import LATENCY, MetricTest
 from canarymesh.analysis.verdict import VerdictPhase, worst
-from canarymesh.analysis.windows import Window
+from canarymesh.analysis.windows import INGRESS_SCOPE, Window
 from canarymesh.api.canary import Canary
 from canarymesh.rollout import judging
 from canarymesh.rollout.actions import (
@@ -397,7 +397,9 @@ def _with_baseline(tick: _Tick, state: CanaryState, baseline: Baseline) -> Canar
     spec = tick.spec
     tests = judging.start_tests(spec, baseline)
     rps = baseline.rps + (spec.load_generator.rps if spec.load_generator is not None else 0.0)
-    metrics = [_metric_plan(spec, test) for _, test in tests]
+    # A release group's parts all see the slice's requests: the plan is the ingress's.
+    planned = [t for key, t in tests if "/" not in key or key.startswith(f"{INGRESS_SCOPE}/")]
+    metrics = [_metric_plan(spec, test) for test in planned]
     assessment = planning.assess(
         _segments(tick.plan),
         rps,

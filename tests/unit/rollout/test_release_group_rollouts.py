@@ -110,3 +110,14 @@ def test_each_part_keeps_its_own_evidence_and_names_its_verdicts() -> None:
     phases = {v.metric: v.phase for v in judged.state.verdicts}
     assert phases["reviews/request-success-rate"] is not VerdictPhase.FAILED
     assert judged.state.analysed_until == at(15) and datetime.timedelta(0) < GROUP.interval()
+
+
+def test_the_plan_is_assessed_once_for_the_slice_not_once_per_part() -> None:
+    controller = GroupController(GROUP)
+    for _ in range(5):
+        controller.tick()
+        controller.clock.advance(1)
+    state = controller.state()
+    assert state.assessment is not None
+    assert [m.metric for m in state.assessment.metrics] == ["request-success-rate"]
+    assert len(state.tests) == 3  # yet every part has its own test
