@@ -273,7 +273,10 @@ def _promoting(tick: _Tick, state: CanaryState) -> Decision:
             return tick.decide(state, "promoting: waiting for the proxies to send 100% to canary")
         state = state.with_promotion_stage(1).with_weights(Weights(0, canary))
         tick.actions.append(FinalizeRoutes(canary))
-        return tick.decide(state, f"promoting: the managed routes now name {canary} as stable")
+        named = f"{canary} as stable"
+        if tick.spec.group is not None:  # every member at once: its canary subset alone
+            named = "each member's canary subset as stable, the ingress as written"
+        return tick.decide(state, f"promoting: the managed routes now name {named}")
     if not _verified(tick, state):
         tick.actions.append(FinalizeRoutes(canary))
         return tick.decide(state, f"promoting: waiting for the proxies to route to {canary} alone")
