@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from canarymesh.api import istio_networking, kube
+from canarymesh.api import gateway_api, istio_networking, kube
 from canarymesh.api.kinds import split_api_version
 from canarymesh.api.objects import ObjectMeta, Resource, select
 
@@ -128,6 +128,7 @@ class AnalysisIndex:
         self.rules = select(self.all, istio_networking.DestinationRule)
         self.virtual_services = select(self.all, istio_networking.VirtualService)
         self.gateways = select(self.all, istio_networking.Gateway)
+        self.kube_gateways = select(self.all, gateway_api.Gateway)
         self.has_workloads = bool(self.deployments or self.pods)
         self.workloads = self._workloads()
         self.hosts = self._hosts()

@@ -143,6 +143,8 @@ def check_gateways(
     Gateways) each named gateway exists and serves one of the hosts."""
     vs, namespace = resource.spec, namespace_of(resource)
     by_key = {(namespace_of(g), g.name): g for g in index.gateways}
+    # A VirtualService may bind to a Gateway API Gateway too (Istio merges its listeners).
+    kube_by_key = {(namespace_of(g), g.name): g for g in index.kube_gateways}
     for i, name in enumerate(vs.gateways):
         path = (*SPEC, "gateways", i)
         if name == MESH:
@@ -150,12 +152,18 @@ def check_gateways(
         if INTERNAL_GATEWAY_MARK in name.rpartition("/")[2]:
             report("CM1018", path, name, gateway=name)
             continue
-        if not index.gateways:
+        if not index.gateways and not index.kube_gateways:
             continue
-        gateway = by_key.get(gateway_key(name, namespace))
-        if gateway is None:
+        key = gateway_key(name, namespace)
+        gateway, kube_gateway = by_key.get(key), kube_by_key.get(key)
+        if gateway is None and kube_gateway is None:
             report("CM1005", path, name, gateway=name)
-        served = gateway_hosts(gateway, namespace) if gateway is not None else []
+        if gateway is not None:
+            served = gateway_hosts(gateway, namespace)
+        elif kube_gateway is not None:
+            served = [listener.hostname or "*" for listener in kube_gateway.spec.listeners]
+        else:
+            served = []
         if not any(host_matches(g, h) for g in served for h in vs.hosts):
             report("CM1017", path, name, hosts=", ".join(vs.hosts) or "(none)", gateway=name)
 

@@ -50,6 +50,30 @@ def test_gateways_are_found_by_every_name_form() -> None:
     assert codes(GATEWAY + "---\n" + VS.format(gateway="mesh")) == ["CM0214"]
 
 
+KUBE_GATEWAY = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: web
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: http, hostname: shop.example.com, port: 80, protocol: HTTP}
+"""
+
+
+def test_a_gateway_api_gateway_serves_its_listeners_hostnames() -> None:
+    bound = VS.format(gateway="web")
+    assert codes(KUBE_GATEWAY + "---\n" + bound.replace('["*"]', "[shop.example.com]")) == []
+    # Istio's IST0132 (virtualServiceKubernetesGateways): a host no listener serves.
+    assert codes(KUBE_GATEWAY + "---\n" + bound.replace('["*"]', "[wrong.example.com]")) == [
+        "CM1017"
+    ]
+    # A listener without a hostname serves every host.
+    anything = KUBE_GATEWAY.replace("hostname: shop.example.com, ", "")
+    assert codes(anything + "---\n" + bound.replace('["*"]', "[wrong.example.com]")) == []
+
+
 def test_references_are_checked_only_when_their_kind_is_in_the_input() -> None:
     # No Gateway, Service or DestinationRule in the input: nothing to resolve against.
     text = VS.format(gateway="missing").replace("productpage}", "productpage, subset: v9}")
