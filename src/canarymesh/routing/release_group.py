@@ -98,7 +98,7 @@ def ingress_virtual_service(vs: Mapping[str, Any], canary: Canary, name: str, w:
             if route.get("name") == session_route_name(name):
                 continue
             if index == managed[0] and 0 < percent < 100:
-                out.append(_session_route(route, canary, name))
+                out.append(_session_route([routes[i] for i in managed], canary, name))
             out.append(_split_route(route, canary, name, percent) if index in managed else route)
     except ConfigError as err:
         raise ConfigError(f"VirtualService {qualified(vs)} (spec.target): {err}") from None
@@ -125,14 +125,16 @@ def _split_route(route: Obj, canary: Canary, name: str, percent: int) -> Obj:
     return route
 
 
-def _session_route(managed: Obj, canary: Canary, name: str) -> Obj:
+def _session_route(managed: Sequence[Obj], canary: Canary, name: str) -> Obj:
+    """In front of the first managed route: a request with the slice's cookie that any managed
+    route would take (their matches ORed, each ANDed with the cookie) stays in the slice."""
     cookie = f"{cookie_name(canary, name)}={release_value(canary)}"
     regex = f"^(.*?;\\s*)?{_regex_literal(cookie)}(;.*)?$"
     ours: list[Obj] = [{"headers": {"cookie": {"regex": regex}}}]
-    held = _with_headers(_base_destination(managed), _slice_headers(canary, name))
+    held = _with_headers(_base_destination(managed[0]), _slice_headers(canary, name))
     return {
         "name": session_route_name(name),
-        "match": and_matches(list(managed.get("match") or [{}]), ours),
+        "match": and_matches(_matches_of(managed), ours),
         "route": [held],
     }
 
@@ -227,12 +229,7 @@ def _group_route(managed: Sequence[Obj], member: GroupMember, name: str) -> Obj:
     """In front of the first managed route: the header to the canary subset, for a request any
     managed route would take (their matches ORed, each ANDed with the header)."""
     ours: list[Obj] = [{"headers": {GROUP_HEADER: {"exact": name}}}]
-    theirs: list[Obj] = []
-    for route in managed:
-        if not route.get("match"):
-            theirs = [{}]  # a catch-all route: the header alone decides
-            break
-        theirs += list(route["match"])
+    theirs = _matches_of(managed)
     destination: Obj = {"host": _host_of(managed[0], member.host), "subset": member.canary_subset}
     port = _port_of(managed[0], member)
     if port is not None:
@@ -349,6 +346,16 @@ def _port_of(route: Mapping[str, Any], member: GroupMember) -> Any:
         if port is not None:
             return copy.deepcopy(port)
     return None
+
+
+def _matches_of(routes: Sequence[Mapping[str, Any]]) -> list[Obj]:
+    """The requests any of ``routes`` takes, as one ``match`` list (``[{}]``: every request)."""
+    found: list[Obj] = []
+    for route in routes:
+        if not route.get("match"):
+            return [{}]  # a catch-all route: ours alone decides
+        found += list(route["match"])
+    return found
 
 
 def _regex_literal(text: str) -> str:
