@@ -52,6 +52,14 @@ __all__ = ["down_command", "status_command", "up_command"]
     default=None,
     help=f"ClusterIP range (pod networks) [default {DEFAULT_SERVICE_CIDR}].",
 )
+@click.option(
+    "--trace-sampling",
+    type=click.FloatRange(0.0, 100.0),
+    default=1.0,
+    show_default=True,
+    help="Percent of requests traced, as Istio's meshConfig.defaultConfig.tracing.sampling"
+    " (a request with x-client-trace-id is always traced).",
+)
 @state_dir_option
 @handle_errors
 def up_command(
@@ -61,6 +69,7 @@ def up_command(
     network: str,
     pod_cidr: str | None,
     service_cidr: str | None,
+    trace_sampling: float,
 ) -> None:
     """Start the control plane, the ingress gateway and Prometheus; return when ready."""
     started = time.monotonic()
@@ -75,6 +84,7 @@ def up_command(
         network=chosen,
         pod_cidr=pod_cidr,
         service_cidr=service_cidr,
+        trace_sampling=trace_sampling,
     )
     click.echo(f"local mesh up in {time.monotonic() - started:.1f}s ({info['state_dir']})")
     click.echo(f"  network     {_network_line(info)}")

@@ -46,7 +46,8 @@ def get_json(url: str) -> Any:
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
-    mesh = start_mesh(tmp_path_factory.mktemp("dash") / "state")
+    # Every request traced (Istio traces 1% by default): the trace view needs one at once.
+    mesh = start_mesh(tmp_path_factory.mktemp("dash") / "state", "--trace-sampling", "100")
     try:
         mesh.cli("apply", "-f", "bookinfo/platform/kube/bookinfo.yaml", "--wait")
         mesh.cli(

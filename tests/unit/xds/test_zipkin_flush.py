@@ -31,3 +31,16 @@ def test_every_ads_bootstrap_carries_it_and_envoys_schema_accepts_it() -> None:
     config = build_ads_bootstrap(proxy, MeshSettings(), xds=15010)
     assert config["layered_runtime"] == layered_runtime()
     assert pack(BOOTSTRAP, config).type_url == BOOTSTRAP
+
+
+def test_a_percent_of_requests_is_traced_as_istio_does_unless_the_mesh_says_otherwise() -> None:
+    from canarymesh.runtime.local.daemon import parse_args
+    from canarymesh.xds.tracing import hcm_tracing
+
+    assert hcm_tracing(MeshSettings())["random_sampling"] == {"value": 1.0}
+    assert hcm_tracing(MeshSettings(tracing_sampling=100.0))["random_sampling"] == {"value": 100.0}
+    # Envoy's client_sampling is left at its default (100%): x-client-trace-id always traces.
+    assert "client_sampling" not in hcm_tracing(MeshSettings())
+    args = parse_args(["--state-dir", "/tmp/x", "--trace-sampling", "100"])
+    assert args.trace_sampling == 100.0
+    assert parse_args(["--state-dir", "/tmp/x"]).trace_sampling == 1.0

@@ -79,6 +79,13 @@ DROP_HISTOGRAMS = {
 }
 
 
+def _percent(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"{text}: a percentage is 0 to 100")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m canarymesh.runtime.local.daemon")
     parser.add_argument("--state-dir", type=Path, required=True)
@@ -89,6 +96,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--network", choices=("pod", "host"), default="host")
     parser.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR)
     parser.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR)
+    parser.add_argument("--trace-sampling", type=_percent, default=MeshSettings().tracing_sampling)
     return parser.parse_args(argv)
 
 
@@ -242,13 +250,16 @@ async def serve(
             telemetry_socket=await collector.start_unix(run_dir / "als.sock", owner),
             tracing_socket=await tracing.start_unix(run_dir / "zipkin.sock", owner),
             host_netns=network.host_netns,
+            tracing_sampling=args.trace_sampling,
         )
         envoy = binary_for_proxy_user(envoy_binary(), run_dir)
     else:
         # The proxies' bootstraps name this port: a restarted control plane must keep it.
         xds = await _bind(ports, "ads", ads.start)
         als = await _bind(ports, "als", collector.start)
-        settings = MeshSettings(telemetry_port=als, tracing_port=tracing_port)
+        settings = MeshSettings(
+            telemetry_port=als, tracing_port=tracing_port, tracing_sampling=args.trace_sampling
+        )
         envoy = None
     metrics_port = ports.bound(
         "metrics", await collector.serve_metrics(port=ports.reuse("metrics"))

@@ -94,6 +94,7 @@ def start(
     network: str = "host",
     pod_cidr: str | None = None,
     service_cidr: str | None = None,
+    trace_sampling: float | None = None,
 ) -> dict[str, object]:
     """Start the daemon and return its ``daemon.json`` once everything is ready."""
     if daemon_info(state_dir) is not None or lock_is_held(state_dir / KEEPER_LOCK):
@@ -124,6 +125,7 @@ def start(
         "--network",
         network,
         *cidrs,
+        *(["--trace-sampling", repr(trace_sampling)] if trace_sampling is not None else []),
     ]
     log_path = state_dir / LOG_FILE
     with log_path.open("ab") as log:
