@@ -2,6 +2,8 @@
 
 The list is the compatibility contract with Istio's images (``bookinfo-spec.md`` §4.2): tracing
 only joins spans into one trace, and the ``end-user`` routes only fire, because of these headers.
+One is our own addition: ``x-canarymesh-group``, which the ingress sets on a release group's
+sessions, so every service of such a request reaches its canary version.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ FORWARDED_HEADERS: tuple[str, ...] = (
     "x-b3-flags",
     "sw8",
     "end-user",
+    # Ours, not Istio's: a release group's session slice (canarymesh.routing.release_group).
+    "x-canarymesh-group",
     "user-agent",
     "cookie",
     "authorization",

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from canarymesh.analysis.queries import CONFIG_QUERIES, render_query
+from canarymesh.analysis.queries import CONFIG_QUERIES, GROUP_QUERIES, render_query
 from canarymesh.analysis.windows import Counts
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "counter_queries",
     "counts_between",
     "counts_from",
+    "group_counter_queries",
     "promql_range",
     "window_queries",
 ]
@@ -78,6 +79,14 @@ def counter_queries(
         "reporter": config.reporter,
     }
     return {name: render_query(templates[name], variables) for name in COUNTER_QUERIES}
+
+
+def group_counter_queries(host: str, group: str, *, in_slice: bool) -> Mapping[str, str]:
+    """The queries of :data:`COUNTER_QUERIES` at a release group's ingress (``host``: FQDN),
+    for the sessions in the slice of ``group`` (the Canary's name), or for every other one."""
+    matcher = f'="{group}"' if in_slice else f'!="{group}"'
+    variables = {"host": host, "slice": matcher}
+    return {name: render_query(GROUP_QUERIES[name], variables) for name in COUNTER_QUERIES}
 
 
 def counts_between(start: Mapping[str, Series], end: Mapping[str, Series]) -> Counts:

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from canarymesh.api.canary import TEMPLATE_VARIABLE, template_variables
 from canarymesh.errors import ConfigError
 
-__all__ = ["CONFIG_QUERIES", "QUERIES", "render_query", "template_variables"]
+__all__ = ["CONFIG_QUERIES", "GROUP_QUERIES", "QUERIES", "render_query", "template_variables"]
 
 _SELECTOR = (
     'reporter="destination",destination_service="{{ host }}",destination_version="{{ version }}"'
@@ -90,6 +90,20 @@ CONFIG_QUERIES: Mapping[str, Mapping[str, str]] = {
         "error-counters": f"istio_requests_total{{{_CLUSTER_CONFIG},{_CONFIG_ERRORS}}}",
         "duration-counters": f"istio_request_duration_milliseconds_bucket{{{_CLUSTER_CONFIG}}}",
     },
+}
+
+# A release group's end-to-end comparison at the ingress: the requests the gateway sent to the
+# group's way in (``host``), in the session slice (``slice`` is ``="<Canary name>"``: they
+# carried ``x-canarymesh-group``) or not (``!="<Canary name>"``: no header, another group's, or
+# Istio's ``unknown`` for a missing one). ``canarymesh_group`` is the tag the mesh makes of that
+# header (Istio: a Telemetry resource's ``tagOverrides``, in
+# canary-manifests/release-group/telemetry-release-group.yaml). Counters, as the one-service
+# queries above.
+_GROUP_SELECTOR = 'reporter="source",destination_service="{{ host }}",canarymesh_group{{ slice }}'
+GROUP_QUERIES: Mapping[str, str] = {
+    "request-counters": f"istio_requests_total{{{_GROUP_SELECTOR}}}",
+    "error-counters": f'istio_requests_total{{{_GROUP_SELECTOR},response_code=~"5.."}}',
+    "duration-counters": f"istio_request_duration_milliseconds_bucket{{{_GROUP_SELECTOR}}}",
 }
 
 _BRACES = re.compile(r"\{\{|\}\}")

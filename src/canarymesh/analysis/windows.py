@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import datetime
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["Buckets", "Counts", "Window", "count_above", "p99_bound", "quantile"]
+__all__ = ["INGRESS_SCOPE", "Buckets", "Counts", "Window", "count_above", "p99_bound", "quantile"]
+
+# The scope of a release group's end-to-end comparison (its members' scopes are their hosts).
+INGRESS_SCOPE = "ingress"
 
 # Cumulative (upper bound in ms, requests at or below it), ascending, last bound +Inf.
 Buckets = tuple[tuple[float, int], ...]
@@ -53,9 +56,19 @@ class Window:
     canary: Counts
     stable: Counts
     custom: tuple[tuple[str, float | None], ...] = ()
+    # A release group's other comparisons over the same interval, judged each on its own:
+    # (scope, window) per member service; ``canary``/``stable`` above are then the ingress's.
+    scopes: tuple[tuple[str, Window], ...] = ()
 
     def custom_value(self, name: str) -> float | None:
         return dict(self.custom).get(name)
+
+    def parts(self) -> tuple[tuple[str, Window], ...]:
+        """What to judge: this window alone (scope ``""``), or for a release group the ingress
+        end to end and then each member."""
+        if not self.scopes:
+            return (("", self),)
+        return ((INGRESS_SCOPE, replace(self, scopes=())), *self.scopes)
 
 
 def quantile(q: float, buckets: Buckets) -> float | None:

@@ -288,4 +288,32 @@ def check_canary(index: AnalysisIndex, resource: Resource[canary.Canary]) -> lis
             if subset is not None and subset not in subsets:
                 problem = f"subset {subset} of host {spec.host} is not defined by a DestinationRule"
                 report("CM1012", (*target, field), subset, problem=problem)
+    _check_group_members(index, resource, services, report)
     return report.found
+
+
+def _check_group_members(
+    index: AnalysisIndex,
+    resource: Resource[canary.Canary],
+    services: list[AnyResource],
+    report: Reporter,
+) -> None:
+    """A release group's members: each VirtualService and both subsets exist in the input."""
+    group, namespace = resource.spec.group, namespace_of(resource)
+    if group is None:
+        return
+    for i, member in enumerate(group.members):
+        where = (*SPEC, "group", "members", i)
+        if services and (namespace, member.virtual_service) not in names_of(services):
+            problem = f"VirtualService {member.virtual_service} is not defined in the input"
+            report("CM1012", (*where, "virtualService"), member.virtual_service, problem=problem)
+        if not index.rules:
+            continue
+        subsets = index.subsets_of(fqdn(member.host, namespace)) or {}
+        for field, subset in (("stableSubset", member.stable_subset),
+                              ("canarySubset", member.canary_subset)):  # fmt: skip
+            if subset not in subsets:
+                problem = (
+                    f"subset {subset} of host {member.host} is not defined by a DestinationRule"
+                )
+                report("CM1012", (*where, field), subset, problem=problem)

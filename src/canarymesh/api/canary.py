@@ -41,6 +41,8 @@ __all__ = [
     "BUILTIN_METRICS",
     "DEFAULT_STEPS",
     "REVISION_LABEL",
+    "GROUP_HEADER",
+    "GROUP_LABEL",
     "ROLLOUT_ID_ANNOTATION",
     "TEMPLATE_VARIABLE",
     "WEBHOOK_TYPES",
@@ -51,11 +53,13 @@ __all__ = [
     "CanaryStrategy",
     "ConfigChange",
     "DeploymentPair",
+    "GroupMember",
     "LoadGeneratorSpec",
     "MetricCheck",
     "MirrorStrategy",
     "PauseStep",
     "Revisions",
+    "ReleaseGroup",
     "SessionAffinity",
     "StepAnalysis",
     "Strategy",
@@ -71,6 +75,11 @@ API_VERSION = f"{API_GROUP}/v1alpha1"
 ROLLOUT_ID_ANNOTATION = f"{API_GROUP}/rollout-id"
 # The pod label that tells an Argo Rollout's revisions apart (Argo's own label key).
 REVISION_LABEL = "rollouts-pod-template-hash"
+
+# A release group's session slice: the request header the ingress sets (value: the Canary's
+# name) and the metric label the mesh's telemetry makes of it (Istio: ``tagOverrides``).
+GROUP_HEADER = "x-canarymesh-group"
+GROUP_LABEL = "canarymesh_group"
 
 # Metrics computed from Istio's standard metrics, so they work on both runtimes.
 BUILTIN_METRICS = ("request-success-rate", "request-duration")
@@ -291,12 +300,55 @@ class ConfigChange(IstioModel):
     resources: tuple[dict[Str, object], ...] = ()
 
 
+class GroupMember(IstioModel):
+    """One service of a release group: its VirtualService sends the group's sessions (requests
+    carrying the group header) to ``canarySubset``, every other request to ``stableSubset``."""
+
+    host: Str
+    virtual_service: Str
+    stable_subset: Str
+    canary_subset: Str
+    routes: Strs = ()
+    port: Int | None = None
+
+    def as_canary(self) -> Canary:
+        """This member as a one-service Canary, for the route writer and the judge."""
+        target = Target(
+            host=self.host,
+            virtual_service=self.virtual_service,
+            stable_subset=self.stable_subset,
+            canary_subset=self.canary_subset,
+            routes=self.routes,
+            port=self.port,
+        )
+        return Canary(target=target)
+
+
+class ReleaseGroup(IstioModel):
+    """Services released together (:mod:`canarymesh.routing.release_group`).
+
+    The Canary's ``target`` is the way in: the ingress (gateway) VirtualService and the host its
+    managed routes send to. Each step's ``setWeight`` is the percent of user sessions the
+    ingress puts in the canary slice: it sets the request header ``x-canarymesh-group: <Canary
+    name>`` on them (the Bookinfo services propagate it like a trace header) and answers with
+    the cookie ``cookieName`` so the session stays in the slice; every member's VirtualService
+    sends requests carrying the header to its canary subset. ``cookieName`` defaults to
+    ``canarymesh-group-<Canary name>``.
+    """
+
+    members: tuple[GroupMember, ...] = ()
+    cookie_name: Str | None = None
+    max_age: Duration = "24h"
+
+
 class Canary(IstioModel):
     """Shift ``target.host`` from its stable subset to its canary subset, judged as it goes;
-    with ``config``, shift the target's clients from the current config to a changed one."""
+    with ``config``, shift the target's clients from the current config to a changed one;
+    with ``group``, shift a slice of user sessions to the canary of every member at once."""
 
     target: Target
     config: ConfigChange | None = None
+    group: ReleaseGroup | None = None
     strategy: Strategy = Field(default_factory=Strategy)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     webhooks: tuple[Webhook, ...] = ()

@@ -592,6 +592,15 @@ CATALOG: tuple[Message, ...] = (
         "Prometheus, conditions it cannot read as thresholds) is refused by field, and nothing "
         "is applied. docs/argo-rollouts.md lists what maps.",
     ),
+    _m(
+        "CM0612",
+        "error",
+        "Invalid release group",
+        "{problem}",
+        "A release group (spec.group) names its member services, each with its own "
+        "VirtualService and two subsets; the target is the ingress VirtualService that puts "
+        "sessions in the canary slice, in canary steps, judged with the built-in metrics.",
+    ),
     # --- CM07xx: limits (api/limits.py) ------------------------------------------------------
     _m(
         "CM0701",

@@ -5,13 +5,14 @@ validate``, ``analyze`` and ``apply``). Never raises, reports every problem.
 Codes: CM0603 steps (weights 0..100, ascending), CM0604 strategy shape, CM0605 analysis
 (judge, alpha, limits, metrics, query templates), CM0606 target, CM0607 timing (a step longer
 than the progress deadline), CM0608 webhooks and the load generator, CM0609 a config canary's
-changed documents, CM0610 notifications (:mod:`canarymesh.api.validate_notifications`); CM0107
-bad durations.
+changed documents, CM0610 notifications (:mod:`canarymesh.api.validate_notifications`), CM0612
+a release group (spec.group); CM0107 bad durations.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import urlsplit
 
 from canarymesh.api.canary import (
@@ -37,6 +38,7 @@ __all__ = ["CONFIG_KINDS", "MAX_ALPHA", "QUERY_VARIABLES", "config_resource_prob
            "validate_canary"]  # fmt: skip
 
 CONFIG_KINDS = ("VirtualService", "DestinationRule", "AuthorizationPolicy")
+_COOKIE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 SPEC: FieldPath = ("spec",)
 # Above 0.2 the "false alarm rate" stops meaning anything a user would accept.
@@ -47,6 +49,8 @@ QUERY_VARIABLES = frozenset({"namespace", "host", "version", "interval"})
 
 def validate_canary(report: Reporter, spec: Canary) -> None:
     _check_target(report, spec)
+    if spec.group is not None:
+        _check_group(report, spec)
     _check_strategy(report, spec)
     _check_analysis(report, spec)
     _check_hooks(report, spec)
@@ -64,6 +68,8 @@ def _check_target(report: Reporter, spec: Canary) -> None:
         return
     if not target.virtual_service:
         report("CM0606", (*path, "virtualService"), problem="virtualService is required")
+    if spec.group is not None:
+        return  # the ingress: its subsets are the group's slices (_check_group)
     subsets = target.stable_subset is not None or target.canary_subset is not None
     if subsets and target.deployments is not None:
         report("CM0606", path, problem="set stableSubset/canarySubset or deployments, not both")
@@ -102,6 +108,82 @@ def _check_config(report: Reporter, spec: Canary) -> None:
     for index, resource in enumerate(resources):
         for problem in config_resource_problems(resource, target.host):
             report("CM0609", (*path, index), problem=problem)
+
+
+def _check_group(report: Reporter, spec: Canary) -> None:
+    """A release group: the target is the ingress, each member a service with two subsets."""
+    assert spec.group is not None
+    group, path, target = spec.group, (*SPEC, "group"), spec.target
+    if target.stable_subset or target.canary_subset or target.deployments is not None:
+        report(
+            "CM0612",
+            (*SPEC, "target"),
+            problem="with spec.group the target is the ingress: name each member's subsets "
+            "in spec.group.members, not stableSubset/canarySubset/deployments here",
+        )
+    if spec.config is not None:
+        report(
+            "CM0612", (*SPEC, "config"), problem="a release group cannot also be a config canary"
+        )
+    strategy = spec.strategy
+    for field, block in (("blueGreen", strategy.blue_green), ("mirror", strategy.mirror),
+                         ("sessionAffinity", strategy.session_affinity)):  # fmt: skip
+        if block is not None:
+            report(
+                "CM0612",
+                (*SPEC, "strategy", field),
+                problem=f"a release group takes canary steps only ({field} is not supported; "
+                "its sessions stay in the slice through spec.group.cookieName)",
+            )
+    if strategy.canary is not None and strategy.canary.match:
+        report("CM0612", (*SPEC, "strategy", "canary", "match"),
+               problem="a release group assigns sessions by weight; no match")  # fmt: skip
+    for index, check in enumerate(spec.analysis.metrics):
+        if check.query is not None or check.name not in BUILTIN_METRICS:
+            report(
+                "CM0612",
+                (*SPEC, "analysis", "metrics", index),
+                check.name,
+                problem="a release group is judged per member and at the ingress with the "
+                f"built-in metrics only ({', '.join(BUILTIN_METRICS)})",
+            )
+    if group.cookie_name is not None and not _COOKIE_NAME.fullmatch(group.cookie_name):
+        report("CM0612", (*path, "cookieName"), group.cookie_name,
+               problem="a cookie name of letters, digits, - and _ (at most 64)")  # fmt: skip
+    check_duration(report, (*path, "maxAge"), group.max_age)
+    if not group.members:
+        report("CM0612", (*path, "members"), problem="name at least one member service")
+    hosts: dict[str, int] = {}
+    services: dict[str, int] = {}
+    ingress = target.host.split(".", 1)[0]
+    for index, member in enumerate(group.members):
+        where = (*path, "members", index)
+        check_host(report, (*where, "host"), member.host, allow_star=False)
+        check_port(report, (*where, "port"), member.port)
+        short = member.host.split(".", 1)[0]
+        if short in hosts:
+            report("CM0612", (*where, "host"), member.host,
+                   problem=f"members[{hosts[short]}] names the same service")  # fmt: skip
+        hosts.setdefault(short, index)
+        if short == ingress:
+            report("CM0612", (*where, "host"), member.host,
+                   problem="the ingress's target host cannot also be a member")  # fmt: skip
+        if not member.virtual_service:
+            report("CM0612", (*where, "virtualService"), problem="virtualService is required")
+        elif member.virtual_service == target.virtual_service:
+            report("CM0612", (*where, "virtualService"), member.virtual_service,
+                   problem="the ingress's VirtualService cannot also be a member's")  # fmt: skip
+        elif member.virtual_service in services:
+            report("CM0612", (*where, "virtualService"), member.virtual_service,
+                   problem=f"members[{services[member.virtual_service]}] routes through the "
+                   "same VirtualService; give each member its own")  # fmt: skip
+        services.setdefault(member.virtual_service, index)
+        if member.stable_subset == member.canary_subset:
+            report("CM0612", (*where, "canarySubset"), member.canary_subset,
+                   problem=f"stable and canary are both {member.stable_subset}")  # fmt: skip
+        if len(set(member.routes)) != len(member.routes):
+            report("CM0612", (*where, "routes"), list(member.routes),
+                   problem="a route is named twice")  # fmt: skip
 
 
 def config_resource_problems(resource: dict[str, object], host: str) -> list[str]:

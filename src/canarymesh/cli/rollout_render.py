@@ -19,14 +19,20 @@ _COLORS = {"Succeeded": "green", "Failed": "red", "RollingBack": "red", "Paused"
 def render(view: RolloutView) -> RenderableType:
     """The rollout as rich renderables."""
     color = _COLORS.get(view.phase, "cyan")
+    what = f"{view.strategy} of {view.host}: {view.stable_subset} -> {view.canary_subset}"
+    if view.members:
+        moved = ", ".join(f"{host} {stable} -> {canary}" for host, stable, canary in view.members)
+        what = f"release group through {view.host}: {moved}"
     head = Text.assemble(
         (f"{view.name}", "bold"),
-        f"  {view.strategy} of {view.host}: {view.stable_subset} -> {view.canary_subset}  ",
+        f"  {what}  ",
         (view.phase, f"bold {color}"),
         f"  step {view.step}  judge {view.judge}",
     )
+    split = "weights: canary" if not view.members else "sessions: in the slice"
     weights = (
-        f"weights: canary {view.canary_weight}% / stable {view.stable_weight}%"
+        f"{split} {view.canary_weight}% / {'stable' if not view.members else 'others'} "
+        f"{view.stable_weight}%"
         f"{f', mirror {view.mirror:g}%' if view.mirror else ''}"
         f"{', A/B match to canary' if view.ab_match else ''}"
         f"  ({'applied by every proxy' if view.weights_verified else 'waiting for the proxies'})"

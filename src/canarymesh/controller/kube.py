@@ -27,7 +27,7 @@ from canarymesh.api.notifications import AlertProviderSpec
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.notify import Notifier, NotifyMetrics
-from canarymesh.controller.observe import fqdn
+from canarymesh.controller.observe import subset_versions
 from canarymesh.controller.webhooks import HttpWebhooks
 from canarymesh.controller.wiring import (
     CanaryItem,
@@ -48,6 +48,7 @@ from canarymesh.runtime.kube.client import (
     api_client,
 )
 from canarymesh.runtime.kube.config_router import KubeConfigRouter
+from canarymesh.runtime.kube.group_router import KubeGroupRouter
 from canarymesh.runtime.kube.health import serve_health
 from canarymesh.runtime.kube.lease import LeaderElector
 from canarymesh.runtime.kube.rollout_store import KubeStateStore
@@ -122,16 +123,8 @@ class KubeCanaries:
     def _versions(self, canary: Canary, namespace: str) -> tuple[tuple[str, str], ...]:
         if canary.config is not None:
             return ()  # a config canary splits pods by a label, not versions by subsets
-        host = fqdn(canary.target.host, namespace)
-        found = []
-        for rule in self.api.list_objects(DESTINATION_RULE, namespace):
-            spec = rule.get("spec") or {}
-            if fqdn(str(spec.get("host", "")), namespace) == host:
-                for subset in spec.get("subsets") or []:
-                    version = (subset.get("labels") or {}).get("version")
-                    if version:
-                        found.append((str(subset["name"]), str(version)))
-        return tuple(found)
+        rules = self.api.list_objects(DESTINATION_RULE, namespace)
+        return subset_versions(rules, canary, namespace)
 
 
 class KubeProviders:
@@ -191,6 +184,8 @@ def wiring_for(
     def router_for(item: CanaryItem) -> TrafficRouter:
         if item.canary.config is not None:
             return KubeConfigRouter(api, item.namespace, item.name, verifier)
+        if item.canary.group is not None:
+            return KubeGroupRouter(api, item.namespace, item.name)
         return KubeRouter(api, item.namespace, item.name, verifier)
 
     wiring = Wiring(

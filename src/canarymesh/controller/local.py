@@ -31,7 +31,7 @@ from canarymesh.api.notifications import AlertProviderSpec
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.notify import Notifier, NotifyMetrics
-from canarymesh.controller.observe import fqdn
+from canarymesh.controller.observe import subset_versions
 from canarymesh.controller.webhooks import HttpWebhooks
 from canarymesh.controller.wiring import (
     CanaryItem,
@@ -55,6 +55,7 @@ from canarymesh.runtime.local.api_models import (
 )
 from canarymesh.runtime.local.config_router import LocalConfigRouter
 from canarymesh.runtime.local.controller_process import publish_info, take_lock
+from canarymesh.runtime.local.group_router import LocalGroupRouter
 from canarymesh.runtime.local.prometheus import (
     CONTROLLER_JOB,
     TargetGroup,
@@ -97,17 +98,7 @@ class LocalCanaries:
         if canary.config is not None:
             return ()  # its sets are named canary and stable; no subset to look up
         rules = self.api.resources([DESTINATION_RULE_KIND], namespace)
-        host = fqdn(canary.target.host, namespace)
-        found = []
-        for rule in rules:
-            spec = rule.get("spec") or {}
-            if fqdn(str(spec.get("host", "")), namespace) != host:
-                continue
-            for subset in spec.get("subsets") or []:
-                version = (subset.get("labels") or {}).get("version")
-                if version:
-                    found.append((str(subset["name"]), str(version)))
-        return tuple(found)
+        return subset_versions(rules, canary, namespace)
 
 
 class LocalProviders:
@@ -201,6 +192,8 @@ def wiring_for(state_dir: Path, metrics: ControllerMetrics) -> tuple[Wiring, Loc
 def _router(api: ApiClient, item: CanaryItem) -> TrafficRouter:
     if item.canary.config is not None:
         return LocalConfigRouter(api, item.namespace, item.name)
+    if item.canary.group is not None:
+        return LocalGroupRouter(api, item.namespace, item.name)
     return LocalRouter(api, item.namespace, item.name)
 
 

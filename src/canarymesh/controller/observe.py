@@ -21,9 +21,16 @@ is exact; custom metrics are queried over the trailing interval, once per interv
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from canarymesh.analysis.baseline import Baseline
-from canarymesh.analysis.measure import Series, counter_queries, counts_between
+from canarymesh.analysis.measure import (
+    Series,
+    counter_queries,
+    counts_between,
+    group_counter_queries,
+)
 from canarymesh.analysis.queries import render_query
 from canarymesh.analysis.windows import Counts, Window
 from canarymesh.api.canary import BUILTIN_METRICS, Canary
@@ -40,6 +47,7 @@ __all__ = [
     "fqdn",
     "measure",
     "measure_baseline",
+    "subset_versions",
 ]
 
 # One scrape interval of the local Prometheus: the reading at a window's end is final.
@@ -60,6 +68,30 @@ def fqdn(host: str, namespace: str) -> str:
     parts = host.split(".")
     name, ns = parts[0], parts[1] if len(parts) > 1 else namespace
     return f"{name}.{ns}.svc.cluster.local"
+
+
+def subset_versions(
+    rules: Iterable[Mapping[str, Any]], canary: Canary, namespace: str
+) -> tuple[tuple[str, str], ...]:
+    """Each subset's ``version`` label, from the DestinationRules of the namespace: of the
+    target host (by subset name), and of each release group member (``<short host>/<subset>``)."""
+    hosts = [(fqdn(canary.target.host, namespace), "")]
+    if canary.group is not None:
+        hosts += [
+            (fqdn(m.host, namespace), f"{m.host.split('.', 1)[0]}/") for m in canary.group.members
+        ]
+    found = []
+    listed = list(rules)
+    for host, prefix in hosts:
+        for rule in listed:
+            spec = rule.get("spec") or {}
+            if fqdn(str(spec.get("host", "")), namespace) != host:
+                continue
+            for subset in spec.get("subsets") or []:
+                version = (subset.get("labels") or {}).get("version")
+                if version:
+                    found.append((prefix + str(subset["name"]), str(version)))
+    return tuple(found)
 
 
 def due_windows(
@@ -104,6 +136,10 @@ def measure(
     spec = item.canary
     host = fqdn(spec.target.host, item.namespace)
     readings = readings if readings is not None else {}
+    if spec.group is not None:
+        window = _group_window(source, item, host, start, end, readings)
+        _forget(readings, start)
+        return window
     canary = _counts(source, item, host, spec.canary_subset(), start, end, readings)
     stable = _counts(source, item, host, spec.stable_subset(), start, end, readings)
     values: tuple[tuple[str, float | None], ...] = ()
@@ -129,8 +165,44 @@ def measure_baseline(source: MetricsSource, item: CanaryItem, now: datetime.date
     end = now - SCRAPE_LAG
     start = end - history
     host = fqdn(spec.target.host, item.namespace)
-    counts = _counts(source, item, host, spec.stable_subset(), start, end, {})
+    if spec.group is not None:  # the ingress's sessions, none of them in the slice yet
+        queries = group_counter_queries(host, item.name, in_slice=False)
+        counts = _between(source, queries, start, end, {})
+    else:
+        counts = _counts(source, item, host, spec.stable_subset(), start, end, {})
     return Baseline(history.total_seconds(), counts)
+
+
+def _group_window(
+    source: MetricsSource,
+    item: CanaryItem,
+    ingress: str,
+    start: datetime.datetime,
+    end: datetime.datetime,
+    readings: Readings,
+) -> Window:
+    """A release group's window: the session slice against the rest at the ingress, and each
+    member's canary subset against its stable one (every caller, like a one-service canary)."""
+    assert item.canary.group is not None
+    in_slice = _between(
+        source, group_counter_queries(ingress, item.name, in_slice=True), start, end, readings
+    )
+    rest = _between(
+        source, group_counter_queries(ingress, item.name, in_slice=False), start, end, readings
+    )
+    scopes = []
+    for member in item.canary.group.members:
+        host = fqdn(member.host, item.namespace)
+        canary = counter_queries(host, item.member_version(member.host, member.canary_subset))
+        stable = counter_queries(host, item.member_version(member.host, member.stable_subset))
+        part = Window(
+            start,
+            end,
+            _between(source, canary, start, end, readings),
+            _between(source, stable, start, end, readings),
+        )
+        scopes.append((member.host.split(".", 1)[0], part))
+    return Window(start, end, in_slice, rest, scopes=tuple(scopes))
 
 
 def _counts(
@@ -143,6 +215,16 @@ def _counts(
     readings: Readings,
 ) -> Counts:
     queries = counter_queries(host, item.version_of(subset), item.config)
+    return _between(source, queries, start, end, readings)
+
+
+def _between(
+    source: MetricsSource,
+    queries: Mapping[str, str],
+    start: datetime.datetime,
+    end: datetime.datetime,
+    readings: Readings,
+) -> Counts:
     return counts_between(
         {name: _reading(source, promql, start, readings) for name, promql in queries.items()},
         {name: _reading(source, promql, end, readings) for name, promql in queries.items()},

@@ -54,6 +54,11 @@ class CanaryItem:
     def version_of(self, subset: str) -> str:
         return dict(self.versions).get(subset, subset)
 
+    def member_version(self, host: str, subset: str) -> str:
+        """A release group member's subset's ``version`` (``versions`` keys them
+        ``<short host>/<subset>``)."""
+        return dict(self.versions).get(f"{host.split('.', 1)[0]}/{subset}", subset)
+
 
 def canary_item(
     namespace: str,

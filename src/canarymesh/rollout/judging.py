@@ -24,14 +24,14 @@ Rules:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from canarymesh.analysis import statistical, threshold
 from canarymesh.analysis.baseline import Baseline
 from canarymesh.analysis.planning import Gate
 from canarymesh.analysis.statistical import MetricTest
 from canarymesh.analysis.verdict import MetricVerdict, VerdictPhase, worst
-from canarymesh.analysis.windows import Window
+from canarymesh.analysis.windows import INGRESS_SCOPE, Window
 from canarymesh.api.canary import BUILTIN_METRICS, Canary, MetricCheck
 from canarymesh.rollout.state import CanaryState
 
@@ -40,6 +40,8 @@ __all__ = [
     "gate_cleared",
     "is_sequential",
     "judge_windows",
+    "scoped_name",
+    "scopes",
     "sequential_alpha",
     "start_tests",
     "usable_windows",
@@ -72,12 +74,40 @@ def usable_windows(
 
 
 def start_tests(spec: Canary, baseline: Baseline | None) -> tuple[tuple[str, MetricTest], ...]:
-    """A fresh test for every statistical metric of ``spec``, from the stable's history."""
+    """A fresh test for every statistical metric of ``spec``, from the stable's history; for a
+    release group, one per metric and part (the ingress, then each member)."""
     return tuple(
-        (check.name, statistical.start(check, baseline))
+        (scoped_name(scope, check.name), statistical.start(check, _baseline(scope, baseline)))
+        for scope in scopes(spec)
         for check in spec.metric_checks()
         if is_sequential(spec, check)
     )
+
+
+def scopes(spec: Canary) -> tuple[str, ...]:
+    """The parts judged apart: ``""`` (the one service), or a release group's ingress and
+    members (by short host, as :func:`canarymesh.controller.observe.measure` names them)."""
+    if spec.group is None:
+        return ("",)
+    return (INGRESS_SCOPE, *(m.host.split(".", 1)[0] for m in spec.group.members))
+
+
+def scoped_name(scope: str, metric: str) -> str:
+    """The test's key of ``metric`` in one part of a release group (``ratings/...``)."""
+    return f"{scope}/{metric}" if scope else metric
+
+
+def _baseline(scope: str, baseline: Baseline | None) -> Baseline | None:
+    # A group's baseline is the ingress's traffic before the rollout; members start without.
+    return baseline if scope in ("", INGRESS_SCOPE) else None
+
+
+def _in_scope(scope: str, verdict: MetricVerdict) -> MetricVerdict:
+    if not scope:
+        return verdict
+    who = "ingress (end to end)" if scope == INGRESS_SCOPE else f"member {scope}"
+    return replace(verdict, metric=scoped_name(scope, verdict.metric),
+                   reason=f"release group {who}: {verdict.reason}")  # fmt: skip
 
 
 def judge_windows(state: CanaryState, spec: Canary, windows: tuple[Window, ...]) -> Judgement:
@@ -97,25 +127,32 @@ def _judge_one(state: CanaryState, spec: Canary, window: Window) -> tuple[Canary
         tests = dict(start_tests(spec, state.baseline))
     verdicts: list[MetricVerdict] = []
     seconds = max(1.0, (window.end - window.start).total_seconds())
-    rate = window.canary.requests / seconds
     idle_limit = spec.interval().total_seconds()
-    for check in checks:
-        if not is_sequential(spec, check):
-            continue
-        test = tests.get(check.name) or statistical.start(check, state.baseline)
-        tests[check.name] = statistical.observe(test, window)
-        verdicts.append(
-            statistical.verdict(
-                tests[check.name],
+    # A release group's window has a part per member and one for the ingress: each is its own
+    # comparison, with its own test, so a verdict says which part decided it.
+    for scope, part in window.parts():
+        rate = part.canary.requests / seconds
+        for check in checks:
+            if not is_sequential(spec, check):
+                continue
+            key = scoped_name(scope, check.name)
+            test = tests.get(key) or statistical.start(check, _baseline(scope, state.baseline))
+            tests[key] = statistical.observe(test, part)
+            verdict = statistical.verdict(
+                tests[key],
                 alpha=sequential_alpha(spec, check.name),
                 min_requests=spec.analysis.min_requests,
                 idle_limit=idle_limit,
                 canary_rate=rate,
             )
-        )
+            verdicts.append(_in_scope(scope, verdict))
     checked = [c for c in checks if not is_sequential(spec, c)]
     judged_checks = bool(checked) and (spec.analysis.judge == "threshold" or bool(window.custom))
-    check_verdicts = threshold.judge_window(window, checked) if judged_checks else ()
+    check_verdicts = tuple(
+        _in_scope(scope, v)
+        for scope, part in window.parts()
+        for v in (threshold.judge_window(part, checked) if judged_checks else ())
+    )
     failed = any(v.phase is VerdictPhase.FAILED for v in check_verdicts)
     everything = (*verdicts, *check_verdicts)
     if not judged_checks:  # keep the custom checks' last verdicts on show
@@ -186,11 +223,13 @@ ALPHA_WEIGHTS = {statistical.SUCCESS: 3.0, statistical.LATENCY: 1.0}
 
 def sequential_alpha(spec: Canary, metric: str | None = None) -> float:
     """``metric``'s share of ``alpha`` (a weighted Bonferroni split over the sequential
-    metrics, :data:`ALPHA_WEIGHTS`); without ``metric``, the smallest share."""
+    metrics, :data:`ALPHA_WEIGHTS`, and evenly over a release group's parts); without
+    ``metric``, the smallest share. ``metric`` may carry its part (``ratings/...``)."""
     names = [c.name for c in spec.metric_checks() if is_sequential(spec, c)]
     if not names:
         return spec.analysis.alpha
-    total = sum(ALPHA_WEIGHTS.get(name, 1.0) for name in names)
+    metric = metric.rpartition("/")[2] if metric is not None else None
+    total = sum(ALPHA_WEIGHTS.get(name, 1.0) for name in names) * len(scopes(spec))
     weights = [ALPHA_WEIGHTS.get(name, 1.0) for name in names]
     mine = ALPHA_WEIGHTS.get(metric, 1.0) if metric in names else min(weights)
     return spec.analysis.alpha * mine / total

@@ -38,7 +38,7 @@ from canarymesh.analysis import planning
 from canarymesh.analysis.baseline import Baseline
 from canarymesh.analysis.statistical import LATENCY, MetricTest
 from canarymesh.analysis.verdict import VerdictPhase, worst
-from canarymesh.analysis.windows import Window
+from canarymesh.analysis.windows import INGRESS_SCOPE, Window
 from canarymesh.api.canary import Canary
 from canarymesh.rollout import judging
 from canarymesh.rollout.actions import (
@@ -273,7 +273,10 @@ def _promoting(tick: _Tick, state: CanaryState) -> Decision:
             return tick.decide(state, "promoting: waiting for the proxies to send 100% to canary")
         state = state.with_promotion_stage(1).with_weights(Weights(0, canary))
         tick.actions.append(FinalizeRoutes(canary))
-        return tick.decide(state, f"promoting: the managed routes now name {canary} as stable")
+        named = f"{canary} as stable"
+        if tick.spec.group is not None:  # every member at once: its canary subset alone
+            named = "each member's canary subset as stable, the ingress as written"
+        return tick.decide(state, f"promoting: the managed routes now name {named}")
     if not _verified(tick, state):
         tick.actions.append(FinalizeRoutes(canary))
         return tick.decide(state, f"promoting: waiting for the proxies to route to {canary} alone")
@@ -281,6 +284,9 @@ def _promoting(tick: _Tick, state: CanaryState) -> Decision:
     if tick.spec.load_generator is not None:
         tick.actions.append(StopLoad())
     reason = f"promoted: {canary} is the stable subset"
+    if tick.spec.group is not None:
+        released = ", ".join(f"{m.host} {m.canary_subset}" for m in tick.spec.group.members)
+        reason = f"promoted together: {released} are the stable subsets"
     state = state.with_verified(tick.now)
     return tick.decide(state.with_phase(Phase.SUCCEEDED, reason, tick.now), reason)
 
@@ -394,7 +400,9 @@ def _with_baseline(tick: _Tick, state: CanaryState, baseline: Baseline) -> Canar
     spec = tick.spec
     tests = judging.start_tests(spec, baseline)
     rps = baseline.rps + (spec.load_generator.rps if spec.load_generator is not None else 0.0)
-    metrics = [_metric_plan(spec, test) for _, test in tests]
+    # A release group's parts all see the slice's requests: the plan is the ingress's.
+    planned = [t for key, t in tests if "/" not in key or key.startswith(f"{INGRESS_SCOPE}/")]
+    metrics = [_metric_plan(spec, test) for test in planned]
     assessment = planning.assess(
         _segments(tick.plan),
         rps,

@@ -28,6 +28,7 @@ __all__ = [
     "ROUTE_PREFIX",
     "Obj",
     "affinity_route_name",
+    "and_matches",
     "managed_indexes",
     "match_json",
     "match_route_name",
@@ -107,3 +108,16 @@ def with_list(obj: Mapping[str, Any], field: str, items: list[Obj]) -> Obj:
     out = copy.deepcopy(dict(obj))
     out["spec"] = {**out.get("spec", {}), field: items}
     return out
+
+
+def and_matches(theirs: Sequence[Obj], ours: Sequence[Obj]) -> list[Obj]:
+    """Matches that hold when one of ``theirs`` and one of ``ours`` both hold (Istio ORs the
+    items of a ``match`` list and ANDs the fields of one item). Every result is a new object."""
+    combined = []
+    for mine in theirs:
+        for extra in ours:
+            merged = {**copy.deepcopy(mine), **copy.deepcopy(extra)}
+            if "headers" in mine and "headers" in extra:
+                merged["headers"] = copy.deepcopy({**mine["headers"], **extra["headers"]})
+            combined.append(merged)
+    return combined

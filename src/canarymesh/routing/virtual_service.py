@@ -22,6 +22,7 @@ from canarymesh.rollout.actions import Weights
 from canarymesh.routing.managed import (
     Obj,
     affinity_route_name,
+    and_matches,
     managed_indexes,
     match_json,
     match_route_name,
@@ -185,31 +186,18 @@ def _added_routes(managed: Mapping[str, Any], canary: Canary, name: str, w: Weig
         # Each answer refreshes the cookie: a user on the canary stays while they keep coming.
         held = [{**copy.deepcopy(to_canary[0]), "headers": _set_cookie(canary)}]
         added.append(
-            {"name": affinity_route_name(name), "match": _both(theirs, cookie), "route": held}
+            {"name": affinity_route_name(name), "match": and_matches(theirs, cookie), "route": held}
         )
     if w.match and canary.match():
         ours = [match_json(m) for m in canary.match()]
         added.append(
             {
                 "name": match_route_name(name),
-                "match": _both(theirs, ours),
+                "match": and_matches(theirs, ours),
                 "route": copy.deepcopy(to_canary),
             }
         )
     return added
-
-
-def _both(theirs: Sequence[Obj], ours: Sequence[Obj]) -> list[Obj]:
-    """Matches that hold when one of ``theirs`` and one of ``ours`` both hold (Istio ORs the
-    items of a ``match`` list and ANDs the fields of one item)."""
-    combined = []
-    for mine in theirs:
-        for extra in ours:
-            merged = {**copy.deepcopy(mine), **copy.deepcopy(extra)}
-            if "headers" in mine and "headers" in extra:
-                merged["headers"] = {**mine["headers"], **extra["headers"]}
-            combined.append(merged)
-    return combined
 
 
 def _seconds(duration: str) -> int:

@@ -103,6 +103,8 @@ class RolloutView:
     traffic_rps: float | None = None
     sight: tuple[SightRow, ...] = ()
     warnings: tuple[str, ...] = ()
+    # A release group's members: (host, stable subset, canary subset); empty for one service.
+    members: tuple[tuple[str, str, str], ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """Field names in camelCase, as the dashboard's JSON API serves them."""
@@ -163,6 +165,16 @@ class RolloutView:
                 ],
                 "warnings": list(self.warnings),
             },
+            **(
+                {
+                    "group": [
+                        {"host": h, "stableSubset": s, "canarySubset": c}
+                        for h, s, c in self.members
+                    ]
+                }  # fmt: skip
+                if self.members
+                else {}
+            ),
         }
 
 
@@ -201,6 +213,10 @@ def rollout_view(state: CanaryState, spec: Canary) -> RolloutView:
         traffic_rps=state.assessment.rps if state.assessment is not None else None,
         sight=_sight(state.assessment, plan_steps=[s.describe() for s in plan]),
         warnings=state.assessment.warnings if state.assessment is not None else (),
+        members=tuple(
+            (m.host, m.stable_subset, m.canary_subset)
+            for m in (spec.group.members if spec.group is not None else ())
+        ),
     )
 
 
@@ -254,11 +270,12 @@ def _metric_row(verdict: MetricVerdict, spec: Canary) -> MetricRow:
 
 
 def _limit(verdict: MetricVerdict, spec: Canary) -> str:
+    metric = verdict.metric.rpartition("/")[2]  # a release group's part: "ratings/<metric>"
     sequential = {c.name for c in spec.metric_checks() if is_sequential(spec, c)}
-    if verdict.metric in sequential:
+    if metric in sequential:
         return f"p < {sequential_alpha(spec, verdict.metric):g}"
     for check in spec.metric_checks():
-        if check.name == verdict.metric and check.threshold_range is not None:
+        if check.name == metric and check.threshold_range is not None:
             bounds = check.threshold_range
             parts = [f"min {bounds.min:g}" if bounds.min is not None else "",
                      f"max {bounds.max:g}" if bounds.max is not None else ""]  # fmt: skip

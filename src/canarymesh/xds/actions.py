@@ -326,9 +326,13 @@ def translate_route_action(
 ) -> EnvoyJson:
     """The action half of an Envoy route (everything but ``name`` and ``match``)."""
     out: EnvoyJson = translate_headers(rule.headers)
-    if len(rule.route) == 1:
-        # A lone destination's header operations apply to the whole route.
-        for key, value in translate_headers(rule.route[0].headers).items():
+    weights = split_weights(rule.route) if rule.route else []
+    live = [d for d, w in zip(rule.route, weights, strict=True) if w > 0]
+    if len(live) == 1:
+        # A lone destination's header operations apply to the whole route; so do those of the
+        # only destination with weight, since the split collapses to its cluster (as Istio
+        # moves that cluster's headers onto the route).
+        for key, value in translate_headers(live[0].headers).items():
             existing = out.get(key)
             if isinstance(existing, list) and isinstance(value, list):
                 out[key] = existing + value

@@ -6,24 +6,29 @@ request header ``x-canarymesh-source`` (the caller's workload, app, version, pri
 service's virtual host adds ``x-canarymesh-service`` (its FQDN); every inbound listener adds the
 response header ``x-canarymesh-destination`` (the callee's identity). Every HCM logs, through
 ``envoy.access_loggers.http_grpc``, to the static cluster ``canarymesh_telemetry`` (the runtime's
-ALS server), with those headers included. The runtime then calls ``labels_from_log_entry`` with
-the entry (proto3 JSON, snake_case field names) and the reporting proxy's own ``PeerInfo`` to get
-the label set of ``istio_requests_total`` and ``istio_request_duration_milliseconds``.
+ALS server), with those headers included, and the release group header ``x-canarymesh-group``,
+which becomes the label ``canarymesh_group`` (as a Telemetry ``tagOverrides`` would on Istio).
+The runtime then calls ``labels_from_log_entry`` with the entry (proto3 JSON, snake_case field
+names) and the reporting proxy's own ``PeerInfo`` to get the label set of ``istio_requests_total``
+and ``istio_request_duration_milliseconds``.
 Sidecar outbound and gateway logs report ``source``; sidecar inbound logs report
 ``destination`` (Istio's gateways count as the source of the requests they forward).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from canarymesh.api.canary import GROUP_HEADER, GROUP_LABEL
 from canarymesh.mesh.model import MeshSettings, ProxyNode, resolve_host
 from canarymesh.xds import names
 from canarymesh.xds.types import JsonValue, typed
 
 Reporter = Literal["source", "destination"]
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 UNKNOWN = "unknown"
 # Envoy's ResponseFlags fields -> the short flags Istio puts in ``response_flags``.
 RESPONSE_FLAGS = {
@@ -122,6 +127,7 @@ def build_access_logs(proxy: ProxyNode, direction: str, settings: MeshSettings) 
             "additional_request_headers_to_log": [
                 names.SOURCE_PEER_HEADER,
                 names.DESTINATION_SERVICE_HEADER,
+                GROUP_HEADER,
             ],
             "additional_response_headers_to_log": [names.DESTINATION_PEER_HEADER],
         },
@@ -274,7 +280,17 @@ def labels_from_log_entry(
         "response_flags": response_flags(child(common, "response_flags")),
         "connection_security_policy": security,
         "grpc_response_status": "",
+        GROUP_LABEL: group_tag(text(request_headers, GROUP_HEADER)),
     }
+
+
+def group_tag(value: str | None) -> str:
+    """The ``canarymesh_group`` label: the release group the request's session is in (a Canary
+    name), empty otherwise. Anything but a Kubernetes name is dropped: the header comes from a
+    client, and a label value must not be theirs to pick freely."""
+    if value is None or not _NAME.fullmatch(value):
+        return ""
+    return value
 
 
 def peer_labels(

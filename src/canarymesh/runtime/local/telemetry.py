@@ -44,6 +44,7 @@ from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
+from canarymesh.api.canary import GROUP_HEADER
 from canarymesh.errors import TemporaryError
 from canarymesh.runtime.local.config_canary_metrics import ConfigCanaryMetrics
 from canarymesh.runtime.local.sockets import serve_grpc_on_socket
@@ -105,6 +106,7 @@ def _http_key(entry: Any, pod_network: bool = False) -> tuple[object, ...]:
         request_headers.get(names.SOURCE_PEER_HEADER),
         request_headers.get(names.DESTINATION_SERVICE_HEADER),
         request_headers.get("content-type"),
+        request_headers.get(GROUP_HEADER),  # the release group tag
         response.response_headers.get(names.DESTINATION_PEER_HEADER),
         # An unset code reads as 0, which the mapping also reports as "0".
         response.response_code.value,

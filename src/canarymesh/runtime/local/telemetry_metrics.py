@@ -39,7 +39,8 @@ __all__ = [
 # The Istio release whose proxy these metrics imitate (the spec's snapshot of Istio master).
 ISTIO_TAG = "1.32-dev"
 
-# All 25 labels in the proxy's order.
+# All 25 labels in the proxy's order, then the tag a release group needs (empty on requests of
+# no group, which Prometheus stores as no label: Istio's ``tagOverrides`` adds it the same way).
 HTTP_LABELS: tuple[str, ...] = (
     "reporter",
     "source_workload",
@@ -66,10 +67,13 @@ HTTP_LABELS: tuple[str, ...] = (
     "connection_security_policy",
     "response_code",
     "grpc_response_status",
+    "canarymesh_group",
 )
 # TCP metrics carry no response code and no gRPC status.
 TCP_LABELS: tuple[str, ...] = tuple(
-    name for name in HTTP_LABELS if name not in ("response_code", "grpc_response_status")
+    name
+    for name in HTTP_LABELS
+    if name not in ("response_code", "grpc_response_status", "canarymesh_group")
 )
 
 # Envoy's default histogram buckets, which Istio's proxy keeps for all three distributions (ms for
