@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.mesh.conftest import LocalMesh, alive, start_mesh
+from tests.integration.mesh.conftest import TEST_NETWORK, LocalMesh, alive, start_mesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -131,7 +131,8 @@ def test_up_after_the_keeper_died_too_adopts_what_still_runs(survival_mesh: Loca
     # The pods keep serving with no control plane at all.
     assert "Book Details" in mesh.page()
     port = status["ingress_url"].rsplit(":", 1)[1]
-    mesh.cli("up", "--ingress-port", port, "--restart-backoff", "0.2")
+    # The same `up` as before (its network too: auto may choose differently than the pods have).
+    mesh.cli("up", "--ingress-port", port, "--restart-backoff", "0.2", "--network", TEST_NETWORK)
     again = mesh.status()
     assert again["adopted"] == 7 and _processes(mesh) == processes
     assert "Book Details" in mesh.page()

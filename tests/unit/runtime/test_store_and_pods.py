@@ -182,6 +182,22 @@ def test_port_book_is_stable_per_key_and_never_repeats() -> None:
     assert len(ports) == 50 and first not in ports
 
 
+def test_port_book_is_kept_for_a_control_plane_that_adopts_and_dropped_otherwise(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "local-ports.json"
+    book = PortBook.load(path, keep=True)  # nothing kept yet
+    outbound, app = book(("outbound", "web-abc-x", "")), book(("app", "web-abc-x", ""))
+    again = PortBook.load(path, keep=True)  # a restarted control plane adopting the pods
+    assert again(("outbound", "web-abc-x", "")) == outbound
+    assert again(("app", "web-abc-x", "")) == app
+    assert again(("app", "new-pod", "")) not in (outbound, app)  # kept ports are taken
+    fresh = PortBook.load(path, keep=False)  # nothing to adopt: a new start
+    assert fresh.assigned == {} and not path.exists()
+    path.write_text("not json")
+    assert PortBook.load(path, keep=True).assigned == {}
+
+
 def test_missing_binaries_say_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(prometheus, "PROMETHEUS_BINARY", Path("/nonexistent/prometheus"))
     with pytest.raises(ConfigError, match="apt-get install prometheus"):

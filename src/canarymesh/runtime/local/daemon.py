@@ -48,7 +48,7 @@ from canarymesh.runtime.local.credentials import ALS_PURPOSE, XDS_PURPOSE, MeshC
 from canarymesh.runtime.local.envoy import binary_for_proxy_user, envoy_binary
 from canarymesh.runtime.local.identities import Identities
 from canarymesh.runtime.local.keeper import ALREADY_RUNNING, hold_lock
-from canarymesh.runtime.local.local_ports import PortRecord
+from canarymesh.runtime.local.local_ports import PortBook, PortRecord
 from canarymesh.runtime.local.pod_lifecycle import PodRunner, admin_dir, sidecar_name
 from canarymesh.runtime.local.podnet import RUN_ROOT, PodNetworks, mesh_id
 from canarymesh.runtime.local.pods import app_base_env
@@ -200,6 +200,10 @@ async def serve(
     """Serve until a requested stop (raises :class:`Shutdown`); any other exit leaves the
     children running for the next control plane."""
     ports = PortRecord.load(state_dir / PORTS_FILE)
+    # The shared network's app and sidecar ports, kept while there are pods to adopt.
+    local_ports = PortBook.load(
+        state_dir / "local-ports.json", keep=bool(recorded_children(state_dir / CHILDREN_FILE))
+    )
     # Prometheus first: it starts while the rest is set up.
     prometheus = None
     scrape_port = ports.reuse("scrape")
@@ -291,6 +295,7 @@ async def serve(
         settings,
         addresses,
         ConfigCanaries(state_dir / "config-canaries.json"),
+        local_ports,
     )
     reconciler.callers = collector.callers_of
     reconciler.telemetry_targets = (f"127.0.0.1:{metrics_port}",)

@@ -30,7 +30,10 @@ def free_port(taken: set[int]) -> int:
 
 @dataclass(slots=True)
 class PortBook:
-    """build_mesh's port allocator: real free ports, the same for the same key while we run.
+    """build_mesh's port allocator: real free ports, the same for the same key while we run,
+    and (with ``path``) across a restart of the control plane: the apps it adopts were started
+    with their sidecar's ports in their environment (``HTTP_PROXY``), so a new port would mean
+    restarting them.
 
     ``pods`` renames build_mesh's replica ids (``reviews-v1-0``) to pod proxy ids, so a replaced
     pod gets fresh ports and can run beside the pod it replaces.
@@ -40,6 +43,24 @@ class PortBook:
     assigned: dict[PortKey, int] = field(default_factory=dict)
     taken: set[int] = field(default_factory=set)
     pods: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None
+
+    @staticmethod
+    def load(path: Path, keep: bool) -> PortBook:
+        """The book kept in ``path`` when ``keep`` (the control plane adopts running pods),
+        else a new one (the file is started again)."""
+        book = PortBook(path=path)
+        if not keep:
+            path.unlink(missing_ok=True)
+            return book
+        try:
+            rows = json.loads(path.read_text())
+            for kind, proxy, detail, port in rows:
+                book.assigned[(str(kind), str(proxy), str(detail))] = int(port)
+        except (OSError, ValueError, TypeError):
+            return PortBook(path=path)  # unreadable: fresh ports (the pods are restarted)
+        book.taken.update(book.assigned.values())
+        return book
 
     def __call__(self, key: PortKey) -> int:
         kind, proxy, detail = key
@@ -48,7 +69,16 @@ class PortBook:
             return self.fixed[key]
         if key not in self.assigned:
             self.assigned[key] = free_port(self.taken)
+            self._save()
         return self.assigned[key]
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        rows = [[*key, port] for key, port in sorted(self.assigned.items())]
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(rows))
+        os.replace(temporary, self.path)
 
 
 @dataclass(slots=True)

@@ -97,6 +97,7 @@ class Reconciler:
         settings: MeshSettings,
         addresses: AddressBook | None = None,
         config_canaries: ConfigCanaries | None = None,
+        ports: PortBook | None = None,
     ) -> None:
         self.runner = runner
         self.pusher = pusher
@@ -105,7 +106,7 @@ class Reconciler:
         self.ingress_port = ingress_port
         self.settings = settings
         self.addresses = addresses
-        self.ports = PortBook()
+        self.ports = ports or PortBook()
         self.ports.taken.add(ingress_port)
         self.desired = Desired()
         self.config_canaries = config_canaries or ConfigCanaries()
