@@ -14,6 +14,7 @@ minutes at 40 requests per second.
 
 from __future__ import annotations
 
+import datetime
 import time
 from pathlib import Path
 
@@ -115,12 +116,13 @@ def _apply(texts: list[tuple[str, str]]) -> None:
     client().apply(documents, wait=True, timeout=60.0)
 
 
-def _follow(key: str, narrator: Narrator) -> Phase:
-    """Print each new decision of rollout ``key`` until it ends; its final phase."""
+def _follow(key: str, narrator: Narrator, since: datetime.datetime) -> Phase:
+    """Print each new decision of rollout ``key`` until it ends; its final phase. A record of
+    a rollout started before ``since`` (an earlier demo in the same mesh) is not this one."""
     store, printed, deadline = RolloutStore(state_dir()), 0, time.monotonic() + ROLLOUT_TIMEOUT
     while time.monotonic() < deadline:
         state = state_of(store.load(key))
-        if state is not None:
+        if state is not None and state.started_at >= since:
             for entry in state.history[printed:]:
                 narrator.say(f"{key} {entry.phase.value}: {entry.reason}")
             printed = len(state.history)
@@ -129,6 +131,11 @@ def _follow(key: str, narrator: Narrator) -> Phase:
         time.sleep(0.5)
     narrator.say(f"{key}: no outcome after {ROLLOUT_TIMEOUT:.0f}s")
     return Phase.PROGRESSING
+
+
+def _now() -> datetime.datetime:
+    # A second of slack: the controller stamps started_at with its own reading of the clock.
+    return datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
 
 
 def _bring_up(ingress_port: int, narrator: Narrator) -> None:
@@ -148,12 +155,14 @@ def _run(narrator: Narrator) -> bool:
     load = LoadGenerator(f"{ingress}/productpage", DEMO_RPS, 600.0).start()
     narrator.say(f"load: {DEMO_RPS:g} requests/s through the ingress gateway")
     try:
+        since = _now()
         start_rollout(DEMO_REVIEWS, "demo: reviews v1 -> v3", None)
-        healthy = _follow("default/reviews", narrator)
+        healthy = _follow("default/reviews", narrator, since)
         _apply([("demo: ratings v-faulty", FAULTY_RATINGS)])
         narrator.say("deployed ratings v-faulty (503 on half of its answers)")
+        since = _now()
         start_rollout(DEMO_RATINGS, "demo: ratings v1 -> v-faulty", None)
-        faulty = _follow("default/ratings", narrator)
+        faulty = _follow("default/ratings", narrator, since)
     finally:
         stats = load.stop()
         narrator.say(f"load stopped: {stats.sent} requests, answers {dict(stats.codes)}")
