@@ -18,7 +18,7 @@ import secrets
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 import yaml
@@ -27,9 +27,8 @@ from rich.live import Live
 from rich.text import Text
 
 from canarymesh.api.canary import ROLLOUT_ID_ANNOTATION, Canary
-from canarymesh.api.flagger import FLAGGER_API_VERSION, translate_flagger
-from canarymesh.api.loader import load_text
 from canarymesh.cli.apply import apply_inputs
+from canarymesh.cli.canary_documents import canary_documents
 from canarymesh.cli.common import client, handle_errors, state_dir, state_dir_option
 from canarymesh.cli.inputs import has_argo
 from canarymesh.cli.rollout_render import render
@@ -73,26 +72,6 @@ def rollout_group() -> None:
 
 
 # --- start ------------------------------------------------------------------------------------
-
-
-def canary_documents(text: str, source: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """Our Canary documents in ``text`` (Flagger's translated) and the warnings to print."""
-    docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
-    ours, warnings = [], []
-    for doc in docs:
-        if doc.get("apiVersion") == FLAGGER_API_VERSION:
-            translation = translate_flagger(doc)
-            warnings += [f"warning: {source}: Flagger Canary: {w}" for w in translation.warnings]
-            ours.append(translation.to_manifest())
-        elif doc.get("kind") == "Canary":
-            ours.append(doc)
-    if not ours:
-        raise ConfigError(f"{source}: no Canary (canarymesh.io/v1alpha1 or {FLAGGER_API_VERSION})")
-    checked = load_text(yaml.safe_dump_all(ours, sort_keys=False), source)
-    if checked.diagnostics.has_errors:
-        raise ConfigError("\n".join(checked.diagnostics.lines()))
-    warnings += checked.diagnostics.lines()
-    return ours, warnings
 
 
 def start_rollout(

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from canarymesh.api.canary import Canary
+from canarymesh.cli.canary_documents import canary_documents
 from canarymesh.cli.common import handle_errors
 from canarymesh.errors import ConfigError
 from canarymesh.simulation.rollouts import simulate_rollout
@@ -52,8 +53,6 @@ def parse_share(text: str) -> float:
 
 
 def _canary(path: Path) -> Canary:
-    from canarymesh.cli.rollout import canary_documents
-
     text = sys.stdin.read() if str(path) == "-" else path.read_text()
     docs, warnings = canary_documents(text, str(path))
     for line in warnings:

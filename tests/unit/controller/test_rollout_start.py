@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from canarymesh.cli.rollout import canary_documents
+from canarymesh.cli.canary_documents import canary_documents
 from canarymesh.errors import ConfigError
 
 MANIFESTS = Path(__file__).parents[3] / "canary-manifests"
