@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
 
 from canarymesh.api.canary import Canary
 from canarymesh.controller.loop import Controller
@@ -35,22 +33,6 @@ NS = "bookinfo"
 NET, SEC = "networking.istio.io", "security.istio.io"
 PRODUCTPAGE = [f"productpage-v1-{i}" for i in range(4)]
 Obj = dict[str, Any]
-
-
-@pytest.fixture
-def server() -> Iterator[FakeApiServer]:
-    fake = FakeApiServer()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
-def api(server: FakeApiServer) -> Iterator[KubeApi]:
-    with client.ApiClient(client.Configuration(host=server.url)) as api_client:
-        yield KubeApi(api_client)
 
 
 def documents(path: str) -> list[Obj]:

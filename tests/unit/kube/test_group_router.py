@@ -8,11 +8,9 @@ it (with each member's version labels) for a Canary with ``spec.group``."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from canarymesh.controller.kube import KubeCanaries, KubeSettings, wiring_for
 from canarymesh.controller.metrics import ControllerMetrics
@@ -41,22 +39,6 @@ RULES = [
     for host, subsets in (("reviews", [("v2", "v2"), ("v3", "v3")]),
                           ("ratings", [("v1", "v1"), ("v2", "v2-db")]))
 ]  # fmt: skip
-
-
-@pytest.fixture
-def server() -> Iterator[FakeApiServer]:
-    fake = FakeApiServer()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
-def api(server: FakeApiServer) -> Iterator[KubeApi]:
-    with client.ApiClient(client.Configuration(host=server.url)) as api_client:
-        yield KubeApi(api_client)
 
 
 def seed(server: FakeApiServer, case: str) -> dict[str, Any]:

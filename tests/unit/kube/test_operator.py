@@ -10,14 +10,13 @@ import asyncio
 import datetime
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from aiohttp import web
-from kubernetes import client
 
 from canarymesh.api.canary import Canary
 from canarymesh.controller.kube import KubeCanaries, KubeProviders, KubeSettings
@@ -77,22 +76,6 @@ class Loopback:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
-
-
-@pytest.fixture
-def server() -> Iterator[FakeApiServer]:
-    fake = FakeApiServer()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
-def api(server: FakeApiServer) -> Iterator[KubeApi]:
-    with client.ApiClient(client.Configuration(host=server.url)) as api_client:
-        yield KubeApi(api_client)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
