@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,6 +101,11 @@ def test_pod_bootstrap_and_scrape_proxy_pass_envoy_validate(tmp_path: Path) -> N
     bootstrap = build_ads_bootstrap(proxy, mesh.settings, xds="/run/canarymesh/x/xds.sock")
     listeners = bootstrap["static_resources"]["listeners"]  # type: ignore[index]
     assert [item["address"]["socket_address"]["port_value"] for item in listeners] == [15090]
+    # Envoy's own lookups (DNS-resolved clusters) go to the pod's DNS proxy, not nowhere.
+    resolver: Any = bootstrap["typed_dns_resolver_config"]
+    assert resolver["typed_config"]["resolvers"] == [
+        {"socket_address": {"protocol": "UDP", "address": "127.0.0.1", "port_value": 15053}}
+    ]
     config = tmp_path / "pod.json"
     config.write_text(json.dumps(bootstrap))
     result = _validate(config)

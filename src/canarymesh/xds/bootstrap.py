@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 
-from canarymesh.mesh.capture import ADMIN_PORT, STATS_PORT
+from canarymesh.mesh.capture import ADMIN_PORT, DNS_PORT, STATS_PORT
 from canarymesh.mesh.model import MeshSettings, ProxyNode
 from canarymesh.xds import names, telemetry, tracing
 from canarymesh.xds.endpoints import pipe_address, socket_address
@@ -60,6 +60,32 @@ def node(proxy: ProxyNode, settings: MeshSettings) -> EnvoyJson:
             "PROXY_KIND": proxy.kind,
             "PEER": peer.encode(),
         },
+    }
+
+
+def pod_dns_resolver() -> EnvoyJson:
+    """Envoy's own resolver in a pod network (for DNS-resolved clusters): the pod's DNS proxy.
+
+    The pod's nameserver is the DNS proxy only through the capture rules, and those leave
+    Envoy's uid 1337 alone, as istio-iptables does: on a cluster Envoy then reaches kube-dns
+    directly, here it would reach nothing and every lookup would wait out c-ares' timeouts
+    (5 s, 4 tries). A new proxy's clusters warm until their first lookup ends, so a
+    ServiceEntry with ``resolution: DNS`` held each new pod unready for about a minute.
+    Asking the DNS proxy answers mesh names as kube-dns would and others at once
+    (NXDOMAIN: pods have no route out); before its listener exists the refusal is as quick."""
+    config: EnvoyJson = {
+        "resolvers": [
+            {"socket_address": {"protocol": "UDP", "address": "127.0.0.1", "port_value": DNS_PORT}}
+        ],
+        "dns_resolver_options": {"no_default_search_domain": True},
+        "query_timeout_seconds": 1,
+        "query_tries": 2,
+    }
+    return {
+        "name": "envoy.network.dns_resolver.cares",
+        "typed_config": typed(
+            "envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig", config
+        ),
     }
 
 
@@ -185,6 +211,7 @@ def build_ads_bootstrap(
     elif proxy.network is not None:
         stats_listener, stats_cluster = build_stats_listener()
         static = {"listeners": [stats_listener], "clusters": [xds_cluster, stats_cluster]}
+    resolver = {"typed_dns_resolver_config": pod_dns_resolver()} if proxy.network else {}
     return {
         "node": node(proxy, settings),
         "admin": admin_config,
@@ -201,6 +228,7 @@ def build_ads_bootstrap(
         },
         "static_resources": static,
         "layered_runtime": layered_runtime(),
+        **resolver,
     }
 
 

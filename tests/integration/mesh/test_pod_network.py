@@ -216,6 +216,50 @@ def test_names_resolve_in_the_pods_own_namespace_first(pod_mesh: LocalMesh) -> N
     assert resolved["reviews.default.svc"] == ips["reviews.default"]
 
 
+DNS_ENTRY = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: legacy-details
+  namespace: default
+spec:
+  hosts: [legacy-details.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: DNS
+  endpoints: [{address: details.webapps.svc.cluster.local}]
+"""
+
+
+def test_the_sidecars_own_lookups_ask_the_pods_dns(pod_mesh: LocalMesh) -> None:
+    # A DNS-resolved cluster is resolved by Envoy itself, which the capture rules leave alone:
+    # it must still reach the pod's DNS (a lookup sent nowhere waits out c-ares' timeouts,
+    # holding every new proxy unready for a minute while its clusters warm).
+    pod_mesh.cli("apply", "-f", "-", "--wait", stdin=DNS_ENTRY)
+    try:
+        address = pod_mesh.json("get", "svc", "details", "-n", "webapps", "-o", "json")["spec"][
+            "clusterIP"
+        ]
+        pod = pod_mesh.pod("productpage-v1")
+        cluster = "outbound|9080||legacy-details.example.com"
+        hosts: list[str] = []
+        for _ in range(100):
+            dump = pod_mesh.json("proxy-config", "endpoints", str(pod["name"]), "-o", "json")
+            hosts = [
+                f"{h['address']['socket_address']['address']}:"
+                f"{h['address']['socket_address']['port_value']}"
+                for c in dump["cluster_statuses"]
+                if c["name"] == cluster
+                for h in c.get("host_statuses", ())
+            ]
+            if hosts:
+                break
+            time.sleep(0.1)
+        assert hosts == [f"{address}:9080"]
+    finally:
+        pod_mesh.cli("delete", "-f", "-", "--wait", stdin=DNS_ENTRY)
+
+
 def test_both_namespaces_serve_complete_pages_and_the_canary_stays_in_webapps(
     pod_mesh: LocalMesh,
 ) -> None:

@@ -43,7 +43,7 @@ from canarymesh.runtime.local.pod_status import (
 from canarymesh.runtime.local.pods import app_env
 from canarymesh.runtime.local.reconcile import Reconciler
 from canarymesh.runtime.local.store import Document, Key, Store, split_documents
-from canarymesh.runtime.local.xds_status import NodeStatus
+from canarymesh.runtime.local.xds_status import NodeStatus, SyncState
 
 __all__ = ["ControlPlane", "JsonDict"]
 
@@ -154,23 +154,43 @@ class ControlPlane:
         """Until every pod is ready and every proxy ACKed its latest config (or NACKed it)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not self.converged():
+        while blocking := self.unconverged():
             if loop.time() > deadline:
-                raise TemporaryError(f"the mesh did not converge in {timeout}s", delay=1.0)
+                raise TemporaryError(
+                    f"the mesh did not converge in {timeout}s: {'; '.join(blocking)}", delay=1.0
+                )
             await asyncio.sleep(0.002)
 
     def converged(self) -> bool:
+        return not self.unconverged()
+
+    def unconverged(self) -> list[str]:
+        """What the mesh still waits for, in words (empty once converged)."""
         reconciler = self.reconciler
-        if reconciler.pusher.endpoint_pods != reconciler.ready_pods():
-            return False  # a pod's readiness changed and its endpoints are not pushed yet
+        endpoints, ready = reconciler.pusher.endpoint_pods, reconciler.ready_pods()
+        if endpoints != ready:
+            # A pod's readiness changed and its endpoints are not pushed yet.
+            changed = sorted(set(endpoints or ()) ^ set(ready))
+            return [f"endpoints of {', '.join(changed)} not pushed yet"]
+        blocking = []
         status = reconciler.pusher.ads.status()
-        for name in reconciler.runner.running:
+        for name in sorted(reconciler.runner.running):
             node = status.get(name)
-            if node is None or not node.settled:
-                return False
-        return all(
-            pod.ready == "2/2" or pod.status == "CrashLoopBackOff" for pod in self.pods().items
-        )
+            if node is None or not node.connected:
+                blocking.append(f"proxy {name} not connected")
+            elif not node.settled:
+                waiting = [
+                    t.type_name
+                    for t in node.types
+                    if t.state in (SyncState.STALE, SyncState.NOT_SENT)
+                ]
+                blocking.append(f"proxy {name} has not ACKed {', '.join(waiting) or 'its config'}")
+        blocking += [
+            f"pod {pod.namespace}/{pod.name} is {pod.status} {pod.ready}"
+            for pod in self.pods().items
+            if pod.ready != "2/2" and pod.status != "CrashLoopBackOff"
+        ]
+        return blocking
 
     def pods(self) -> PodList:
         rows = pod_rows(self.reconciler.runner)
