@@ -3,7 +3,7 @@
 The class says what the caller may do next, so nobody has to parse messages::
 
     CanaryMeshError                 root: catch this to catch anything we raise on purpose
-     ├── ConfigError                the user's input is wrong (YAML, flags, settings); CLI exit 2
+     ├── ConfigError                the user's input is wrong (YAML, flags, settings); CLI exit 1
      ├── TemporaryError(delay)      worth retrying after ``delay`` seconds (Prometheus unreachable,
      │                              a proxy that has not connected yet); the controller waits
      └── PermanentError             retrying will not help (a canary that failed its analysis);

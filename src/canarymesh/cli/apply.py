@@ -1,7 +1,7 @@
 """``canarymesh apply -f`` and ``canarymesh delete -f``: change the resources of a local mesh.
 
 The input is validated here first with the api package, as ``canarymesh validate`` does: any
-error prints every diagnostic and exits 2 before the control plane hears of it, so nothing
+error prints every diagnostic and exits 1 before the control plane hears of it, so nothing
 changes; warnings are printed and the input is applied. Other tools' kinds (Argo Rollouts'
 Rollout and analysis templates, Flagger's Canary and AlertProvider) are translated first
 (:mod:`canarymesh.cli.inputs`), and what they become is validated the same way. The control
@@ -20,7 +20,7 @@ import click
 
 from canarymesh.api.diagnostics import Diagnostics
 from canarymesh.api.loader import LoadResult, load_inputs, load_text
-from canarymesh.cli.common import client, handle_errors, state_dir_option
+from canarymesh.cli.common import EXIT_FAILED, client, handle_errors, state_dir_option
 from canarymesh.cli.config_canary import config_canary_document, parse_percent
 from canarymesh.cli.inputs import (
     Translated,
@@ -29,7 +29,6 @@ from canarymesh.cli.inputs import (
     is_translated,
     translate_inputs,
 )
-from canarymesh.cli.validate import EXIT_ERRORS
 from canarymesh.cli.validate import read_inputs as read_validate_inputs
 from canarymesh.runtime.local.api_models import DocumentText
 
@@ -56,7 +55,7 @@ def _refuse(diagnostics: Diagnostics, delete: bool) -> None:
         for line in diagnostics.lines():
             click.echo(line, err=True)
         click.echo(f"error: nothing {'deleted' if delete else 'applied'}: fix the errors", err=True)
-        raise SystemExit(EXIT_ERRORS)
+        raise SystemExit(EXIT_FAILED)
 
 
 def _change(
@@ -141,7 +140,7 @@ def _as_config_canary(
         for line in checked.lines():
             click.echo(line, err=True)
         click.echo("error: nothing applied: the config canary is not valid", err=True)
-        raise SystemExit(EXIT_ERRORS)
+        raise SystemExit(EXIT_FAILED)
     return DocumentText(text=json.dumps(document), source="<config canary>", namespace=namespace)
 
 

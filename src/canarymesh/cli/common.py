@@ -17,12 +17,21 @@ from typing import ParamSpec, TypeVar
 
 import click
 
-from canarymesh.errors import CanaryMeshError, ConfigError
+from canarymesh.errors import CanaryMeshError
 from canarymesh.runtime.local.api_client import ApiClient
 
-__all__ = ["ENV_STATE_DIR", "client", "handle_errors", "state_dir", "state_dir_option"]
+__all__ = [
+    "ENV_STATE_DIR",
+    "EXIT_FAILED",
+    "client",
+    "handle_errors",
+    "state_dir",
+    "state_dir_option",
+]
 
 ENV_STATE_DIR = "CANARYMESH_STATE_DIR"
+# Any failure, refused input included: kubectl's code, and issue 13's for bad input.
+EXIT_FAILED = 1
 _KEY = "canarymesh.state_dir"
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,17 +67,15 @@ def client(timeout: float = 120.0) -> ApiClient:
 
 
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Print our errors as one message: exit 2 for bad input, 1 for anything else."""
+    """Print our errors as one message and exit 1, as kubectl exits for any failure (bad
+    input included). ``validate`` and ``analyze`` keep their own 0/1/2 contract."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except ConfigError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(2)
         except CanaryMeshError as err:
             click.echo(f"error: {err}", err=True)
-            sys.exit(1)
+            sys.exit(EXIT_FAILED)
 
     return wrapper

@@ -7,7 +7,7 @@ snapshot for ``--proxy`` (a pod such as ``productpage-v1-0``, a Deployment such 
 ``--bootstrap`` it prints a complete static Envoy config instead, with workload certificates
 from a throwaway local CA, that ``envoy --mode validate -c FILE`` accepts.
 
-Exit codes: 0 on success, 2 when the manifests have errors or the proxy is unknown.
+Exit codes: 0 on success, 1 when the manifests have errors or the proxy is unknown.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import click
 import yaml
 
 from canarymesh.api.loader import load_paths
+from canarymesh.cli.common import EXIT_FAILED
 from canarymesh.mesh.build import build_mesh
 from canarymesh.mesh.model import MeshSettings, MeshSnapshot, ProxyNode, WorkloadIdentity
 from canarymesh.runtime.local.ca import LocalCA
@@ -33,7 +34,6 @@ from canarymesh.xds.types import EnvoyJson, JsonValue
 
 __all__ = ["render_command"]
 
-EXIT_ERRORS = 2
 TYPE_KEYS = {
     names.LISTENER: "listeners",
     names.ROUTE: "routes",
@@ -125,11 +125,11 @@ def render_command(
     if errors:
         for diagnostic in errors:
             click.echo(str(diagnostic), err=True)
-        raise SystemExit(EXIT_ERRORS)
+        raise SystemExit(EXIT_FAILED)
     mesh = build_mesh(result.resources, settings=MeshSettings(telemetry_port=telemetry_port))
     try:
         proxy = find_proxy(mesh, proxy_name)
     except click.ClickException as exc:
         click.echo(f"error: {exc.message}", err=True)
-        raise SystemExit(EXIT_ERRORS) from exc
+        raise SystemExit(EXIT_FAILED) from exc
     click.echo(dump(render_document(mesh, proxy, bootstrap), output), nl=False)

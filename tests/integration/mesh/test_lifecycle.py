@@ -34,7 +34,7 @@ def small_mesh(tmp_path: Path) -> Iterator[LocalMesh]:
 
 def test_up_twice_is_refused(small_mesh: LocalMesh) -> None:
     again = small_mesh.cli("up", "--ingress-port", "0", check=False)
-    assert again.returncode == 2
+    assert again.returncode == 1
     assert "already running" in again.stderr and "canarymesh down" in again.stderr
 
 
@@ -45,7 +45,7 @@ def test_a_taken_ingress_port_is_refused(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         mesh = LocalMesh(tmp_path / "state")
         done = mesh.cli("up", "--ingress-port", str(port), check=False)
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert f"ingress port 127.0.0.1:{port} is in use" in done.stderr
     assert not (tmp_path / "state" / "daemon.json").exists()
 

@@ -96,11 +96,11 @@ spec:
 """
     before = bookinfo_mesh.cli("get", "vs").stdout
     done = bookinfo_mesh.cli("apply", "-f", "-", stdin=text, check=False)
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert "weight" in done.stderr and "nothing applied" in done.stderr
     assert bookinfo_mesh.cli("get", "vs").stdout == before
     missing = bookinfo_mesh.cli("get", "vs", "would-be-new", check=False)
-    assert missing.returncode == 2 and "not found" in missing.stderr
+    assert missing.returncode == 1 and "not found" in missing.stderr
 
 
 def test_an_unknown_image_is_refused_with_how_to_map_it(bookinfo_mesh: LocalMesh) -> None:
@@ -119,7 +119,7 @@ spec:
         ports: [{containerPort: 80}]
 """
     done = bookinfo_mesh.cli("apply", "-f", "-", stdin=text, check=False)
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert "'httpd:2.4' has no local equivalent" in done.stderr
     assert "web" not in bookinfo_mesh.cli("get", "deployments").stdout
 
@@ -183,7 +183,7 @@ def test_get_describe_and_logs(bookinfo_mesh: LocalMesh) -> None:
     envoy_log = bookinfo_mesh.cli("logs", pod, "-c", "istio-proxy")
     assert envoy_log.returncode == 0
     wrong = bookinfo_mesh.cli("logs", pod, "-c", "nope", check=False)
-    assert wrong.returncode == 2 and "istio-proxy" in wrong.stderr
+    assert wrong.returncode == 1 and "istio-proxy" in wrong.stderr
 
 
 def test_a_killed_sidecar_restarts_and_resyncs_within_two_seconds(

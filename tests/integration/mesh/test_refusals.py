@@ -136,7 +136,7 @@ def test_the_cli_refuses_before_the_control_plane_hears_of_it(
     bomb = tmp_path / "bomb.yaml"
     bomb.write_bytes(next(c for c in static_cases() if c.name == "billion-laughs").build())
     done = mesh.cli("apply", "-f", str(bomb), check=False)
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert done.stderr.count("\n") == 2 and "CM0704" in done.stderr
     assert "nothing applied" in done.stderr
     nothing_stored(mesh)

@@ -42,8 +42,8 @@ CODE LEVEL FILE:LINE [KIND NAMESPACE/NAME] [FIELD PATH][: VALUE]: REASON
 {example}
 ```
 
-Levels: **error** (the input is refused: `validate`, `analyze` and `apply` exit with 2, and
-`apply` changes nothing), **warning** (accepted, but probably not what you meant;
+Levels: **error** (the input is refused: `validate` and `analyze` exit with 2, `apply` with 1
+as kubectl does, and `apply` changes nothing), **warning** (accepted, but probably not what you meant;
 `analyze --fail-on warning` exits with 1), **info** (worth knowing, never fails a command).
 
 Where a rule comes from Istio it follows Istio's own validation (`pkg/config/validation`) and

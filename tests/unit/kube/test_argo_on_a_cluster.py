@@ -62,7 +62,7 @@ def test_rollout_start_of_an_argo_rollout_on_a_cluster_is_refused(tmp_path: Path
         ["--state-dir", str(tmp_path), "rollout", "start", "--context", "nowhere", "-f",
          str(REPO / "canary-manifests/argo/rollouts-demo.yaml")],
     )  # fmt: skip
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert "an Argo Rollout runs on the local mesh; on a cluster, apply it for Argo Rollouts " in (
         result.output
     )

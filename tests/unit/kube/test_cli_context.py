@@ -110,5 +110,5 @@ def test_start_applies_the_canary_as_the_cli(cluster: FakeApiServer) -> None:
 
 def test_an_unknown_context_is_a_config_error(cluster: FakeApiServer) -> None:
     result = CliRunner().invoke(cli, ["rollout", "list", "--context", "nope"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "cannot use the Kubernetes config" in result.output

@@ -46,16 +46,16 @@ def test_render_is_deterministic_and_speaks_json() -> None:
     assert json.loads(first[1])["proxy"] == "istio-ingressgateway"
 
 
-def test_unknown_proxy_exits_2_and_lists_the_known_ones() -> None:
+def test_unknown_proxy_exits_1_and_lists_the_known_ones() -> None:
     code, _, err = run("-f", BOOKINFO, "--proxy", "nope")
-    assert code == 2
+    assert code == 1
     assert err == (
         "error: no proxy named 'nope'; known proxies: details-v1-0, istio-ingressgateway, "
         "productpage-v1-0, ratings-v1-0, reviews-v1-0, reviews-v2-0, reviews-v3-0\n"
     )
 
 
-def test_invalid_manifest_exits_2_with_its_diagnostic(tmp_path: Path) -> None:
+def test_invalid_manifest_exits_1_with_its_diagnostic(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
@@ -63,6 +63,6 @@ def test_invalid_manifest_exits_2_with_its_diagnostic(tmp_path: Path) -> None:
         "      weight: -5\n"
     )
     code, out, err = run("-f", str(bad), "--proxy", "x")
-    assert code == 2
+    assert code == 1
     assert out == ""
     assert "weight" in err and "bad.yaml" in err
