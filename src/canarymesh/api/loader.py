@@ -12,6 +12,7 @@ weight) are kept, so that analysis can still look at them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from canarymesh.api import validate
 from canarymesh.api.argo import analysis_template_refusals, rollout_problems
 from canarymesh.api.argo_analysis import ANALYSIS_KINDS, ARGO_GROUP
+from canarymesh.api.canary import Canary
 from canarymesh.api.diagnostics import Diagnostic, Diagnostics, make, render_value
 from canarymesh.api.fieldpaths import format_path, parse_path
 from canarymesh.api.inputs import Input, InputProblem, check_text, read_path
@@ -33,8 +35,14 @@ from canarymesh.api.kinds import (
 )
 from canarymesh.api.object_limits import object_problems
 from canarymesh.api.objects import FieldPath, ObjectMeta, Resource, raw_label
+from canarymesh.api.reporter import Reporter
 from canarymesh.api.schema_errors import line_of, schema_diagnostics, without_bad_fields
 from canarymesh.api.source import Source
+from canarymesh.api.validate_config_canary import (
+    RESOURCES,
+    config_kind_problem,
+    config_spec_problems,
+)
 from canarymesh.api.yamldocs import YamlDocument, YamlProblem, parse_documents
 from canarymesh.api.yamlguard import peek_label
 from canarymesh.errors import ConfigError
@@ -141,7 +149,32 @@ def load_inputs(inputs: Sequence[Input]) -> LoadResult:
     diagnostics.extend(_duplicates(resources))
     for resource in resources:
         diagnostics.extend(validate.validate_resource(resource))
+        diagnostics.extend(_config_canary_documents(resource))
     return LoadResult(tuple(resources), Diagnostics.of(diagnostics))
+
+
+def _config_canary_documents(resource: Resource[BaseModel]) -> list[Diagnostic]:
+    """A config canary's changed documents, each loaded as an object of its own (the schema and
+    every rule of its kind), then checked against the canary's target: CM0609 at its index."""
+    spec = resource.spec
+    if not isinstance(spec, Canary) or spec.config is None:
+        return []
+    report = Reporter(resource)
+    for index, document in enumerate(spec.config.resources):
+        if config_kind_problem(document) is not None:
+            continue  # said by validate_canary, from the Canary alone
+        loaded = load_text(json.dumps(document), "<config canary>")
+        problems = [f"{d.field or ''} {d.reason}".strip() for d in loaded.diagnostics.items
+                    if d.level == "error"]  # fmt: skip
+        if not problems:
+            problems = (
+                config_spec_problems(loaded.resources[0].spec, spec.target.host)
+                if loaded.resources
+                else [f"{document.get('kind')} does not load"]
+            )
+        for problem in problems:
+            report("CM0609", (*RESOURCES, index), problem=problem)
+    return report.found
 
 
 def _refused(item: Input, problem: InputProblem) -> Diagnostic:

@@ -11,7 +11,6 @@ a release group (spec.group); CM0107 bad durations.
 
 from __future__ import annotations
 
-import json
 import re
 from urllib.parse import urlsplit
 
@@ -23,7 +22,6 @@ from canarymesh.api.canary import (
     template_variables,
 )
 from canarymesh.api.durations import parse_duration
-from canarymesh.api.istio_networking import DestinationRule, VirtualService
 from canarymesh.api.objects import FieldPath
 from canarymesh.api.reporter import Reporter
 from canarymesh.api.validate_common import (
@@ -32,12 +30,11 @@ from canarymesh.api.validate_common import (
     check_port,
     check_string_matches,
 )
+from canarymesh.api.validate_config_canary import check_config
 from canarymesh.api.validate_notifications import validate_notifications
 
-__all__ = ["CONFIG_KINDS", "MAX_ALPHA", "QUERY_VARIABLES", "config_resource_problems",
-           "validate_canary"]  # fmt: skip
+__all__ = ["MAX_ALPHA", "QUERY_VARIABLES", "validate_canary"]
 
-CONFIG_KINDS = ("VirtualService", "DestinationRule", "AuthorizationPolicy")
 _COOKIE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 SPEC: FieldPath = ("spec",)
@@ -64,7 +61,7 @@ def _check_target(report: Reporter, spec: Canary) -> None:
     check_host(report, (*path, "host"), target.host, allow_star=False)
     check_port(report, (*path, "port"), target.port)
     if spec.config is not None:
-        _check_config(report, spec)
+        check_config(report, spec)
         return
     if not target.virtual_service:
         report("CM0606", (*path, "virtualService"), problem="virtualService is required")
@@ -90,24 +87,6 @@ def _check_target(report: Reporter, spec: Canary) -> None:
         if revisions.stable_hash == revisions.canary_hash:
             problem = f"stable and canary are both revision {revisions.stable_hash}"
             report("CM0606", (*path, "revisions"), problem=problem)
-
-
-def _check_config(report: Reporter, spec: Canary) -> None:
-    target, path = spec.target, (*SPEC, "config", "resources")
-    if target.stable_subset or target.canary_subset or target.deployments is not None:
-        report(
-            "CM0609",
-            (*SPEC, "target"),
-            problem="a config canary moves clients between configs, not subsets or deployments",
-        )
-    if spec.strategy.blue_green is not None or spec.strategy.mirror is not None:
-        report("CM0609", (*SPEC, "strategy"), problem="a config canary takes canary steps only")
-    resources = spec.config.resources if spec.config is not None else ()
-    if not resources:
-        report("CM0609", path, problem="name at least one changed document")
-    for index, resource in enumerate(resources):
-        for problem in config_resource_problems(resource, target.host):
-            report("CM0609", (*path, index), problem=problem)
 
 
 def _check_group(report: Reporter, spec: Canary) -> None:
@@ -184,37 +163,6 @@ def _check_group(report: Reporter, spec: Canary) -> None:
         if len(set(member.routes)) != len(member.routes):
             report("CM0612", (*where, "routes"), list(member.routes),
                    problem="a route is named twice")  # fmt: skip
-
-
-def config_resource_problems(resource: dict[str, object], host: str) -> list[str]:
-    """Why ``resource`` cannot be a config canary's changed document (none: it can)."""
-    from canarymesh.api.loader import load_text  # the loader validates through this module
-
-    kind, api = resource.get("kind"), str(resource.get("apiVersion", ""))
-    if kind not in CONFIG_KINDS or not api.startswith(
-        ("networking.istio.io/", "security.istio.io/")
-    ):
-        return [f"{kind} ({api}): a config canary changes Istio's {', '.join(CONFIG_KINDS)} only"]
-    loaded = load_text(json.dumps(resource), "<config canary>")
-    problems = [f"{d.field or ''} {d.reason}".strip() for d in loaded.diagnostics.items if
-                d.level == "error"]  # fmt: skip
-    if problems or not loaded.resources:
-        return problems or [f"{kind} does not load"]
-    spec = loaded.resources[0].spec
-    short = host.split(".", 1)[0]
-    if isinstance(spec, VirtualService):
-        if "mesh" not in (spec.gateways or ("mesh",)):
-            problems.append(
-                "gateways: bind the changed rules to mesh (sidecars take a config canary)"
-            )
-        if not any(h in (host, short) or host.startswith(f"{h}.") for h in spec.hosts):
-            problems.append(f"hosts: none is the target host {host}")
-    elif isinstance(spec, DestinationRule):
-        if spec.host not in (host, short) and not host.startswith(f"{spec.host}."):
-            problems.append(f"host: {spec.host} is not the target host {host}")
-        if spec.workload_selector is not None:
-            problems.append("workloadSelector: the config canary selects the workloads itself")
-    return problems
 
 
 def _check_strategy(report: Reporter, spec: Canary) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from canarymesh.api.canary import API_GROUP
-from canarymesh.api.validate_canary import CONFIG_KINDS
+from canarymesh.api.validate_config_canary import CONFIG_KINDS
 from canarymesh.api.yamldocs import parse_documents
 from canarymesh.errors import ConfigError
 from canarymesh.mesh.model import resolve_host
