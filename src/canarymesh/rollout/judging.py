@@ -208,6 +208,12 @@ def leaning_fine(state: CanaryState, gate: Gate, last: bool) -> bool:
     return all(t.evidence.log_futility(t.effect) >= need for _, t in state.tests)
 
 
+def not_leaning_bad(state: CanaryState) -> bool:
+    """Every statistical metric's evidence favours the canary at least as much as its effect
+    size (log odds >= 0): what adaptive mode asks before a long hold ends without a gate."""
+    return all(t.evidence.log_futility(t.effect) >= 0 for _, t in state.tests)
+
+
 # Log odds by which the evidence must favour the canary over its effect size for an adaptive
 # step to end at its duration without clearing its gate (e^0.5: about 1.6 to 1); a promotion
 # that way needs half the last gate's log odds (5.8 to 1 at power 0.97).

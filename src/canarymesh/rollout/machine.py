@@ -25,8 +25,11 @@ Rules every phase follows (see :mod:`canarymesh.rollout.phases` for the phases):
   (:mod:`canarymesh.analysis.planning`).
 * Adaptive mode (``strategy.canary.adaptive``): an analysis step ends as soon as the evidence
   clears its gate (:func:`canarymesh.analysis.planning.gates`), or at its duration when the
-  evidence leans towards the canary being fine; otherwise it holds until the evidence decides
-  (or the deadline). The weights are the plan's: never above ``maxWeight``.
+  evidence leans towards the canary being fine; otherwise it holds until the evidence decides,
+  or, while no metric is against the canary and its evidence leans the canary's way even
+  slightly, for half the progress deadline (then the step ends as the fixed plan's would, so
+  thin traffic does not time a healthy canary out). The weights are the plan's: never above
+  ``maxWeight``.
 """
 
 from __future__ import annotations
@@ -376,7 +379,23 @@ def _adaptive_step(tick: _Tick, state: CanaryState, over: bool) -> CanaryState |
     if over and state.passed_checks > 0 and judging.leaning_fine(state, gate, last):
         return state
     verdict = worst(state.verdicts)
-    if verdict is not None and verdict.phase is not VerdictPhase.SUCCESSFUL:
+    holding = verdict is not None and verdict.phase is not VerdictPhase.SUCCESSFUL
+    if (
+        over
+        and state.passed_checks > 0
+        and not holding
+        and judging.not_leaning_bad(state)
+        and _held_half_the_deadline(tick, state)
+    ):
+        # Traffic too thin for the gate: holding on would only let the deadline roll back a
+        # canary whose evidence leans its way, so the step ends as the fixed plan's would.
+        return state.with_message(
+            f"step {_step_text(tick, state)}: undecided after half the progress deadline"
+            f" ({progress or 'no evidence yet'}), no metric against the canary and the evidence"
+            " leaning its way: moving on as the fixed plan would",
+            tick.now,
+        )
+    if holding and verdict is not None:
         reason = f"step {_step_text(tick, state)} holding: {verdict.reason}"
     else:
         reason = f"step {_step_text(tick, state)}, adaptive: {progress or 'no evidence yet'}"
@@ -470,6 +489,11 @@ def _judge(tick: _Tick, state: CanaryState) -> CanaryState | Decision:
     if judged.rollback is not None:
         return _rollback(tick, judged.state, judged.rollback)
     return judged.state
+
+
+def _held_half_the_deadline(tick: _Tick, state: CanaryState) -> bool:
+    since = state.progress_at or state.started_at
+    return tick.now - since >= tick.spec.deadline() / 2
 
 
 def _past_deadline(tick: _Tick, state: CanaryState) -> bool:

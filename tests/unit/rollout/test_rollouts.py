@@ -135,21 +135,26 @@ ADAPTIVE = spec(
 )  # fmt: skip
 
 
-def _second_by_second(error_rate: float) -> Callable[[int, float], tuple[Counts, Counts]]:
-    """20 req/s split by the weight, the canary failing ``error_rate`` of its requests, the
+def _second_by_second(
+    error_rate: float, rps: float = 20
+) -> Callable[[int, float], tuple[Counts, Counts]]:
+    """``rps`` split by the weight, the canary failing ``error_rate`` of its requests, the
     stable 0.5% (as whole requests spread over the seconds)."""
     seen = {"canary": 0.0, "stable": 0.0}
+    sent = {"canary": 0.0, "stable": 0.0}  # fractional requests, so thin traffic still arrives
 
     def traffic(weight: int, seconds: float) -> tuple[Counts, Counts]:
-        total = round(20 * seconds)
-        canary = total * weight // 100
-        stable = total - canary
-        failed = []
-        for side, n, rate in (("canary", canary, error_rate), ("stable", stable, 0.005)):
+        shares = {"canary": weight / 100, "stable": 1 - weight / 100}
+        got, failed = [], []
+        for side, rate in (("canary", error_rate), ("stable", 0.005)):
+            before = sent[side]
+            sent[side] += rps * seconds * shares[side]
+            n = int(sent[side]) - int(before)
             before = seen[side]
             seen[side] += n * rate
+            got.append(n)
             failed.append(int(seen[side]) - int(before))
-        return counts(canary, failed[0]), counts(stable, failed[1])
+        return counts(got[0], failed[0]), counts(got[1], failed[1])
 
     return traffic
 
@@ -164,6 +169,17 @@ def test_adaptive_mode_promotes_a_clean_canary_long_before_the_plan_ends() -> No
     assert len(gates) == 3 and "rules out 30x" in gates[0] and "rules out 3x" in gates[-1]
     weights = [a.weights.canary for a in controller.executed if isinstance(a, SetWeights)]
     assert max(w for w in weights if w < 100) == 50  # never above the plan's top weight
+
+
+def test_adaptive_mode_never_lets_thin_traffic_time_out_a_canary_no_metric_found_worse() -> None:
+    # 1 req/s, the canary at 1% errors against the stable's 0.5% (inside the 3x effect size):
+    # no gate clears and the evidence leans neither way, so holding until the 20-minute deadline
+    # would roll back a canary the judge never found worse.
+    controller = Controller(ADAPTIVE, traffic=_second_by_second(0.01, rps=1))
+    final = controller.run(limit=10000)
+    assert final.phase is Phase.SUCCEEDED, final.message
+    moved_on = [h.reason for h in final.history if "half the progress deadline" in h.reason]
+    assert moved_on and "no metric against the canary" in moved_on[0]
 
 
 def test_adaptive_mode_holds_a_suspicious_canary_past_its_steps_and_rolls_it_back() -> None:
