@@ -26,12 +26,6 @@ STATS_TAGS: list[JsonValue] = [
 HISTOGRAM_BUCKETS: list[JsonValue] = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
 
 
-# tcmalloc keeps what Envoy frees mapped (about 5 MiB per proxy once the config has settled,
-# a quarter of its footprint); released in the background, at most 1 MiB a second, it goes back
-# to the system. Thirteen Bookinfo proxies, so the difference is the mesh's memory goal.
-MEMORY_RELEASE: EnvoyJson = {"bytes_to_release": 1 << 20, "memory_release_interval": "1s"}
-
-
 def stats_config() -> EnvoyJson:
     return {
         "use_all_default_tags": True,
@@ -234,7 +228,6 @@ def build_ads_bootstrap(
         },
         "static_resources": static,
         "layered_runtime": layered_runtime(),
-        "memory_allocator_manager": MEMORY_RELEASE,
         **resolver,
     }
 
