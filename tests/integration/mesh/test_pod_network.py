@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from canarymesh.errors import TemporaryError
 from canarymesh.runtime.local.netns import NETNS_DIR, pod_networks_unavailable
 from canarymesh.runtime.local.podnet import ETC_NETNS, RUN_ROOT, mesh_id
 from tests.integration.mesh.conftest import LocalMesh, plaintext_get, start_mesh
@@ -520,5 +521,20 @@ def test_liveness_and_readiness_probes_act_as_the_kubelets(pod_mesh: LocalMesh) 
         # TCP readiness probe never passes (nothing listens on 7000): never ready.
         assert app["restarts"] >= 1, pod
         assert pod["ready"] == "1/2", pod
+    finally:
+        pod_mesh.cli("delete", "-f", "-", stdin=manifest)
+
+
+def test_a_wait_that_runs_out_names_what_it_waits_for(pod_mesh: LocalMesh) -> None:
+    # Never ready (nothing listens on 7000), never restarted (no liveness probe).
+    manifest = FLAKY.replace("PYTHON", sys.executable).replace("flaky", "unready")
+    manifest = manifest[: manifest.index("        livenessProbe")]
+    pod_mesh.cli("apply", "-f", "-", stdin=manifest)
+    try:
+        with pytest.raises(TemporaryError) as waited:
+            pod_mesh.api().wait(timeout=3)
+        name = pod_mesh.pod("unready")["name"]
+        said = str(waited.value)
+        assert "did not converge in 3.0s: " in said and f"pod default/{name} is Running 1/2" in said
     finally:
         pod_mesh.cli("delete", "-f", "-", stdin=manifest)

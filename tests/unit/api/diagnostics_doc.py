@@ -43,8 +43,8 @@ CODE LEVEL FILE:LINE [KIND NAMESPACE/NAME] [FIELD PATH][: VALUE]: REASON
 ```
 
 Levels: **error** (the input is refused: `validate` and `analyze` exit with 2, `apply` with 1
-as kubectl does, and `apply` changes nothing), **warning** (accepted, but probably not what you meant;
-`analyze --fail-on warning` exits with 1), **info** (worth knowing, never fails a command).
+as kubectl does, and `apply` changes nothing), **warning** (accepted, but probably not what you
+meant; `analyze --fail-on warning` exits with 1), **info** (worth knowing, never fails a command).
 
 Where a rule comes from Istio it follows Istio's own validation (`pkg/config/validation`) and
 analyzers (`istioctl analyze`); where it comes from Kubernetes it follows the API server. A

@@ -154,15 +154,29 @@ class ControlPlane:
         """Until every pod is ready and every proxy ACKed its latest config (or NACKed it)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while blocking := self.unconverged():
+        while not self.converged():
             if loop.time() > deadline:
+                blocking = self.unconverged()  # the words, only once they are needed
+                if not blocking:
+                    return
                 raise TemporaryError(
                     f"the mesh did not converge in {timeout}s: {'; '.join(blocking)}", delay=1.0
                 )
             await asyncio.sleep(0.002)
 
     def converged(self) -> bool:
-        return not self.unconverged()
+        """Cheap, as it is polled every 2 ms during an apply: the first thing pending ends it."""
+        reconciler = self.reconciler
+        if reconciler.pusher.endpoint_pods != reconciler.ready_pods():
+            return False  # a pod's readiness changed and its endpoints are not pushed yet
+        status = reconciler.pusher.ads.status()
+        for name in reconciler.runner.running:
+            node = status.get(name)
+            if node is None or not node.settled:
+                return False
+        return all(
+            pod.ready == "2/2" or pod.status == "CrashLoopBackOff" for pod in self.pods().items
+        )
 
     def unconverged(self) -> list[str]:
         """What the mesh still waits for, in words (empty once converged)."""
