@@ -26,6 +26,7 @@ from canarymesh.runtime.local.ca import LocalCA
 from canarymesh.xds.bootstrap import build_static_bootstrap
 from canarymesh.xds.generate import generate
 from tests.integration.test_envoy_validate_golden import envoy_binary
+from tests.support.manifests import with_pod_annotations
 from tests.support.processes import free_port, wait_for_port
 from tests.unit.xds.meshes import sample
 
@@ -91,7 +92,13 @@ class LiveMesh:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveMesh]:
     texts = [
-        sample("platform/kube/bookinfo.yaml"),
+        # Its cluster stats, which Istio's default stats matcher leaves out (the per-subset
+        # labels below are what they are asked for).
+        with_pod_annotations(
+            sample("platform/kube/bookinfo.yaml"),
+            "productpage-v1",
+            {"sidecar.istio.io/statsInclusionPrefixes": "cluster.outbound"},
+        ),
         sample("networking/destination-rule-all.yaml"),
         sample("networking/virtual-service-reviews-test-v2.yaml"),
         sample("networking/virtual-service-ratings-test-abort.yaml"),
@@ -239,3 +246,18 @@ def test_cluster_stats_carry_subset_and_service_labels(live: LiveMesh) -> None:
     assert len(lines) == 1, "no per-subset series for reviews v2"
     assert 'envoy_cluster_name="outbound|9080|v2|reviews_default_svc_cluster_local"' in lines[0]
     assert float(lines[0].rsplit(" ", 1)[1]) >= 1
+
+
+def test_other_proxies_keep_istios_default_stats_only(live: LiveMesh) -> None:
+    proxy = live.proxy("reviews-v2-0")  # calls ratings, without the annotation
+    call(live.proxy("productpage-v1-0").ports.outbound_http, "http://reviews:9080/reviews/0",
+         {"end-user": "jason"})  # fmt: skip
+    status, text = direct(proxy.ports.admin, "/stats/prometheus")
+    assert status == 200 and "envoy_server_live" in text
+    clusters = {
+        line.split('envoy_cluster_name="', 1)[1].split('"', 1)[0]
+        for line in text.splitlines()
+        if 'envoy_cluster_name="' in line
+    }
+    assert not any(name.startswith("outbound|") for name in clusters), clusters
+    assert "envoy_cluster_upstream_rq_total{" not in text

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from canarymesh.api import gateway_api, istio_networking, istio_security, kube
 from canarymesh.api.objects import Resource
+from canarymesh.api.yamldocs import parse_documents
 from canarymesh.mesh.capture import ADMIN_PORT
 from canarymesh.mesh.model import (
     Config,
@@ -33,6 +34,7 @@ from canarymesh.mesh.model import (
     Resolution,
     ServicePort,
     StaticEndpoint,
+    StatsInclusion,
     TlsSecret,
     fqdn,
     labels_match,
@@ -111,6 +113,49 @@ class PodTemplate:
     labels: tuple[tuple[str, str], ...]
     service_account: str
     container_ports: tuple[tuple[str, int], ...]
+    stats_inclusion: StatsInclusion = StatsInclusion()
+
+
+STATS_ANNOTATIONS = {
+    "prefixes": "sidecar.istio.io/statsInclusionPrefixes",
+    "suffixes": "sidecar.istio.io/statsInclusionSuffixes",
+    "regexps": "sidecar.istio.io/statsInclusionRegexps",
+}
+
+
+PROXY_CONFIG = "proxy.istio.io/config"
+STATS_MATCHER_FIELDS = {
+    "prefixes": "inclusionPrefixes",
+    "suffixes": "inclusionSuffixes",
+    "regexps": "inclusionRegexps",
+}
+
+
+def stats_inclusion(annotations: Mapping[str, str]) -> StatsInclusion:
+    """What a pod's annotations add to Istio's default Envoy stats: ``proxy.istio.io/config``'s
+    ``proxyStatsMatcher``, and the older ``sidecar.istio.io/statsInclusion*`` (comma-separated),
+    which istio-agent still reads and puts first."""
+    found = {
+        attr: [p.strip() for p in annotations.get(name, "").split(",") if p.strip()]
+        for attr, name in STATS_ANNOTATIONS.items()
+    }
+    matcher = _proxy_stats_matcher(annotations.get(PROXY_CONFIG, ""))
+    for attr, key in STATS_MATCHER_FIELDS.items():
+        values = matcher.get(key)
+        if isinstance(values, list):
+            found[attr] += [v for v in values if isinstance(v, str) and v]
+    return StatsInclusion(**{attr: tuple(values) for attr, values in found.items()})
+
+
+def _proxy_stats_matcher(text: str) -> dict[str, object]:
+    """``proxyStatsMatcher`` of a ``proxy.istio.io/config`` value, read with the manifests' own
+    guarded YAML reader (an annotation is user input too); {} when it holds none."""
+    if not text.strip():
+        return {}
+    documents, _ = parse_documents(text)
+    data = documents[0].data if len(documents) == 1 else None
+    matcher = data.get("proxyStatsMatcher") if isinstance(data, dict) else None
+    return matcher if isinstance(matcher, dict) else {}
 
 
 def pod_templates(resources: Sequence[Resource[BaseModel]]) -> list[PodTemplate]:
@@ -131,6 +176,7 @@ def pod_templates(resources: Sequence[Resource[BaseModel]]) -> list[PodTemplate]
                 pairs(pod.metadata.labels),
                 pod.spec.service_account_name or "default",
                 ports,
+                stats_inclusion(pod.metadata.annotations),
             )
         )
     return sorted(templates, key=lambda t: (t.namespace, t.deployment))
@@ -279,6 +325,7 @@ def sidecar_proxies(
                     template.labels,
                     template.service_account,
                     ports,
+                    stats_inclusion=template.stats_inclusion,
                 )
             )
     return proxies
@@ -298,6 +345,7 @@ def pod_sidecar(
         template.service_account,
         ProxyPorts(admin=ADMIN_PORT, inbound=identity, app=identity),
         network=PodNetwork(ip),
+        stats_inclusion=template.stats_inclusion,
     )
 
 

@@ -199,6 +199,16 @@ class PodNetwork:
 
 
 @dataclass(frozen=True, slots=True)
+class StatsInclusion:
+    """Envoy stats a pod asks to keep (Istio's ``sidecar.istio.io/statsInclusionPrefixes``,
+    ``...Suffixes`` and ``...Regexps`` annotations, comma-separated)."""
+
+    prefixes: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()
+    regexps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyNode:
     """One Envoy: a pod replica's sidecar or a gateway."""
 
@@ -212,6 +222,8 @@ class ProxyNode:
     identity: WorkloadIdentity | None = None
     # None: the shared host network (apps reach their sidecar as HTTP_PROXY).
     network: PodNetwork | None = None
+    # Envoy stats kept beyond Istio's default set: the pod's sidecar.istio.io/statsInclusion*.
+    stats_inclusion: StatsInclusion = StatsInclusion()
 
     @property
     def ip(self) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 
 from canarymesh.mesh.capture import ADMIN_PORT, DNS_PORT, STATS_PORT
-from canarymesh.mesh.model import MeshSettings, ProxyNode
+from canarymesh.mesh.model import MeshSettings, ProxyNode, StatsInclusion
 from canarymesh.xds import names, telemetry, tracing
 from canarymesh.xds.endpoints import pipe_address, socket_address
 from canarymesh.xds.snapshot import XdsSnapshot, walk
@@ -26,8 +26,30 @@ STATS_TAGS: list[JsonValue] = [
 HISTOGRAM_BUCKETS: list[JsonValue] = [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
 
 
-def stats_config() -> EnvoyJson:
+# The Envoy stats istio-agent's bootstrap keeps (pkg/bootstrap/config.go, required*Inclusion*;
+# tools/packaging/common/envoy_bootstrap.json adds reporter=, component and istio): what its
+# readiness, draining and metrics need. Every other stat (cluster.outbound|..., http.*,
+# listener.*) is never made, which is most of a sidecar's stats memory and of Prometheus'
+# series; a pod asks for more with sidecar.istio.io/statsInclusion{Prefixes,Suffixes,Regexps}.
+ISTIO_STATS_PREFIXES = (
+    "reporter=", "cluster_manager", "listener_manager", "server", "cluster.xds-grpc", "wasm",
+    "component", "istio",
+)  # fmt: skip
+ISTIO_STATS_SUFFIXES = ("rbac.allowed", "rbac.denied", "shadow_allowed", "shadow_denied")
+ISTIO_STATS_REGEXPS = (r"vhost\..*\.route\..*",)
+
+
+def stats_matcher(extra: StatsInclusion) -> EnvoyJson:
+    patterns: list[JsonValue] = []
+    patterns += [{"prefix": p} for p in (*ISTIO_STATS_PREFIXES, *extra.prefixes)]
+    patterns += [{"suffix": s} for s in (*ISTIO_STATS_SUFFIXES, *extra.suffixes)]
+    patterns += [{"safe_regex": {"regex": r}} for r in (*ISTIO_STATS_REGEXPS, *extra.regexps)]
+    return {"inclusion_list": {"patterns": patterns}}
+
+
+def stats_config(extra: StatsInclusion | None = None) -> EnvoyJson:
     return {
+        "stats_matcher": stats_matcher(extra or StatsInclusion()),
         "use_all_default_tags": True,
         "stats_tags": copy.deepcopy(STATS_TAGS),
         "histogram_bucket_settings": [
@@ -215,7 +237,7 @@ def build_ads_bootstrap(
     return {
         "node": node(proxy, settings),
         "admin": admin_config,
-        "stats_config": stats_config(),
+        "stats_config": stats_config(proxy.stats_inclusion),
         "dynamic_resources": {
             "ads_config": {
                 "api_type": "GRPC",
@@ -277,7 +299,7 @@ def build_static_bootstrap(
     return {
         "node": node(proxy, settings),
         "admin": admin(proxy),
-        "stats_config": stats_config(),
+        "stats_config": stats_config(proxy.stats_inclusion),
         "static_resources": static,
         "layered_runtime": layered_runtime(),
     }

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from canarymesh.mesh.model import MeshSettings, ProxyNode, ProxyPorts
+from canarymesh.mesh.model import MeshSettings, ProxyNode, ProxyPorts, StatsInclusion
 from canarymesh.runtime.local import codec
 from canarymesh.runtime.local.ads import AdsServer
 from canarymesh.runtime.local.envoy import EnvoyAdmin, envoy_spec, write_bootstrap
@@ -115,9 +115,12 @@ class Mesh:
 
     async def start_envoy(self, node_id: str) -> Proxy:
         admin_port = free_port()
+        # These tests read Envoy's cluster and HTTP stats as evidence, which Istio's default
+        # stats matcher leaves out: asked for as a pod's statsInclusionPrefixes would.
         node = ProxyNode(
-            node_id, "sidecar", "default", node_id, (), "default", ProxyPorts(admin_port)
-        )
+            node_id, "sidecar", "default", node_id, (), "default", ProxyPorts(admin_port),
+            stats_inclusion=StatsInclusion(prefixes=("cluster.", "http.")),
+        )  # fmt: skip
         config = build_ads_bootstrap(node, MeshSettings(), self.ads.port)
         path = write_bootstrap(self.tmp / f"{node_id}.json", config)
         spec = envoy_spec(node_id, path, self.tmp / "logs", admin_port, backoff_initial=0.1)

@@ -7,7 +7,7 @@ import base64
 
 from canarymesh.mesh.build import SequentialPorts
 from canarymesh.mesh.index import MeshIndex, qualify_gateway
-from canarymesh.mesh.model import protocol_of, resolve_host
+from canarymesh.mesh.model import StatsInclusion, protocol_of, resolve_host
 from tests.unit.xds.meshes import bookinfo, mesh_from_text
 
 NAMED_PORT = """
@@ -112,3 +112,42 @@ def test_hosts_and_gateway_names_resolve_like_istio() -> None:
     assert protocol_of("http-web") == "http"
     assert protocol_of("web", "grpc") == "grpc"
     assert protocol_of("metrics") == "unknown"
+
+
+def test_a_pods_stats_inclusion_annotations_reach_its_sidecars() -> None:
+    annotated = NAMED_PORT.replace(
+        "metadata: {labels: {app: web, version: v1}}",
+        "metadata:\n      labels: {app: web, version: v1}\n      annotations:\n"
+        "        sidecar.istio.io/statsInclusionPrefixes: 'cluster.outbound, http.'\n"
+        "        sidecar.istio.io/statsInclusionSuffixes: upstream_rq_time\n"
+        "        sidecar.istio.io/statsInclusionRegexps: 'listener\\..*'",
+    )
+    mesh = mesh_from_text(annotated)
+    sidecars = [p for p in mesh.proxies if p.workload == "web-v1"]
+    assert len(sidecars) == 2
+    for sidecar in sidecars:
+        assert sidecar.stats_inclusion.prefixes == ("cluster.outbound", "http.")
+        assert sidecar.stats_inclusion.suffixes == ("upstream_rq_time",)
+        assert sidecar.stats_inclusion.regexps == (r"listener\..*",)
+    plain = mesh_from_text(NAMED_PORT)
+    assert all(not p.stats_inclusion.prefixes for p in plain.proxies)
+
+
+def test_proxy_config_stats_matcher_is_read_as_istio_agent_reads_it() -> None:
+    # The annotation of Istio's circuit-breaking sample client (samples/httpbin/sample-client).
+    annotated = NAMED_PORT.replace(
+        "metadata: {labels: {app: web, version: v1}}",
+        "metadata:\n      labels: {app: web, version: v1}\n      annotations:\n"
+        "        proxy.istio.io/config: |-\n"
+        "          proxyStatsMatcher:\n"
+        "            inclusionPrefixes:\n"
+        "            - cluster.outbound\n"
+        "            - cluster_manager\n"
+        "            inclusionRegexps: ['.*circuit_breakers.*']\n",
+    )
+    sidecar = next(p for p in mesh_from_text(annotated).proxies if p.workload == "web-v1")
+    assert sidecar.stats_inclusion.prefixes == ("cluster.outbound", "cluster_manager")
+    assert sidecar.stats_inclusion.regexps == (".*circuit_breakers.*",)
+    broken = annotated.replace("proxyStatsMatcher:", "proxyStatsMatcher: [")
+    unreadable = next(p for p in mesh_from_text(broken).proxies if p.workload == "web-v1")
+    assert unreadable.stats_inclusion == StatsInclusion()

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, cast
 
-from canarymesh.mesh.model import MeshSettings, ProxyNode, ProxyPorts
+from canarymesh.mesh.model import MeshSettings, ProxyNode, ProxyPorts, StatsInclusion
 from canarymesh.runtime.local.codec import pack
 from canarymesh.runtime.local.envoy import envoy_binary, envoy_spec, write_bootstrap
 from canarymesh.runtime.local.supervisor import HttpProbe
@@ -44,6 +44,25 @@ def test_bootstrap_is_a_valid_envoy_bootstrap_using_ads_for_everything() -> None
     assert '"address": "127.0.0.1", "port_value": 15000' in text
     stats = config["stats_config"]
     assert isinstance(stats, dict) and stats["stats_tags"]
+
+
+def test_stats_are_istios_default_set_and_what_the_pod_asks_for() -> None:
+    extra = StatsInclusion(prefixes=("cluster.outbound",), suffixes=("upstream_rq_time",))
+    proxy = ProxyNode(
+        "reviews-v2-7d9f", "sidecar", "default", "reviews-v2", (), "bookinfo-reviews",
+        ProxyPorts(admin=15000), stats_inclusion=extra,
+    )  # fmt: skip
+    config = cast(dict[str, Any], build_ads_bootstrap(proxy, MeshSettings(), xds=15010))
+    assert pack(BOOTSTRAP, config).type_url == BOOTSTRAP
+    patterns = config["stats_config"]["stats_matcher"]["inclusion_list"]["patterns"]
+    prefixes = [p["prefix"] for p in patterns if "prefix" in p]
+    # istio-agent's required prefixes and its bootstrap's own, then the pod's.
+    assert prefixes[:5] == ["reporter=", "cluster_manager", "listener_manager", "server",
+                            "cluster.xds-grpc"]  # fmt: skip
+    assert prefixes[-1] == "cluster.outbound"
+    suffixes = [p["suffix"] for p in patterns if "suffix" in p]
+    assert "rbac.allowed" in suffixes and suffixes[-1] == "upstream_rq_time"
+    assert {"safe_regex": {"regex": r"vhost\..*\.route\..*"}} in patterns
 
 
 def test_spec_runs_the_wheels_binary_with_one_worker_and_no_hot_restart(tmp_path: Path) -> None:
