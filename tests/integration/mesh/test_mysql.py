@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.mesh.conftest import start_mesh
+from tests.integration.mesh.conftest import REPO, start_mesh
+from tests.support.manifests import with_pod_annotations
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+MYSQL = "bookinfo/platform/kube/bookinfo-mysql.yaml"
 FILES = [
     "bookinfo/platform/kube/bookinfo.yaml",
-    "bookinfo/platform/kube/bookinfo-mysql.yaml",
+    "-",  # MYSQL, its pod asking for its inbound cluster's stats (Istio makes none by default)
     "bookinfo/platform/kube/bookinfo-ratings-v2-mysql.yaml",
     "bookinfo/networking/destination-rule-all.yaml",
     "bookinfo/networking/virtual-service-ratings-mysql.yaml",
@@ -28,7 +30,12 @@ FILES = [
 def test_ratings_v2_reads_mysql_through_both_sidecars(tmp_path: Path) -> None:
     mesh = start_mesh(tmp_path / "state", "--no-prometheus")
     try:
-        mesh.cli("apply", *(a for f in FILES for a in ("-f", f)), "--wait")
+        mysql = with_pod_annotations(
+            (REPO / MYSQL).read_text(),
+            "mysqldb-v1",
+            {"sidecar.istio.io/statsInclusionPrefixes": "cluster.inbound"},
+        )
+        mesh.cli("apply", *(a for f in FILES for a in ("-f", f)), "--wait", stdin=mysql)
         pods = mesh.json("get", "pods", "-o", "json")["items"]
         database = next(p for p in pods if p["deployment"] == "mysqldb-v1")
         assert database["ready"] == "2/2"
