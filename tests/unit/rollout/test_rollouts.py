@@ -172,10 +172,10 @@ def test_adaptive_mode_promotes_a_clean_canary_long_before_the_plan_ends() -> No
 
 
 def test_adaptive_mode_never_lets_thin_traffic_time_out_a_canary_no_metric_found_worse() -> None:
-    # 1 req/s, the canary at 1% errors against the stable's 0.5% (inside the 3x effect size):
-    # no gate clears and the evidence leans neither way, so holding until the 20-minute deadline
-    # would roll back a canary the judge never found worse.
-    controller = Controller(ADAPTIVE, traffic=_second_by_second(0.01, rps=1))
+    # 5 req/s, the canary at 1% errors against the stable's 0.5% (inside the 3x effect size):
+    # the last gate does not clear and the evidence does not lean far enough to promote, so
+    # holding until the 20-minute deadline rolled back a canary the judge never found worse.
+    controller = Controller(ADAPTIVE, traffic=_second_by_second(0.01, rps=5))
     final = controller.run(limit=10000)
     assert final.phase is Phase.SUCCEEDED, final.message
     moved_on = [h.reason for h in final.history if "half the progress deadline" in h.reason]
