@@ -6,13 +6,11 @@ the metrics source against a loopback Prometheus stand-in. No internals are patc
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
 
 from canarymesh.api.canary import Canary
 from canarymesh.errors import ConfigError
@@ -29,23 +27,6 @@ from tests.unit.kube.fake_apiserver import FakeApiServer
 REPO = Path(__file__).resolve().parents[3]
 T0 = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 ISTIO = "networking.istio.io"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeApiServer]:
-    fake = FakeApiServer()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
-def api(server: FakeApiServer) -> Iterator[KubeApi]:
-    configuration = client.Configuration(host=server.url)
-    with client.ApiClient(configuration) as api_client:
-        yield KubeApi(api_client)
 
 
 def canary_doc() -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +34,6 @@ REFUSAL = (
     "Canary webapps/reviews: spec.target.revisions (an Argo Rollout's revisions) runs on the "
     "local mesh; on a cluster, run the Rollout with Argo Rollouts"
 )
-
-
-@pytest.fixture
-def server() -> Iterator[FakeApiServer]:
-    fake = FakeApiServer()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 def with_revisions() -> dict[str, object]:

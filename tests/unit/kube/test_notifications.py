@@ -31,16 +31,6 @@ KEY = b"cluster-hmac-key"
 
 
 @pytest.fixture
-def server() -> Iterator[FakeApiServer]:
-    fake = FakeApiServer()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     running = Receiver().start()
     yield running

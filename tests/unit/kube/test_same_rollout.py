@@ -7,7 +7,6 @@ cluster's objects must end where the fake router ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,16 +85,6 @@ def drive(router: TrafficRouter, store: StateStore, clock: FakeClock, errors: fl
         if script.decisions and script.decisions[-1][0] in ("Succeeded", "Failed"):
             break
     return script
-
-
-@pytest.fixture
-def server() -> Iterator[FakeApiServer]:
-    fake = FakeApiServer()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.mark.parametrize(("errors", "end"), [(0.0, "Succeeded"), (30.0, "Failed")])

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
-import pytest
 from kubernetes import client
 
 from canarymesh.controller.kube import KubeSettings, run, wiring_for
@@ -19,16 +17,6 @@ from canarymesh.runtime.kube.lease import LeaderElector
 from canarymesh.runtime.kube.watch import CanaryWatch
 from tests.unit.kube.fake_apiserver import FakeApiServer
 from tests.unit.kube.test_adapters import canary_doc, seed_bookinfo
-
-
-@pytest.fixture
-def server() -> Iterator[FakeApiServer]:
-    fake = FakeApiServer()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
 
 
 def test_two_replicas_one_leader_and_the_rollout_completes(server: FakeApiServer) -> None:
