@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from canarymesh.api.canary import ROLLOUT_ID_ANNOTATION, Canary, LoadGeneratorSpec
-from canarymesh.api.notifications import AlertProviderSpec
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.notify import Notifier, NotifyMetrics
@@ -35,6 +34,7 @@ from canarymesh.controller.wiring import (
     ProviderItem,
     Wiring,
     canary_item,
+    provider_items,
 )
 from canarymesh.ports import TrafficRouter
 from canarymesh.ports.clock import SystemClock
@@ -135,17 +135,7 @@ class KubeProviders:
         self.api = api
 
     def providers(self) -> tuple[ProviderItem, ...]:
-        items = []
-        for obj in self.api.list_all(ALERT_PROVIDER):
-            meta = obj.get("metadata") or {}
-            namespace, name = str(meta.get("namespace", "default")), str(meta.get("name"))
-            try:
-                spec = AlertProviderSpec.model_validate(obj.get("spec") or {})
-            except ValidationError as err:
-                log.error("AlertProvider %s/%s cannot be read: %s", namespace, name, err)
-                continue
-            items.append(ProviderItem(namespace, name, spec))
-        return tuple(items)
+        return provider_items(self.api.list_all(ALERT_PROVIDER))
 
     def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
         return self.api.secret_data(namespace, name)

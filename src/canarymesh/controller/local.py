@@ -27,7 +27,6 @@ from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from canarymesh.api.canary import ROLLOUT_ID_ANNOTATION, Canary
-from canarymesh.api.notifications import AlertProviderSpec
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.notify import Notifier, NotifyMetrics
@@ -39,6 +38,7 @@ from canarymesh.controller.wiring import (
     ProviderItem,
     Wiring,
     canary_item,
+    provider_items,
 )
 from canarymesh.errors import CanaryMeshError
 from canarymesh.ports import TrafficRouter
@@ -108,17 +108,7 @@ class LocalProviders:
         self.api = api
 
     def providers(self) -> tuple[ProviderItem, ...]:
-        items = []
-        for doc in self.api.resources([ALERT_PROVIDER_KIND]):
-            meta = doc.get("metadata") or {}
-            namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name"))
-            try:
-                spec = AlertProviderSpec.model_validate(doc.get("spec") or {})
-            except ValidationError as err:
-                log.error("AlertProvider %s/%s cannot be read: %s", namespace, name, err)
-                continue
-            items.append(ProviderItem(namespace, name, spec))
-        return tuple(items)
+        return provider_items(self.api.resources([ALERT_PROVIDER_KIND]))
 
     def secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
         found = [

@@ -8,9 +8,12 @@ the in-memory doubles of the unit tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+from pydantic import ValidationError
 
 from canarymesh.analysis.measure import ConfigCounters
 from canarymesh.api.canary import Canary, Webhook
@@ -31,7 +34,10 @@ __all__ = [
     "WebhookCaller",
     "Wiring",
     "canary_item",
+    "provider_items",
 ]
+
+log = logging.getLogger("canarymesh.controller")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,22 @@ class ProviderItem:
     namespace: str
     name: str
     spec: AlertProviderSpec
+
+
+def provider_items(documents: Iterable[Mapping[str, Any]]) -> tuple[ProviderItem, ...]:
+    """The AlertProviders among stored documents, as either runtime lists them; one that cannot
+    be read is left out and logged (the others still notify)."""
+    items = []
+    for doc in documents:
+        meta = doc.get("metadata") or {}
+        namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name"))
+        try:
+            spec = AlertProviderSpec.model_validate(doc.get("spec") or {})
+        except ValidationError as err:
+            log.error("AlertProvider %s/%s cannot be read: %s", namespace, name, err)
+            continue
+        items.append(ProviderItem(namespace, name, spec))
+    return tuple(items)
 
 
 class ProviderSource(Protocol):

@@ -26,7 +26,13 @@ from canarymesh.api.notifications import AlertProviderSpec
 from canarymesh.controller.loop import Controller
 from canarymesh.controller.metrics import ControllerMetrics
 from canarymesh.controller.notify import Notifier, NotifyMetrics, Retry
-from canarymesh.controller.wiring import CanaryItem, DecisionSinks, ProviderItem, Wiring
+from canarymesh.controller.wiring import (
+    CanaryItem,
+    DecisionSinks,
+    ProviderItem,
+    Wiring,
+    provider_items,
+)
 from canarymesh.ports import state_of
 from canarymesh.rollout.machine import Decision, WebhookResult
 from canarymesh.rollout.phases import Phase
@@ -394,3 +400,16 @@ def test_retry_delays_grow_and_stay_under_the_cap() -> None:
     assert highest == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
     assert all(retry.delay(n, lambda low, high: low) == 0.0 for n in range(8))
     assert datetime.timedelta(seconds=sum(highest)) < datetime.timedelta(minutes=2)
+
+
+def test_provider_items_leave_out_what_cannot_be_read_and_keep_the_rest() -> None:
+    documents = [
+        {"metadata": {"name": "team", "namespace": "shop"}, "spec": {"type": "slack"}},
+        {"metadata": {"name": "broken"}, "spec": {"type": "carrier-pigeon"}},
+        {"metadata": {"name": "ops"}, "spec": {"type": "alertmanager", "address": "http://am"}},
+    ]
+    items = provider_items(documents)
+    assert [(i.namespace, i.name, i.spec.type) for i in items] == [
+        ("shop", "team", "slack"),
+        ("default", "ops", "alertmanager"),
+    ]
