@@ -204,47 +204,15 @@ def build_crd() -> dict[str, Any]:
     """The whole CustomResourceDefinition object."""
     spec = canary_schema()
     spec["required"] = sorted(set(spec.get("required", [])) | {"target"})
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME, "labels": {"app.kubernetes.io/part-of": "canarymesh"}},
-        "spec": {
-            "group": API_GROUP,
-            "names": {
-                "kind": "Canary",
-                "listKind": "CanaryList",
-                "plural": PLURAL,
-                "singular": "canary",
-                "shortNames": ["cmc"],
-                "categories": ["canarymesh"],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": _columns(),
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "A progressive rollout of one Service between two "
-                            "subsets, judged by its metrics (Canary Mesh).",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": status_schema(),
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return _definition(
+        CRD_NAME,
+        {"kind": "Canary", "listKind": "CanaryList", "plural": PLURAL, "singular": "canary",
+         "shortNames": ["cmc"], "categories": ["canarymesh"]},
+        "A progressive rollout of one Service between two subsets, judged by its metrics "
+        "(Canary Mesh).",
+        _columns(),
+        {"spec": spec, "status": status_schema()},
+    )  # fmt: skip
 
 
 def build_alert_provider_crd() -> dict[str, Any]:
@@ -256,47 +224,51 @@ def build_alert_provider_crd() -> dict[str, Any]:
         {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
+    return _definition(
+        f"{ALERT_PROVIDER_PLURAL}.{API_GROUP}",
+        {"kind": "AlertProvider", "listKind": "AlertProviderList",
+         "plural": ALERT_PROVIDER_PLURAL, "singular": "alertprovider",
+         "categories": ["canarymesh"]},
+        "Where rollout notifications go: Slack, Microsoft Teams, Discord, a signed webhook or "
+        "Alertmanager (Canary Mesh).",
+        columns,
+        {"spec": spec},
+    )  # fmt: skip
+
+
+def _definition(
+    name: str,
+    names: dict[str, Any],
+    description: str,
+    columns: list[dict[str, Any]],
+    properties: dict[str, Any],
+) -> dict[str, Any]:
+    """One namespaced CustomResourceDefinition of our group, served and stored at VERSION; the
+    status subresource when the kind has a status."""
+    version: dict[str, Any] = {"name": VERSION, "served": True, "storage": True}
+    if "status" in properties:
+        version["subresources"] = {"status": {}}
+    version["additionalPrinterColumns"] = columns
+    version["schema"] = {
+        "openAPIV3Schema": {
+            "type": "object",
+            "description": description,
+            "required": ["spec"],
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "kind": {"type": "string"},
+                "metadata": {"type": "object"},
+                **properties,
+            },
+        }
+    }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": f"{ALERT_PROVIDER_PLURAL}.{API_GROUP}",
-            "labels": {"app.kubernetes.io/part-of": "canarymesh"},
-        },
-        "spec": {
-            "group": API_GROUP,
-            "names": {
-                "kind": "AlertProvider",
-                "listKind": "AlertProviderList",
-                "plural": ALERT_PROVIDER_PLURAL,
-                "singular": "alertprovider",
-                "categories": ["canarymesh"],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "additionalPrinterColumns": columns,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "Where rollout notifications go: Slack, Microsoft "
-                            "Teams, Discord, a signed webhook or Alertmanager (Canary Mesh).",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "canarymesh"}},
+        "spec": {"group": API_GROUP, "names": names, "scope": "Namespaced",
+                 "versions": [version]},
+    }  # fmt: skip
 
 
 def _columns() -> list[dict[str, Any]]:
