@@ -8,24 +8,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 
-from canarymesh.controller.kube import KubeProviders, KubeSettings, run, wiring_for
-from canarymesh.controller.metrics import ControllerMetrics
-from canarymesh.controller.notify import Notifier, NotifyMetrics, Retry
-from canarymesh.ports.clock import SystemClock
+from canarymesh.controller.kube import KubeProviders
 from canarymesh.runtime.kube.client import KubeApi
-from canarymesh.runtime.kube.lease import LeaderElector
-from canarymesh.runtime.kube.watch import CanaryWatch
 from canarymesh.views.notification_payloads import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER
 from tests.support.receivers import Receiver, shape_problems
 from tests.unit.kube.fake_apiserver import FakeApiServer
-from tests.unit.kube.test_adapters import canary_doc, seed_bookinfo
+from tests.unit.kube.replicas import quick_canary, replicas
+from tests.unit.kube.test_adapters import seed_bookinfo
 
 KEY = b"cluster-hmac-key"
 
@@ -45,14 +40,8 @@ def secret(namespace: str, name: str, **data: str) -> dict[str, object]:
 
 def seed(server: FakeApiServer, receiver: Receiver) -> None:
     seed_bookinfo(server)
-    doc = canary_doc()
-    doc["spec"] = {
-        "target": doc["spec"]["target"],
-        "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {"duration": "1s"}}]}},
-        "skipAnalysis": True,
-        "notifications": [{"providerRef": {"name": "team-slack"}, "events": ["promoted"]}],
-    }
-    server.put("canarymesh.io", "canaries", doc)
+    notifications = [{"providerRef": {"name": "team-slack"}, "events": ["promoted"]}]
+    server.put("canarymesh.io", "canaries", quick_canary(notifications=notifications))
     server.put("", "secrets", secret("webapps", "team-slack", address=receiver.url("/slack")))
     server.put("canarymesh.io", "alertproviders", {
         "metadata": {"name": "team-slack", "namespace": "webapps"},
@@ -75,41 +64,10 @@ def seed(server: FakeApiServer, receiver: Receiver) -> None:
 
 def test_two_replicas_notify_each_event_once(server: FakeApiServer, receiver: Receiver) -> None:
     seed(server, receiver)
-    stop = threading.Event()
-    threads, clients, watches, notifiers = [], [], [], []
-    for identity in ("replica-a", "replica-b"):
-        api_client = client.ApiClient(client.Configuration(host=server.url))
-        api = KubeApi(api_client)
-        settings = KubeSettings(prometheus_url="http://127.0.0.1:9", istiod_url=None,
-                                identity=identity, lease_namespace="canarymesh-system")  # fmt: skip
-        watch = CanaryWatch(api, timeout_seconds=2).start()
-        # As main() wires it: one notifier per replica, fed by the loop's decisions.
-        metrics = ControllerMetrics()
-        notifier = Notifier(KubeProviders(api), NotifyMetrics(metrics.registry), SystemClock(),
-                            retry=Retry(attempts=2, first=0.01, cap=0.05)).start()  # fmt: skip
-        wiring, _ = wiring_for(api, settings, watch, metrics, notifier)
-        elector = LeaderElector(api, settings.lease_namespace, settings.lease_name, identity)
-        thread = threading.Thread(target=run, args=(wiring, elector, stop, 0.05), daemon=True)
-        thread.start()
-        threads.append(thread)
-        clients.append(api_client)
-        watches.append(watch)
-        notifiers.append(notifier)
-    try:
+    with replicas(server, "replica-a", "replica-b", notify=True):
         promoted = receiver.wait_for("/slack", 1, timeout=30)
-        hooks = receiver.wait_for("/hooks", 3, timeout=10)
+        receiver.wait_for("/hooks", 3, timeout=10)
         time.sleep(0.5)  # a second replica's duplicate would have arrived by now
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(10)
-        for notifier in notifiers:
-            notifier.idle.wait(5)
-            notifier.stop()
-        for watch in watches:
-            watch.stop()
-        for api_client in clients:
-            api_client.close()  # type: ignore[no-untyped-call]
 
     status = server.object("canarymesh.io", "canaries", "webapps", "reviews")["status"]
     assert status["phase"] == "Succeeded", status["message"]
