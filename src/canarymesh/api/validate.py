@@ -10,7 +10,7 @@ reports and carries on. Cross-resource checks (does the subset exist?) are in
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -28,8 +28,14 @@ from canarymesh.api.diagnostics import Diagnostic
 from canarymesh.api.limits import MAX_INT32, MAX_LOCAL_REPLICAS
 from canarymesh.api.objects import FieldPath, Resource
 from canarymesh.api.reporter import Reporter
+from canarymesh.api.stats_annotations import (
+    PROXY_CONFIG,
+    SIDECAR_ANNOTATIONS,
+    proxy_config_entries,
+    sidecar_entries,
+)
 from canarymesh.api.validate_canary import validate_canary
-from canarymesh.api.validate_common import check_duration, check_labels, check_port
+from canarymesh.api.validate_common import check_duration, check_labels, check_port, check_regex
 from canarymesh.api.validate_networking import (
     validate_destination_rule,
     validate_gateway,
@@ -219,6 +225,17 @@ def _validate_deployment(report: Reporter, deployment: kube.Deployment) -> None:
         for p_index, port in enumerate(container.ports):
             path = (*SPEC, "template", "spec", "containers", index, "ports", p_index)
             check_port(report, (*path, "containerPort"), port.container_port)
+    _check_stats_regexps(report, deployment.template.metadata.annotations)
+
+
+def _check_stats_regexps(report: Reporter, annotations: Mapping[str, str]) -> None:
+    """The stats regexes a pod asks for go into its Envoy's bootstrap, and one Envoy cannot
+    compile keeps the sidecar from starting: refused here, naming the annotation."""
+    annotated: FieldPath = (*SPEC, "template", "metadata", "annotations")
+    for regex in sidecar_entries(annotations, "regexps"):
+        check_regex(report, (*annotated, SIDECAR_ANNOTATIONS["regexps"]), regex)
+    for regex in proxy_config_entries(annotations, "regexps"):
+        check_regex(report, (*annotated, PROXY_CONFIG), regex)
 
 
 def _typed(

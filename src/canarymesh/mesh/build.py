@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from canarymesh.api import gateway_api, istio_networking, istio_security, kube
 from canarymesh.api.objects import Resource
-from canarymesh.api.yamldocs import parse_documents
+from canarymesh.api.stats_annotations import KINDS, proxy_config_entries, sidecar_entries
 from canarymesh.mesh.capture import ADMIN_PORT
 from canarymesh.mesh.model import (
     Config,
@@ -116,46 +116,14 @@ class PodTemplate:
     stats_inclusion: StatsInclusion = StatsInclusion()
 
 
-STATS_ANNOTATIONS = {
-    "prefixes": "sidecar.istio.io/statsInclusionPrefixes",
-    "suffixes": "sidecar.istio.io/statsInclusionSuffixes",
-    "regexps": "sidecar.istio.io/statsInclusionRegexps",
-}
-
-
-PROXY_CONFIG = "proxy.istio.io/config"
-STATS_MATCHER_FIELDS = {
-    "prefixes": "inclusionPrefixes",
-    "suffixes": "inclusionSuffixes",
-    "regexps": "inclusionRegexps",
-}
-
-
 def stats_inclusion(annotations: Mapping[str, str]) -> StatsInclusion:
-    """What a pod's annotations add to Istio's default Envoy stats: ``proxy.istio.io/config``'s
-    ``proxyStatsMatcher``, and the older ``sidecar.istio.io/statsInclusion*`` (comma-separated),
-    which istio-agent still reads and puts first."""
-    found = {
-        attr: [p.strip() for p in annotations.get(name, "").split(",") if p.strip()]
-        for attr, name in STATS_ANNOTATIONS.items()
+    """What a pod's annotations add to Istio's default Envoy stats; the older
+    ``sidecar.istio.io`` entries first, as istio-agent puts them."""
+    entries = {
+        kind: sidecar_entries(annotations, kind) + proxy_config_entries(annotations, kind)
+        for kind in KINDS
     }
-    matcher = _proxy_stats_matcher(annotations.get(PROXY_CONFIG, ""))
-    for attr, key in STATS_MATCHER_FIELDS.items():
-        values = matcher.get(key)
-        if isinstance(values, list):
-            found[attr] += [v for v in values if isinstance(v, str) and v]
-    return StatsInclusion(**{attr: tuple(values) for attr, values in found.items()})
-
-
-def _proxy_stats_matcher(text: str) -> dict[str, object]:
-    """``proxyStatsMatcher`` of a ``proxy.istio.io/config`` value, read with the manifests' own
-    guarded YAML reader (an annotation is user input too); {} when it holds none."""
-    if not text.strip():
-        return {}
-    documents, _ = parse_documents(text)
-    data = documents[0].data if len(documents) == 1 else None
-    matcher = data.get("proxyStatsMatcher") if isinstance(data, dict) else None
-    return matcher if isinstance(matcher, dict) else {}
+    return StatsInclusion(**entries)
 
 
 def pod_templates(resources: Sequence[Resource[BaseModel]]) -> list[PodTemplate]:
